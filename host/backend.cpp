@@ -1,0 +1,100 @@
+// Backend selection and the Buffer handle.
+#include "veil/backend.hpp"
+
+#include "cpu_backend.hpp"
+#include "veil/error.hpp"
+#ifdef VEIL_HAVE_CUDA
+#include "cuda_seam.hpp"
+#endif
+
+namespace veil {
+
+bool cuda_available() {
+#ifdef VEIL_HAVE_CUDA
+  return cuda::device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+std::string backend_kind_name(BackendKind kind) {
+  switch (kind) {
+    case BackendKind::Cpu: return "cpu";
+    case BackendKind::Cuda: return "cuda";
+    case BackendKind::Auto: return "auto";
+  }
+  return "unknown";
+}
+
+std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const RnsTables> tables) {
+  require(tables != nullptr, ErrorCode::InvalidArgument, "make_backend: no tables");
+  if (kind == BackendKind::Auto) kind = cuda_available() ? BackendKind::Cuda : BackendKind::Cpu;
+  if (kind == BackendKind::Cpu) return std::make_shared<CpuBackend>(std::move(tables));
+#ifdef VEIL_HAVE_CUDA
+  require(cuda::device_count() > 0, ErrorCode::Unsupported, "cuda backend requested but no CUDA device is present");
+  return cuda::make_backend(std::move(tables), 0);
+#else
+  throw Error(ErrorCode::Unsupported, "cuda backend requested but Veil was built without CUDA (VEIL_CUDA=OFF)");
+#endif
+}
+
+Buffer::Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret)
+    : backend_(std::move(backend)), words_(words), secret_(secret) {
+  ptr_ = backend_->allocate(words);
+  backend_->set_zero(ptr_, words);
+}
+
+Buffer::Buffer(const Buffer& other) : backend_(other.backend_), words_(other.words_), secret_(other.secret_) {
+  if (other.ptr_) {
+    ptr_ = backend_->allocate(words_);
+    backend_->copy(ptr_, other.ptr_, words_);
+  }
+}
+
+Buffer& Buffer::operator=(const Buffer& other) {
+  if (this != &other) {
+    Buffer tmp(other);
+    *this = std::move(tmp);
+  }
+  return *this;
+}
+
+Buffer::Buffer(Buffer&& other) noexcept
+    : backend_(std::move(other.backend_)), ptr_(other.ptr_), words_(other.words_), secret_(other.secret_) {
+  other.ptr_ = nullptr;
+  other.words_ = 0;
+}
+
+Buffer& Buffer::operator=(Buffer&& other) noexcept {
+  if (this != &other) {
+    reset();
+    backend_ = std::move(other.backend_);
+    ptr_ = other.ptr_;
+    words_ = other.words_;
+    secret_ = other.secret_;
+    other.ptr_ = nullptr;
+    other.words_ = 0;
+  }
+  return *this;
+}
+
+Buffer::~Buffer() { reset(); }
+
+void Buffer::reset() noexcept {
+  if (ptr_) backend_->release(ptr_, words_, secret_);
+  ptr_ = nullptr;
+  words_ = 0;
+}
+
+std::vector<uint64_t> Buffer::to_host() const {
+  std::vector<uint64_t> out(words_);
+  if (ptr_) backend_->download(out.data(), ptr_, words_);
+  return out;
+}
+
+void Buffer::from_host(const uint64_t* src, size_t words) {
+  require(words == words_, ErrorCode::InvalidArgument, "Buffer::from_host: size mismatch");
+  if (ptr_) backend_->upload(ptr_, src, words);
+}
+
+}  // namespace veil

@@ -1,0 +1,289 @@
+#include "cpu_backend.hpp"
+
+#include <sodium.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "veil/error.hpp"
+
+namespace veil {
+
+using arith::u128;
+
+namespace {
+// Parallelise over limbs only when there is enough work to beat the fork cost.
+constexpr size_t kParallelWords = size_t{1} << 15;
+}  // namespace
+
+CpuBackend::CpuBackend(std::shared_ptr<const RnsTables> tables) : Backend(std::move(tables)) {
+  const auto& t = *tables_;
+  mod_.reserve(t.primes.size());
+  ntt_.reserve(t.primes.size());
+  for (uint64_t q : t.primes) {
+    mod_.emplace_back(q);
+    ntt_.emplace_back(q, t.log_n);
+  }
+}
+
+uint64_t* CpuBackend::allocate(size_t words) {
+  if (words == 0) return nullptr;
+  size_t bytes = ((words * sizeof(uint64_t) + 63) / 64) * 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw Error(ErrorCode::Backend, "cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes");
+  return static_cast<uint64_t*>(p);
+}
+
+void CpuBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
+  if (!ptr) return;
+  if (wipe) sodium_memzero(ptr, words * sizeof(uint64_t));
+  std::free(ptr);
+}
+
+void CpuBackend::upload(uint64_t* dst, const uint64_t* src, size_t words) {
+  if (words) std::memcpy(dst, src, words * sizeof(uint64_t));
+}
+void CpuBackend::download(uint64_t* dst, const uint64_t* src, size_t words) {
+  if (words) std::memcpy(dst, src, words * sizeof(uint64_t));
+}
+void CpuBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
+  if (words && dst != src) std::memmove(dst, src, words * sizeof(uint64_t));
+}
+void CpuBackend::set_zero(uint64_t* dst, size_t words) {
+  if (words) std::memset(dst, 0, words * sizeof(uint64_t));
+}
+
+// Runs body(limb, modulus, offset) for every limb of b, in parallel when large.
+#define VEIL_FOR_EACH_LIMB(b, ...)                                                    \
+  do {                                                                                \
+    const auto& tb_ = *tables_;                                                       \
+    const int limbs_ = static_cast<int>(tb_.limbs(b));                                \
+    const size_t n_ = tb_.n;                                                          \
+    _Pragma("omp parallel for if (limbs_ * n_ >= kParallelWords)")                    \
+    for (int limb = 0; limb < limbs_; ++limb) {                                       \
+      const arith::Modulus& m = mod_[tb_.prime_index(b, limb)];                       \
+      const size_t off = static_cast<size_t>(limb) * n_;                              \
+      (void)m; (void)off;                                                             \
+      __VA_ARGS__                                                                     \
+    }                                                                                 \
+  } while (0)
+
+void CpuBackend::add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t q = m.value;
+    for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], y[i], q);
+  });
+}
+
+void CpuBackend::sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t q = m.value;
+    for (size_t i = off; i < off + n_; ++i) out[i] = arith::sub_mod(x[i], y[i], q);
+  });
+}
+
+void CpuBackend::negate(Basis b, uint64_t* out, const uint64_t* x) {
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t q = m.value;
+    for (size_t i = off; i < off + n_; ++i) out[i] = arith::neg_mod(x[i], q);
+  });
+}
+
+void CpuBackend::multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  VEIL_FOR_EACH_LIMB(b, {
+    for (size_t i = off; i < off + n_; ++i) out[i] = m.mul(x[i], y[i]);
+  });
+}
+
+void CpuBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  VEIL_FOR_EACH_LIMB(b, {
+    for (size_t i = off; i < off + n_; ++i) out[i] = m.reduce128((u128)x[i] * y[i] + out[i]);
+  });
+}
+
+void CpuBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t q = m.value, w = s[limb], ws = arith::shoup_precompute(w, q);
+    for (size_t i = off; i < off + n_; ++i) out[i] = arith::mul_shoup(x[i], w, ws, q);
+  });
+}
+
+void CpuBackend::add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t q = m.value, w = s[limb];
+    for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], w, q);
+  });
+}
+
+void CpuBackend::ntt_forward(Basis b, uint64_t* data) {
+  VEIL_FOR_EACH_LIMB(b, { ntt_[tb_.prime_index(b, limb)].forward(data + off); });
+}
+
+void CpuBackend::ntt_inverse(Basis b, uint64_t* data) {
+  VEIL_FOR_EACH_LIMB(b, { ntt_[tb_.prime_index(b, limb)].inverse(data + off); });
+}
+
+// Bit-reversed NTT slot i holds a(psi^(2 brev(i) + 1)); a(X^g) there equals
+// a(psi^((2 brev(i) + 1) g)), i.e. the slot whose exponent is that product.
+const std::vector<uint32_t>& CpuBackend::ntt_permutation(uint64_t g) {
+  std::lock_guard<std::mutex> lock(perm_mutex_);
+  auto it = perm_cache_.find(g);
+  if (it != perm_cache_.end()) return it->second;
+  const uint32_t log_n = tables_->log_n;
+  const uint64_t n = tables_->n, two_n_mask = 2 * n - 1;
+  std::vector<uint32_t> perm(n);
+  for (uint64_t i = 0; i < n; ++i) {
+    uint64_t e = 2 * arith::bit_reverse(static_cast<uint32_t>(i), log_n) + 1;
+    uint64_t target = ((e * g) & two_n_mask) >> 1;
+    perm[i] = arith::bit_reverse(static_cast<uint32_t>(target), log_n);
+  }
+  return perm_cache_.emplace(g, std::move(perm)).first->second;
+}
+
+void CpuBackend::automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {
+  require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
+  const auto& perm = ntt_permutation(g);
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t* src = in + off;
+    uint64_t* dst = out + off;
+    for (size_t i = 0; i < n_; ++i) dst[i] = src[perm[i]];
+  });
+}
+
+void CpuBackend::automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {
+  require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
+  VEIL_FOR_EACH_LIMB(b, {
+    const uint64_t q = m.value, mask = 2 * n_ - 1;
+    const uint64_t* src = in + off;
+    uint64_t* dst = out + off;
+    for (size_t i = 0; i < n_; ++i) {
+      uint64_t k = (i * g) & mask;
+      if (k < n_) dst[k] = src[i];
+      else dst[k - n_] = arith::neg_mod(src[i], q);
+    }
+  });
+}
+
+void CpuBackend::rescale(uint32_t level, uint64_t* in_out) {
+  require(level >= 1 && level <= tables_->max_level, ErrorCode::LevelMismatch, "rescale needs level >= 1");
+  const auto& t = *tables_;
+  const auto& plan = t.rescale[level];
+  const size_t n = t.n;
+  const uint64_t ql = t.primes[level];
+  std::vector<uint64_t> last(in_out + level * n, in_out + (level + 1) * n);
+  ntt_[level].inverse(last.data());
+  const uint64_t half = ql >> 1;
+  for (auto& v : last) v = arith::add_mod(v, half, ql);  // round instead of floor
+#pragma omp parallel for if (level * n >= kParallelWords)
+  for (int i = 0; i < static_cast<int>(level); ++i) {
+    const arith::Modulus& m = mod_[i];
+    const uint64_t qi = m.value;
+    std::vector<uint64_t> tmp(n);
+    const uint64_t h = plan.half_ql_mod_q[i];
+    for (size_t c = 0; c < n; ++c) tmp[c] = arith::sub_mod(m.reduce(last[c]), h, qi);
+    ntt_[i].forward(tmp.data());
+    const uint64_t w = plan.ql_inv_mod_q[i], ws = arith::shoup_precompute(w, qi);
+    uint64_t* limb = in_out + i * n;
+    for (size_t c = 0; c < n; ++c) limb[c] = arith::mul_shoup(arith::sub_mod(limb[c], tmp[c], qi), w, ws, qi);
+  }
+}
+
+void CpuBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
+                        const uint64_t* ntt) {
+  const auto& t = *tables_;
+  require(level <= t.max_level && digit < t.digits(level), ErrorCode::InvalidArgument, "mod_up: bad level/digit");
+  const auto& plan = t.mod_up[level][digit];
+  const size_t n = t.n;
+  // The digit's own limbs are exact: copy them (already NTT form).
+  std::memcpy(out_qp + plan.first * n, ntt + plan.first * n, plan.count * n * sizeof(uint64_t));
+  // y_i = x_i * (D/d_i)^-1 mod d_i
+  std::vector<uint64_t> y(plan.count * n);
+  for (uint32_t i = 0; i < plan.count; ++i) {
+    const uint64_t d = t.primes[plan.first + i], w = plan.qhat_inv[i], ws = arith::shoup_precompute(w, d);
+    const uint64_t* src = coeff + (plan.first + i) * n;
+    for (size_t c = 0; c < n; ++c) y[i * n + c] = arith::mul_shoup(src[c], w, ws, d);
+  }
+  const Basis qp{level + 1, true};
+  const int targets = static_cast<int>(plan.target_limbs.size());
+#pragma omp parallel for if (targets * n >= kParallelWords)
+  for (int k = 0; k < targets; ++k) {
+    const uint32_t limb = plan.target_limbs[k];
+    const uint32_t pi = t.prime_index(qp, limb);
+    const arith::Modulus& m = mod_[pi];
+    const uint64_t* factors = plan.qhat_mod_target.data() + static_cast<size_t>(k) * plan.count;
+    uint64_t* dst = out_qp + limb * n;
+    for (size_t c = 0; c < n; ++c) {
+      u128 acc = 0;
+      for (uint32_t i = 0; i < plan.count; ++i) acc += (u128)y[i * n + c] * factors[i];
+      dst[c] = m.reduce128(acc);
+    }
+    ntt_[pi].forward(dst);
+  }
+}
+
+void CpuBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
+  const auto& t = *tables_;
+  require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
+  const auto& plan = t.mod_down;
+  const size_t n = t.n;
+  const uint32_t alpha = t.alpha, L = t.max_level;
+  uint64_t* p_part = in_qp + (level + 1) * n;
+  // P part to coefficients, then y_k = x_k * (P/p_k)^-1 mod p_k (in place).
+#pragma omp parallel for if (alpha * n >= kParallelWords)
+  for (int k = 0; k < static_cast<int>(alpha); ++k) {
+    const uint64_t pk = t.primes[L + 1 + k];
+    uint64_t* limb = p_part + k * n;
+    ntt_[L + 1 + k].inverse(limb);
+    const uint64_t w = plan.phat_inv[k], ws = arith::shoup_precompute(w, pk);
+    for (size_t c = 0; c < n; ++c) limb[c] = arith::mul_shoup(limb[c], w, ws, pk);
+  }
+#pragma omp parallel for if ((level + 1) * n >= kParallelWords)
+  for (int i = 0; i <= static_cast<int>(level); ++i) {
+    const arith::Modulus& m = mod_[i];
+    const uint64_t qi = m.value;
+    const uint64_t* factors = plan.phat_mod_q.data() + static_cast<size_t>(i) * alpha;
+    std::vector<uint64_t> conv(n);
+    for (size_t c = 0; c < n; ++c) {
+      u128 acc = 0;
+      for (uint32_t k = 0; k < alpha; ++k) acc += (u128)p_part[k * n + c] * factors[k];
+      conv[c] = m.reduce128(acc);
+    }
+    ntt_[i].forward(conv.data());
+    const uint64_t w = plan.p_inv_mod_q[i], ws = arith::shoup_precompute(w, qi);
+    const uint64_t* x = in_qp + i * n;
+    uint64_t* dst = out_q + i * n;
+    for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup(arith::sub_mod(x[c], conv[c], qi), w, ws, qi);
+  }
+}
+
+void CpuBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
+                                          const uint64_t* key, uint64_t* out0, uint64_t* out1) {
+  const auto& t = *tables_;
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(t.max_level),
+          ErrorCode::InvalidArgument, "key_switch_inner_product: bad level/digits");
+  const Basis qp{level + 1, true};
+  const size_t n = t.n;
+  const uint32_t limbs = t.limbs(qp);
+  const size_t key_poly = static_cast<size_t>(t.max_level + 1 + t.alpha) * n;
+  const size_t digit_words = static_cast<size_t>(limbs) * n;
+#pragma omp parallel for if (limbs * n >= kParallelWords)
+  for (int limb = 0; limb < static_cast<int>(limbs); ++limb) {
+    const uint32_t pi = t.prime_index(qp, limb);
+    const arith::Modulus& m = mod_[pi];
+    const size_t key_off = static_cast<size_t>(pi) * n;  // prime index == key limb index
+    for (size_t c = 0; c < n; ++c) {
+      u128 acc0 = 0, acc1 = 0;
+      for (uint32_t j = 0; j < num_digits; ++j) {
+        const uint64_t d = digits[j * digit_words + limb * n + c];
+        const uint64_t* kj = key + 2 * j * key_poly + key_off;
+        acc0 += (u128)d * kj[c];
+        acc1 += (u128)d * kj[key_poly + c];
+      }
+      out0[limb * n + c] = m.reduce128(acc0);
+      out1[limb * n + c] = m.reduce128(acc1);
+    }
+  }
+}
+
+}  // namespace veil

@@ -1,0 +1,56 @@
+// The reference CPU backend: portable C++, OpenMP over limbs.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "modarith.hpp"
+#include "ntt.hpp"
+#include "veil/backend.hpp"
+
+namespace veil {
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(std::shared_ptr<const RnsTables> tables);
+  std::string name() const override { return "cpu"; }
+
+  uint64_t* allocate(size_t words) override;
+  void release(uint64_t* ptr, size_t words, bool wipe) noexcept override;
+  void upload(uint64_t* dst, const uint64_t* host_src, size_t words) override;
+  void download(uint64_t* host_dst, const uint64_t* src, size_t words) override;
+  void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
+  void set_zero(uint64_t* dst, size_t words) override;
+
+  void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void negate(Basis b, uint64_t* out, const uint64_t* x) override;
+  void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
+  void add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
+
+  void ntt_forward(Basis b, uint64_t* data) override;
+  void ntt_inverse(Basis b, uint64_t* data) override;
+  void automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
+  void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
+
+  void rescale(uint32_t level, uint64_t* in_out) override;
+  void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
+              const uint64_t* ntt) override;
+  void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
+  void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
+                                const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
+
+  const arith::NttTables& ntt_table(uint32_t prime_index) const { return ntt_[prime_index]; }
+
+ private:
+  const std::vector<uint32_t>& ntt_permutation(uint64_t g);
+  std::vector<arith::Modulus> mod_;        // per prime index
+  std::vector<arith::NttTables> ntt_;      // per prime index
+  std::mutex perm_mutex_;
+  std::map<uint64_t, std::vector<uint32_t>> perm_cache_;
+};
+
+}  // namespace veil

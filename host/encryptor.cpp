@@ -1,0 +1,134 @@
+#include "veil/encryptor.hpp"
+
+#include "sampling.hpp"
+#include "veil/error.hpp"
+
+namespace veil {
+
+namespace {
+void check_same(const ContextPtr& ctx, const ContextPtr& other, const char* what) {
+  require(ctx != nullptr, ErrorCode::InvalidArgument, "null context");
+  require(other != nullptr && other->id() == ctx->id(), ErrorCode::ContextMismatch,
+          std::string(what) + " belongs to a different context");
+}
+
+// Uploads a fresh CBD error polynomial over basis b in NTT form into dst.
+void upload_error(const Context& ctx, Prng& prng, Basis b, uint64_t* dst) {
+  const auto& t = ctx.tables();
+  sampling::SecretVector<int64_t> e(t.n);
+  sampling::centered_binomial(prng, e.data(), t.n);
+  sampling::SecretVector<uint64_t> rns(ctx.words(b));
+  sampling::signed_to_rns(e.data(), t.n, t, b, rns.data());
+  ctx.backend().upload(dst, rns.data(), rns.size());
+  ctx.backend().ntt_forward(b, dst);
+}
+}  // namespace
+
+Encryptor::Encryptor(ContextPtr ctx, const PublicKey& pk) : Encryptor(ctx, pk, RandomSource::os()) {}
+Encryptor::Encryptor(ContextPtr ctx, const SecretKey& sk) : Encryptor(ctx, sk, RandomSource::os()) {}
+
+Encryptor::Encryptor(ContextPtr ctx, const PublicKey& pk, RandomSource random)
+    : ctx_(std::move(ctx)), pk_(pk), random_(std::move(random)) {
+  check_same(ctx_, pk.context(), "public key");
+}
+
+Encryptor::Encryptor(ContextPtr ctx, const SecretKey& sk, RandomSource random)
+    : ctx_(std::move(ctx)), sk_(sk), random_(std::move(random)) {
+  check_same(ctx_, sk.context(), "secret key");
+}
+
+Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
+  require(level <= ctx_->max_level(), ErrorCode::LevelMismatch, "encryption level above the top level");
+  const auto& t = ctx_->tables();
+  const Basis b{level + 1, false};
+  Backend& be = ctx_->backend();
+  Ciphertext ct(ctx_, 2, level, scale);
+  if (!sk_.empty()) {
+    // (-a s + e, a) with a expanded from a seed.
+    Seed seed = random_.next_seed();
+    std::vector<uint64_t> a(ctx_->words(b));
+    Prng a_prng(seed, 0);
+    sampling::uniform(a_prng, t, b, a.data());
+    be.upload(ct.poly(1), a.data(), a.size());
+    Prng prng(random_.next_seed());
+    upload_error(*ctx_, prng, b, ct.poly(0));
+    Buffer as = ctx_->allocate(b);
+    be.multiply(b, as.data(), ct.poly(1), sk_.data());
+    be.sub(b, ct.poly(0), ct.poly(0), as.data());
+    ct.set_c1_seed(seed);
+    return ct;
+  }
+  // ((v b + e0) / P, (v a + e1) / P) computed over Q_l u P, v ternary: the
+  // division by P (ModDown) shrinks the noise to rounding size.
+  const Basis qp{level + 1, true};
+  const size_t n = t.n;
+  Prng prng(random_.next_seed());
+  sampling::SecretVector<int64_t> v(n);
+  sampling::ternary(prng, v.data(), n);
+  sampling::SecretVector<uint64_t> v_rns(ctx_->words(qp));
+  sampling::signed_to_rns(v.data(), n, t, qp, v_rns.data());
+  Buffer v_buf = ctx_->allocate(qp, 1, true);
+  be.upload(v_buf.data(), v_rns.data(), v_rns.size());
+  be.ntt_forward(qp, v_buf.data());
+  Buffer key_part = ctx_->allocate(qp), acc = ctx_->allocate(qp);
+  const size_t q_words = ctx_->words(b), p_words = ctx_->words(Basis{0, true});
+  for (uint32_t i = 0; i < 2; ++i) {
+    // pk is over Q_L u P: gather its Q_l and P limbs.
+    be.copy(key_part.data(), pk_.poly(i), q_words);
+    be.copy(key_part.data() + q_words, pk_.poly(i) + ctx_->words(Basis{t.max_level + 1, false}), p_words);
+    upload_error(*ctx_, prng, qp, acc.data());
+    be.multiply_accumulate(qp, acc.data(), v_buf.data(), key_part.data());
+    be.mod_down(level, ct.poly(i), acc.data());
+  }
+  return ct;
+}
+
+Ciphertext Encryptor::encrypt(const Plaintext& pt) {
+  check_same(ctx_, pt.context(), "plaintext");
+  Ciphertext ct = encrypt_zero(pt.level(), pt.scale());
+  ctx_->backend().add(Basis{pt.level() + 1, false}, ct.poly(0), ct.poly(0), pt.data());
+  return ct;
+}
+
+Decryptor::Decryptor(ContextPtr ctx, const SecretKey& sk) : ctx_(std::move(ctx)), sk_(sk) {
+  check_same(ctx_, sk.context(), "secret key");
+}
+
+Plaintext Decryptor::decrypt(const Ciphertext& ct) const {
+  check_same(ctx_, ct.context(), "ciphertext");
+  const Basis b{ct.level() + 1, false};
+  Backend& be = ctx_->backend();
+  Plaintext pt(ctx_, ct.level(), ct.scale());
+  // Horner: ((c_{k-1} s + c_{k-2}) s + ...) + c_0
+  be.copy(pt.data(), ct.poly(ct.size() - 1), ct.poly_words());
+  for (int i = static_cast<int>(ct.size()) - 2; i >= 0; --i) {
+    be.multiply(b, pt.data(), pt.data(), sk_.data());
+    be.add(b, pt.data(), pt.data(), ct.poly(i));
+  }
+  return pt;
+}
+
+Plaintext Decryptor::decrypt_flooded(const Ciphertext& ct, int flood_bits, RandomSource& random) const {
+  require(flood_bits >= 1 && flood_bits <= 62, ErrorCode::InvalidArgument, "flood_bits must be in [1, 62]");
+  Plaintext pt = decrypt(ct);
+  const auto& t = ctx_->tables();
+  const Basis b{ct.level() + 1, false};
+  Prng prng(random.next_seed());
+  // Uniform in [-2^flood_bits, 2^flood_bits] by rejection from flood_bits+2 random bits.
+  const uint64_t bound = uint64_t{1} << flood_bits, range = 2 * bound + 1;
+  const uint64_t mask = (flood_bits >= 62) ? ~uint64_t{0} >> 1 : (uint64_t{1} << (flood_bits + 2)) - 1;
+  sampling::SecretVector<int64_t> e(t.n);
+  for (size_t i = 0; i < t.n;) {
+    uint64_t r = prng.next_u64() & mask;
+    if (r < range) e[i++] = static_cast<int64_t>(r) - static_cast<int64_t>(bound);
+  }
+  sampling::SecretVector<uint64_t> rns(ctx_->words(b));
+  sampling::signed_to_rns(e.data(), t.n, t, b, rns.data());
+  Buffer noise = ctx_->allocate(b);
+  ctx_->backend().upload(noise.data(), rns.data(), rns.size());
+  ctx_->backend().ntt_forward(b, noise.data());
+  ctx_->backend().add(b, pt.data(), pt.data(), noise.data());
+  return pt;
+}
+
+}  // namespace veil

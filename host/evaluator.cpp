@@ -1,0 +1,349 @@
+#include "veil/evaluator.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "key_switch.hpp"
+#include "rns_convert.hpp"
+#include "veil/error.hpp"
+
+namespace veil {
+
+namespace {
+
+Basis q_basis(uint32_t level) { return Basis{level + 1, false}; }
+
+std::string scale_str(double s) {
+  std::ostringstream os;
+  os << "2^" << std::log2(s);
+  return os.str();
+}
+
+bool scales_equal(double a, double b) { return std::fabs(a - b) <= std::ldexp(std::max(a, b), -40); }
+
+}  // namespace
+
+Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  require(ctx_ != nullptr, ErrorCode::InvalidArgument, "null context");
+}
+
+// ---- checks shared by every operation ----
+#define VEIL_CHECK_CT(ct)                                                                            \
+  require(!(ct).empty() && (ct).context()->id() == ctx_->id(), ErrorCode::ContextMismatch,           \
+          "ciphertext is empty or belongs to a different context")
+#define VEIL_CHECK_PT(pt)                                                                            \
+  require(!(pt).empty() && (pt).context()->id() == ctx_->id(), ErrorCode::ContextMismatch,           \
+          "plaintext is empty or belongs to a different context")
+
+Ciphertext Evaluator::mod_switch_to(const Ciphertext& a, uint32_t level) const {
+  VEIL_CHECK_CT(a);
+  require(level <= a.level(), ErrorCode::LevelMismatch,
+          "cannot mod-switch up: level " + std::to_string(a.level()) + " -> " + std::to_string(level));
+  if (level == a.level()) return a;
+  Ciphertext out(ctx_, a.size(), level, a.scale());
+  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().copy(out.poly(i), a.poly(i), out.poly_words());
+  return out;
+}
+
+Plaintext Evaluator::mod_switch_to(const Plaintext& p, uint32_t level) const {
+  VEIL_CHECK_PT(p);
+  require(level <= p.level(), ErrorCode::LevelMismatch, "cannot mod-switch a plaintext up");
+  if (level == p.level()) return p;
+  Plaintext out(ctx_, level, p.scale());
+  ctx_->backend().copy(out.data(), p.data(), ctx_->words(q_basis(level)));
+  return out;
+}
+
+// Brings a and b to a common level and scale (see the header's rules).
+static void match_operands(const Evaluator& ev, Ciphertext& a, Ciphertext& b) {
+  const uint32_t level = std::min(a.level(), b.level());
+  if (a.level() != level) a = ev.mod_switch_to(a, level);
+  if (b.level() != level) b = ev.mod_switch_to(b, level);
+  if (scales_equal(a.scale(), b.scale())) return;
+  Ciphertext& lo = a.scale() < b.scale() ? a : b;
+  const Ciphertext& hi = a.scale() < b.scale() ? b : a;
+  const double ratio = hi.scale() / lo.scale();
+  const double r = std::nearbyint(ratio);
+  require(r >= 2 && r <= 0x1p20 && scales_equal(lo.scale() * r, hi.scale()), ErrorCode::ScaleMismatch,
+          "scales cannot be matched: " + scale_str(a.scale()) + " vs " + scale_str(b.scale()) +
+              " (rescale one operand or re-encode at the other's scale)");
+  lo = ev.multiply_integer(lo, static_cast<int64_t>(r));
+  lo.set_scale(hi.scale());
+}
+
+static Ciphertext add_or_sub(const Evaluator& ev, const Ciphertext& a_in, const Ciphertext& b_in, bool subtract) {
+  Ciphertext a = a_in, b = b_in;
+  match_operands(ev, a, b);
+  const auto& ctx = *a.context();
+  const Basis bs = q_basis(a.level());
+  const uint32_t size = std::max(a.size(), b.size());
+  Ciphertext out(a.context(), size, a.level(), a.scale());
+  for (uint32_t i = 0; i < size; ++i) {
+    if (i < a.size() && i < b.size()) {
+      if (subtract) ctx.backend().sub(bs, out.poly(i), a.poly(i), b.poly(i));
+      else ctx.backend().add(bs, out.poly(i), a.poly(i), b.poly(i));
+    } else if (i < a.size()) {
+      ctx.backend().copy(out.poly(i), a.poly(i), out.poly_words());
+    } else if (subtract) {
+      ctx.backend().negate(bs, out.poly(i), b.poly(i));
+    } else {
+      ctx.backend().copy(out.poly(i), b.poly(i), out.poly_words());
+    }
+  }
+  return out;
+}
+
+Ciphertext Evaluator::add(const Ciphertext& a, const Ciphertext& b) const {
+  VEIL_CHECK_CT(a);
+  VEIL_CHECK_CT(b);
+  return add_or_sub(*this, a, b, false);
+}
+
+Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
+  VEIL_CHECK_CT(a);
+  VEIL_CHECK_CT(b);
+  return add_or_sub(*this, a, b, true);
+}
+
+Ciphertext Evaluator::negate(const Ciphertext& a) const {
+  VEIL_CHECK_CT(a);
+  Ciphertext out(ctx_, a.size(), a.level(), a.scale());
+  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().negate(q_basis(a.level()), out.poly(i), a.poly(i));
+  return out;
+}
+
+static Ciphertext add_plain_impl(const Evaluator& ev, const Ciphertext& a_in, const Plaintext& p_in, bool subtract) {
+  const uint32_t level = std::min(a_in.level(), p_in.level());
+  Ciphertext out = ev.mod_switch_to(a_in, level);
+  require(scales_equal(out.scale(), p_in.scale()), ErrorCode::ScaleMismatch,
+          "plaintext scale " + scale_str(p_in.scale()) + " differs from ciphertext scale " + scale_str(out.scale()));
+  const auto& ctx = *out.context();
+  // The plaintext's first level+1 limbs are its value at this level.
+  if (subtract) ctx.backend().sub(q_basis(level), out.poly(0), out.poly(0), p_in.data());
+  else ctx.backend().add(q_basis(level), out.poly(0), out.poly(0), p_in.data());
+  return out;
+}
+
+Ciphertext Evaluator::add_plain(const Ciphertext& a, const Plaintext& p) const {
+  VEIL_CHECK_CT(a);
+  VEIL_CHECK_PT(p);
+  return add_plain_impl(*this, a, p, false);
+}
+
+Ciphertext Evaluator::sub_plain(const Ciphertext& a, const Plaintext& p) const {
+  VEIL_CHECK_CT(a);
+  VEIL_CHECK_PT(p);
+  return add_plain_impl(*this, a, p, true);
+}
+
+Ciphertext Evaluator::add_scalar(const Ciphertext& a, double c) const {
+  VEIL_CHECK_CT(a);
+  const Basis b = q_basis(a.level());
+  std::vector<uint64_t> s(a.limbs());
+  rns::round_to_rns(c * a.scale(), ctx_->tables(), b, s.data());
+  Ciphertext out = a;
+  out.set_c1_seed(std::nullopt);
+  ctx_->backend().add_scalar(b, out.poly(0), a.poly(0), s.data());
+  return out;
+}
+
+Ciphertext Evaluator::multiply_no_relin(const Ciphertext& a_in, const Ciphertext& b_in) const {
+  VEIL_CHECK_CT(a_in);
+  VEIL_CHECK_CT(b_in);
+  require(a_in.size() == 2 && b_in.size() == 2, ErrorCode::InvalidArgument,
+          "multiply needs size-2 ciphertexts (relinearize first)");
+  const uint32_t level = std::min(a_in.level(), b_in.level());
+  const Ciphertext a = mod_switch_to(a_in, level), b = mod_switch_to(b_in, level);
+  const double scale = a.scale() * b.scale();
+  require(std::isfinite(scale) && std::log2(scale) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
+          "product scale " + scale_str(scale) + " is too large; rescale the operands first");
+  Backend& be = ctx_->backend();
+  const Basis bs = q_basis(level);
+  Ciphertext out(ctx_, 3, level, scale);
+  be.multiply(bs, out.poly(0), a.poly(0), b.poly(0));
+  be.multiply(bs, out.poly(1), a.poly(0), b.poly(1));
+  be.multiply_accumulate(bs, out.poly(1), a.poly(1), b.poly(0));
+  be.multiply(bs, out.poly(2), a.poly(1), b.poly(1));
+  return out;
+}
+
+Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKey& rk) const {
+  VEIL_CHECK_CT(a);
+  require(!rk.key.empty(), ErrorCode::MissingKey, "relinearization key is empty");
+  require(rk.key.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
+          "relinearization key belongs to a different context");
+  if (a.size() == 2) return a;
+  const Basis bs = q_basis(a.level());
+  Ciphertext out(ctx_, 2, a.level(), a.scale());
+  auto dec = keyswitch::decompose(*ctx_, a.poly(2), a.level());
+  keyswitch::apply(*ctx_, dec, rk.key, out.poly(0), out.poly(1));
+  ctx_->backend().add(bs, out.poly(0), out.poly(0), a.poly(0));
+  ctx_->backend().add(bs, out.poly(1), out.poly(1), a.poly(1));
+  return out;
+}
+
+Ciphertext Evaluator::multiply(const Ciphertext& a, const Ciphertext& b, const RelinKey& rk) const {
+  return relinearize(multiply_no_relin(a, b), rk);
+}
+
+Ciphertext Evaluator::square(const Ciphertext& a, const RelinKey& rk) const { return multiply(a, a, rk); }
+
+Ciphertext Evaluator::multiply_plain(const Ciphertext& a_in, const Plaintext& p) const {
+  VEIL_CHECK_CT(a_in);
+  VEIL_CHECK_PT(p);
+  const uint32_t level = std::min(a_in.level(), p.level());
+  Ciphertext out = mod_switch_to(a_in, level);
+  out.set_c1_seed(std::nullopt);
+  const double scale = out.scale() * p.scale();
+  require(std::isfinite(scale) && std::log2(scale) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
+          "product scale " + scale_str(scale) + " is too large; rescale first");
+  for (uint32_t i = 0; i < out.size(); ++i) ctx_->backend().multiply(q_basis(level), out.poly(i), out.poly(i), p.data());
+  out.set_scale(scale);
+  return out;
+}
+
+Ciphertext Evaluator::multiply_scalar(const Ciphertext& a, double c) const {
+  VEIL_CHECK_CT(a);
+  const double factor = static_cast<double>(ctx_->tables().primes[a.level()]);
+  const Basis b = q_basis(a.level());
+  std::vector<uint64_t> s(a.limbs());
+  rns::round_to_rns(c * factor, ctx_->tables(), b, s.data());
+  Ciphertext out(ctx_, a.size(), a.level(), a.scale() * factor);
+  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
+  return out;
+}
+
+Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
+  VEIL_CHECK_CT(a);
+  const Basis b = q_basis(a.level());
+  std::vector<uint64_t> s(a.limbs());
+  for (uint32_t i = 0; i < a.limbs(); ++i) {  // exact for every int64
+    const int64_t q = static_cast<int64_t>(ctx_->tables().primes[i]);
+    const int64_t r = k % q;
+    s[i] = static_cast<uint64_t>(r < 0 ? r + q : r);
+  }
+  Ciphertext out(ctx_, a.size(), a.level(), a.scale());
+  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
+  return out;
+}
+
+Ciphertext Evaluator::rescale(const Ciphertext& a) const {
+  VEIL_CHECK_CT(a);
+  require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
+  const uint32_t level = a.level();
+  Ciphertext tmp = a;
+  Ciphertext out(ctx_, a.size(), level - 1, a.scale() / static_cast<double>(ctx_->tables().primes[level]));
+  for (uint32_t i = 0; i < a.size(); ++i) {
+    ctx_->backend().rescale(level, tmp.poly(i));
+    ctx_->backend().copy(out.poly(i), tmp.poly(i), out.poly_words());
+  }
+  return out;
+}
+
+// ---- rotations ----
+// Rotation key-switches c1 first (key from s to sigma^-1(s)) and permutes the
+// result, so a shared decomposition of c1 serves every rotation (hoisting).
+static Ciphertext rotate_from_decomposition(const Context& ctx, const Ciphertext& a,
+                                            const keyswitch::Decomposition& dec, uint64_t g,
+                                            const SwitchingKey& key) {
+  Backend& be = ctx.backend();
+  const Basis bs = q_basis(a.level());
+  Buffer tmp = ctx.allocate(bs, 2);
+  uint64_t* d0 = tmp.data();
+  uint64_t* d1 = tmp.data() + a.poly_words();
+  keyswitch::apply(ctx, dec, key, d0, d1);
+  be.add(bs, d0, d0, a.poly(0));
+  Ciphertext out(a.context(), 2, a.level(), a.scale());
+  be.automorphism_ntt(bs, out.poly(0), d0, g);
+  be.automorphism_ntt(bs, out.poly(1), d1, g);
+  return out;
+}
+
+static const SwitchingKey& find_key(const Context& ctx, const GaloisKeys& gk, uint64_t g) {
+  auto it = gk.keys.find(g);
+  require(it != gk.keys.end(), ErrorCode::MissingKey, "no Galois key for element " + std::to_string(g));
+  require(it->second.context()->id() == ctx.id(), ErrorCode::ContextMismatch,
+          "Galois key belongs to a different context");
+  return it->second;
+}
+
+Ciphertext Evaluator::apply_galois(const Ciphertext& a, uint64_t g, const GaloisKeys& gk) const {
+  VEIL_CHECK_CT(a);
+  require(a.size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
+  const SwitchingKey& key = find_key(*ctx_, gk, g);
+  auto dec = keyswitch::decompose(*ctx_, a.poly(1), a.level());
+  return rotate_from_decomposition(*ctx_, a, dec, g, key);
+}
+
+Ciphertext Evaluator::rotate(const Ciphertext& a, int64_t step, const GaloisKeys& gk) const {
+  VEIL_CHECK_CT(a);
+  const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
+  int64_t s = step % slots;
+  if (s < 0) s += slots;
+  if (s == 0) return a;
+  uint64_t g = galois_element_for_step(*ctx_, s);
+  if (gk.has(g)) return apply_galois(a, g, gk);
+  // Compose from power-of-two keys: try the signed-digit (NAF) form, then
+  // plain binary left, then binary right.
+  auto have = [&](int64_t st) { return gk.has(galois_element_for_step(*ctx_, st)); };
+  std::vector<std::vector<int64_t>> plans;
+  {
+    std::vector<int64_t> naf;
+    int64_t x = s;
+    for (int64_t bit = 1; x != 0; bit <<= 1) {
+      if (x & 1) {
+        int64_t d = 2 - (x & 3);  // +1 or -1
+        naf.push_back(d * bit);
+        x -= d;
+      }
+      x >>= 1;
+    }
+    plans.push_back(naf);
+    std::vector<int64_t> left, right;
+    for (int64_t bit = 1; bit < slots; bit <<= 1) {
+      if (s & bit) left.push_back(bit);
+      if ((slots - s) & bit) right.push_back(-bit);
+    }
+    plans.push_back(left);
+    plans.push_back(right);
+  }
+  for (const auto& plan : plans) {
+    bool ok = true;
+    for (int64_t st : plan) ok = ok && have(st);
+    if (!ok) continue;
+    Ciphertext out = a;
+    for (int64_t st : plan) out = apply_galois(out, galois_element_for_step(*ctx_, st), gk);
+    return out;
+  }
+  throw Error(ErrorCode::MissingKey, "no Galois key for rotation by " + std::to_string(step) +
+                                         " and no power-of-two keys to compose it from");
+}
+
+std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std::vector<int64_t>& steps,
+                                                  const GaloisKeys& gk) const {
+  VEIL_CHECK_CT(a);
+  require(a.size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
+  const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
+  std::vector<const SwitchingKey*> keys;
+  for (int64_t step : steps) {  // check every key before doing any work
+    int64_t s = ((step % slots) + slots) % slots;
+    keys.push_back(s == 0 ? nullptr : &find_key(*ctx_, gk, galois_element_for_step(*ctx_, s)));
+  }
+  auto dec = keyswitch::decompose(*ctx_, a.poly(1), a.level());
+  std::vector<Ciphertext> out;
+  out.reserve(steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!keys[i]) {
+      out.push_back(a);
+      continue;
+    }
+    out.push_back(rotate_from_decomposition(*ctx_, a, dec, galois_element_for_step(*ctx_, steps[i]), *keys[i]));
+  }
+  return out;
+}
+
+Ciphertext Evaluator::conjugate(const Ciphertext& a, const GaloisKeys& gk) const {
+  return apply_galois(a, galois_element_conjugate(*ctx_), gk);
+}
+
+}  // namespace veil

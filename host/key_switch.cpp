@@ -1,0 +1,37 @@
+#include "key_switch.hpp"
+
+#include "veil/error.hpp"
+
+namespace veil::keyswitch {
+
+Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level) {
+  const auto& t = ctx.tables();
+  Backend& be = ctx.backend();
+  const Basis q{level + 1, false}, qp{level + 1, true};
+  Decomposition dec;
+  dec.level = level;
+  dec.count = t.digits(level);
+  dec.digits = ctx.allocate(qp, dec.count);
+  Buffer coeff = ctx.allocate(q);
+  be.copy(coeff.data(), poly, coeff.words());
+  be.ntt_inverse(q, coeff.data());
+  const size_t stride = ctx.words(qp);
+  for (uint32_t j = 0; j < dec.count; ++j) be.mod_up(level, j, dec.digits.data() + j * stride, coeff.data(), poly);
+  return dec;
+}
+
+void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
+           uint64_t* out1) {
+  require(!key.empty() && key.context()->id() == ctx.id(), ErrorCode::ContextMismatch,
+          "switching key belongs to a different context");
+  Backend& be = ctx.backend();
+  const Basis qp{dec.level + 1, true};
+  Buffer acc = ctx.allocate(qp, 2);
+  uint64_t* acc0 = acc.data();
+  uint64_t* acc1 = acc.data() + ctx.words(qp);
+  be.key_switch_inner_product(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);
+  be.mod_down(dec.level, out0, acc0);
+  be.mod_down(dec.level, out1, acc1);
+}
+
+}  // namespace veil::keyswitch

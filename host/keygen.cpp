@@ -1,0 +1,159 @@
+#include "veil/keygen.hpp"
+
+#include "modarith.hpp"
+#include "sampling.hpp"
+#include "veil/error.hpp"
+
+namespace veil {
+
+namespace {
+
+uint64_t galois_inverse(uint64_t g, uint64_t n) {
+  // The odd residues mod 2N form a group of order N: g^-1 = g^(N-1).
+  uint64_t result = 1, base = g, e = n - 1, mod = 2 * n;
+  while (e) {
+    if (e & 1) result = (result * base) % mod;
+    base = (base * base) % mod;
+    e >>= 1;
+  }
+  return result;
+}
+
+}  // namespace
+
+KeyGenerator::KeyGenerator(ContextPtr ctx) : KeyGenerator(std::move(ctx), RandomSource::os()) {}
+
+KeyGenerator::KeyGenerator(ContextPtr ctx, RandomSource random)
+    : ctx_(std::move(ctx)), random_(std::move(random)) {
+  require(ctx_ != nullptr, ErrorCode::InvalidArgument, "null context");
+  const auto& t = ctx_->tables();
+  const Basis qp{t.max_level + 1, true};
+  sk_ = SecretKey(ctx_);
+  Prng prng(random_.next_seed());
+  sampling::SecretVector<int64_t> s(t.n);
+  sampling::ternary(prng, s.data(), t.n);
+  sampling::SecretVector<uint64_t> rns(ctx_->words(qp));
+  sampling::signed_to_rns(s.data(), t.n, t, qp, rns.data());
+  ctx_->backend().upload(sk_.data(), rns.data(), rns.size());
+  ctx_->backend().ntt_forward(qp, sk_.data());
+}
+
+KeyGenerator::KeyGenerator(ContextPtr ctx, const SecretKey& sk, RandomSource random)
+    : ctx_(std::move(ctx)), random_(std::move(random)), sk_(sk) {
+  require(ctx_ != nullptr && !sk.empty() && sk.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
+          "secret key belongs to a different context");
+}
+
+PublicKey KeyGenerator::create_public_key() {
+  const auto& t = ctx_->tables();
+  const Basis q{t.max_level + 1, true};  // Q_L u P
+  Backend& be = ctx_->backend();
+  PublicKey pk(ctx_);
+  Seed seed = random_.next_seed();
+  pk.set_a_seed(seed);
+  {
+    Prng prng(seed, 0);
+    std::vector<uint64_t> a(ctx_->words(q));
+    sampling::uniform(prng, t, q, a.data());  // uniform is uniform in NTT form too
+    be.upload(pk.poly(1), a.data(), a.size());
+  }
+  Prng prng(random_.next_seed());
+  sampling::SecretVector<int64_t> e(t.n);
+  sampling::centered_binomial(prng, e.data(), t.n);
+  sampling::SecretVector<uint64_t> e_rns(ctx_->words(q));
+  sampling::signed_to_rns(e.data(), t.n, t, q, e_rns.data());
+  be.upload(pk.poly(0), e_rns.data(), e_rns.size());
+  be.ntt_forward(q, pk.poly(0));
+  Buffer as = ctx_->allocate(q);
+  be.multiply(q, as.data(), pk.poly(1), sk_.data());
+  be.sub(q, pk.poly(0), pk.poly(0), as.data());  // b = e - a s
+  return pk;
+}
+
+SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint64_t* to) {
+  const auto& t = ctx_->tables();
+  const auto& params = ctx_->params();
+  const Basis qp{t.max_level + 1, true};
+  const size_t words = ctx_->words(qp);
+  Backend& be = ctx_->backend();
+  SwitchingKey key(ctx_);
+  Seed seed = random_.next_seed();
+  key.set_a_seed(seed);
+  // [P]_{q_i} for every Q limb (0 on the P limbs: P = 0 mod p_k).
+  std::vector<uint64_t> p_mod(t.limbs(qp), 0);
+  for (uint32_t i = 0; i <= t.max_level; ++i) {
+    arith::Modulus m(t.primes[i]);
+    uint64_t acc = 1;
+    for (uint64_t p : params.p()) acc = m.mul(acc, p % t.primes[i]);
+    p_mod[i] = acc;
+  }
+  Prng error_prng(random_.next_seed());
+  sampling::SecretVector<int64_t> e(t.n);
+  sampling::SecretVector<uint64_t> e_rns(words);
+  std::vector<uint64_t> a_host(words);
+  Buffer tmp = ctx_->allocate(qp, 1, true);
+  for (uint32_t j = 0; j < params.dnum(); ++j) {
+    uint64_t* b = key.data() + (2 * j) * words;
+    uint64_t* a = b + words;
+    Prng a_prng(seed, j);
+    sampling::uniform(a_prng, t, qp, a_host.data());
+    be.upload(a, a_host.data(), words);
+    sampling::centered_binomial(error_prng, e.data(), t.n);
+    sampling::signed_to_rns(e.data(), t.n, t, qp, e_rns.data());
+    be.upload(b, e_rns.data(), words);
+    be.ntt_forward(qp, b);
+    be.multiply(qp, tmp.data(), a, to);
+    be.sub(qp, b, b, tmp.data());  // b = e - a s_to
+    // + P * from on the limbs of digit j only (the RNS gadget).
+    std::vector<uint64_t> gadget(t.limbs(qp), 0);
+    for (uint32_t i = j * t.alpha; i < std::min((j + 1) * t.alpha, t.max_level + 1); ++i) gadget[i] = p_mod[i];
+    be.multiply_scalar(qp, tmp.data(), from, gadget.data());
+    be.add(qp, b, b, tmp.data());
+  }
+  return key;
+}
+
+RelinKey KeyGenerator::create_relin_key() {
+  const Basis qp{ctx_->max_level() + 1, true};
+  Buffer s2 = ctx_->allocate(qp, 1, true);
+  ctx_->backend().multiply(qp, s2.data(), sk_.data(), sk_.data());
+  RelinKey rk;
+  rk.key = create_switching_key(s2.data(), sk_.data());
+  return rk;
+}
+
+SwitchingKey KeyGenerator::create_galois_key(uint64_t galois_elt) {
+  const uint64_t n = ctx_->n();
+  require((galois_elt & 1) && galois_elt < 2 * n && galois_elt != 1, ErrorCode::InvalidArgument,
+          "Galois element must be odd, in (1, 2N)");
+  // Rotation key-switches first and permutes after, so the key encrypts s under
+  // sigma_g^-1(s).
+  const Basis qp{ctx_->max_level() + 1, true};
+  Buffer rotated = ctx_->allocate(qp, 1, true);
+  ctx_->backend().automorphism_ntt(qp, rotated.data(), sk_.data(), galois_inverse(galois_elt, n));
+  return create_switching_key(sk_.data(), rotated.data());
+}
+
+GaloisKeys KeyGenerator::create_galois_keys(const std::vector<int64_t>& steps, bool conjugation) {
+  const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
+  std::vector<int64_t> wanted = steps;
+  if (wanted.empty()) {
+    for (int64_t s = 1; s < slots; s <<= 1) {
+      wanted.push_back(s);
+      wanted.push_back(-s);
+    }
+  }
+  GaloisKeys gk;
+  for (int64_t step : wanted) {
+    uint64_t g = galois_element_for_step(*ctx_, step);
+    if (g == 1 || gk.has(g)) continue;
+    gk.keys.emplace(g, create_galois_key(g));
+  }
+  if (conjugation) {
+    uint64_t g = galois_element_conjugate(*ctx_);
+    gk.keys.emplace(g, create_galois_key(g));
+  }
+  return gk;
+}
+
+}  // namespace veil

@@ -1,0 +1,44 @@
+// Negacyclic NTT over Z_q[X]/(X^N + 1) with Harvey's lazy butterflies and
+// precomputed Shoup twiddles. Forward: natural-order coefficients to
+// evaluations at psi^(2 brev(i) + 1) in bit-reversed order (i = output index);
+// inverse undoes it exactly (including the 1/N factor).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "modarith.hpp"
+
+namespace veil::arith {
+
+class NttTables {
+ public:
+  NttTables(uint64_t q, uint32_t log_n);
+  uint64_t modulus() const { return q_; }
+  uint32_t log_n() const { return log_n_; }
+  uint64_t psi() const { return psi_; }  // the primitive 2N-th root used
+
+  void forward(uint64_t* a) const;  // input < q, output < q
+  void inverse(uint64_t* a) const;  // input < q, output < q
+
+ private:
+  uint64_t q_;
+  uint32_t log_n_;
+  uint64_t n_;
+  uint64_t psi_;
+  std::vector<uint64_t> root_, root_shoup_;          // psi^brev(i)
+  std::vector<uint64_t> inv_root_, inv_root_shoup_;  // psi^-(brev(i)) arranged for GS
+  uint64_t n_inv_, n_inv_shoup_;
+};
+
+// Bit-reverse the low `bits` bits of x.
+inline uint32_t bit_reverse(uint32_t x, uint32_t bits) {
+  uint32_t r = 0;
+  for (uint32_t i = 0; i < bits; ++i) {
+    r = (r << 1) | (x & 1);
+    x >>= 1;
+  }
+  return r;
+}
+
+}  // namespace veil::arith

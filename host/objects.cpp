@@ -1,0 +1,66 @@
+// Constructors of the data-holding objects (plaintexts, ciphertexts, keys).
+#include "veil/ciphertext.hpp"
+#include "veil/error.hpp"
+#include "veil/keys.hpp"
+
+namespace veil {
+
+namespace {
+const ContextPtr& checked(const ContextPtr& ctx) {
+  require(ctx != nullptr, ErrorCode::InvalidArgument, "null context");
+  return ctx;
+}
+}  // namespace
+
+Plaintext::Plaintext(ContextPtr ctx, uint32_t level, double scale)
+    : ctx_(std::move(ctx)), level_(level), scale_(scale) {
+  checked(ctx_);
+  require(level <= ctx_->max_level(), ErrorCode::LevelMismatch, "plaintext level above the top level");
+  buf_ = ctx_->allocate(Basis{level + 1, false});
+}
+
+Ciphertext::Ciphertext(ContextPtr ctx, uint32_t size, uint32_t level, double scale)
+    : ctx_(std::move(ctx)), size_(size), level_(level), scale_(scale) {
+  checked(ctx_);
+  require(level <= ctx_->max_level(), ErrorCode::LevelMismatch, "ciphertext level above the top level");
+  require(size >= 2 && size <= 3, ErrorCode::InvalidArgument, "ciphertext size must be 2 or 3");
+  buf_ = ctx_->allocate(Basis{level + 1, false}, size);
+}
+
+size_t Ciphertext::poly_words() const { return static_cast<size_t>(level_ + 1) * ctx_->n(); }
+
+SecretKey::SecretKey(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  checked(ctx_);
+  buf_ = ctx_->allocate(Basis{ctx_->max_level() + 1, true}, 1, /*secret=*/true);
+}
+
+PublicKey::PublicKey(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  checked(ctx_);
+  buf_ = ctx_->allocate(Basis{ctx_->max_level() + 1, true}, 2);
+}
+size_t PublicKey::poly_words() const { return ctx_->words(Basis{ctx_->max_level() + 1, true}); }
+
+SwitchingKey::SwitchingKey(ContextPtr ctx) : ctx_(std::move(ctx)) {
+  checked(ctx_);
+  buf_ = ctx_->allocate(Basis{ctx_->max_level() + 1, true}, 2 * ctx_->params().dnum());
+}
+size_t SwitchingKey::poly_words() const {
+  return ctx_->words(Basis{ctx_->max_level() + 1, true});
+}
+
+uint64_t galois_element_for_step(const Context& ctx, int64_t step) {
+  const uint64_t slots = ctx.params().slots(), two_n = 2 * ctx.n();
+  int64_t s = step % static_cast<int64_t>(slots);
+  if (s < 0) s += static_cast<int64_t>(slots);
+  uint64_t g = 1, base = 5, e = static_cast<uint64_t>(s);
+  while (e) {  // 5^s mod 2N
+    if (e & 1) g = (g * base) % two_n;
+    base = (base * base) % two_n;
+    e >>= 1;
+  }
+  return g;
+}
+
+uint64_t galois_element_conjugate(const Context& ctx) { return 2 * ctx.n() - 1; }
+
+}  // namespace veil

@@ -1,0 +1,160 @@
+// The polynomial backend seam. CKKS (written once) calls only these
+// primitives on limb-major uint64_t[limbs][N] buffers; the `cpu` backend
+// (host/) and the `cuda` backend (kernels/) implement them and must give
+// bit-identical results for the same inputs.
+//
+// Buffers live wherever the backend keeps them (host memory for cpu, device
+// memory for cuda); CKKS code never dereferences them, it only moves data
+// with upload()/download().
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "veil/params.hpp"
+
+namespace veil {
+
+// Which primes a buffer's limbs use. Limb k < q_count is q_k; the next
+// `alpha` limbs (when `special`) are the special primes p_0..p_{alpha-1}.
+// Q at level l is {l+1, false}; the extended basis Q_l u P is {l+1, true};
+// P alone is {0, true}.
+struct Basis {
+  uint32_t q_count = 0;
+  bool special = false;
+};
+
+// Host-side constants derived from the primes, shared by all backends.
+// Prime index i < L+1 is q_i; index L+1+k is p_k.
+struct RnsTables {
+  struct ModUpPlan {  // digit j of a level-l polynomial, extended to Q_l u P
+    uint32_t first = 0, count = 0;           // the digit's limbs within Q_l
+    std::vector<uint32_t> target_limbs;      // limb positions (in Q_l u P) to fill by conversion
+    std::vector<uint64_t> qhat_inv;          // [(D/d_i)^-1 mod d_i] per digit limb
+    std::vector<uint64_t> qhat_mod_target;   // [target][source] (D/d_i) mod t
+  };
+  struct ModDownPlan {  // Q_l u P -> Q_l, divide by P (level l uses rows i <= l)
+    std::vector<uint64_t> phat_inv;          // [(P/p_k)^-1 mod p_k]
+    std::vector<uint64_t> phat_mod_q;        // [q limb i][p limb k] (P/p_k) mod q_i
+    std::vector<uint64_t> p_inv_mod_q;       // P^-1 mod q_i
+  };
+  struct RescalePlan {  // Q_l -> Q_{l-1}, divide by q_l with rounding
+    std::vector<uint64_t> ql_inv_mod_q;      // q_l^-1 mod q_i, i < l
+    std::vector<uint64_t> half_ql_mod_q;     // floor(q_l / 2) mod q_i, i < l
+  };
+
+  uint32_t log_n = 0;
+  uint64_t n = 0;
+  uint32_t max_level = 0;  // L
+  uint32_t alpha = 0;      // special primes
+  std::vector<uint64_t> primes;                   // q_0..q_L, p_0..p_{alpha-1}
+  std::vector<std::vector<ModUpPlan>> mod_up;     // [level][digit]
+  ModDownPlan mod_down;
+  std::vector<RescalePlan> rescale;               // [level], level >= 1
+
+  uint32_t limbs(Basis b) const { return b.q_count + (b.special ? alpha : 0); }
+  uint32_t prime_index(Basis b, uint32_t limb) const {
+    return limb < b.q_count ? limb : max_level + 1 + (limb - b.q_count);
+  }
+  // Digits used by key switching at `level`: ceil((level+1) / alpha).
+  uint32_t digits(uint32_t level) const { return (level + 1 + alpha - 1) / alpha; }
+
+  static std::shared_ptr<const RnsTables> build(const Parameters& params);
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  const RnsTables& tables() const { return *tables_; }
+
+  // ---- memory (sizes in 64-bit words) ----
+  virtual uint64_t* allocate(size_t words) = 0;
+  virtual void release(uint64_t* ptr, size_t words, bool wipe) noexcept = 0;
+  virtual void upload(uint64_t* dst, const uint64_t* host_src, size_t words) = 0;
+  virtual void download(uint64_t* host_dst, const uint64_t* src, size_t words) = 0;
+  virtual void copy(uint64_t* dst, const uint64_t* src, size_t words) = 0;
+  virtual void set_zero(uint64_t* dst, size_t words) = 0;
+
+  // ---- element-wise mod q_i, every limb of basis b; out may alias inputs ----
+  virtual void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
+  virtual void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
+  virtual void negate(Basis b, uint64_t* out, const uint64_t* x) = 0;
+  virtual void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
+  // out += x * y
+  virtual void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
+  // out = x * s[limb]; s is a host array of per-limb scalars, each < its prime.
+  virtual void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) = 0;
+  // out = x + s[limb] (every coefficient / every NTT point)
+  virtual void add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) = 0;
+
+  // ---- transforms ----
+  // Negacyclic NTT in place. Forward takes coefficients in natural order and
+  // leaves evaluations in bit-reversed order; inverse undoes it exactly.
+  virtual void ntt_forward(Basis b, uint64_t* data) = 0;
+  virtual void ntt_inverse(Basis b, uint64_t* data) = 0;
+  // X -> X^g (g odd, < 2N). out must not alias in.
+  virtual void automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) = 0;
+  virtual void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) = 0;
+
+  // ---- RNS basis changes ----
+  // in_out holds Q_level in NTT form; afterwards its first `level` limbs hold
+  // round(x / q_level) in Q_{level-1}, NTT form.
+  virtual void rescale(uint32_t level, uint64_t* in_out) = 0;
+  // Extends digit `digit` of a level-`level` polynomial to Q_l u P (NTT form).
+  // coeff: the polynomial in coefficient form (Q_l); ntt: the same in NTT form.
+  virtual void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
+                      const uint64_t* ntt) = 0;
+  // out_q = (x - FastBaseConv_P->Q(x_P)) * P^-1 over Q_l, NTT form. in_qp (Q_l u P,
+  // NTT form) is used as scratch and left unspecified.
+  virtual void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) = 0;
+  // out0 = sum_j digits[j] * key[j][0], out1 = sum_j digits[j] * key[j][1] over Q_l u P.
+  // digits: [num_digits][Q_l u P][N]; key: [dnum][2][Q_L u P][N] (top-level key).
+  virtual void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
+                                        const uint64_t* key, uint64_t* out0, uint64_t* out1) = 0;
+
+ protected:
+  explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
+  std::shared_ptr<const RnsTables> tables_;
+};
+
+enum class BackendKind { Cpu, Cuda, Auto };
+
+// Creates a backend. Cuda throws Error(Unsupported) when Veil was built
+// without CUDA or no device is present; Auto picks Cuda when usable.
+std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const RnsTables> tables);
+std::string backend_kind_name(BackendKind kind);
+bool cuda_available();  // built with CUDA and a device is present
+
+// An owning handle to backend memory. Copying deep-copies on the backend;
+// `secret` buffers are wiped when released.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret = false);
+  Buffer(const Buffer& other);
+  Buffer& operator=(const Buffer& other);
+  Buffer(Buffer&& other) noexcept;
+  Buffer& operator=(Buffer&& other) noexcept;
+  ~Buffer();
+
+  uint64_t* data() { return ptr_; }
+  const uint64_t* data() const { return ptr_; }
+  size_t words() const { return words_; }
+  bool empty() const { return ptr_ == nullptr; }
+  Backend& backend() const { return *backend_; }
+  std::vector<uint64_t> to_host() const;
+  void from_host(const uint64_t* src, size_t words);
+
+ private:
+  void reset() noexcept;
+  std::shared_ptr<Backend> backend_;
+  uint64_t* ptr_ = nullptr;
+  size_t words_ = 0;
+  bool secret_ = false;
+};
+
+}  // namespace veil

@@ -1,0 +1,67 @@
+// Homomorphic operations on ciphertexts (server side; no secret key).
+//
+// Levels: binary operations bring the higher-level operand down to the
+// lower level automatically (dropping primes; the scale is unchanged).
+// Scales: operands of add/sub must have equal scales (relative difference
+// below 2^-40). If one scale is an integer multiple r of the other (r up to
+// 2^20), the smaller-scale operand is multiplied by r exactly; otherwise the
+// call throws Error(ScaleMismatch).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "veil/ciphertext.hpp"
+#include "veil/keys.hpp"
+
+namespace veil {
+
+class Evaluator {
+ public:
+  explicit Evaluator(ContextPtr ctx);
+
+  Ciphertext add(const Ciphertext& a, const Ciphertext& b) const;
+  Ciphertext sub(const Ciphertext& a, const Ciphertext& b) const;
+  Ciphertext negate(const Ciphertext& a) const;
+  Ciphertext add_plain(const Ciphertext& a, const Plaintext& p) const;
+  Ciphertext sub_plain(const Ciphertext& a, const Plaintext& p) const;
+  // Adds the real constant c to every slot (encoded at a's scale).
+  Ciphertext add_scalar(const Ciphertext& a, double c) const;
+
+  // Tensor product without relinearization: size 2 x size 2 -> size 3.
+  Ciphertext multiply_no_relin(const Ciphertext& a, const Ciphertext& b) const;
+  // Multiply then relinearize (result scale = a.scale * b.scale; rescale after).
+  Ciphertext multiply(const Ciphertext& a, const Ciphertext& b, const RelinKey& rk) const;
+  Ciphertext square(const Ciphertext& a, const RelinKey& rk) const;
+  Ciphertext relinearize(const Ciphertext& a, const RelinKey& rk) const;
+  Ciphertext multiply_plain(const Ciphertext& a, const Plaintext& p) const;
+  // Multiplies every slot by the real constant c, encoded at scale q_level (the
+  // prime the next rescale divides by), so rescale() restores a's scale exactly.
+  Ciphertext multiply_scalar(const Ciphertext& a, double c) const;
+  // Multiplies by an integer; no scale change, no level consumed.
+  Ciphertext multiply_integer(const Ciphertext& a, int64_t k) const;
+
+  // Divides by the last prime q_level with rounding: level - 1, scale / q_level.
+  Ciphertext rescale(const Ciphertext& a) const;
+  // Drops primes down to `level` (no scale change).
+  Ciphertext mod_switch_to(const Ciphertext& a, uint32_t level) const;
+  Plaintext mod_switch_to(const Plaintext& p, uint32_t level) const;
+
+  // Rotates slots left by `step` (negative: right). Uses the step's own key
+  // when present, otherwise composes power-of-two keys; MissingKey if neither.
+  Ciphertext rotate(const Ciphertext& a, int64_t step, const GaloisKeys& gk) const;
+  // Rotations of one ciphertext by several steps sharing one decomposition
+  // (hoisting). Every step needs its own key. Results equal rotate() bit for bit.
+  std::vector<Ciphertext> rotate_hoisted(const Ciphertext& a, const std::vector<int64_t>& steps,
+                                         const GaloisKeys& gk) const;
+  Ciphertext conjugate(const Ciphertext& a, const GaloisKeys& gk) const;
+  // Applies X -> X^g with its key (advanced use).
+  Ciphertext apply_galois(const Ciphertext& a, uint64_t galois_elt, const GaloisKeys& gk) const;
+
+  const ContextPtr& context() const { return ctx_; }
+
+ private:
+  ContextPtr ctx_;
+};
+
+}  // namespace veil
