@@ -8,6 +8,21 @@
 
 namespace veil::arith {
 
+namespace {
+// Exact for every 64-bit modulus. Modulus's Barrett reduction needs q < 2^63
+// (its remainder estimate reaches 2q), but is_prime accepts any 64-bit x.
+uint64_t mul_mod_any(uint64_t a, uint64_t b, uint64_t m) { return static_cast<uint64_t>((u128)a * b % m); }
+uint64_t pow_mod_any(uint64_t base, uint64_t exp, uint64_t m) {
+  uint64_t result = 1 % m, b = base % m;
+  while (exp) {
+    if (exp & 1) result = mul_mod_any(result, b, m);
+    b = mul_mod_any(b, b, m);
+    exp >>= 1;
+  }
+  return result;
+}
+}  // namespace
+
 bool is_prime(uint64_t x) {
   if (x < 2) return false;
   for (uint64_t p : {2ull, 3ull, 5ull, 7ull, 11ull, 13ull, 17ull, 19ull, 23ull, 29ull, 31ull, 37ull}) {
@@ -19,14 +34,13 @@ bool is_prime(uint64_t x) {
     d >>= 1;
     ++r;
   }
-  Modulus m(x);
   // These bases make Miller-Rabin deterministic for all x < 2^64.
   for (uint64_t a : {2ull, 3ull, 5ull, 7ull, 11ull, 13ull, 17ull, 19ull, 23ull, 29ull, 31ull, 37ull}) {
-    uint64_t y = pow_mod(a, d, x);
+    uint64_t y = pow_mod_any(a, d, x);
     if (y == 1 || y == x - 1) continue;
     bool composite = true;
     for (int i = 1; i < r; ++i) {
-      y = m.mul(y, y);
+      y = mul_mod_any(y, y, x);
       if (y == x - 1) {
         composite = false;
         break;

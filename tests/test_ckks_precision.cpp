@@ -1,0 +1,221 @@
+// CKKS correctness, measured as precision in bits against plain double
+// evaluation on random inputs in [-1, 1] at scale 2^40 (N = 2^14 preset).
+// Floors: Lattigo's rule for fresh and linear operations, minus a documented
+// allowance per rescale / key switch (docs/precision.md).
+#include "test_util.hpp"
+
+namespace veil::test {
+namespace {
+
+constexpr uint32_t kLogN = 14;
+// Each rescale adds rounding noise ~ ||s|| ~ sqrt(N): allow 4 bits per rescale.
+constexpr double kRescaleAllowance = 4.0;
+
+Keyed& K() { return Keyed::preset(kLogN); }
+double floor_bits() { return lattigo_floor(*K().ctx, K().ctx->params().default_scale()); }
+
+TEST(CkksPrecision, FreshRoundTripPublicKey) {
+  auto x = random_reals(K().slots(), 1);
+  auto p = precision(x, K().decrypt(K().encrypt(x, true)));
+  report("fresh (public key)", *K().ctx, p);
+  EXPECT_GE(p.mean_bits, floor_bits());
+}
+
+TEST(CkksPrecision, FreshRoundTripSecretKey) {
+  auto x = random_reals(K().slots(), 2);
+  auto p = precision(x, K().decrypt(K().encrypt(x, false)));
+  report("fresh (secret key)", *K().ctx, p);
+  EXPECT_GE(p.mean_bits, floor_bits());
+}
+
+TEST(CkksPrecision, ShortVectorIsZeroPadded) {
+  std::vector<double> x{0.25, -0.5, 0.75};
+  auto out = K().decrypt(K().encrypt(x));
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(out[i], x[i], 1e-6);
+  for (size_t i = x.size(); i < 64; ++i) EXPECT_NEAR(out[i], 0.0, 1e-6);
+}
+
+TEST(CkksPrecision, AddSubNegate) {
+  auto x = random_reals(K().slots(), 3), y = random_reals(K().slots(), 4);
+  auto cx = K().encrypt(x), cy = K().encrypt(y);
+  std::vector<double> sum(x.size()), diff(x.size()), neg(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    sum[i] = x[i] + y[i];
+    diff[i] = x[i] - y[i];
+    neg[i] = -x[i];
+  }
+  auto p_add = precision(sum, K().decrypt(K().eval->add(cx, cy)));
+  auto p_sub = precision(diff, K().decrypt(K().eval->sub(cx, cy)));
+  auto p_neg = precision(neg, K().decrypt(K().eval->negate(cx)));
+  report("add ct+ct", *K().ctx, p_add);
+  EXPECT_GE(p_add.mean_bits, floor_bits());
+  EXPECT_GE(p_sub.mean_bits, floor_bits());
+  EXPECT_GE(p_neg.mean_bits, floor_bits());
+}
+
+TEST(CkksPrecision, AddPlainAndScalar) {
+  auto x = random_reals(K().slots(), 5), y = random_reals(K().slots(), 6);
+  auto cx = K().encrypt(x);
+  std::vector<double> sum(x.size()), diff(x.size()), plus_c(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    sum[i] = x[i] + y[i];
+    diff[i] = x[i] - y[i];
+    plus_c[i] = x[i] + 0.3125;
+  }
+  auto py = K().encoder->encode(y);
+  auto p_add = precision(sum, K().decrypt(K().eval->add_plain(cx, py)));
+  auto p_sub = precision(diff, K().decrypt(K().eval->sub_plain(cx, py)));
+  auto p_sc = precision(plus_c, K().decrypt(K().eval->add_scalar(cx, 0.3125)));
+  report("add ct+pt", *K().ctx, p_add);
+  report("add ct+scalar", *K().ctx, p_sc);
+  EXPECT_GE(p_add.mean_bits, floor_bits());
+  EXPECT_GE(p_sub.mean_bits, floor_bits());
+  EXPECT_GE(p_sc.mean_bits, floor_bits());
+}
+
+TEST(CkksPrecision, MultiplyRelinRescale) {
+  auto x = random_reals(K().slots(), 7), y = random_reals(K().slots(), 8);
+  std::vector<double> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = x[i] * y[i];
+  auto prod = K().eval->rescale(K().eval->multiply(K().encrypt(x), K().encrypt(y), K().rk));
+  EXPECT_EQ(prod.level(), K().ctx->max_level() - 1);
+  EXPECT_NEAR(std::log2(prod.scale()), 40.0, 0.01);
+  auto p = precision(want, K().decrypt(prod));
+  report("ct*ct + relin + rescale", *K().ctx, p);
+  EXPECT_GE(p.mean_bits, floor_bits() - kRescaleAllowance + 4);  // measured ~29 bits
+}
+
+TEST(CkksPrecision, MultiplyPlainAndScalar) {
+  auto x = random_reals(K().slots(), 9), y = random_reals(K().slots(), 10);
+  std::vector<double> want(x.size()), want_c(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    want[i] = x[i] * y[i];
+    want_c[i] = x[i] * -0.7;
+  }
+  auto cx = K().encrypt(x);
+  auto prod = K().eval->rescale(K().eval->multiply_plain(cx, K().encoder->encode(y)));
+  auto p = precision(want, K().decrypt(prod));
+  report("ct*pt + rescale", *K().ctx, p);
+  EXPECT_GE(p.mean_bits, floor_bits());
+  auto scaled = K().eval->rescale(K().eval->multiply_scalar(cx, -0.7));
+  EXPECT_DOUBLE_EQ(scaled.scale(), cx.scale());  // scalar encoded at q_level: scale restored exactly
+  auto pc = precision(want_c, K().decrypt(scaled));
+  report("ct*scalar + rescale", *K().ctx, pc);
+  EXPECT_GE(pc.mean_bits, floor_bits());
+  auto tripled = K().eval->multiply_integer(cx, -3);
+  std::vector<double> want3(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want3[i] = -3 * x[i];
+  EXPECT_GE(precision(want3, K().decrypt(tripled)).mean_bits, floor_bits() - 2);
+}
+
+TEST(CkksPrecision, DepthFiveChain) {
+  auto x = random_reals(K().slots(), 11);
+  std::vector<double> want = x;
+  auto acc = K().encrypt(x);
+  for (int d = 0; d < 5; ++d) {
+    auto y = random_reals(K().slots(), 100 + d);
+    for (size_t i = 0; i < want.size(); ++i) want[i] *= y[i];
+    acc = K().eval->rescale(K().eval->multiply(acc, K().encrypt(y), K().rk));
+  }
+  EXPECT_EQ(acc.level(), K().ctx->max_level() - 5);
+  auto p = precision(want, K().decrypt(acc));
+  report("depth-5 ct*ct chain", *K().ctx, p);
+  EXPECT_GE(p.mean_bits, floor_bits() - kRescaleAllowance);
+}
+
+TEST(CkksPrecision, SquareMatchesMultiply) {
+  auto x = random_reals(K().slots(), 12);
+  std::vector<double> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = x[i] * x[i];
+  auto p = precision(want, K().decrypt(K().eval->rescale(K().eval->square(K().encrypt(x), K().rk))));
+  EXPECT_GE(p.mean_bits, floor_bits());
+}
+
+std::vector<double> rotated(const std::vector<double>& x, int64_t step) {
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<double> out(x.size());
+  for (int64_t i = 0; i < n; ++i) out[i] = x[static_cast<size_t>((((i + step) % n) + n) % n)];
+  return out;
+}
+
+TEST(CkksPrecision, RotateEveryPowerOfTwo) {
+  auto x = random_reals(K().slots(), 13);
+  auto cx = K().encrypt(x);
+  double worst_mean = 1e9;
+  for (int64_t step = 1; step < static_cast<int64_t>(K().slots()); step <<= 1) {
+    for (int64_t s : {step, -step}) {
+      auto p = precision(rotated(x, s), K().decrypt(K().eval->rotate(cx, s, K().gk)));
+      worst_mean = std::min(worst_mean, p.mean_bits);
+      EXPECT_GE(p.mean_bits, floor_bits()) << "step " << s;
+    }
+  }
+  report("rotate (every power of two, lowest)", *K().ctx, {worst_mean, worst_mean});
+}
+
+TEST(CkksPrecision, RotateRandomStepsByComposition) {
+  auto x = random_reals(K().slots(), 14);
+  auto cx = K().encrypt(x);
+  std::mt19937_64 rng(15);
+  for (int i = 0; i < 4; ++i) {
+    int64_t s = static_cast<int64_t>(rng() % K().slots()) - static_cast<int64_t>(K().slots() / 2);
+    auto p = precision(rotated(x, s), K().decrypt(K().eval->rotate(cx, s, K().gk)));
+    report("rotate random step " + std::to_string(s), *K().ctx, p);
+    // Composition costs one key switch per non-zero signed digit.
+    EXPECT_GE(p.mean_bits, floor_bits() - 2) << "step " << s;
+  }
+}
+
+TEST(CkksPrecision, ConjugateComplex) {
+  auto re = random_reals(K().slots(), 16), im = random_reals(K().slots(), 17);
+  std::vector<std::complex<double>> z(re.size()), want(re.size());
+  for (size_t i = 0; i < z.size(); ++i) {
+    z[i] = {re[i], im[i]};
+    want[i] = std::conj(z[i]);
+  }
+  auto ct = K().pk_encryptor->encrypt(K().encoder->encode(std::span<const std::complex<double>>(z)));
+  auto got = K().encoder->decode_complex(K().decryptor->decrypt(K().eval->conjugate(ct, K().gk)));
+  auto p = precision(want, got);
+  report("conjugate (complex)", *K().ctx, p);
+  EXPECT_GE(p.mean_bits, floor_bits());
+}
+
+TEST(CkksPrecision, HoistedRotationsEqualPlainRotationsBitForBit) {
+  auto x = random_reals(K().slots(), 18);
+  auto cx = K().eval->rescale(K().eval->multiply(K().encrypt(x), K().encrypt(x), K().rk));  // not fresh
+  std::vector<int64_t> steps{1, 2, 4, -1, -8, 0};
+  auto hoisted = K().eval->rotate_hoisted(cx, steps, K().gk);
+  ASSERT_EQ(hoisted.size(), steps.size());
+  for (size_t i = 0; i < steps.size(); ++i) {
+    auto plain = K().eval->rotate(cx, steps[i], K().gk);
+    ASSERT_EQ(plain.level(), hoisted[i].level());
+    for (uint32_t k = 0; k < 2; ++k) {
+      auto words = plain.poly_words();
+      std::vector<uint64_t> a(plain.poly(k), plain.poly(k) + words), b(hoisted[i].poly(k), hoisted[i].poly(k) + words);
+      EXPECT_EQ(a, b) << "step " << steps[i] << " poly " << k;
+    }
+  }
+}
+
+TEST(CkksPrecision, EncodeDecodeAtEveryLevel) {
+  auto x = random_reals(K().slots(), 19);
+  for (uint32_t level = 0; level <= K().ctx->max_level(); ++level) {
+    auto pt = K().encoder->encode(x, 0, static_cast<int>(level));
+    EXPECT_EQ(pt.level(), level);
+    EXPECT_GE(precision(x, K().encoder->decode(pt)).mean_bits, 30.0) << "level " << level;
+  }
+}
+
+TEST(CkksPrecision, FloodedDecryptionHidesNoiseButKeepsValue) {
+  auto x = random_reals(K().slots(), 20);
+  auto ct = K().encrypt(x);
+  auto rs = RandomSource::insecure_deterministic(99);
+  auto flooded = K().encoder->decode(K().decryptor->decrypt_flooded(ct, 20, rs));
+  auto plain = K().decrypt(ct);
+  auto p = precision(x, flooded);
+  // 2^20 noise at scale 2^40 leaves ~ 40 - 20 - logN/2 bits.
+  EXPECT_GE(p.mean_bits, 10.0);
+  EXPECT_LT(p.mean_bits, precision(x, plain).mean_bits);
+}
+
+}  // namespace
+}  // namespace veil::test

@@ -1,0 +1,130 @@
+// Parameter presets, the HE Standard bound, and the randomness sources.
+#include <cmath>
+#include <set>
+
+#include "sampling.hpp"
+#include "test_util.hpp"
+
+namespace veil::test {
+namespace {
+
+TEST(Params, HeStandardTable) {
+  EXPECT_EQ(he_standard_max_log_qp(13), 218);
+  EXPECT_EQ(he_standard_max_log_qp(14), 438);
+  EXPECT_EQ(he_standard_max_log_qp(15), 881);
+  EXPECT_EQ(he_standard_max_log_qp(16), 1772);
+  EXPECT_EQ(he_standard_max_log_qp(17), 0);
+}
+
+TEST(Params, PresetsAreSecureAndWellFormed) {
+  for (uint32_t log_n = 13; log_n <= 16; ++log_n) {
+    auto p = Parameters::preset(log_n);
+    EXPECT_EQ(p.log_n(), log_n);
+    EXPECT_EQ(p.security(), Security::HEStandard128);
+    EXPECT_LE(p.log_qp(), he_standard_max_log_qp(log_n));
+    EXPECT_GE(p.max_level(), 2u);
+    // P exceeds every key-switching digit (noise control).
+    double p_bits = 0;
+    for (uint64_t v : p.p()) p_bits += std::log2(static_cast<double>(v));
+    for (uint32_t j = 0; j < p.dnum(); ++j) {
+      double digit = 0;
+      for (uint32_t i = j * p.alpha(); i < std::min((j + 1) * p.alpha(), p.max_level() + 1); ++i)
+        digit += std::log2(static_cast<double>(p.q()[i]));
+      EXPECT_GT(p_bits, digit + 9) << "log_n " << log_n << " digit " << j;
+    }
+  }
+}
+
+TEST(Params, FingerprintIdentifiesParameters) {
+  EXPECT_EQ(Parameters::preset(13).fingerprint(), Parameters::preset(13).fingerprint());
+  EXPECT_NE(Parameters::preset(13).fingerprint(), Parameters::preset(14).fingerprint());
+  ParameterSpec spec;
+  spec.log_n = 13;
+  spec.q_bits = {50, 40, 40};
+  spec.p_bits = {60};
+  spec.default_scale = std::ldexp(1.0, 35);
+  EXPECT_NE(Parameters::create(spec).fingerprint(), Parameters::preset(13).fingerprint());
+}
+
+TEST(Params, WithDnumSetsSpecialPrimeCount) {
+  ParameterSpec spec;
+  spec.log_n = 15;
+  spec.q_bits = {50, 40, 40, 40, 40, 40, 40};
+  EXPECT_EQ(Parameters::create(spec.with_dnum(1, 50)).alpha(), 7u);
+  EXPECT_EQ(Parameters::create(spec.with_dnum(3, 50)).dnum(), 3u);
+  EXPECT_EQ(Parameters::create(spec.with_dnum(7, 60)).alpha(), 1u);
+  EXPECT_THROW(spec.with_dnum(8, 60), Error);
+}
+
+TEST(Random, DeterministicSourceIsReproducible) {
+  auto a = RandomSource::insecure_deterministic(5), b = RandomSource::insecure_deterministic(5);
+  auto c = RandomSource::insecure_deterministic(6);
+  EXPECT_TRUE(a.is_deterministic());
+  auto s1 = a.next_seed(), s2 = b.next_seed(), s3 = c.next_seed();
+  EXPECT_EQ(s1, s2);
+  EXPECT_NE(s1, s3);
+  EXPECT_NE(a.next_seed(), s1);  // successive seeds differ
+}
+
+TEST(Random, OsSourceGivesFreshSeeds) {
+  auto a = RandomSource::os(), b = RandomSource::os();
+  EXPECT_FALSE(a.is_deterministic());
+  EXPECT_NE(a.next_seed(), b.next_seed());
+}
+
+TEST(Random, SameSeedSameKeysAndCiphertexts) {
+  Keyed k1(Parameters::preset(13), 77, false), k2(Parameters::preset(13), 77, false);
+  auto x = random_reals(16, 1);
+  auto c1 = k1.encrypt(x), c2 = k2.encrypt(x);
+  std::vector<uint64_t> a(c1.poly(0), c1.poly(0) + c1.poly_words()), b(c2.poly(0), c2.poly(0) + c2.poly_words());
+  EXPECT_EQ(a, b);
+}
+
+TEST(Random, TernaryAndBinomialDistributions) {
+  Seed seed{};
+  seed[0] = 9;
+  Prng prng(seed);
+  const size_t n = 1 << 16;
+  std::vector<int64_t> t(n), e(n);
+  sampling::ternary(prng, t.data(), n);
+  sampling::centered_binomial(prng, e.data(), n);
+  size_t counts[3] = {0, 0, 0};
+  for (int64_t v : t) {
+    ASSERT_GE(v, -1);
+    ASSERT_LE(v, 1);
+    counts[v + 1]++;
+  }
+  for (size_t c : counts) EXPECT_NEAR(static_cast<double>(c) / n, 1.0 / 3, 0.01);
+  double mean = 0, var = 0;
+  for (int64_t v : e) {
+    ASSERT_LE(std::abs(v), 21);
+    mean += static_cast<double>(v);
+  }
+  mean /= n;
+  for (int64_t v : e) var += (v - mean) * (v - mean);
+  var /= n;
+  EXPECT_NEAR(mean, 0.0, 0.05);
+  EXPECT_NEAR(std::sqrt(var), 3.24, 0.05);  // sigma = sqrt(21 / 2)
+}
+
+TEST(Random, UniformResiduesBelowEachPrime) {
+  auto ctx = Keyed::preset(13).ctx;
+  const auto& t = ctx->tables();
+  const Basis qp{t.max_level + 1, true};
+  Seed seed{};
+  Prng prng(seed);
+  std::vector<uint64_t> out(ctx->words(qp));
+  sampling::uniform(prng, t, qp, out.data());
+  for (uint32_t limb = 0; limb < t.limbs(qp); ++limb) {
+    const uint64_t q = t.primes[t.prime_index(qp, limb)];
+    double mean = 0;
+    for (size_t i = 0; i < t.n; ++i) {
+      ASSERT_LT(out[limb * t.n + i], q);
+      mean += static_cast<double>(out[limb * t.n + i]) / static_cast<double>(q);
+    }
+    EXPECT_NEAR(mean / t.n, 0.5, 0.02);
+  }
+}
+
+}  // namespace
+}  // namespace veil::test
