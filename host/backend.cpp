@@ -38,10 +38,10 @@ std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const Rn
 #endif
 }
 
-Buffer::Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret)
+Buffer::Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret, bool zero)
     : backend_(std::move(backend)), words_(words), secret_(secret) {
   ptr_ = backend_->allocate(words);
-  backend_->set_zero(ptr_, words);
+  if (zero) backend_->set_zero(ptr_, words);
 }
 
 Buffer::Buffer(const Buffer& other) : backend_(other.backend_), words_(other.words_), secret_(other.secret_) {

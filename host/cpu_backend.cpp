@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -15,6 +16,25 @@ using arith::u128;
 namespace {
 // Parallelise over limbs only when there is enough work to beat the fork cost.
 constexpr size_t kParallelWords = size_t{1} << 15;
+// dst[c] = sum_i y[i][c] * factors[i] mod m. Each term is a lazy Shoup
+// product in [0, 2t); the running sum is folded below 2t so it never overflows.
+void fast_base_convert(const uint64_t* y, uint32_t count, size_t n, const uint64_t* factors,
+                       const arith::Modulus& m, uint64_t* dst) {
+  const uint64_t t = m.value, two_t = 2 * t;
+  uint64_t shoup[64];
+  for (uint32_t i = 0; i < count; ++i) shoup[i] = arith::shoup_precompute(factors[i], t);
+  for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup_lazy(y[c], factors[0], shoup[0], t);
+  for (uint32_t i = 1; i < count; ++i) {
+    const uint64_t* yi = y + i * n;
+    const uint64_t f = factors[i], fs = shoup[i];
+    for (size_t c = 0; c < n; ++c) {
+      uint64_t s = dst[c] + arith::mul_shoup_lazy(yi[c], f, fs, t);  // < 4t
+      dst[c] = s - ((s >= two_t) ? two_t : 0);
+    }
+  }
+  for (size_t c = 0; c < n; ++c) dst[c] -= (dst[c] >= t) ? t : 0;
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(std::shared_ptr<const RnsTables> tables) : Backend(std::move(tables)) {
@@ -213,11 +233,7 @@ void CpuBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const 
     const arith::Modulus& m = mod_[pi];
     const uint64_t* factors = plan.qhat_mod_target.data() + static_cast<size_t>(k) * plan.count;
     uint64_t* dst = out_qp + limb * n;
-    for (size_t c = 0; c < n; ++c) {
-      u128 acc = 0;
-      for (uint32_t i = 0; i < plan.count; ++i) acc += (u128)y[i * n + c] * factors[i];
-      dst[c] = m.reduce128(acc);
-    }
+    fast_base_convert(y.data(), plan.count, n, factors, m, dst);
     ntt_[pi].forward(dst);
   }
 }
@@ -244,11 +260,7 @@ void CpuBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
     const uint64_t qi = m.value;
     const uint64_t* factors = plan.phat_mod_q.data() + static_cast<size_t>(i) * alpha;
     std::vector<uint64_t> conv(n);
-    for (size_t c = 0; c < n; ++c) {
-      u128 acc = 0;
-      for (uint32_t k = 0; k < alpha; ++k) acc += (u128)p_part[k * n + c] * factors[k];
-      conv[c] = m.reduce128(acc);
-    }
+    fast_base_convert(p_part, alpha, n, factors, m, conv.data());
     ntt_[i].forward(conv.data());
     const uint64_t w = plan.p_inv_mod_q[i], ws = arith::shoup_precompute(w, qi);
     const uint64_t* x = in_qp + i * n;
@@ -267,21 +279,31 @@ void CpuBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, c
   const uint32_t limbs = t.limbs(qp);
   const size_t key_poly = static_cast<size_t>(t.max_level + 1 + t.alpha) * n;
   const size_t digit_words = static_cast<size_t>(limbs) * n;
+  // Blocks of coefficients keep the 128-bit accumulators in L1 while each
+  // digit/key stream is read sequentially (few streams for the prefetcher).
+  constexpr size_t kBlock = 512;
 #pragma omp parallel for if (limbs * n >= kParallelWords)
   for (int limb = 0; limb < static_cast<int>(limbs); ++limb) {
     const uint32_t pi = t.prime_index(qp, limb);
     const arith::Modulus& m = mod_[pi];
     const size_t key_off = static_cast<size_t>(pi) * n;  // prime index == key limb index
-    for (size_t c = 0; c < n; ++c) {
-      u128 acc0 = 0, acc1 = 0;
+    u128 acc0[kBlock], acc1[kBlock];
+    for (size_t base = 0; base < n; base += kBlock) {
+      const size_t len = std::min(kBlock, n - base);
+      for (size_t c = 0; c < len; ++c) acc0[c] = acc1[c] = 0;
       for (uint32_t j = 0; j < num_digits; ++j) {
-        const uint64_t d = digits[j * digit_words + limb * n + c];
-        const uint64_t* kj = key + 2 * j * key_poly + key_off;
-        acc0 += (u128)d * kj[c];
-        acc1 += (u128)d * kj[key_poly + c];
+        const uint64_t* d = digits + j * digit_words + limb * n + base;
+        const uint64_t* k0 = key + 2 * j * key_poly + key_off + base;
+        const uint64_t* k1 = k0 + key_poly;
+        for (size_t c = 0; c < len; ++c) {
+          acc0[c] += (u128)d[c] * k0[c];
+          acc1[c] += (u128)d[c] * k1[c];
+        }
       }
-      out0[limb * n + c] = m.reduce128(acc0);
-      out1[limb * n + c] = m.reduce128(acc1);
+      for (size_t c = 0; c < len; ++c) {
+        out0[limb * n + base + c] = m.reduce128(acc0[c]);
+        out1[limb * n + base + c] = m.reduce128(acc1[c]);
+      }
     }
   }
 }

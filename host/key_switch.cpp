@@ -11,8 +11,8 @@ Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level
   Decomposition dec;
   dec.level = level;
   dec.count = t.digits(level);
-  dec.digits = ctx.allocate(qp, dec.count);
-  Buffer coeff = ctx.allocate(q);
+  dec.digits = ctx.allocate_scratch(qp, dec.count);  // mod_up writes every limb
+  Buffer coeff = ctx.allocate_scratch(q);
   be.copy(coeff.data(), poly, coeff.words());
   be.ntt_inverse(q, coeff.data());
   const size_t stride = ctx.words(qp);
@@ -26,7 +26,7 @@ void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key
           "switching key belongs to a different context");
   Backend& be = ctx.backend();
   const Basis qp{dec.level + 1, true};
-  Buffer acc = ctx.allocate(qp, 2);
+  Buffer acc = ctx.allocate_scratch(qp, 2);  // fully written by the inner product
   uint64_t* acc0 = acc.data();
   uint64_t* acc1 = acc.data() + ctx.words(qp);
   be.key_switch_inner_product(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);

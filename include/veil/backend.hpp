@@ -134,7 +134,8 @@ bool cuda_available();  // built with CUDA and a device is present
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret = false);
+  // Zero-filled unless `zero` is false (scratch that is overwritten at once).
+  Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret = false, bool zero = true);
   Buffer(const Buffer& other);
   Buffer& operator=(const Buffer& other);
   Buffer(Buffer&& other) noexcept;

@@ -31,6 +31,10 @@ class Context {
   Buffer allocate(Basis b, size_t polys = 1, bool secret = false) const {
     return Buffer(backend_, words(b, polys), secret);
   }
+  // Uninitialised scratch: every word must be written before it is read.
+  Buffer allocate_scratch(Basis b, size_t polys = 1) const {
+    return Buffer(backend_, words(b, polys), false, /*zero=*/false);
+  }
 
  private:
   Context(const Parameters& params, std::shared_ptr<const RnsTables> tables,
