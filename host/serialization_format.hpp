@@ -1,0 +1,37 @@
+// Blob layout constants shared by host/serialization.cpp and the tests (which
+// craft hostile blobs). The format is described in docs/serialization.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+namespace veil::format {
+
+inline constexpr uint8_t kMagic[4] = {'V', 'E', 'I', 'L'};
+inline constexpr uint16_t kVersion = 1;
+// magic, u16 version, u16 type, u64 fingerprint, u64 payload length
+inline constexpr size_t kHeaderBytes = 4 + 2 + 2 + 8 + 8;
+inline constexpr size_t kVersionOffset = 4;
+inline constexpr size_t kTypeOffset = 6;
+inline constexpr size_t kFingerprintOffset = 8;
+inline constexpr size_t kLengthOffset = 16;
+inline constexpr size_t kChecksumBytes = 16;  // BLAKE2b-128
+
+enum class ObjectType : uint16_t {
+  Parameters = 1,
+  Ciphertext = 2,
+  Plaintext = 3,
+  PublicKey = 4,
+  RelinKey = 5,
+  GaloisKeys = 6,
+  SecretKey = 7,
+};
+
+// How the uniform half of an object is stored.
+enum Encoding : uint8_t { kFull = 0, kSeeded = 1 };
+
+// BLAKE2b with a 16-byte output over `data` (libsodium crypto_generichash).
+void checksum(std::span<const uint8_t> data, uint8_t out[kChecksumBytes]);
+
+}  // namespace veil::format
