@@ -47,9 +47,29 @@ CpuBackend::CpuBackend(std::shared_ptr<const RnsTables> tables) : Backend(std::m
   }
 }
 
+namespace {
+constexpr size_t kMaxPooledBytes = size_t{1} << 30;
+size_t block_bytes(size_t words) { return ((words * sizeof(uint64_t) + 63) / 64) * 64; }
+}  // namespace
+
+CpuBackend::~CpuBackend() {
+  for (auto& [bytes, blocks] : pool_)
+    for (uint64_t* p : blocks) std::free(p);
+}
+
 uint64_t* CpuBackend::allocate(size_t words) {
   if (words == 0) return nullptr;
-  size_t bytes = ((words * sizeof(uint64_t) + 63) / 64) * 64;
+  const size_t bytes = block_bytes(words);
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    auto it = pool_.find(bytes);
+    if (it != pool_.end() && !it->second.empty()) {
+      uint64_t* p = it->second.back();
+      it->second.pop_back();
+      pooled_bytes_ -= bytes;
+      return p;
+    }
+  }
   void* p = std::aligned_alloc(64, bytes);
   if (!p) throw Error(ErrorCode::Backend, "cpu backend: out of memory allocating " + std::to_string(bytes) + " bytes");
   return static_cast<uint64_t*>(p);
@@ -57,7 +77,19 @@ uint64_t* CpuBackend::allocate(size_t words) {
 
 void CpuBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
   if (!ptr) return;
-  if (wipe) sodium_memzero(ptr, words * sizeof(uint64_t));
+  const size_t bytes = block_bytes(words);
+  if (wipe) sodium_memzero(ptr, bytes);
+  {
+    std::lock_guard<std::mutex> lock(pool_mutex_);
+    if (pooled_bytes_ + bytes <= kMaxPooledBytes) {
+      try {
+        pool_[bytes].push_back(ptr);
+        pooled_bytes_ += bytes;
+        return;
+      } catch (...) {  // no memory for the bookkeeping: just free the block
+      }
+    }
+  }
   std::free(ptr);
 }
 

@@ -14,6 +14,7 @@ namespace veil {
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(std::shared_ptr<const RnsTables> tables);
+  ~CpuBackend() override;
   std::string name() const override { return "cpu"; }
 
   uint64_t* allocate(size_t words) override;
@@ -49,6 +50,11 @@ class CpuBackend final : public Backend {
   const std::vector<uint32_t>& ntt_permutation(uint64_t g);
   std::vector<arith::Modulus> mod_;        // per prime index
   std::vector<arith::NttTables> ntt_;      // per prime index
+  // Released blocks are kept for reuse (by size), so steady-state operations
+  // neither call the allocator nor take fresh-page faults.
+  std::mutex pool_mutex_;
+  std::map<size_t, std::vector<uint64_t*>> pool_;
+  size_t pooled_bytes_ = 0;
   std::mutex perm_mutex_;
   std::map<uint64_t, std::vector<uint32_t>> perm_cache_;
 };

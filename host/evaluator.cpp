@@ -40,7 +40,7 @@ Ciphertext Evaluator::mod_switch_to(const Ciphertext& a, uint32_t level) const {
   require(level <= a.level(), ErrorCode::LevelMismatch,
           "cannot mod-switch up: level " + std::to_string(a.level()) + " -> " + std::to_string(level));
   if (level == a.level()) return a;
-  Ciphertext out(ctx_, a.size(), level, a.scale());
+  Ciphertext out(ctx_, a.size(), level, a.scale(), false);
   for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().copy(out.poly(i), a.poly(i), out.poly_words());
   return out;
 }
@@ -77,7 +77,7 @@ static Ciphertext add_or_sub(const Evaluator& ev, const Ciphertext& a_in, const 
   const auto& ctx = *a.context();
   const Basis bs = q_basis(a.level());
   const uint32_t size = std::max(a.size(), b.size());
-  Ciphertext out(a.context(), size, a.level(), a.scale());
+  Ciphertext out(a.context(), size, a.level(), a.scale(), false);
   for (uint32_t i = 0; i < size; ++i) {
     if (i < a.size() && i < b.size()) {
       if (subtract) ctx.backend().sub(bs, out.poly(i), a.poly(i), b.poly(i));
@@ -107,7 +107,7 @@ Ciphertext Evaluator::sub(const Ciphertext& a, const Ciphertext& b) const {
 
 Ciphertext Evaluator::negate(const Ciphertext& a) const {
   VEIL_CHECK_CT(a);
-  Ciphertext out(ctx_, a.size(), a.level(), a.scale());
+  Ciphertext out(ctx_, a.size(), a.level(), a.scale(), false);
   for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().negate(q_basis(a.level()), out.poly(i), a.poly(i));
   return out;
 }
@@ -153,13 +153,18 @@ Ciphertext Evaluator::multiply_no_relin(const Ciphertext& a_in, const Ciphertext
   require(a_in.size() == 2 && b_in.size() == 2, ErrorCode::InvalidArgument,
           "multiply needs size-2 ciphertexts (relinearize first)");
   const uint32_t level = std::min(a_in.level(), b_in.level());
-  const Ciphertext a = mod_switch_to(a_in, level), b = mod_switch_to(b_in, level);
+  // Copy only the operand that must drop levels.
+  Ciphertext a_low, b_low;
+  if (a_in.level() != level) a_low = mod_switch_to(a_in, level);
+  if (b_in.level() != level) b_low = mod_switch_to(b_in, level);
+  const Ciphertext& a = a_low.empty() ? a_in : a_low;
+  const Ciphertext& b = b_low.empty() ? b_in : b_low;
   const double scale = a.scale() * b.scale();
   require(std::isfinite(scale) && std::log2(scale) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
           "product scale " + scale_str(scale) + " is too large; rescale the operands first");
   Backend& be = ctx_->backend();
   const Basis bs = q_basis(level);
-  Ciphertext out(ctx_, 3, level, scale);
+  Ciphertext out(ctx_, 3, level, scale, false);
   be.multiply(bs, out.poly(0), a.poly(0), b.poly(0));
   be.multiply(bs, out.poly(1), a.poly(0), b.poly(1));
   be.multiply_accumulate(bs, out.poly(1), a.poly(1), b.poly(0));
@@ -174,7 +179,7 @@ Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKey& rk) const
           "relinearization key belongs to a different context");
   if (a.size() == 2) return a;
   const Basis bs = q_basis(a.level());
-  Ciphertext out(ctx_, 2, a.level(), a.scale());
+  Ciphertext out(ctx_, 2, a.level(), a.scale(), false);
   auto dec = keyswitch::decompose(*ctx_, a.poly(2), a.level());
   keyswitch::apply(*ctx_, dec, rk.key, out.poly(0), out.poly(1));
   ctx_->backend().add(bs, out.poly(0), out.poly(0), a.poly(0));
@@ -208,7 +213,7 @@ Ciphertext Evaluator::multiply_scalar(const Ciphertext& a, double c) const {
   const Basis b = q_basis(a.level());
   std::vector<uint64_t> s(a.limbs());
   rns::round_to_rns(c * factor, ctx_->tables(), b, s.data());
-  Ciphertext out(ctx_, a.size(), a.level(), a.scale() * factor);
+  Ciphertext out(ctx_, a.size(), a.level(), a.scale() * factor, false);
   for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
   return out;
 }
@@ -222,7 +227,7 @@ Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
     const int64_t r = k % q;
     s[i] = static_cast<uint64_t>(r < 0 ? r + q : r);
   }
-  Ciphertext out(ctx_, a.size(), a.level(), a.scale());
+  Ciphertext out(ctx_, a.size(), a.level(), a.scale(), false);
   for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
   return out;
 }
@@ -232,7 +237,7 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
   require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
   const uint32_t level = a.level();
   Ciphertext tmp = a;
-  Ciphertext out(ctx_, a.size(), level - 1, a.scale() / static_cast<double>(ctx_->tables().primes[level]));
+  Ciphertext out(ctx_, a.size(), level - 1, a.scale() / static_cast<double>(ctx_->tables().primes[level]), false);
   for (uint32_t i = 0; i < a.size(); ++i) {
     ctx_->backend().rescale(level, tmp.poly(i));
     ctx_->backend().copy(out.poly(i), tmp.poly(i), out.poly_words());
@@ -248,12 +253,12 @@ static Ciphertext rotate_from_decomposition(const Context& ctx, const Ciphertext
                                             const SwitchingKey& key) {
   Backend& be = ctx.backend();
   const Basis bs = q_basis(a.level());
-  Buffer tmp = ctx.allocate(bs, 2);
+  Buffer tmp = ctx.allocate_scratch(bs, 2);
   uint64_t* d0 = tmp.data();
   uint64_t* d1 = tmp.data() + a.poly_words();
   keyswitch::apply(ctx, dec, key, d0, d1);
   be.add(bs, d0, d0, a.poly(0));
-  Ciphertext out(a.context(), 2, a.level(), a.scale());
+  Ciphertext out(a.context(), 2, a.level(), a.scale(), false);
   be.automorphism_ntt(bs, out.poly(0), d0, g);
   be.automorphism_ntt(bs, out.poly(1), d1, g);
   return out;

@@ -20,6 +20,10 @@ class NttTables {
 
   void forward(uint64_t* a) const;  // input < q, output < q
   void inverse(uint64_t* a) const;  // input < q, output < q
+  // Whether forward/inverse use the AVX-512 IFMA stages (q < 2^50 and CPU support).
+  bool uses_ifma() const { return use_ifma_; }
+  // Forces the portable path (tests compare the two).
+  void set_use_ifma(bool on);
 
  private:
   uint64_t q_;
@@ -29,6 +33,12 @@ class NttTables {
   std::vector<uint64_t> root_, root_shoup_;          // psi^brev(i)
   std::vector<uint64_t> inv_root_, inv_root_shoup_;  // psi^-(brev(i)) arranged for GS
   uint64_t n_inv_, n_inv_shoup_;
+  // IFMA: floor(w 2^52 / q) companions, used when q < 2^50.
+  std::vector<uint64_t> root52_, inv_root52_;
+  uint64_t n_inv52_ = 0;
+  bool use_ifma_ = false;
+  void forward_stage(uint64_t* a, uint64_t m) const;
+  void inverse_stage(uint64_t* a, uint64_t m) const;
 };
 
 // Bit-reverse the low `bits` bits of x.

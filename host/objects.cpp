@@ -19,12 +19,12 @@ Plaintext::Plaintext(ContextPtr ctx, uint32_t level, double scale)
   buf_ = ctx_->allocate(Basis{level + 1, false});
 }
 
-Ciphertext::Ciphertext(ContextPtr ctx, uint32_t size, uint32_t level, double scale)
+Ciphertext::Ciphertext(ContextPtr ctx, uint32_t size, uint32_t level, double scale, bool zero)
     : ctx_(std::move(ctx)), size_(size), level_(level), scale_(scale) {
   checked(ctx_);
   require(level <= ctx_->max_level(), ErrorCode::LevelMismatch, "ciphertext level above the top level");
   require(size >= 2 && size <= 3, ErrorCode::InvalidArgument, "ciphertext size must be 2 or 3");
-  buf_ = ctx_->allocate(Basis{level + 1, false}, size);
+  buf_ = zero ? ctx_->allocate(Basis{level + 1, false}, size) : ctx_->allocate_scratch(Basis{level + 1, false}, size);
 }
 
 size_t Ciphertext::poly_words() const { return static_cast<size_t>(level_ + 1) * ctx_->n(); }

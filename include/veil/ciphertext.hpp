@@ -38,7 +38,9 @@ class Plaintext {
 class Ciphertext {
  public:
   Ciphertext() = default;
-  Ciphertext(ContextPtr ctx, uint32_t size, uint32_t level, double scale);
+  // Zero-filled; with zero = false the contents are unspecified (for outputs
+  // that are written in full before use).
+  Ciphertext(ContextPtr ctx, uint32_t size, uint32_t level, double scale, bool zero = true);
 
   const ContextPtr& context() const { return ctx_; }
   uint32_t size() const { return size_; }

@@ -1,0 +1,96 @@
+#include "ntt_ifma.hpp"
+
+#include <immintrin.h>
+
+#define VEIL_IFMA __attribute__((target("avx512f,avx512ifma")))
+
+namespace veil::arith::ifma {
+
+bool available() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512ifma");
+  return ok;
+}
+
+namespace {
+
+// (y * w) mod q, lazily in [0, 2q), for y < 2^52 and w52 = floor(w 2^52 / q).
+VEIL_IFMA inline __m512i mul_shoup52(__m512i y, __m512i w, __m512i w52, __m512i neg_q, __m512i mask52) {
+  const __m512i zero = _mm512_setzero_si512();
+  __m512i quotient = _mm512_madd52hi_epu64(zero, y, w52);
+  __m512i product = _mm512_madd52lo_epu64(zero, y, w);
+  return _mm512_and_si512(_mm512_madd52lo_epu64(product, quotient, neg_q), mask52);
+}
+
+// x >= bound ? x - bound : x, via the unsigned minimum of x and x - bound.
+VEIL_IFMA inline __m512i reduce_once(__m512i x, __m512i bound) {
+  return _mm512_min_epu64(x, _mm512_sub_epi64(x, bound));
+}
+
+}  // namespace
+
+VEIL_IFMA void forward_stages(uint64_t* a, uint64_t n, uint64_t q, const uint64_t* roots,
+                              const uint64_t* roots52, uint64_t m_begin, uint64_t m_end) {
+  const __m512i two_q = _mm512_set1_epi64(static_cast<long long>(2 * q));
+  const __m512i neg_q = _mm512_set1_epi64(static_cast<long long>(((uint64_t{1} << 52) - q)));
+  const __m512i mask52 = _mm512_set1_epi64(static_cast<long long>((uint64_t{1} << 52) - 1));
+  for (uint64_t m = m_begin; m < m_end; m <<= 1) {
+    const uint64_t t = n / (2 * m);
+    for (uint64_t i = 0; i < m; ++i) {
+      const __m512i w = _mm512_set1_epi64(static_cast<long long>(roots[m + i]));
+      const __m512i w52 = _mm512_set1_epi64(static_cast<long long>(roots52[m + i]));
+      uint64_t* x = a + 2 * i * t;
+      uint64_t* y = x + t;
+      for (uint64_t j = 0; j < t; j += 8) {
+        __m512i vx = reduce_once(_mm512_loadu_si512(x + j), two_q);
+        __m512i vt = mul_shoup52(_mm512_loadu_si512(y + j), w, w52, neg_q, mask52);
+        _mm512_storeu_si512(x + j, _mm512_add_epi64(vx, vt));
+        _mm512_storeu_si512(y + j, _mm512_add_epi64(_mm512_sub_epi64(vx, vt), two_q));
+      }
+    }
+  }
+}
+
+VEIL_IFMA void inverse_stages(uint64_t* a, uint64_t n, uint64_t q, const uint64_t* roots,
+                              const uint64_t* roots52, uint64_t m_begin, uint64_t m_end) {
+  const __m512i two_q = _mm512_set1_epi64(static_cast<long long>(2 * q));
+  const __m512i neg_q = _mm512_set1_epi64(static_cast<long long>(((uint64_t{1} << 52) - q)));
+  const __m512i mask52 = _mm512_set1_epi64(static_cast<long long>((uint64_t{1} << 52) - 1));
+  for (uint64_t m = m_begin; m > m_end; m >>= 1) {
+    const uint64_t h = m >> 1, t = n / m;
+    for (uint64_t i = 0; i < h; ++i) {
+      const __m512i w = _mm512_set1_epi64(static_cast<long long>(roots[h + i]));
+      const __m512i w52 = _mm512_set1_epi64(static_cast<long long>(roots52[h + i]));
+      uint64_t* x = a + 2 * i * t;
+      uint64_t* y = x + t;
+      for (uint64_t j = 0; j < t; j += 8) {
+        __m512i vx = _mm512_loadu_si512(x + j), vy = _mm512_loadu_si512(y + j);
+        _mm512_storeu_si512(x + j, reduce_once(_mm512_add_epi64(vx, vy), two_q));
+        __m512i diff = _mm512_add_epi64(_mm512_sub_epi64(vx, vy), two_q);  // < 4q < 2^52
+        _mm512_storeu_si512(y + j, mul_shoup52(diff, w, w52, neg_q, mask52));
+      }
+    }
+  }
+}
+
+VEIL_IFMA void reduce_from_4q(uint64_t* a, uint64_t n, uint64_t q) {
+  const __m512i vq = _mm512_set1_epi64(static_cast<long long>(q));
+  const __m512i two_q = _mm512_set1_epi64(static_cast<long long>(2 * q));
+  for (uint64_t j = 0; j < n; j += 8) {
+    __m512i v = reduce_once(_mm512_loadu_si512(a + j), two_q);
+    _mm512_storeu_si512(a + j, reduce_once(v, vq));
+  }
+}
+
+VEIL_IFMA void multiply_reduce(uint64_t* a, uint64_t n, uint64_t q, uint64_t w, uint64_t w52) {
+  const __m512i vq = _mm512_set1_epi64(static_cast<long long>(q));
+  const __m512i neg_q = _mm512_set1_epi64(static_cast<long long>(((uint64_t{1} << 52) - q)));
+  const __m512i mask52 = _mm512_set1_epi64(static_cast<long long>((uint64_t{1} << 52) - 1));
+  const __m512i vw = _mm512_set1_epi64(static_cast<long long>(w));
+  const __m512i vw52 = _mm512_set1_epi64(static_cast<long long>(w52));
+  for (uint64_t j = 0; j < n; j += 8) {
+    __m512i v = mul_shoup52(_mm512_loadu_si512(a + j), vw, vw52, neg_q, mask52);
+    _mm512_storeu_si512(a + j, reduce_once(v, vq));
+  }
+}
+
+}  // namespace veil::arith::ifma
