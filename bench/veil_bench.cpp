@@ -1,0 +1,319 @@
+// veil-bench: Google Benchmark suite for the CPU backend.
+//
+// Every benchmark is registered once per ring degree N in {2^13, 2^14, 2^15,
+// 2^16} under the name "BM_<Op>/<N>" (e.g. "BM_NTT/16384", "BM_MulRelin/16384")
+// and reports the counters N, limbs (primes of Q at the level it runs at),
+// alpha (special primes) and dnum (key-switching digits). The CPU backend runs
+// limbs in parallel with OpenMP (set OMP_NUM_THREADS to pin the thread count),
+// so read "real_time" (wall clock), not "cpu_time" (the main thread only).
+// UseRealTime() is not set because it would append "/real_time" to the names.
+//
+// Moduli. For N = 2^13..2^15 the bit sizes are SEAL's CoeffModulus::BFVDefault
+// (128-bit), so bench/compare.py can give SEAL and OpenFHE the same chain:
+//   N =  8192: Q {43, 43, 44, 44}        P {44}   (218 bits) scale 2^30
+//   N = 16384: Q {48, 48, 48, 49 x 5}    P {49}   (438 bits) scale 2^40
+//   N = 32768: Q {55 x 15}               P {56}   (881 bits) scale 2^40
+//   N = 65536: Parameters::preset(16): Q {60, 40 x 34}, P {60 x 5}, scale 2^40
+// (SEAL has no default chain for N = 2^16.) With a single special prime the
+// key-switching digits are single primes: dnum = number of Q primes. The
+// 43/44-bit chain uses scale 2^30 so that the scale stays below q_0 / 2.
+//
+// Contexts and keys are built lazily, once per N, on first use (the cache keeps
+// one N at a time, and benchmarks run N-major, so each is built once). Only the
+// Galois keys the rotation benchmarks need (steps 1..8) are generated. Run with
+// --benchmark_filter='/16384$' to select one size; --benchmark_format=json for
+// machine-readable output (bench/compare.py parses it).
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "veil/veil.hpp"
+
+namespace {
+
+using namespace veil;
+
+constexpr uint32_t kLogNs[] = {13, 14, 15, 16};
+const std::vector<int64_t> kHoistSteps = {1, 2, 3, 4, 5, 6, 7, 8};
+
+Parameters bench_parameters(uint32_t log_n) {
+  ParameterSpec spec;
+  spec.log_n = log_n;
+  switch (log_n) {
+    case 13:
+      spec.q_bits = {43, 43, 44, 44};
+      spec.p_bits = {44};
+      spec.default_scale = std::ldexp(1.0, 30);
+      return Parameters::create(spec);
+    case 14:
+      spec.q_bits = {48, 48, 48, 49, 49, 49, 49, 49};
+      spec.p_bits = {49};
+      spec.default_scale = std::ldexp(1.0, 40);
+      return Parameters::create(spec);
+    case 15:
+      spec.q_bits.assign(15, 55);
+      spec.p_bits = {56};
+      spec.default_scale = std::ldexp(1.0, 40);
+      return Parameters::create(spec);
+    default:
+      return Parameters::preset(log_n);
+  }
+}
+
+// Everything one N needs: context, keys, encoded/encrypted operands.
+struct Fixture {
+  explicit Fixture(uint32_t log_n)
+      : ctx(Context::create(bench_parameters(log_n), BackendKind::Cpu)),
+        keygen(ctx),
+        encoder(ctx),
+        evaluator(ctx) {
+    pk = keygen.create_public_key();
+    rk = keygen.create_relin_key();
+    encryptor.emplace(ctx, pk);
+    decryptor.emplace(ctx, keygen.secret_key());
+
+    std::mt19937_64 rng(0x5eed + log_n);
+    std::uniform_real_distribution<double> dist(-1.0, 1.0);
+    values.resize(ctx->params().slots());
+    for (auto& v : values) v = dist(rng);
+    std::vector<double> other(values.size());
+    for (auto& v : other) v = dist(rng);
+
+    pt = encoder.encode(values);
+    ct_a = encryptor->encrypt(pt);
+    ct_b = encryptor->encrypt(encoder.encode(other));
+    ct3 = evaluator.multiply_no_relin(ct_a, ct_b);
+    prod = evaluator.relinearize(ct3, rk);
+
+    // One polynomial over Q_L with coefficients reduced mod each q_i.
+    const Basis q{ctx->max_level() + 1, false};
+    poly = ctx->allocate(q);
+    std::vector<uint64_t> host(poly.words());
+    const uint64_t n = ctx->n();
+    for (uint32_t i = 0; i < q.q_count; ++i) {
+      const uint64_t qi = ctx->tables().primes[i];
+      for (uint64_t j = 0; j < n; ++j) host[i * n + j] = rng() % qi;
+    }
+    poly.from_host(host.data(), host.size());
+  }
+
+  const GaloisKeys& galois_keys() {
+    if (!gk) gk = keygen.create_galois_keys(kHoistSteps, /*conjugation=*/false);
+    return *gk;
+  }
+
+  void set_counters(benchmark::State& state, uint32_t limbs) const {
+    const auto& p = ctx->params();
+    state.counters["N"] = static_cast<double>(p.n());
+    state.counters["limbs"] = limbs;
+    state.counters["alpha"] = p.alpha();
+    state.counters["dnum"] = p.dnum();
+  }
+  uint32_t top_limbs() const { return ctx->max_level() + 1; }
+
+  ContextPtr ctx;
+  KeyGenerator keygen;
+  Encoder encoder;
+  Evaluator evaluator;
+  PublicKey pk;
+  RelinKey rk;
+  std::optional<GaloisKeys> gk;
+  std::optional<Encryptor> encryptor;
+  std::optional<Decryptor> decryptor;
+  std::vector<double> values;
+  Plaintext pt;
+  Ciphertext ct_a, ct_b, ct3, prod;
+  Buffer poly;
+};
+
+// Keeps the fixture of the N in use; switching N frees the previous one first
+// (keys at N = 2^16 take several hundred MB each).
+Fixture& fixture(uint32_t log_n) {
+  static std::unique_ptr<Fixture> cache;
+  static uint32_t cached_log_n = 0;
+  if (!cache || cached_log_n != log_n) {
+    cache.reset();
+    cache = std::make_unique<Fixture>(log_n);
+    cached_log_n = log_n;
+  }
+  return *cache;
+}
+
+// ---- benchmarks (argument: log_n) ----
+
+void BM_NTT(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  const Basis q{f.top_limbs(), false};
+  Backend& be = f.ctx->backend();
+  uint64_t* data = f.poly.data();
+  for (auto _ : state) {
+    be.ntt_forward(q, data);
+    benchmark::DoNotOptimize(data);
+    benchmark::ClobberMemory();
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_INTT(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  const Basis q{f.top_limbs(), false};
+  Backend& be = f.ctx->backend();
+  uint64_t* data = f.poly.data();
+  for (auto _ : state) {
+    be.ntt_inverse(q, data);
+    benchmark::DoNotOptimize(data);
+    benchmark::ClobberMemory();
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Encode(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Plaintext p = f.encoder.encode(f.values);
+    benchmark::DoNotOptimize(p.data());
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Encrypt(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Ciphertext c = f.encryptor->encrypt(f.pt);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Decrypt(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Plaintext p = f.decryptor->decrypt(f.ct_a);
+    benchmark::DoNotOptimize(p.data());
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Add(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Ciphertext c = f.evaluator.add(f.ct_a, f.ct_b);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Mul(benchmark::State& state, uint32_t log_n) {  // tensor only, no relinearization
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Ciphertext c = f.evaluator.multiply_no_relin(f.ct_a, f.ct_b);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_MulRelin(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Ciphertext c = f.evaluator.multiply(f.ct_a, f.ct_b, f.rk);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Relin(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Ciphertext c = f.evaluator.relinearize(f.ct3, f.rk);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Rescale(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  for (auto _ : state) {
+    Ciphertext c = f.evaluator.rescale(f.prod);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_Rotate(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  const GaloisKeys& gk = f.galois_keys();
+  for (auto _ : state) {
+    Ciphertext c = f.evaluator.rotate(f.ct_a, 1, gk);
+    benchmark::DoNotOptimize(c.poly(0));
+  }
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  const GaloisKeys& gk = f.galois_keys();
+  for (auto _ : state) {
+    std::vector<Ciphertext> c = f.evaluator.rotate_hoisted(f.ct_a, kHoistSteps, gk);
+    benchmark::DoNotOptimize(c.data());
+  }
+  f.set_counters(state, f.top_limbs());
+  state.counters["rotations"] = static_cast<double>(kHoistSteps.size());
+}
+
+struct Entry {
+  const char* name;
+  void (*fn)(benchmark::State&, uint32_t);
+  benchmark::TimeUnit unit;
+};
+
+const Entry kEntries[] = {
+    {"BM_NTT", BM_NTT, benchmark::kMicrosecond},
+    {"BM_INTT", BM_INTT, benchmark::kMicrosecond},
+    {"BM_Encode", BM_Encode, benchmark::kMicrosecond},
+    {"BM_Encrypt", BM_Encrypt, benchmark::kMillisecond},
+    {"BM_Decrypt", BM_Decrypt, benchmark::kMicrosecond},
+    {"BM_Add", BM_Add, benchmark::kMicrosecond},
+    {"BM_Mul", BM_Mul, benchmark::kMicrosecond},
+    {"BM_MulRelin", BM_MulRelin, benchmark::kMillisecond},
+    {"BM_Relin", BM_Relin, benchmark::kMillisecond},
+    {"BM_Rescale", BM_Rescale, benchmark::kMicrosecond},
+    {"BM_Rotate", BM_Rotate, benchmark::kMillisecond},
+    {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond},
+};
+
+// N-major registration so each N's context and keys are built once.
+void register_all() {
+  for (uint32_t log_n : kLogNs) {
+    const std::string suffix = "/" + std::to_string(uint64_t{1} << log_n);
+    for (const Entry& e : kEntries) {
+      auto fn = e.fn;
+      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(),
+                                   [fn, log_n](benchmark::State& st) { fn(st, log_n); })
+          ->Unit(e.unit);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  try {
+    benchmark::RunSpecifiedBenchmarks();
+  } catch (const veil::Error& e) {
+    std::fprintf(stderr, "veil error: %s\n", e.what());
+    return 1;
+  }
+  benchmark::Shutdown();
+  return 0;
+}
