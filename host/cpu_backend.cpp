@@ -1,5 +1,6 @@
 #include "cpu_backend.hpp"
 
+#include <omp.h>
 #include <sodium.h>
 
 #include <algorithm>
@@ -21,6 +22,10 @@ constexpr size_t kParallelWords = size_t{1} << 15;
 void fast_base_convert(const uint64_t* y, uint32_t count, size_t n, const uint64_t* factors,
                        const arith::Modulus& m, uint64_t* dst) {
   const uint64_t t = m.value, two_t = 2 * t;
+  if (count == 1 && factors[0] == 1) {  // one-prime digit (dnum = L+1): just reduce mod t
+    for (size_t c = 0; c < n; ++c) dst[c] = m.reduce(y[c]);
+    return;
+  }
   uint64_t shoup[64];
   for (uint32_t i = 0; i < count; ++i) shoup[i] = arith::shoup_precompute(factors[i], t);
   for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup_lazy(y[c], factors[0], shoup[0], t);
@@ -51,6 +56,13 @@ namespace {
 constexpr size_t kMaxPooledBytes = size_t{1} << 30;
 size_t block_bytes(size_t words) { return ((words * sizeof(uint64_t) + 63) / 64) * 64; }
 }  // namespace
+
+void set_cpu_threads(int threads) {
+  require(threads >= 1 && threads <= 1024, ErrorCode::InvalidArgument, "thread count must be in [1, 1024]");
+  omp_set_num_threads(threads);
+}
+
+int cpu_threads() { return omp_get_max_threads(); }
 
 CpuBackend::~CpuBackend() {
   for (auto& [bytes, blocks] : pool_)
@@ -106,7 +118,23 @@ void CpuBackend::set_zero(uint64_t* dst, size_t words) {
   if (words) std::memset(dst, 0, words * sizeof(uint64_t));
 }
 
-// Runs body(limb, modulus, offset) for every limb of b, in parallel when large.
+// Runs the body for every limb of b (variables: limb, m = modulus, off = limb
+// offset, n_). VEIL_FOR_EACH_LIMB parallelises compute-bound bodies;
+// VEIL_FOR_EACH_LIMB_SERIAL is for memory-bound element-wise loops, where a
+// second thread gains little and a fork/join costs more on a loaded machine.
+#define VEIL_FOR_EACH_LIMB_SERIAL(b, ...)                                            \
+  do {                                                                                \
+    const auto& tb_ = *tables_;                                                       \
+    const uint32_t limbs_ = tb_.limbs(b);                                             \
+    const size_t n_ = tb_.n;                                                          \
+    for (uint32_t limb = 0; limb < limbs_; ++limb) {                                  \
+      const arith::Modulus& m = mod_[tb_.prime_index(b, limb)];                       \
+      const size_t off = static_cast<size_t>(limb) * n_;                              \
+      (void)m; (void)off;                                                             \
+      __VA_ARGS__                                                                     \
+    }                                                                                 \
+  } while (0)
+
 #define VEIL_FOR_EACH_LIMB(b, ...)                                                    \
   do {                                                                                \
     const auto& tb_ = *tables_;                                                       \
@@ -122,21 +150,21 @@ void CpuBackend::set_zero(uint64_t* dst, size_t words) {
   } while (0)
 
 void CpuBackend::add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB_SERIAL(b, {
     const uint64_t q = m.value;
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], y[i], q);
   });
 }
 
 void CpuBackend::sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB_SERIAL(b, {
     const uint64_t q = m.value;
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::sub_mod(x[i], y[i], q);
   });
 }
 
 void CpuBackend::negate(Basis b, uint64_t* out, const uint64_t* x) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB_SERIAL(b, {
     const uint64_t q = m.value;
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::neg_mod(x[i], q);
   });
@@ -162,7 +190,7 @@ void CpuBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, cons
 }
 
 void CpuBackend::add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB_SERIAL(b, {
     const uint64_t q = m.value, w = s[limb];
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], w, q);
   });
@@ -254,7 +282,8 @@ void CpuBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const 
   for (uint32_t i = 0; i < plan.count; ++i) {
     const uint64_t d = t.primes[plan.first + i], w = plan.qhat_inv[i], ws = arith::shoup_precompute(w, d);
     const uint64_t* src = coeff + (plan.first + i) * n;
-    for (size_t c = 0; c < n; ++c) y[i * n + c] = arith::mul_shoup(src[c], w, ws, d);
+    if (w == 1) std::memcpy(y.data() + i * n, src, n * sizeof(uint64_t));
+    else for (size_t c = 0; c < n; ++c) y[i * n + c] = arith::mul_shoup(src[c], w, ws, d);
   }
   const Basis qp{level + 1, true};
   const int targets = static_cast<int>(plan.target_limbs.size());

@@ -72,8 +72,16 @@ static void match_operands(const Evaluator& ev, Ciphertext& a, Ciphertext& b) {
 }
 
 static Ciphertext add_or_sub(const Evaluator& ev, const Ciphertext& a_in, const Ciphertext& b_in, bool subtract) {
-  Ciphertext a = a_in, b = b_in;
-  match_operands(ev, a, b);
+  // Copy the operands only when their levels or scales must be adjusted.
+  const bool aligned = a_in.level() == b_in.level() && scales_equal(a_in.scale(), b_in.scale());
+  Ciphertext a_adj, b_adj;
+  if (!aligned) {
+    a_adj = a_in;
+    b_adj = b_in;
+    match_operands(ev, a_adj, b_adj);
+  }
+  const Ciphertext& a = aligned ? a_in : a_adj;
+  const Ciphertext& b = aligned ? b_in : b_adj;
   const auto& ctx = *a.context();
   const Basis bs = q_basis(a.level());
   const uint32_t size = std::max(a.size(), b.size());

@@ -30,6 +30,8 @@ NttTables::NttTables(uint64_t q, uint32_t log_n) : q_(q), log_n_(log_n), n_(uint
   }
   n_inv_ = inv_mod(n_ % q, q);
   n_inv_shoup_ = shoup_precompute(n_inv_, q);
+  last_w_n_inv_ = m.mul(inv_root_[1], n_inv_);
+  last_w_n_inv_shoup_ = shoup_precompute(last_w_n_inv_, q);
   if (q < (uint64_t{1} << 50) && n_ >= 16) {
     auto shoup52 = [q](uint64_t w) { return static_cast<uint64_t>(((u128)w << 52) / q); };
     root52_.resize(n_);
@@ -102,8 +104,14 @@ void NttTables::inverse(uint64_t* a) const {
     ifma::multiply_reduce(a, n_, q_, n_inv_, n_inv52_);
     return;
   }
-  for (uint64_t m = n_; m > 1; m >>= 1) inverse_stage(a, m);
-  for (uint64_t j = 0; j < n_; ++j) a[j] = mul_shoup(a[j], n_inv_, n_inv_shoup_, q_);
+  for (uint64_t m = n_; m > 2; m >>= 1) inverse_stage(a, m);
+  // Last stage with 1/N folded in: x' = (u + v) / N, y' = (u - v) w / N.
+  const uint64_t q = q_, two_q = 2 * q_, half = n_ >> 1;
+  for (uint64_t j = 0; j < half; ++j) {
+    const uint64_t u = a[j], v = a[j + half];
+    a[j] = mul_shoup(u + v, n_inv_, n_inv_shoup_, q);
+    a[j + half] = mul_shoup(u - v + two_q, last_w_n_inv_, last_w_n_inv_shoup_, q);
+  }
 }
 
 }  // namespace veil::arith

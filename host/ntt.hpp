@@ -33,6 +33,7 @@ class NttTables {
   std::vector<uint64_t> root_, root_shoup_;          // psi^brev(i)
   std::vector<uint64_t> inv_root_, inv_root_shoup_;  // psi^-(brev(i)) arranged for GS
   uint64_t n_inv_, n_inv_shoup_;
+  uint64_t last_w_n_inv_, last_w_n_inv_shoup_;  // inverse twiddle of the last stage times 1/N
   // IFMA: floor(w 2^52 / q) companions, used when q < 2^50.
   std::vector<uint64_t> root52_, inv_root52_;
   uint64_t n_inv52_ = 0;

@@ -129,6 +129,13 @@ std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const Rn
 std::string backend_kind_name(BackendKind kind);
 bool cuda_available();  // built with CUDA and a device is present
 
+// Threads the cpu backend uses for its compute-bound primitives (NTT, basis
+// conversion, key switching), via OpenMP, for calls made from this thread.
+// Default: OpenMP's (OMP_NUM_THREADS, else one per core). On a machine shared
+// with other busy processes, 1 avoids waiting on preempted threads.
+void set_cpu_threads(int threads);
+int cpu_threads();
+
 // An owning handle to backend memory. Copying deep-copies on the backend;
 // `secret` buffers are wiped when released.
 class Buffer {
