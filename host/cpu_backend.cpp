@@ -22,10 +22,6 @@ constexpr size_t kParallelWords = size_t{1} << 15;
 void fast_base_convert(const uint64_t* y, uint32_t count, size_t n, const uint64_t* factors,
                        const arith::Modulus& m, uint64_t* dst) {
   const uint64_t t = m.value, two_t = 2 * t;
-  if (count == 1 && factors[0] == 1) {  // one-prime digit (dnum = L+1): just reduce mod t
-    for (size_t c = 0; c < n; ++c) dst[c] = m.reduce(y[c]);
-    return;
-  }
   uint64_t shoup[64];
   for (uint32_t i = 0; i < count; ++i) shoup[i] = arith::shoup_precompute(factors[i], t);
   for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup_lazy(y[c], factors[0], shoup[0], t);
@@ -277,16 +273,32 @@ void CpuBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const 
   const size_t n = t.n;
   // The digit's own limbs are exact: copy them (already NTT form).
   std::memcpy(out_qp + plan.first * n, ntt + plan.first * n, plan.count * n * sizeof(uint64_t));
+  const Basis qp{level + 1, true};
+  const int targets = static_cast<int>(plan.target_limbs.size());
+  if (plan.count == 1 && plan.qhat_inv[0] == 1) {
+    // One-prime digit (alpha = 1): the conversion is x mod t. The forward NTT
+    // accepts inputs below 4t, so when d < 4t no reduction is needed at all.
+    const uint64_t d = t.primes[plan.first];
+    const uint64_t* src = coeff + static_cast<size_t>(plan.first) * n;
+#pragma omp parallel for if (targets * n >= kParallelWords)
+    for (int k = 0; k < targets; ++k) {
+      const uint32_t limb = plan.target_limbs[k];
+      const uint32_t pi = t.prime_index(qp, limb);
+      const arith::Modulus& m = mod_[pi];
+      uint64_t* dst = out_qp + limb * n;
+      if (d < 4 * m.value) std::memcpy(dst, src, n * sizeof(uint64_t));
+      else for (size_t c = 0; c < n; ++c) dst[c] = m.reduce(src[c]);
+      ntt_[pi].forward(dst);
+    }
+    return;
+  }
   // y_i = x_i * (D/d_i)^-1 mod d_i
   std::vector<uint64_t> y(plan.count * n);
   for (uint32_t i = 0; i < plan.count; ++i) {
     const uint64_t d = t.primes[plan.first + i], w = plan.qhat_inv[i], ws = arith::shoup_precompute(w, d);
     const uint64_t* src = coeff + (plan.first + i) * n;
-    if (w == 1) std::memcpy(y.data() + i * n, src, n * sizeof(uint64_t));
-    else for (size_t c = 0; c < n; ++c) y[i * n + c] = arith::mul_shoup(src[c], w, ws, d);
+    for (size_t c = 0; c < n; ++c) y[i * n + c] = arith::mul_shoup(src[c], w, ws, d);
   }
-  const Basis qp{level + 1, true};
-  const int targets = static_cast<int>(plan.target_limbs.size());
 #pragma omp parallel for if (targets * n >= kParallelWords)
   for (int k = 0; k < targets; ++k) {
     const uint32_t limb = plan.target_limbs[k];

@@ -80,6 +80,72 @@ void NttTables::inverse_stage(uint64_t* a, uint64_t m) const {
   }
 }
 
+namespace {
+// Harvey forward butterfly: x, y in [0, 4q) -> x + wy, x - wy in [0, 4q).
+inline void ct_butterfly(uint64_t& x, uint64_t& y, uint64_t w, uint64_t ws, uint64_t q, uint64_t two_q) {
+  uint64_t u = x - ((x >= two_q) ? two_q : 0);
+  uint64_t v = mul_shoup_lazy(y, w, ws, q);
+  x = u + v;
+  y = u - v + two_q;
+}
+// Harvey inverse butterfly: x, y in [0, 2q) -> x + y, (x - y) w in [0, 2q).
+inline void gs_butterfly(uint64_t& x, uint64_t& y, uint64_t w, uint64_t ws, uint64_t q, uint64_t two_q) {
+  uint64_t s = x + y;
+  uint64_t d = x - y + two_q;
+  x = s - ((s >= two_q) ? two_q : 0);
+  y = mul_shoup_lazy(d, w, ws, q);
+}
+inline uint64_t reduce_4q(uint64_t x, uint64_t q, uint64_t two_q) {
+  x -= (x >= two_q) ? two_q : 0;
+  return x - ((x >= q) ? q : 0);
+}
+}  // namespace
+
+// Stages m and 2m fused (radix 4): each element is loaded and stored once for
+// two stages, halving the memory traffic. Needs t = n / 2m >= 2.
+void NttTables::forward_stage_pair(uint64_t* a, uint64_t m, bool reduce_output) const {
+  const uint64_t q = q_, two_q = 2 * q_, t = n_ / (2 * m), h = t / 2;
+  for (uint64_t i = 0; i < m; ++i) {
+    const uint64_t w1 = root_[m + i], w1s = root_shoup_[m + i];
+    const uint64_t w2 = root_[2 * m + 2 * i], w2s = root_shoup_[2 * m + 2 * i];
+    const uint64_t w3 = root_[2 * m + 2 * i + 1], w3s = root_shoup_[2 * m + 2 * i + 1];
+    uint64_t* p0 = a + 2 * i * t;
+    uint64_t *p1 = p0 + h, *p2 = p0 + t, *p3 = p0 + t + h;
+    for (uint64_t j = 0; j < h; ++j) {
+      uint64_t x0 = p0[j], x1 = p1[j], x2 = p2[j], x3 = p3[j];
+      ct_butterfly(x0, x2, w1, w1s, q, two_q);
+      ct_butterfly(x1, x3, w1, w1s, q, two_q);
+      ct_butterfly(x0, x1, w2, w2s, q, two_q);
+      ct_butterfly(x2, x3, w3, w3s, q, two_q);
+      if (reduce_output) {  // last pass: [0, 4q) -> [0, q)
+        x0 = reduce_4q(x0, q, two_q), x1 = reduce_4q(x1, q, two_q);
+        x2 = reduce_4q(x2, q, two_q), x3 = reduce_4q(x3, q, two_q);
+      }
+      p0[j] = x0, p1[j] = x1, p2[j] = x2, p3[j] = x3;
+    }
+  }
+}
+
+// Inverse stages m and m/2 fused (radix 4). Needs m >= 4.
+void NttTables::inverse_stage_pair(uint64_t* a, uint64_t m) const {
+  const uint64_t q = q_, two_q = 2 * q_, h = m >> 1, t = n_ / m;
+  for (uint64_t i = 0; i < h / 2; ++i) {
+    const uint64_t w1 = inv_root_[h + 2 * i], w1s = inv_root_shoup_[h + 2 * i];
+    const uint64_t w2 = inv_root_[h + 2 * i + 1], w2s = inv_root_shoup_[h + 2 * i + 1];
+    const uint64_t w3 = inv_root_[h / 2 + i], w3s = inv_root_shoup_[h / 2 + i];
+    uint64_t* p0 = a + 4 * i * t;
+    uint64_t *p1 = p0 + t, *p2 = p0 + 2 * t, *p3 = p0 + 3 * t;
+    for (uint64_t j = 0; j < t; ++j) {
+      uint64_t x0 = p0[j], x1 = p1[j], x2 = p2[j], x3 = p3[j];
+      gs_butterfly(x0, x1, w1, w1s, q, two_q);
+      gs_butterfly(x2, x3, w2, w2s, q, two_q);
+      gs_butterfly(x0, x2, w3, w3s, q, two_q);
+      gs_butterfly(x1, x3, w3, w3s, q, two_q);
+      p0[j] = x0, p1[j] = x1, p2[j] = x2, p3[j] = x3;
+    }
+  }
+}
+
 void NttTables::forward(uint64_t* a) const {
   if (use_ifma_) {
     // Vector stages while the half-width is >= 8 lanes, scalar for the last three.
@@ -88,12 +154,19 @@ void NttTables::forward(uint64_t* a) const {
     ifma::reduce_from_4q(a, n_, q_);
     return;
   }
-  for (uint64_t m = 1; m < n_; m <<= 1) forward_stage(a, m);
+  uint64_t m = 1;
+  for (; 4 * m < n_; m <<= 2) forward_stage_pair(a, m, false);  // t = n / 2m >= 4
+  if (4 * m == n_) {
+    forward_stage_pair(a, m, true);  // even log n: the last pair also reduces
+    return;
+  }
+  // Odd log n: one last radix-2 stage (t = 1) with the final reduction.
   const uint64_t q = q_, two_q = 2 * q_;
-  for (uint64_t j = 0; j < n_; ++j) {
-    uint64_t u = a[j];
-    u -= (u >= two_q) ? two_q : 0;
-    a[j] = u - ((u >= q) ? q : 0);
+  for (uint64_t i = 0; i < m; ++i) {
+    uint64_t x = a[2 * i], y = a[2 * i + 1];
+    ct_butterfly(x, y, root_[m + i], root_shoup_[m + i], q, two_q);
+    a[2 * i] = reduce_4q(x, q, two_q);
+    a[2 * i + 1] = reduce_4q(y, q, two_q);
   }
 }
 
@@ -104,7 +177,9 @@ void NttTables::inverse(uint64_t* a) const {
     ifma::multiply_reduce(a, n_, q_, n_inv_, n_inv52_);
     return;
   }
-  for (uint64_t m = n_; m > 2; m >>= 1) inverse_stage(a, m);
+  uint64_t m = n_;
+  for (; m >= 8; m >>= 2) inverse_stage_pair(a, m);  // stages m and m/2, both before the last
+  if (m == 4) inverse_stage(a, m);
   // Last stage with 1/N folded in: x' = (u + v) / N, y' = (u - v) w / N.
   const uint64_t q = q_, two_q = 2 * q_, half = n_ >> 1;
   for (uint64_t j = 0; j < half; ++j) {

@@ -18,7 +18,7 @@ class NttTables {
   uint32_t log_n() const { return log_n_; }
   uint64_t psi() const { return psi_; }  // the primitive 2N-th root used
 
-  void forward(uint64_t* a) const;  // input < q, output < q
+  void forward(uint64_t* a) const;  // input < 4q (lazy inputs are fine), output < q
   void inverse(uint64_t* a) const;  // input < q, output < q
   // Whether forward/inverse use the AVX-512 IFMA stages (q < 2^50 and CPU support).
   bool uses_ifma() const { return use_ifma_; }
@@ -40,6 +40,8 @@ class NttTables {
   bool use_ifma_ = false;
   void forward_stage(uint64_t* a, uint64_t m) const;
   void inverse_stage(uint64_t* a, uint64_t m) const;
+  void forward_stage_pair(uint64_t* a, uint64_t m, bool reduce_output) const;
+  void inverse_stage_pair(uint64_t* a, uint64_t m) const;
 };
 
 // Bit-reverse the low `bits` bits of x.

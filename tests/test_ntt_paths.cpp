@@ -35,6 +35,27 @@ TEST(NttPaths, IfmaMatchesScalarBitForBit) {
   }
 }
 
+TEST(NttPaths, ForwardAcceptsLazyInputsBelowFourQ) {
+  // ModUp feeds unreduced residues (< 4q) straight into the forward NTT.
+  std::mt19937_64 rng(4);
+  for (uint32_t log_n : {4u, 11u, 12u}) {
+    for (int bits : {30, 49, 55, 61}) {
+      const uint64_t q = generate_ntt_primes(bits, uint64_t{1} << log_n, 1).front();
+      NttTables ntt(q, log_n);
+      std::vector<uint64_t> a(size_t{1} << log_n), lazy(a.size());
+      for (size_t i = 0; i < a.size(); ++i) {
+        a[i] = rng() % q;
+        lazy[i] = a[i] + (rng() % 4) * q;
+      }
+      lazy[1] = 4 * q - 1;
+      a[1] = q - 1;
+      ntt.forward(a.data());
+      ntt.forward(lazy.data());
+      ASSERT_EQ(a, lazy) << "log_n " << log_n << ", " << bits << " bits";
+    }
+  }
+}
+
 TEST(NttPaths, WidePrimesUseTheScalarPath) {
   const uint64_t q = generate_ntt_primes(55, 1024, 1).front();
   EXPECT_FALSE(NttTables(q, 10).uses_ifma());
