@@ -241,13 +241,13 @@ void CpuBackend::automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, 
   });
 }
 
-void CpuBackend::rescale(uint32_t level, uint64_t* in_out) {
+void CpuBackend::rescale(uint32_t level, const uint64_t* in, uint64_t* out) {
   require(level >= 1 && level <= tables_->max_level, ErrorCode::LevelMismatch, "rescale needs level >= 1");
   const auto& t = *tables_;
   const auto& plan = t.rescale[level];
   const size_t n = t.n;
   const uint64_t ql = t.primes[level];
-  std::vector<uint64_t> last(in_out + level * n, in_out + (level + 1) * n);
+  std::vector<uint64_t> last(in + level * n, in + (level + 1) * n);
   ntt_[level].inverse(last.data());
   const uint64_t half = ql >> 1;
   for (auto& v : last) v = arith::add_mod(v, half, ql);  // round instead of floor
@@ -256,12 +256,13 @@ void CpuBackend::rescale(uint32_t level, uint64_t* in_out) {
     const arith::Modulus& m = mod_[i];
     const uint64_t qi = m.value;
     std::vector<uint64_t> tmp(n);
-    const uint64_t h = plan.half_ql_mod_q[i];
-    for (size_t c = 0; c < n; ++c) tmp[c] = arith::sub_mod(m.reduce(last[c]), h, qi);
+    const uint64_t minus_h = qi - plan.half_ql_mod_q[i];
+    for (size_t c = 0; c < n; ++c) tmp[c] = m.reduce(last[c]) + minus_h;  // < 2 qi: the NTT takes lazy input
     ntt_[i].forward(tmp.data());
     const uint64_t w = plan.ql_inv_mod_q[i], ws = arith::shoup_precompute(w, qi);
-    uint64_t* limb = in_out + i * n;
-    for (size_t c = 0; c < n; ++c) limb[c] = arith::mul_shoup(arith::sub_mod(limb[c], tmp[c], qi), w, ws, qi);
+    const uint64_t* src = in + i * n;
+    uint64_t* dst = out + i * n;
+    for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup(src[c] + qi - tmp[c], w, ws, qi);
   }
 }
 

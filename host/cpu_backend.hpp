@@ -37,7 +37,7 @@ class CpuBackend final : public Backend {
   void automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
   void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
 
-  void rescale(uint32_t level, uint64_t* in_out) override;
+  void rescale(uint32_t level, const uint64_t* in, uint64_t* out) override;
   void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
               const uint64_t* ntt) override;
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;

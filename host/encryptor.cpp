@@ -52,7 +52,7 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
     be.upload(ct.poly(1), a.data(), a.size());
     Prng prng(random_.next_seed());
     upload_error(*ctx_, prng, b, ct.poly(0));
-    Buffer as = ctx_->allocate(b);
+    Buffer as = ctx_->allocate(b, 1, /*secret=*/true);  // a s with public a reveals s
     be.multiply(b, as.data(), ct.poly(1), sk_.data());
     be.sub(b, ct.poly(0), ct.poly(0), as.data());
     ct.set_c1_seed(seed);
@@ -70,7 +70,8 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
   Buffer v_buf = ctx_->allocate(qp, 1, true);
   be.upload(v_buf.data(), v_rns.data(), v_rns.size());
   be.ntt_forward(qp, v_buf.data());
-  Buffer key_part = ctx_->allocate(qp), acc = ctx_->allocate(qp);
+  // acc holds v * pk + e: ephemeral randomness that would reveal m, so it is wiped.
+  Buffer key_part = ctx_->allocate(qp), acc = ctx_->allocate(qp, 1, /*secret=*/true);
   const size_t q_words = ctx_->words(b), p_words = ctx_->words(Basis{0, true});
   for (uint32_t i = 0; i < 2; ++i) {
     // pk is over Q_L u P: gather its Q_l and P limbs.

@@ -244,12 +244,8 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
   VEIL_CHECK_CT(a);
   require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
   const uint32_t level = a.level();
-  Ciphertext tmp = a;
   Ciphertext out(ctx_, a.size(), level - 1, a.scale() / static_cast<double>(ctx_->tables().primes[level]), false);
-  for (uint32_t i = 0; i < a.size(); ++i) {
-    ctx_->backend().rescale(level, tmp.poly(i));
-    ctx_->backend().copy(out.poly(i), tmp.poly(i), out.poly_words());
-  }
+  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().rescale(level, a.poly(i), out.poly(i));
   return out;
 }
 

@@ -64,7 +64,7 @@ PublicKey KeyGenerator::create_public_key() {
   sampling::signed_to_rns(e.data(), t.n, t, q, e_rns.data());
   be.upload(pk.poly(0), e_rns.data(), e_rns.size());
   be.ntt_forward(q, pk.poly(0));
-  Buffer as = ctx_->allocate(q);
+  Buffer as = ctx_->allocate(q, 1, /*secret=*/true);  // a s with public a reveals s
   be.multiply(q, as.data(), pk.poly(1), sk_.data());
   be.sub(q, pk.poly(0), pk.poly(0), as.data());  // b = e - a s
   return pk;

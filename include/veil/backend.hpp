@@ -101,9 +101,9 @@ class Backend {
   virtual void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) = 0;
 
   // ---- RNS basis changes ----
-  // in_out holds Q_level in NTT form; afterwards its first `level` limbs hold
-  // round(x / q_level) in Q_{level-1}, NTT form.
-  virtual void rescale(uint32_t level, uint64_t* in_out) = 0;
+  // in: Q_level, NTT form; out: `level` limbs (Q_{level-1}), NTT form, receiving
+  // round(x / q_level). out may alias in.
+  virtual void rescale(uint32_t level, const uint64_t* in, uint64_t* out) = 0;
   // Extends digit `digit` of a level-`level` polynomial to Q_l u P (NTT form).
   // coeff: the polynomial in coefficient form (Q_l); ntt: the same in NTT form.
   virtual void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
