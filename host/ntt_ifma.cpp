@@ -1,5 +1,8 @@
 #include "ntt_ifma.hpp"
 
+// GCC 12 flags the intrinsics' own _mm512_undefined_epi32() pass-through
+// (unmasked min) as maybe-uninitialized: a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
 #define VEIL_IFMA __attribute__((target("avx512f,avx512ifma")))
