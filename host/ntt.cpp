@@ -8,6 +8,7 @@ namespace veil::arith {
 
 NttTables::NttTables(uint64_t q, uint32_t log_n) : q_(q), log_n_(log_n), n_(uint64_t{1} << log_n) {
   require(q < (uint64_t{1} << 61), ErrorCode::InvalidArgument, "NTT prime must be below 2^61");
+  require(log_n >= 2 && log_n <= 17, ErrorCode::InvalidArgument, "NTT size must be 2^2 .. 2^17");
   psi_ = minimal_primitive_root(2 * n_, q);
   const uint64_t psi_inv = inv_mod(psi_, q);
   Modulus m(q);
@@ -154,20 +155,14 @@ void NttTables::forward(uint64_t* a) const {
     ifma::reduce_from_4q(a, n_, q_);
     return;
   }
+  // Odd log n: one radix-2 stage first (long, cache-friendly loops), then pairs.
   uint64_t m = 1;
-  for (; 4 * m < n_; m <<= 2) forward_stage_pair(a, m, false);  // t = n / 2m >= 4
-  if (4 * m == n_) {
-    forward_stage_pair(a, m, true);  // even log n: the last pair also reduces
-    return;
+  if ((log_n_ & 1) != 0) {
+    forward_stage(a, 1);
+    m = 2;
   }
-  // Odd log n: one last radix-2 stage (t = 1) with the final reduction.
-  const uint64_t q = q_, two_q = 2 * q_;
-  for (uint64_t i = 0; i < m; ++i) {
-    uint64_t x = a[2 * i], y = a[2 * i + 1];
-    ct_butterfly(x, y, root_[m + i], root_shoup_[m + i], q, two_q);
-    a[2 * i] = reduce_4q(x, q, two_q);
-    a[2 * i + 1] = reduce_4q(y, q, two_q);
-  }
+  for (; 4 * m < n_; m <<= 2) forward_stage_pair(a, m, false);
+  forward_stage_pair(a, m, true);  // the last pair (t = 2) also reduces to [0, q)
 }
 
 void NttTables::inverse(uint64_t* a) const {
