@@ -302,7 +302,7 @@ Ciphertext Evaluator::rotate(const Ciphertext& a, int64_t step, const GaloisKeys
     for (int64_t bit = 1; x != 0; bit <<= 1) {
       if (x & 1) {
         int64_t d = 2 - (x & 3);  // +1 or -1
-        naf.push_back(d * bit);
+        if (bit < slots) naf.push_back(d * bit);  // a rotation by all the slots is the identity
         x -= d;
       }
       x >>= 1;

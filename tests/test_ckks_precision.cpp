@@ -165,6 +165,14 @@ TEST(CkksPrecision, RotateRandomStepsByComposition) {
   }
 }
 
+TEST(CkksPrecision, RotateByAlmostAllSlotsComposesCorrectly) {
+  // slots - 1 has the signed-digit form 2^logslots - 1: the top digit is a full turn.
+  auto x = random_reals(K().slots(), 21);
+  const int64_t step = static_cast<int64_t>(K().slots()) - 1;
+  auto p = precision(rotated(x, step), K().decrypt(K().eval->rotate(K().encrypt(x), step, K().gk)));
+  EXPECT_GE(p.mean_bits, floor_bits() - 2);
+}
+
 TEST(CkksPrecision, ConjugateComplex) {
   auto re = random_reals(K().slots(), 16), im = random_reals(K().slots(), 17);
   std::vector<std::complex<double>> z(re.size()), want(re.size());
