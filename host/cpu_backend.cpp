@@ -328,6 +328,14 @@ void CpuBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
     const uint64_t w = plan.phat_inv[k], ws = arith::shoup_precompute(w, pk);
     for (size_t c = 0; c < n; ++c) limb[c] = arith::mul_shoup(limb[c], w, ws, pk);
   }
+  // v = round(sum_k y_k / p_k): how many P to subtract so the converted value is
+  // the centered residue [x]_P (exact division then rounds instead of floors).
+  std::vector<uint64_t> v(n);
+  for (size_t c = 0; c < n; ++c) {
+    double sum = 0;
+    for (uint32_t k = 0; k < alpha; ++k) sum += static_cast<double>(p_part[k * n + c]) * plan.p_inv[k];
+    v[c] = static_cast<uint64_t>(sum + 0.5);
+  }
 #pragma omp parallel for if ((level + 1) * n >= kParallelWords)
   for (int i = 0; i <= static_cast<int>(level); ++i) {
     const arith::Modulus& m = mod_[i];
@@ -335,6 +343,8 @@ void CpuBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
     const uint64_t* factors = plan.phat_mod_q.data() + static_cast<size_t>(i) * alpha;
     std::vector<uint64_t> conv(n);
     fast_base_convert(p_part, alpha, n, factors, m, conv.data());
+    const uint64_t pm = plan.p_mod_q[i], pms = arith::shoup_precompute(pm, qi);
+    for (size_t c = 0; c < n; ++c) conv[c] = arith::sub_mod(conv[c], arith::mul_shoup(v[c], pm, pms, qi), qi);
     ntt_[i].forward(conv.data());
     const uint64_t w = plan.p_inv_mod_q[i], ws = arith::shoup_precompute(w, qi);
     const uint64_t* x = in_qp + i * n;

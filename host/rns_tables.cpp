@@ -57,11 +57,14 @@ std::shared_ptr<const RnsTables> RnsTables::build(const Parameters& params) {
   for (uint32_t k = 0; k < alpha; ++k) {
     uint64_t pk = t->primes[pidx[k]];
     t->mod_down.phat_inv.push_back(arith::inv_mod(product_mod(t->primes, pidx, k, pk), pk));
+    t->mod_down.p_inv.push_back(1.0 / static_cast<double>(pk));
   }
   for (uint32_t i = 0; i <= L; ++i) {
     uint64_t qi = t->primes[i];
     for (uint32_t k = 0; k < alpha; ++k) t->mod_down.phat_mod_q.push_back(product_mod(t->primes, pidx, k, qi));
-    t->mod_down.p_inv_mod_q.push_back(arith::inv_mod(product_mod(t->primes, pidx, alpha, qi), qi));
+    const uint64_t p_mod = product_mod(t->primes, pidx, alpha, qi);
+    t->mod_down.p_mod_q.push_back(p_mod);
+    t->mod_down.p_inv_mod_q.push_back(arith::inv_mod(p_mod, qi));
   }
 
   // Rescale at level l divides by q_l.

@@ -294,13 +294,15 @@ TEST_P(NtlRns, ModUpIsFastBaseConversionOfTheDigit) {
   }
 }
 
-TEST_P(NtlRns, ModDownMatchesNtlFormula) {
+TEST_P(NtlRns, ModDownIsRoundedDivisionByP) {
   const uint32_t alpha = t_->alpha;
   const veil::Basis p_only{0, true};
   const auto ps = primes(p_only);
+  const ZZ p = product(ps);
   for (uint32_t level = 0; level <= t_->max_level; ++level) {
     SCOPED_TRACE(level);
     const veil::Basis q_basis{level + 1, false}, qp{level + 1, true};
+    const Crt crt_qp(primes(qp));
     auto x = random_poly(qp);
     // Coefficients whose P part is 0 or P - 1 everywhere, the conversion's extremes.
     for (uint32_t k = 0; k < alpha; ++k) {
@@ -311,22 +313,17 @@ TEST_P(NtlRns, ModDownMatchesNtlFormula) {
     be_->ntt_forward(qp, in.data());
     be_->mod_down(level, out.data(), in.data());
     be_->ntt_inverse(q_basis, out.data());
-    const ZZ p = product(ps);
     for (size_t c = 0; c < n_; ++c) {
-      const ZZ y = fast_base_conv(ps, x.data() + (level + 1) * n_ + c, n_);
-      ASSERT_TRUE(y >= 0 && y < zz(alpha) * p);
-      for (uint32_t i = 0; i <= level; ++i) {
-        const uint64_t qi = t_->primes[i];
-        const ZZ p_inv = NTL::InvMod(p % zz(qi), zz(qi));
-        const ZZ expect = NTL::MulMod(zz(residue(zz(x[i * n_ + c]) - y, qi)), p_inv, zz(qi));
-        ASSERT_EQ(out[i * n_ + c], u64(expect)) << "coeff " << c << " limb " << i;
-      }
+      // round(X / P) for the lift X in [0, QP); P is odd, so there are no ties.
+      const ZZ lift = crt_qp.lift(x.data() + c, n_);
+      const ZZ expect = (2 * lift + p) / (2 * p);
+      for (uint32_t i = 0; i <= level; ++i)
+        ASSERT_EQ(out[i * n_ + c], residue(expect, t_->primes[i])) << "coeff " << c << " limb " << i;
     }
   }
 }
 
-TEST_P(NtlRns, ModDownDividesExactMultiplesOfPWithErrorAtMostAlpha) {
-  const uint32_t alpha = t_->alpha;
+TEST_P(NtlRns, ModDownRoundsExactMultiplesOfPPlusNoise) {
   const ZZ p = product(primes(veil::Basis{0, true}));
   for (uint32_t level = 0; level <= t_->max_level; ++level) {
     SCOPED_TRACE(level);
@@ -335,19 +332,18 @@ TEST_P(NtlRns, ModDownDividesExactMultiplesOfPWithErrorAtMostAlpha) {
     const ZZ& q = crt_q.modulus();
     const auto m = random_poly(q_basis);
     std::vector<uint64_t> x(t_->limbs(qp) * n_);
-    std::vector<ZZ> m_lift(n_);
+    std::vector<ZZ> m_lift(n_), e(n_);
     for (size_t c = 0; c < n_; ++c) {
       m_lift[c] = crt_q.lift(m.data() + c, n_);
       // x = P * m + e with e anywhere in (-P, P), including its ends and 0.
-      ZZ e;
       if (c < 5) {
         const ZZ ends[] = {ZZ(0), ZZ(1), ZZ(-1), p - 1, 1 - p};
-        e = ends[c];
+        e[c] = ends[c];
       } else {
-        NTL::RandomBnd(e, 2 * p - 1);
-        e -= p - 1;
+        NTL::RandomBnd(e[c], 2 * p - 1);
+        e[c] -= p - 1;
       }
-      set_coeff(x, qp, c, p * m_lift[c] + e);
+      set_coeff(x, qp, c, p * m_lift[c] + e[c]);
     }
     std::vector<uint64_t> out((level + 1) * n_);
     be_->ntt_forward(qp, x.data());
@@ -356,8 +352,9 @@ TEST_P(NtlRns, ModDownDividesExactMultiplesOfPWithErrorAtMostAlpha) {
     for (size_t c = 0; c < n_; ++c) {
       ZZ diff = (crt_q.lift(out.data() + c, n_) - m_lift[c]) % q;
       if (2 * diff > q) diff -= q;
-      // The fast conversion overshoots by u * P with 0 <= u < alpha, plus one P when e < 0.
-      ASSERT_TRUE(diff <= 0 && diff >= -ZZ(alpha)) << "coeff " << c << " error " << diff;
+      // Exactly m + round(e / P): the result is rounded, never floored.
+      ZZ want = e[c] >= 0 ? (2 * e[c] + p) / (2 * p) : -((-2 * e[c] + p) / (2 * p));
+      ASSERT_EQ(diff, want) << "coeff " << c << " e " << e[c];
     }
   }
 }

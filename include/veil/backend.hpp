@@ -40,6 +40,8 @@ struct RnsTables {
     std::vector<uint64_t> phat_inv;          // [(P/p_k)^-1 mod p_k]
     std::vector<uint64_t> phat_mod_q;        // [q limb i][p limb k] (P/p_k) mod q_i
     std::vector<uint64_t> p_inv_mod_q;       // P^-1 mod q_i
+    std::vector<uint64_t> p_mod_q;           // P mod q_i
+    std::vector<double> p_inv;               // 1.0 / p_k (IEEE double, for the rounding correction)
   };
   struct RescalePlan {  // Q_l -> Q_{l-1}, divide by q_l with rounding
     std::vector<uint64_t> ql_inv_mod_q;      // q_l^-1 mod q_i, i < l
@@ -108,8 +110,13 @@ class Backend {
   // coeff: the polynomial in coefficient form (Q_l); ntt: the same in NTT form.
   virtual void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
                       const uint64_t* ntt) = 0;
-  // out_q = (x - FastBaseConv_P->Q(x_P)) * P^-1 over Q_l, NTT form. in_qp (Q_l u P,
-  // NTT form) is used as scratch and left unspecified.
+  // out_q = round(x / P) over Q_l, NTT form: (x - [x]_P) * P^-1 where [x]_P is the
+  // centered residue mod P, made exact by the float correction
+  // v = round(sum_k y_k / p_k) (y_k = [x_k (P/p_k)^-1]_{p_k}, summed in k order in IEEE
+  // double without fused multiply-add, so every backend gets the same v):
+  // [x]_P = sum_k y_k (P/p_k) - v P. Rounding (not flooring) keeps the error
+  // centered, so it adds no bias to the slots. in_qp (Q_l u P, NTT form) is used
+  // as scratch and left unspecified.
   virtual void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) = 0;
   // out0 = sum_j digits[j] * key[j][0], out1 = sum_j digits[j] * key[j][1] over Q_l u P.
   // digits: [num_digits][Q_l u P][N]; key: [dnum][2][Q_L u P][N] (top-level key).
