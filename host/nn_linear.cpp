@@ -1,0 +1,203 @@
+// Halevi-Shoup diagonal method with baby-step/giant-step for y = W x + b.
+// With k = g*n1 + b and rot() a left rotation over all slots:
+//   y = sum_k D_k * rot(x, k) = sum_g rot( sum_b rot(D_k, -g*n1) * rot(x, b), g*n1 )
+// so one hoisted decomposition serves the n1 baby rotations, the pre-rotated
+// diagonals are plain, and only n2 - 1 giant rotations are full key switches.
+#include <cmath>
+#include <string>
+
+#include "veil/encoder.hpp"
+#include "veil/error.hpp"
+#include "veil/nn/linear.hpp"
+
+namespace veil::nn {
+
+namespace {
+
+Basis q_basis(uint32_t level) { return Basis{level + 1, false}; }
+
+bool is_pow2(size_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+bool all_finite(const std::vector<double>& v) {
+  for (double x : v)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+size_t LinearLayer::block_size(size_t rows, size_t cols) {
+  require(rows >= 1 && cols >= 1, ErrorCode::InvalidArgument, "linear layer: rows and cols must be >= 1");
+  size_t d = 1;
+  while (d < rows || d < cols) d <<= 1;
+  return d;
+}
+
+// n1 = 2^ceil(log2(d) / 2): baby steps (hoisted, cheaper) get the larger half.
+static size_t baby_count(size_t d) {
+  size_t log_d = 0;
+  while ((size_t{1} << log_d) < d) ++log_d;
+  return size_t{1} << ((log_d + 1) / 2);
+}
+
+std::vector<int64_t> LinearLayer::rotation_steps(size_t rows, size_t cols) {
+  const size_t d = block_size(rows, cols), n1 = baby_count(d), n2 = d / n1;
+  std::vector<int64_t> steps;
+  for (size_t b = 1; b < n1; ++b) steps.push_back(static_cast<int64_t>(b));
+  for (size_t g = 1; g < n2; ++g) steps.push_back(static_cast<int64_t>(g * n1));
+  return steps;
+}
+
+std::vector<double> LinearLayer::layout(const std::vector<double>& x, size_t d, size_t slots) {
+  require(is_pow2(d) && is_pow2(slots) && d <= slots, ErrorCode::InvalidArgument,
+          "linear layout: block size d must be a power of two <= slots");
+  require(
+      x.size() <= d, ErrorCode::InvalidArgument,
+      "linear layout: " + std::to_string(x.size()) + " values do not fit a block of " + std::to_string(d));
+  std::vector<double> out(slots, 0.0);
+  for (size_t base = 0; base < slots; base += d)
+    for (size_t i = 0; i < x.size(); ++i) out[base + i] = x[i];
+  return out;
+}
+
+LinearLayer::LinearLayer(ContextPtr ctx, const std::vector<double>& weights, size_t rows, size_t cols,
+                         const std::vector<double>& bias, int level, double scale)
+    : ctx_(std::move(ctx)), rows_(rows), cols_(cols) {
+  require(ctx_ != nullptr, ErrorCode::InvalidArgument, "linear layer: null context");
+  const size_t slots = ctx_->params().slots();
+  require(rows >= 1 && cols >= 1 && rows <= slots && cols <= slots, ErrorCode::InvalidArgument,
+          "linear layer: rows and cols must be in [1, " + std::to_string(slots) + "], got " +
+              std::to_string(rows) + " x " + std::to_string(cols));
+  require(weights.size() == rows * cols, ErrorCode::InvalidArgument,
+          "linear layer: " + std::to_string(weights.size()) + " weights for a " + std::to_string(rows) +
+              " x " + std::to_string(cols) + " matrix");
+  require(bias.empty() || bias.size() == rows, ErrorCode::InvalidArgument,
+          "linear layer: bias must be empty or have " + std::to_string(rows) + " values, got " +
+              std::to_string(bias.size()));
+  require(all_finite(weights) && all_finite(bias), ErrorCode::InvalidArgument,
+          "linear layer: weights and bias must be finite");
+  const int max_level = static_cast<int>(ctx_->max_level());
+  if (level < 0) level = max_level;
+  require(level >= 1 && level <= max_level, ErrorCode::LevelMismatch,
+          "linear layer: level must be in [1, " + std::to_string(max_level) +
+              "] (it consumes one rescale), got " + std::to_string(level));
+  level_ = static_cast<uint32_t>(level);
+  scale_ = scale == 0 ? ctx_->params().default_scale() : scale;
+  require(std::isfinite(scale_) && scale_ > 1, ErrorCode::InvalidArgument, "linear layer: scale must be > 1");
+
+  d_ = block_size(rows, cols);
+  n1_ = baby_count(d_);
+  n2_ = d_ / n1_;
+  const Encoder encoder(ctx_);
+  const double diag_scale = static_cast<double>(ctx_->tables().primes[level_]);
+  auto w = [&](size_t r, size_t c) { return r < rows && c < cols ? weights[r * cols + c] : 0.0; };
+  diag_.resize(d_);
+  std::vector<double> v(slots);
+  for (size_t k = 0; k < d_; ++k) {
+    bool nonzero = false;
+    for (size_t r = 0; r < rows && !nonzero; ++r) nonzero = w(r, (r + k) % d_) != 0.0;
+    if (!nonzero) continue;
+    // Slot i of rot(D_k, -shift) is D_k[i - shift]: row (i - shift) mod d, column row + k.
+    const size_t shift = (k / n1_) * n1_;
+    for (size_t i = 0; i < slots; ++i) {
+      const size_t r = (i + d_ - shift % d_) % d_;
+      v[i] = w(r, (r + k) % d_);
+    }
+    diag_[k] = encoder.encode(v, diag_scale, static_cast<int>(level_));
+  }
+  if (!bias.empty()) bias_ = encoder.encode(layout(bias, d_, slots), scale_, static_cast<int>(level_) - 1);
+}
+
+std::vector<int64_t> LinearLayer::rotation_steps() const {
+  std::vector<bool> baby(n1_, false), giant(n2_, false);
+  for (size_t k = 0; k < d_; ++k) {
+    if (diag_[k].empty()) continue;
+    baby[k % n1_] = true;
+    giant[k / n1_] = true;
+  }
+  std::vector<int64_t> steps;
+  for (size_t b = 1; b < n1_; ++b)
+    if (baby[b]) steps.push_back(static_cast<int64_t>(b));
+  for (size_t g = 1; g < n2_; ++g)
+    if (giant[g]) steps.push_back(static_cast<int64_t>(g * n1_));
+  return steps;
+}
+
+size_t LinearLayer::nonzero_diagonals() const {
+  size_t n = 0;
+  for (const auto& p : diag_) n += !p.empty();
+  return n;
+}
+
+std::vector<double> LinearLayer::encode_input(const std::vector<double>& x) const {
+  require(
+      x.size() == cols_, ErrorCode::InvalidArgument,
+      "linear layer: input has " + std::to_string(x.size()) + " values, expected " + std::to_string(cols_));
+  return layout(x, d_, ctx_->params().slots());
+}
+
+std::vector<double> LinearLayer::decode_output(const std::vector<double>& slots) const {
+  require(slots.size() >= rows_, ErrorCode::InvalidArgument, "linear layer: fewer decoded slots than rows");
+  return std::vector<double>(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(rows_));
+}
+
+Ciphertext LinearLayer::apply(const Evaluator& eval, const Ciphertext& x_in, const GaloisKeys& gk) const {
+  require(eval.context() && eval.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
+          "linear layer: evaluator belongs to a different context");
+  require(!x_in.empty() && x_in.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
+          "linear layer: ciphertext is empty or belongs to a different context");
+  require(x_in.size() == 2, ErrorCode::InvalidArgument, "linear layer: relinearize the input first");
+  require(x_in.level() >= level_, ErrorCode::LevelMismatch,
+          "linear layer: input at level " + std::to_string(x_in.level()) + ", layer built for level " +
+              std::to_string(level_));
+  require(std::fabs(x_in.scale() - scale_) <= std::ldexp(std::max(x_in.scale(), scale_), -40),
+          ErrorCode::ScaleMismatch, "linear layer: input scale differs from the layer's scale");
+  const auto steps = rotation_steps();
+  for (int64_t s : steps)  // fail before any work, with the step in the message
+    require(gk.has(galois_element_for_step(*ctx_, s)), ErrorCode::MissingKey,
+            "linear layer: no Galois key for rotation step " + std::to_string(s));
+
+  // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
+  Ciphertext x_low;
+  if (x_in.level() != level_) x_low = eval.mod_switch_to(x_in, level_);
+  const Ciphertext& x = x_low.empty() ? x_in : x_low;
+
+  std::vector<int64_t> baby;
+  for (int64_t s : steps)
+    if (s < static_cast<int64_t>(n1_)) baby.push_back(s);
+  std::vector<Ciphertext> rotated = eval.rotate_hoisted(x, baby, gk);
+  std::vector<const Ciphertext*> rot(n1_, nullptr);  // rot[b] = x rotated left by b
+  rot[0] = &x;
+  for (size_t i = 0; i < baby.size(); ++i) rot[static_cast<size_t>(baby[i])] = &rotated[i];
+
+  Backend& be = ctx_->backend();
+  const Basis bs = q_basis(level_);
+  const double prod_scale = x.scale() * static_cast<double>(ctx_->tables().primes[level_]);
+  Ciphertext sum;
+  for (size_t g = 0; g < n2_; ++g) {
+    Ciphertext inner;
+    for (size_t b = 0; b < n1_; ++b) {
+      const Plaintext& p = diag_[g * n1_ + b];
+      if (p.empty()) continue;
+      if (inner.empty()) {
+        inner = Ciphertext(ctx_, 2, level_, prod_scale, false);
+        for (uint32_t j = 0; j < 2; ++j) be.multiply(bs, inner.poly(j), rot[b]->poly(j), p.data());
+      } else {
+        for (uint32_t j = 0; j < 2; ++j) be.multiply_accumulate(bs, inner.poly(j), rot[b]->poly(j), p.data());
+      }
+    }
+    if (inner.empty()) continue;
+    if (g != 0) inner = eval.rotate(inner, static_cast<int64_t>(g * n1_), gk);
+    if (sum.empty()) {
+      sum = std::move(inner);
+    } else {
+      for (uint32_t j = 0; j < 2; ++j) be.add(bs, sum.poly(j), sum.poly(j), inner.poly(j));
+    }
+  }
+  if (sum.empty()) sum = Ciphertext(ctx_, 2, level_, prod_scale, true);  // W = 0: a trivial encryption of 0
+  Ciphertext y = eval.rescale(sum);
+  if (!bias_.empty()) y = eval.add_plain(y, bias_);
+  return y;
+}
+
+}  // namespace veil::nn
