@@ -115,28 +115,16 @@ void CpuBackend::set_zero(uint64_t* dst, size_t words) {
 }
 
 // Runs the body for every limb of b (variables: limb, m = modulus, off = limb
-// offset, n_). VEIL_FOR_EACH_LIMB parallelises compute-bound bodies;
-// VEIL_FOR_EACH_LIMB_SERIAL is for memory-bound element-wise loops, where a
-// second thread gains little and a fork/join costs more on a loaded machine.
-#define VEIL_FOR_EACH_LIMB_SERIAL(b, ...)                                            \
-  do {                                                                                \
-    const auto& tb_ = *tables_;                                                       \
-    const uint32_t limbs_ = tb_.limbs(b);                                             \
-    const size_t n_ = tb_.n;                                                          \
-    for (uint32_t limb = 0; limb < limbs_; ++limb) {                                  \
-      const arith::Modulus& m = mod_[tb_.prime_index(b, limb)];                       \
-      const size_t off = static_cast<size_t>(limb) * n_;                              \
-      (void)m; (void)off;                                                             \
-      __VA_ARGS__                                                                     \
-    }                                                                                 \
-  } while (0)
-
-#define VEIL_FOR_EACH_LIMB(b, ...)                                                    \
+// offset, n_). `parallel` forks OpenMP threads for compute-bound bodies (when the
+// work is large enough); memory-bound element-wise loops pass false, since a
+// second thread gains little there and a fork/join costs more on a loaded machine.
+#define VEIL_FOR_EACH_LIMB(b, parallel, ...)                                          \
   do {                                                                                \
     const auto& tb_ = *tables_;                                                       \
     const int limbs_ = static_cast<int>(tb_.limbs(b));                                \
     const size_t n_ = tb_.n;                                                          \
-    _Pragma("omp parallel for if (limbs_ * n_ >= kParallelWords)")                    \
+    const bool fork_ = (parallel) && limbs_ * n_ >= kParallelWords;                   \
+    _Pragma("omp parallel for if (fork_)")                                            \
     for (int limb = 0; limb < limbs_; ++limb) {                                       \
       const arith::Modulus& m = mod_[tb_.prime_index(b, limb)];                       \
       const size_t off = static_cast<size_t>(limb) * n_;                              \
@@ -146,58 +134,58 @@ void CpuBackend::set_zero(uint64_t* dst, size_t words) {
   } while (0)
 
 void CpuBackend::add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  VEIL_FOR_EACH_LIMB_SERIAL(b, {
+  VEIL_FOR_EACH_LIMB(b, false, {
     const uint64_t q = m.value;
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], y[i], q);
   });
 }
 
 void CpuBackend::sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  VEIL_FOR_EACH_LIMB_SERIAL(b, {
+  VEIL_FOR_EACH_LIMB(b, false, {
     const uint64_t q = m.value;
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::sub_mod(x[i], y[i], q);
   });
 }
 
 void CpuBackend::negate(Basis b, uint64_t* out, const uint64_t* x) {
-  VEIL_FOR_EACH_LIMB_SERIAL(b, {
+  VEIL_FOR_EACH_LIMB(b, false, {
     const uint64_t q = m.value;
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::neg_mod(x[i], q);
   });
 }
 
 void CpuBackend::multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB(b, true, {
     for (size_t i = off; i < off + n_; ++i) out[i] = m.mul(x[i], y[i]);
   });
 }
 
 void CpuBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB(b, true, {
     for (size_t i = off; i < off + n_; ++i) out[i] = m.reduce128((u128)x[i] * y[i] + out[i]);
   });
 }
 
 void CpuBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB(b, true, {
     const uint64_t q = m.value, w = s[limb], ws = arith::shoup_precompute(w, q);
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::mul_shoup(x[i], w, ws, q);
   });
 }
 
 void CpuBackend::add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
-  VEIL_FOR_EACH_LIMB_SERIAL(b, {
+  VEIL_FOR_EACH_LIMB(b, false, {
     const uint64_t q = m.value, w = s[limb];
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], w, q);
   });
 }
 
 void CpuBackend::ntt_forward(Basis b, uint64_t* data) {
-  VEIL_FOR_EACH_LIMB(b, { ntt_[tb_.prime_index(b, limb)].forward(data + off); });
+  VEIL_FOR_EACH_LIMB(b, true, { ntt_[tb_.prime_index(b, limb)].forward(data + off); });
 }
 
 void CpuBackend::ntt_inverse(Basis b, uint64_t* data) {
-  VEIL_FOR_EACH_LIMB(b, { ntt_[tb_.prime_index(b, limb)].inverse(data + off); });
+  VEIL_FOR_EACH_LIMB(b, true, { ntt_[tb_.prime_index(b, limb)].inverse(data + off); });
 }
 
 // Bit-reversed NTT slot i holds a(psi^(2 brev(i) + 1)); a(X^g) there equals
@@ -220,7 +208,7 @@ const std::vector<uint32_t>& CpuBackend::ntt_permutation(uint64_t g) {
 void CpuBackend::automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {
   require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
   const auto& perm = ntt_permutation(g);
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB(b, true, {
     const uint64_t* src = in + off;
     uint64_t* dst = out + off;
     for (size_t i = 0; i < n_; ++i) dst[i] = src[perm[i]];
@@ -229,7 +217,7 @@ void CpuBackend::automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, ui
 
 void CpuBackend::automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {
   require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
-  VEIL_FOR_EACH_LIMB(b, {
+  VEIL_FOR_EACH_LIMB(b, true, {
     const uint64_t q = m.value, mask = 2 * n_ - 1;
     const uint64_t* src = in + off;
     uint64_t* dst = out + off;

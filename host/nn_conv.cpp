@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "veil/encoder.hpp"
+#include "nn_checks.hpp"
 #include "veil/error.hpp"
 
 namespace veil::nn {
@@ -80,19 +81,7 @@ std::vector<int64_t> Conv2dIm2col::rotation_steps() const {
 
 std::vector<Ciphertext> Conv2dIm2col::apply(const Evaluator& eval, const Ciphertext& x_in,
                                             const GaloisKeys& gk) const {
-  require(eval.context() != nullptr && eval.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
-          "conv: the evaluator belongs to a different context");
-  require(!x_in.empty() && x_in.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
-          "conv: the ciphertext is empty or belongs to a different context");
-  require(x_in.size() == 2, ErrorCode::InvalidArgument, "conv: relinearize the input first");
-  require(x_in.level() >= level_, ErrorCode::LevelMismatch,
-          "conv: input level " + std::to_string(x_in.level()) + " is below the layer's level " +
-              std::to_string(level_));
-  require(std::fabs(x_in.scale() - scale_) <= std::ldexp(scale_, -40), ErrorCode::ScaleMismatch,
-          "conv: input scale differs from the layer's scale");
-  for (int64_t step : rotation_steps())
-    require(gk.has(galois_element_for_step(*ctx_, step)), ErrorCode::MissingKey,
-            "conv: no Galois key for rotation step " + std::to_string(step));
+  detail::check_layer_input("conv", *ctx_, eval, x_in, level_, scale_, gk, rotation_steps());
   const Ciphertext x = eval.mod_switch_to(x_in, level_);
   std::vector<Ciphertext> out;
   out.reserve(channels_);

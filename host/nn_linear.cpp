@@ -10,6 +10,8 @@
 #include "veil/error.hpp"
 #include "veil/nn/linear.hpp"
 
+#include "nn_checks.hpp"
+
 namespace veil::nn {
 
 namespace {
@@ -142,20 +144,8 @@ std::vector<double> LinearLayer::decode_output(const std::vector<double>& slots)
 }
 
 Ciphertext LinearLayer::apply(const Evaluator& eval, const Ciphertext& x_in, const GaloisKeys& gk) const {
-  require(eval.context() && eval.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
-          "linear layer: evaluator belongs to a different context");
-  require(!x_in.empty() && x_in.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
-          "linear layer: ciphertext is empty or belongs to a different context");
-  require(x_in.size() == 2, ErrorCode::InvalidArgument, "linear layer: relinearize the input first");
-  require(x_in.level() >= level_, ErrorCode::LevelMismatch,
-          "linear layer: input at level " + std::to_string(x_in.level()) + ", layer built for level " +
-              std::to_string(level_));
-  require(std::fabs(x_in.scale() - scale_) <= std::ldexp(std::max(x_in.scale(), scale_), -40),
-          ErrorCode::ScaleMismatch, "linear layer: input scale differs from the layer's scale");
   const auto steps = rotation_steps();
-  for (int64_t s : steps)  // fail before any work, with the step in the message
-    require(gk.has(galois_element_for_step(*ctx_, s)), ErrorCode::MissingKey,
-            "linear layer: no Galois key for rotation step " + std::to_string(s));
+  detail::check_layer_input("linear layer", *ctx_, eval, x_in, level_, scale_, gk, steps);
 
   // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
   Ciphertext x_low;
