@@ -48,39 +48,6 @@ NttTables::NttTables(uint64_t q, uint32_t log_n) : q_(q), log_n_(log_n), n_(uint
 
 void NttTables::set_use_ifma(bool on) { use_ifma_ = on && !root52_.empty() && ifma::available(); }
 
-// One Cooley-Tukey stage (m groups, half-width t = n / 2m), values in [0, 4q) (Harvey).
-void NttTables::forward_stage(uint64_t* a, uint64_t m) const {
-  const uint64_t q = q_, two_q = 2 * q_, t = n_ / (2 * m);
-  for (uint64_t i = 0; i < m; ++i) {
-    const uint64_t w = root_[m + i], ws = root_shoup_[m + i];
-    uint64_t* x = a + 2 * i * t;
-    uint64_t* y = x + t;
-    for (uint64_t j = 0; j < t; ++j) {
-      uint64_t u = x[j];
-      u -= (u >= two_q) ? two_q : 0;
-      uint64_t v = mul_shoup_lazy(y[j], w, ws, q);
-      x[j] = u + v;
-      y[j] = u - v + two_q;
-    }
-  }
-}
-
-// One Gentleman-Sande stage (m/2 groups, half-width t = n / m), values in [0, 2q).
-void NttTables::inverse_stage(uint64_t* a, uint64_t m) const {
-  const uint64_t q = q_, two_q = 2 * q_, h = m >> 1, t = n_ / m;
-  for (uint64_t i = 0; i < h; ++i) {
-    const uint64_t w = inv_root_[h + i], ws = inv_root_shoup_[h + i];
-    uint64_t* x = a + 2 * i * t;
-    uint64_t* y = x + t;
-    for (uint64_t j = 0; j < t; ++j) {
-      uint64_t u = x[j], v = y[j];
-      uint64_t s = u + v;
-      x[j] = s - ((s >= two_q) ? two_q : 0);
-      y[j] = mul_shoup_lazy(u - v + two_q, w, ws, q);
-    }
-  }
-}
-
 namespace {
 // Harvey forward butterfly: x, y in [0, 4q) -> x + wy, x - wy in [0, 4q).
 inline void ct_butterfly(uint64_t& x, uint64_t& y, uint64_t w, uint64_t ws, uint64_t q, uint64_t two_q) {
@@ -101,6 +68,28 @@ inline uint64_t reduce_4q(uint64_t x, uint64_t q, uint64_t two_q) {
   return x - ((x >= q) ? q : 0);
 }
 }  // namespace
+
+// One Cooley-Tukey stage (m groups, half-width t = n / 2m), values in [0, 4q) (Harvey).
+void NttTables::forward_stage(uint64_t* a, uint64_t m) const {
+  const uint64_t q = q_, two_q = 2 * q_, t = n_ / (2 * m);
+  for (uint64_t i = 0; i < m; ++i) {
+    const uint64_t w = root_[m + i], ws = root_shoup_[m + i];
+    uint64_t* x = a + 2 * i * t;
+    uint64_t* y = x + t;
+    for (uint64_t j = 0; j < t; ++j) ct_butterfly(x[j], y[j], w, ws, q, two_q);
+  }
+}
+
+// One Gentleman-Sande stage (m/2 groups, half-width t = n / m), values in [0, 2q).
+void NttTables::inverse_stage(uint64_t* a, uint64_t m) const {
+  const uint64_t q = q_, two_q = 2 * q_, h = m >> 1, t = n_ / m;
+  for (uint64_t i = 0; i < h; ++i) {
+    const uint64_t w = inv_root_[h + i], ws = inv_root_shoup_[h + i];
+    uint64_t* x = a + 2 * i * t;
+    uint64_t* y = x + t;
+    for (uint64_t j = 0; j < t; ++j) gs_butterfly(x[j], y[j], w, ws, q, two_q);
+  }
+}
 
 // Stages m and 2m fused (radix 4): each element is loaded and stored once for
 // two stages, halving the memory traffic. Needs t = n / 2m >= 2.
