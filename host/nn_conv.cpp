@@ -1,5 +1,6 @@
 #include "veil/nn/conv.hpp"
 
+#include <bit>
 #include <cmath>
 
 #include "veil/encoder.hpp"
@@ -7,14 +8,6 @@
 #include "veil/error.hpp"
 
 namespace veil::nn {
-
-namespace {
-size_t next_pow2(size_t x) {
-  size_t p = 1;
-  while (p < x) p <<= 1;
-  return p;
-}
-}  // namespace
 
 Conv2dIm2col::Conv2dIm2col(ContextPtr ctx, size_t height, size_t width, size_t kernel, size_t stride,
                            const std::vector<double>& weights, size_t out_channels,
@@ -32,8 +25,8 @@ Conv2dIm2col::Conv2dIm2col(ContextPtr ctx, size_t height, size_t width, size_t k
   for (double v : bias) require(std::isfinite(v), ErrorCode::InvalidArgument, "conv: non-finite bias");
   out_h_ = (height - kernel) / stride + 1;
   out_w_ = (width - kernel) / stride + 1;
-  d_ = next_pow2(windows());
-  k_block_ = next_pow2(kernel * kernel);
+  d_ = std::bit_ceil(windows());
+  k_block_ = std::bit_ceil(kernel * kernel);
   const size_t slots = ctx_->params().slots();
   require(d_ * k_block_ <= slots, ErrorCode::InvalidArgument,
           "conv: the im2col layout needs " + std::to_string(d_ * k_block_) + " slots, the parameters have " +

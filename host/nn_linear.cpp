@@ -3,6 +3,8 @@
 //   y = sum_k D_k * rot(x, k) = sum_g rot( sum_b rot(D_k, -g*n1) * rot(x, b), g*n1 )
 // so one hoisted decomposition serves the n1 baby rotations, the pre-rotated
 // diagonals are plain, and only n2 - 1 giant rotations are full key switches.
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <string>
 
@@ -30,9 +32,7 @@ bool all_finite(const std::vector<double>& v) {
 
 size_t LinearLayer::block_size(size_t rows, size_t cols) {
   require(rows >= 1 && cols >= 1, ErrorCode::InvalidArgument, "linear layer: rows and cols must be >= 1");
-  size_t d = 1;
-  while (d < rows || d < cols) d <<= 1;
-  return d;
+  return std::bit_ceil(std::max(rows, cols));
 }
 
 // n1 = 2^ceil(log2(d) / 2): baby steps (hoisted, cheaper) get the larger half.
