@@ -1,6 +1,5 @@
 #include "veil/keygen.hpp"
 
-#include "modarith.hpp"
 #include "sampling.hpp"
 #include "veil/error.hpp"
 
@@ -79,14 +78,7 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
   SwitchingKey key(ctx_);
   Seed seed = random_.next_seed();
   key.set_a_seed(seed);
-  // [P]_{q_i} for every Q limb (0 on the P limbs: P = 0 mod p_k).
-  std::vector<uint64_t> p_mod(t.limbs(qp), 0);
-  for (uint32_t i = 0; i <= t.max_level; ++i) {
-    arith::Modulus m(t.primes[i]);
-    uint64_t acc = 1;
-    for (uint64_t p : params.p()) acc = m.mul(acc, p % t.primes[i]);
-    p_mod[i] = acc;
-  }
+  const std::vector<uint64_t>& p_mod = t.mod_down.p_mod_q;  // [P]_{q_i} per Q limb
   Prng error_prng(random_.next_seed());
   sampling::SecretVector<int64_t> e(t.n);
   sampling::SecretVector<uint64_t> e_rns(words);
@@ -104,7 +96,7 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
     be.ntt_forward(qp, b);
     be.multiply(qp, tmp.data(), a, to);
     be.sub(qp, b, b, tmp.data());  // b = e - a s_to
-    // + P * from on the limbs of digit j only (the RNS gadget).
+    // + P * from on the limbs of digit j only (the RNS gadget; 0 on the P limbs: P = 0 mod p_k).
     std::vector<uint64_t> gadget(t.limbs(qp), 0);
     for (uint32_t i = j * t.alpha; i < std::min((j + 1) * t.alpha, t.max_level + 1); ++i) gadget[i] = p_mod[i];
     be.multiply_scalar(qp, tmp.data(), from, gadget.data());
