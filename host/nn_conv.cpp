@@ -1,7 +1,13 @@
+// im2col convolution (Conv2dIm2col: one ciphertext per image group, rotations and
+// sums) and the tap-major batched convolution (Conv2dTaps: one ciphertext per
+// kernel tap, no rotation). Both emit LinearLayer's block layout per channel.
 #include "veil/nn/conv.hpp"
 
 #include <bit>
 #include <cmath>
+#include <string>
+#include <tuple>
+#include <utility>
 
 #include "veil/encoder.hpp"
 #include "nn_checks.hpp"
@@ -9,34 +15,62 @@
 
 namespace veil::nn {
 
-Conv2dIm2col::Conv2dIm2col(ContextPtr ctx, size_t height, size_t width, size_t kernel, size_t stride,
-                           const std::vector<double>& weights, size_t out_channels,
-                           const std::vector<double>& bias, int level, double scale)
-    : ctx_(std::move(ctx)), height_(height), width_(width), kernel_(kernel), stride_(stride),
-      channels_(out_channels), bias_(bias) {
-  require(ctx_ != nullptr, ErrorCode::InvalidArgument, "null context");
+namespace {
+
+// Checks shared by both layouts; returns (out_h, out_w).
+std::pair<size_t, size_t> check_conv_shape(const ContextPtr& ctx, size_t height, size_t width, size_t kernel,
+                                           size_t stride, const std::vector<double>& weights, size_t channels,
+                                           const std::vector<double>& bias) {
+  require(ctx != nullptr, ErrorCode::InvalidArgument, "conv: null context");
   require(kernel >= 1 && stride >= 1 && height >= kernel && width >= kernel, ErrorCode::InvalidArgument,
           "conv: need 1 <= kernel <= height, width and stride >= 1");
-  require(out_channels >= 1 && weights.size() == out_channels * kernel * kernel, ErrorCode::InvalidArgument,
+  require(channels >= 1 && weights.size() == channels * kernel * kernel, ErrorCode::InvalidArgument,
           "conv: weights must hold out_channels * kernel^2 values");
-  require(bias.empty() || bias.size() == out_channels, ErrorCode::InvalidArgument,
+  require(bias.empty() || bias.size() == channels, ErrorCode::InvalidArgument,
           "conv: bias must be empty or hold out_channels values");
   for (double v : weights) require(std::isfinite(v), ErrorCode::InvalidArgument, "conv: non-finite weight");
   for (double v : bias) require(std::isfinite(v), ErrorCode::InvalidArgument, "conv: non-finite bias");
-  out_h_ = (height - kernel) / stride + 1;
-  out_w_ = (width - kernel) / stride + 1;
+  return {(height - kernel) / stride + 1, (width - kernel) / stride + 1};
+}
+
+uint32_t checked_level(const Context& ctx, int level) {
+  const int top = static_cast<int>(ctx.max_level());
+  const int l = level < 0 ? top : level;
+  require(l >= 1 && l <= top, ErrorCode::LevelMismatch, "conv: needs an input level in [1, " + std::to_string(top) + "]");
+  return static_cast<uint32_t>(l);
+}
+
+double checked_scale(const Context& ctx, double scale) {
+  const double s = scale == 0 ? ctx.params().default_scale() : scale;
+  require(std::isfinite(s) && s >= 1, ErrorCode::InvalidArgument, "conv: bad scale");
+  return s;
+}
+
+// batch 0: as many as fit; else a power of two with batch * span <= slots.
+size_t checked_batch(size_t batch, size_t span, size_t slots) {
+  require(span <= slots, ErrorCode::InvalidArgument,
+          "conv: the layout needs " + std::to_string(span) + " slots, the parameters have " + std::to_string(slots));
+  if (batch == 0) return slots / span;
+  require(std::has_single_bit(batch) && batch * span <= slots, ErrorCode::InvalidArgument,
+          "conv: batch " + std::to_string(batch) + " must be a power of two with batch * " + std::to_string(span) +
+              " <= " + std::to_string(slots) + " slots");
+  return batch;
+}
+
+}  // namespace
+
+Conv2dIm2col::Conv2dIm2col(ContextPtr ctx, size_t height, size_t width, size_t kernel, size_t stride,
+                           const std::vector<double>& weights, size_t out_channels,
+                           const std::vector<double>& bias, int level, double scale, size_t batch)
+    : ctx_(std::move(ctx)), height_(height), width_(width), kernel_(kernel), stride_(stride),
+      channels_(out_channels), bias_(bias) {
+  std::tie(out_h_, out_w_) = check_conv_shape(ctx_, height, width, kernel, stride, weights, out_channels, bias);
   d_ = std::bit_ceil(windows());
   k_block_ = std::bit_ceil(kernel * kernel);
   const size_t slots = ctx_->params().slots();
-  require(d_ * k_block_ <= slots, ErrorCode::InvalidArgument,
-          "conv: the im2col layout needs " + std::to_string(d_ * k_block_) + " slots, the parameters have " +
-              std::to_string(slots));
-  const int top = static_cast<int>(ctx_->max_level());
-  level_ = static_cast<uint32_t>(level < 0 ? top : level);
-  require(level_ >= 1 && static_cast<int>(level_) <= top, ErrorCode::LevelMismatch,
-          "conv: needs an input level in [1, " + std::to_string(top) + "]");
-  scale_ = scale == 0 ? ctx_->params().default_scale() : scale;
-  require(std::isfinite(scale_) && scale_ >= 1, ErrorCode::InvalidArgument, "conv: bad scale");
+  batch_ = checked_batch(batch, d_ * k_block_, slots);
+  level_ = checked_level(*ctx_, level);
+  scale_ = checked_scale(*ctx_, scale);
 
   // Kernel c spread over the p-blocks; encoded at q_level so the rescale restores the scale.
   Encoder encoder(ctx_);
@@ -45,7 +79,7 @@ Conv2dIm2col::Conv2dIm2col(ContextPtr ctx, size_t height, size_t width, size_t k
   for (size_t c = 0; c < channels_; ++c) {
     std::vector<double> slot_values(slots, 0.0);
     for (size_t i = 0; i < slots; ++i) {
-      const size_t p = (i % span) / d_, w = (i % span) % d_;
+      const size_t l = i / batch_, p = (l % span) / d_, w = (l % span) % d_;
       if (p < taps && w < windows()) slot_values[i] = weights[c * taps + p];
     }
     kernels_.push_back(encoder.encode(slot_values, pt_scale, static_cast<int>(level_)));
@@ -53,22 +87,31 @@ Conv2dIm2col::Conv2dIm2col(ContextPtr ctx, size_t height, size_t width, size_t k
 }
 
 std::vector<double> Conv2dIm2col::encode_input(const std::vector<double>& image) const {
-  require(image.size() == height_ * width_, ErrorCode::InvalidArgument,
-          "conv: the image must hold height * width values");
+  return encode_inputs({image});
+}
+
+std::vector<double> Conv2dIm2col::encode_inputs(const std::vector<std::vector<double>>& images) const {
+  require(!images.empty() && images.size() <= batch_, ErrorCode::InvalidArgument,
+          "conv: " + std::to_string(images.size()) + " images for a batch of " + std::to_string(batch_));
   const size_t slots = ctx_->params().slots(), span = d_ * k_block_, taps = kernel_ * kernel_;
   std::vector<double> out(slots, 0.0);
-  for (size_t i = 0; i < slots; ++i) {
-    const size_t p = (i % span) / d_, w = (i % span) % d_;
-    if (p >= taps || w >= windows()) continue;
-    const size_t ky = p / kernel_, kx = p % kernel_, oy = w / out_w_, ox = w % out_w_;
-    out[i] = image[(oy * stride_ + ky) * width_ + (ox * stride_ + kx)];
+  for (size_t b = 0; b < images.size(); ++b) {
+    const auto& image = images[b];
+    require(image.size() == height_ * width_, ErrorCode::InvalidArgument,
+            "conv: the image must hold height * width values");
+    for (size_t l = 0; l < slots / batch_; ++l) {
+      const size_t p = (l % span) / d_, w = (l % span) % d_;
+      if (p >= taps || w >= windows()) continue;
+      const size_t ky = p / kernel_, kx = p % kernel_, oy = w / out_w_, ox = w % out_w_;
+      out[l * batch_ + b] = image[(oy * stride_ + ky) * width_ + (ox * stride_ + kx)];
+    }
   }
   return out;
 }
 
 std::vector<int64_t> Conv2dIm2col::rotation_steps() const {
   std::vector<int64_t> steps;
-  for (size_t step = d_; step < d_ * k_block_; step <<= 1) steps.push_back(static_cast<int64_t>(step));
+  for (size_t step = d_; step < d_ * k_block_; step <<= 1) steps.push_back(static_cast<int64_t>(step * batch_));
   return steps;
 }
 
@@ -82,6 +125,67 @@ std::vector<Ciphertext> Conv2dIm2col::apply(const Evaluator& eval, const Ciphert
     Ciphertext acc = eval.rescale(eval.multiply_plain(x, kernels_[c]));
     acc.set_scale(x.scale());  // q_level / q_level: exactly the input scale
     for (int64_t step : rotation_steps()) acc = eval.add(acc, eval.rotate(acc, step, gk));
+    if (!bias_.empty()) acc = eval.add_scalar(acc, bias_[c]);
+    out.push_back(std::move(acc));
+  }
+  return out;
+}
+
+Conv2dTaps::Conv2dTaps(ContextPtr ctx, size_t height, size_t width, size_t kernel, size_t stride,
+                       const std::vector<double>& weights, size_t out_channels, const std::vector<double>& bias,
+                       int level, double scale, size_t batch)
+    : ctx_(std::move(ctx)), height_(height), width_(width), kernel_(kernel), stride_(stride),
+      channels_(out_channels), weights_(weights), bias_(bias) {
+  std::tie(out_h_, out_w_) = check_conv_shape(ctx_, height, width, kernel, stride, weights, out_channels, bias);
+  d_ = std::bit_ceil(windows());
+  batch_ = checked_batch(batch, d_, ctx_->params().slots());
+  level_ = checked_level(*ctx_, level);
+  scale_ = checked_scale(*ctx_, scale);
+}
+
+std::vector<std::vector<double>> Conv2dTaps::encode_inputs(const std::vector<std::vector<double>>& images) const {
+  require(!images.empty() && images.size() <= batch_, ErrorCode::InvalidArgument,
+          "conv: " + std::to_string(images.size()) + " images for a batch of " + std::to_string(batch_));
+  const size_t slots = ctx_->params().slots();
+  std::vector<std::vector<double>> out(taps(), std::vector<double>(slots, 0.0));
+  for (size_t b = 0; b < images.size(); ++b) {
+    require(images[b].size() == height_ * width_, ErrorCode::InvalidArgument,
+            "conv: the image must hold height * width values");
+    for (size_t p = 0; p < taps(); ++p) {
+      const size_t ky = p / kernel_, kx = p % kernel_;
+      for (size_t l = 0; l < slots / batch_; ++l) {
+        const size_t w = l % d_;
+        if (w >= windows()) continue;
+        const size_t oy = w / out_w_, ox = w % out_w_;
+        out[p][l * batch_ + b] = images[b][(oy * stride_ + ky) * width_ + (ox * stride_ + kx)];
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<Ciphertext> Conv2dTaps::apply(const Evaluator& eval, const std::vector<Ciphertext>& xs_in) const {
+  require(xs_in.size() == taps(), ErrorCode::InvalidArgument,
+          "conv: " + std::to_string(xs_in.size()) + " tap ciphertexts, the layer takes " + std::to_string(taps()));
+  std::vector<Ciphertext> xs;
+  xs.reserve(taps());
+  for (const auto& x : xs_in) {
+    detail::check_layer_input("conv", *ctx_, eval, x, level_, scale_, GaloisKeys{}, {});
+    xs.push_back(x.level() == level_ ? x : eval.mod_switch_to(x, level_));
+  }
+  std::vector<Ciphertext> out;
+  out.reserve(channels_);
+  for (size_t c = 0; c < channels_; ++c) {
+    Ciphertext acc;
+    for (size_t p = 0; p < taps(); ++p) {
+      const double w = weights_[c * taps() + p];
+      if (w == 0.0) continue;
+      Ciphertext term = eval.multiply_scalar(xs[p], w);  // scale * q_level, rescaled once below
+      acc = acc.empty() ? std::move(term) : eval.add(acc, term);
+    }
+    if (acc.empty()) acc = eval.multiply_scalar(xs[0], 0.0);  // an all-zero kernel
+    acc = eval.rescale(acc);
+    acc.set_scale(xs[0].scale());  // q_level / q_level: exactly the input scale
     if (!bias_.empty()) acc = eval.add_scalar(acc, bias_[c]);
     out.push_back(std::move(acc));
   }

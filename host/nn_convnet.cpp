@@ -112,59 +112,14 @@ void parse_expected(const std::string& line, size_t index, ConvNetTestSet& set, 
   set.predicted.push_back(static_cast<int>(pred));
 }
 
-// Level and scale of the fc1 and fc2 inputs: square + rescale maps s to s^2 / q_level,
-// computed with the same double operations as Evaluator::multiply and rescale.
-struct Plan {
-  uint32_t fc1_level, fc2_level;
-  double fc1_scale, fc2_scale;
-};
-
-Plan plan(const Context& ctx) {
-  const auto& q = ctx.params().q();
-  const uint32_t top = ctx.max_level();
-  const double s0 = ctx.params().default_scale();
-  Plan p{};
-  p.fc1_level = top - 2;
-  p.fc1_scale = s0 * s0 / static_cast<double>(q[top - 1]);
-  p.fc2_level = top - 4;
-  p.fc2_scale = p.fc1_scale * p.fc1_scale / static_cast<double>(q[top - 3]);
-  return p;
-}
-
 ContextPtr checked(ContextPtr ctx, const ConvNetWeights& w) {
   require(ctx != nullptr, ErrorCode::InvalidArgument, "convnet: null context");
   require(ctx->max_level() >= EncryptedConvNet::required_depth(), ErrorCode::LevelMismatch,
           "convnet: needs " + std::to_string(EncryptedConvNet::required_depth()) +
               " levels (conv, square, fc1, square, fc2) but the parameters have max_level " +
               std::to_string(ctx->max_level()));
-  require(w.conv_weight.size() == S::channels * S::kernel * S::kernel && w.conv_bias.size() == S::channels &&
-              w.fc1_weight.size() == S::hidden * S::flat && w.fc1_bias.size() == S::hidden &&
-              w.fc2_weight.size() == S::classes * S::hidden && w.fc2_bias.size() == S::classes,
-          ErrorCode::InvalidArgument, "convnet: weights do not have the model's shapes (docs/convnet.md)");
+  (void)convnet_model(w);  // checks the shapes
   return ctx;
-}
-
-// fc1.weight[:, c*64 : c*64 + 64] as a 64 x 64 row-major matrix.
-std::vector<double> fc1_block(const ConvNetWeights& w, size_t c) {
-  std::vector<double> out(S::hidden * S::windows);
-  for (size_t j = 0; j < S::hidden; ++j)
-    for (size_t i = 0; i < S::windows; ++i) out[j * S::windows + i] = w.fc1_weight[j * S::flat + c * S::windows + i];
-  return out;
-}
-
-std::vector<LinearLayer> make_fc1(const ContextPtr& ctx, const ConvNetWeights& w) {
-  const Plan p = plan(*ctx);
-  std::vector<LinearLayer> layers;
-  for (size_t c = 0; c < S::channels; ++c)
-    layers.emplace_back(ctx, fc1_block(w, c), S::hidden, S::windows,
-                        c == 0 ? w.fc1_bias : std::vector<double>{}, static_cast<int>(p.fc1_level), p.fc1_scale);
-  return layers;
-}
-
-LinearLayer make_fc2(const ContextPtr& ctx, const ConvNetWeights& w) {
-  const Plan p = plan(*ctx);
-  return LinearLayer(ctx, w.fc2_weight, S::classes, S::hidden, w.fc2_bias, static_cast<int>(p.fc2_level),
-                     p.fc2_scale);
 }
 
 }  // namespace
@@ -254,45 +209,35 @@ Parameters convnet_parameters(uint32_t log_n) {
   return Parameters::create(spec);
 }
 
-EncryptedConvNet::EncryptedConvNet(ContextPtr ctx, const ConvNetWeights& w)
-    : ctx_(checked(std::move(ctx), w)),
-      conv_(ctx_, S::image, S::image, S::kernel, S::stride, w.conv_weight, S::channels, w.conv_bias),
-      fc1_(make_fc1(ctx_, w)),
-      fc2_(make_fc2(ctx_, w)) {
-  // LinearLayer's block must be the conv's window block so the layouts line up.
-  require(conv_.windows() == S::windows && conv_.window_block() == fc1_[0].block() &&
-              fc2_.block() == fc1_[0].block(),
-          ErrorCode::InvalidArgument, "convnet: conv window block and linear block sizes differ");
+Sequential convnet_model(const ConvNetWeights& w) {
+  require(w.conv_weight.size() == S::channels * S::kernel * S::kernel && w.conv_bias.size() == S::channels &&
+              w.fc1_weight.size() == S::hidden * S::flat && w.fc1_bias.size() == S::hidden &&
+              w.fc2_weight.size() == S::classes * S::hidden && w.fc2_bias.size() == S::classes,
+          ErrorCode::InvalidArgument, "convnet: weights do not have the model's shapes (docs/convnet.md)");
+  Sequential m(S::image, S::image);
+  m.conv2d(S::channels, S::kernel, S::stride, w.conv_weight, w.conv_bias)
+      .square()
+      .flatten()
+      .linear(S::hidden, w.fc1_weight, w.fc1_bias)
+      .square()
+      .linear(S::classes, w.fc2_weight, w.fc2_bias);
+  return m;
 }
 
+EncryptedConvNet::EncryptedConvNet(ContextPtr ctx, const ConvNetWeights& w)
+    : model_(checked(ctx, w), convnet_model(w), CompileOptions{Packing::Im2col, 1, -1, 0}) {}
+
 std::vector<double> EncryptedConvNet::encode_input(const std::vector<double>& image) const {
-  return conv_.encode_input(image);
+  return model_.encode({image}).front();
 }
 
 Ciphertext EncryptedConvNet::infer(const Evaluator& eval, const Ciphertext& x, const RelinKey& rk,
                                    const GaloisKeys& gk) const {
-  auto channels = conv_.apply(eval, x, gk);
-  Ciphertext hidden;
-  for (size_t c = 0; c < channels.size(); ++c) {
-    auto sq = eval.rescale(eval.square(channels[c], rk));
-    auto part = fc1_[c].apply(eval, sq, gk);
-    hidden = c == 0 ? std::move(part) : eval.add(hidden, part);
-  }
-  auto act = eval.rescale(eval.square(hidden, rk));
-  return fc2_.apply(eval, act, gk);
+  return model_.run(eval, {x}, rk, gk).front();
 }
 
 std::vector<double> EncryptedConvNet::decode_logits(const std::vector<double>& slots) const {
-  return fc2_.decode_output(slots);
-}
-
-std::vector<int64_t> EncryptedConvNet::rotation_steps() const {
-  std::set<int64_t> steps;
-  auto add = [&](const std::vector<int64_t>& v) { steps.insert(v.begin(), v.end()); };
-  add(conv_.rotation_steps());
-  for (const auto& layer : fc1_) add(layer.rotation_steps());
-  add(fc2_.rotation_steps());
-  return {steps.begin(), steps.end()};
+  return model_.decode({slots}, 1).front();
 }
 
 }  // namespace veil::nn

@@ -64,10 +64,15 @@ std::vector<double> LinearLayer::layout(const std::vector<double>& x, size_t d, 
 
 LinearLayer::LinearLayer(ContextPtr ctx, const std::vector<double>& weights, size_t rows, size_t cols,
                          const std::vector<double>& bias, int level, double scale)
-    : ctx_(std::move(ctx)), rows_(rows), cols_(cols) {
+    : LinearLayer(std::move(ctx), weights, rows, cols, bias, LinearOptions{level, scale, 1, 1}) {}
+
+LinearLayer::LinearLayer(ContextPtr ctx, const std::vector<double>& weights, size_t rows, size_t cols,
+                         const std::vector<double>& bias, const LinearOptions& opt)
+    : ctx_(std::move(ctx)), rows_(rows), cols_(cols), batch_(opt.batch), inputs_(opt.inputs) {
   require(ctx_ != nullptr, ErrorCode::InvalidArgument, "linear layer: null context");
   const size_t slots = ctx_->params().slots();
-  require(rows >= 1 && cols >= 1 && rows <= slots && cols <= slots, ErrorCode::InvalidArgument,
+  require(rows >= 1 && cols >= 1 && rows <= slots && cols <= slots * std::max<size_t>(opt.inputs, 1),
+          ErrorCode::InvalidArgument,
           "linear layer: rows and cols must be in [1, " + std::to_string(slots) + "], got " +
               std::to_string(rows) + " x " + std::to_string(cols));
   require(weights.size() == rows * cols, ErrorCode::InvalidArgument,
@@ -78,50 +83,68 @@ LinearLayer::LinearLayer(ContextPtr ctx, const std::vector<double>& weights, siz
               std::to_string(bias.size()));
   require(all_finite(weights) && all_finite(bias), ErrorCode::InvalidArgument,
           "linear layer: weights and bias must be finite");
+  require(inputs_ >= 1 && cols % inputs_ == 0, ErrorCode::InvalidArgument,
+          "linear layer: " + std::to_string(inputs_) + " input ciphertexts do not divide " + std::to_string(cols) +
+              " columns");
+  const size_t part = cols / inputs_;
+  d_ = block_size(rows, part);
+  require(is_pow2(batch_) && batch_ * d_ <= slots, ErrorCode::InvalidArgument,
+          "linear layer: batch " + std::to_string(batch_) + " must be a power of two with batch * block (" +
+              std::to_string(d_) + ") <= " + std::to_string(slots) + " slots");
+  int level = opt.level;
   const int max_level = static_cast<int>(ctx_->max_level());
   if (level < 0) level = max_level;
   require(level >= 1 && level <= max_level, ErrorCode::LevelMismatch,
           "linear layer: level must be in [1, " + std::to_string(max_level) +
               "] (it consumes one rescale), got " + std::to_string(level));
   level_ = static_cast<uint32_t>(level);
-  scale_ = scale == 0 ? ctx_->params().default_scale() : scale;
+  scale_ = opt.scale == 0 ? ctx_->params().default_scale() : opt.scale;
   require(std::isfinite(scale_) && scale_ > 1, ErrorCode::InvalidArgument, "linear layer: scale must be > 1");
 
-  d_ = block_size(rows, cols);
   n1_ = baby_count(d_);
   n2_ = d_ / n1_;
   const Encoder encoder(ctx_);
   const double diag_scale = static_cast<double>(ctx_->tables().primes[level_]);
-  auto w = [&](size_t r, size_t c) { return r < rows && c < cols ? weights[r * cols + c] : 0.0; };
-  diag_.resize(d_);
+  const size_t logical = slots / batch_;
+  diag_.resize(inputs_ * d_);
   std::vector<double> v(slots);
-  for (size_t k = 0; k < d_; ++k) {
-    bool nonzero = false;
-    for (size_t r = 0; r < rows && !nonzero; ++r) nonzero = w(r, (r + k) % d_) != 0.0;
-    if (!nonzero) continue;
-    // Slot i of rot(D_k, -shift) is D_k[i - shift]: row (i - shift) mod d, column row + k.
-    const size_t shift = (k / n1_) * n1_;
-    for (size_t i = 0; i < slots; ++i) {
-      const size_t r = (i + d_ - shift % d_) % d_;
-      v[i] = w(r, (r + k) % d_);
+  for (size_t in = 0; in < inputs_; ++in) {
+    auto w = [&](size_t r, size_t c) { return r < rows && c < part ? weights[r * cols + in * part + c] : 0.0; };
+    for (size_t k = 0; k < d_; ++k) {
+      bool nonzero = false;
+      for (size_t r = 0; r < rows && !nonzero; ++r) nonzero = w(r, (r + k) % d_) != 0.0;
+      if (!nonzero) continue;
+      // Logical slot l of rot(D_k, -shift) is D_k[l - shift]: row (l - shift) mod d,
+      // column row + k; every input of the batch sees the same value.
+      const size_t shift = (k / n1_) * n1_;
+      for (size_t l = 0; l < logical; ++l) {
+        const size_t r = (l + d_ - shift % d_) % d_;
+        const double value = w(r, (r + k) % d_);
+        for (size_t b = 0; b < batch_; ++b) v[l * batch_ + b] = value;
+      }
+      diag_[in * d_ + k] = encoder.encode(v, diag_scale, static_cast<int>(level_));
     }
-    diag_[k] = encoder.encode(v, diag_scale, static_cast<int>(level_));
   }
-  if (!bias.empty()) bias_ = encoder.encode(layout(bias, d_, slots), scale_, static_cast<int>(level_) - 1);
+  if (!bias.empty()) {
+    std::vector<std::vector<double>> copies(batch_, bias);
+    bias_ = encoder.encode(layout(copies, d_, slots, batch_), scale_, static_cast<int>(level_) - 1);
+  }
 }
 
 std::vector<int64_t> LinearLayer::rotation_steps() const {
   std::vector<bool> baby(n1_, false), giant(n2_, false);
-  for (size_t k = 0; k < d_; ++k) {
-    if (diag_[k].empty()) continue;
+  for (size_t i = 0; i < diag_.size(); ++i) {
+    if (diag_[i].empty()) continue;
+    const size_t k = i % d_;
     baby[k % n1_] = true;
     giant[k / n1_] = true;
   }
+  const auto stride = static_cast<int64_t>(batch_);
   std::vector<int64_t> steps;
   for (size_t b = 1; b < n1_; ++b)
-    if (baby[b]) steps.push_back(static_cast<int64_t>(b));
+    if (baby[b]) steps.push_back(static_cast<int64_t>(b) * stride);
   for (size_t g = 1; g < n2_; ++g)
-    if (giant[g]) steps.push_back(static_cast<int64_t>(g * n1_));
+    if (giant[g]) steps.push_back(static_cast<int64_t>(g * n1_) * stride);
   return steps;
 }
 
@@ -131,57 +154,112 @@ size_t LinearLayer::nonzero_diagonals() const {
   return n;
 }
 
+std::vector<double> LinearLayer::layout(const std::vector<std::vector<double>>& xs, size_t d, size_t slots,
+                                        size_t batch) {
+  require(is_pow2(batch) && batch <= slots && xs.size() <= batch, ErrorCode::InvalidArgument,
+          "linear layout: batch must be a power of two <= slots, with at most batch inputs");
+  std::vector<double> out(slots, 0.0);
+  for (size_t b = 0; b < xs.size(); ++b) {
+    const auto one = layout(xs[b], d, slots / batch);
+    for (size_t l = 0; l < one.size(); ++l) out[l * batch + b] = one[l];
+  }
+  return out;
+}
+
 std::vector<double> LinearLayer::encode_input(const std::vector<double>& x) const {
-  require(
-      x.size() == cols_, ErrorCode::InvalidArgument,
-      "linear layer: input has " + std::to_string(x.size()) + " values, expected " + std::to_string(cols_));
-  return layout(x, d_, ctx_->params().slots());
+  require(batch_ == 1 && inputs_ == 1, ErrorCode::InvalidArgument,
+          "linear layer: encode_input is for batch 1 and one input ciphertext; use encode_inputs");
+  return encode_inputs({x}).front();
+}
+
+std::vector<std::vector<double>> LinearLayer::encode_inputs(const std::vector<std::vector<double>>& xs) const {
+  require(!xs.empty() && xs.size() <= batch_, ErrorCode::InvalidArgument,
+          "linear layer: " + std::to_string(xs.size()) + " inputs for a batch of " + std::to_string(batch_));
+  const size_t part = cols_ / inputs_;
+  std::vector<std::vector<double>> out;
+  for (size_t in = 0; in < inputs_; ++in) {
+    std::vector<std::vector<double>> parts;
+    for (const auto& x : xs) {
+      require(x.size() == cols_, ErrorCode::InvalidArgument,
+              "linear layer: input has " + std::to_string(x.size()) + " values, expected " + std::to_string(cols_));
+      parts.emplace_back(x.begin() + static_cast<std::ptrdiff_t>(in * part),
+                         x.begin() + static_cast<std::ptrdiff_t>((in + 1) * part));
+    }
+    out.push_back(layout(parts, d_, ctx_->params().slots(), batch_));
+  }
+  return out;
 }
 
 std::vector<double> LinearLayer::decode_output(const std::vector<double>& slots) const {
-  require(slots.size() >= rows_, ErrorCode::InvalidArgument, "linear layer: fewer decoded slots than rows");
-  return std::vector<double>(slots.begin(), slots.begin() + static_cast<std::ptrdiff_t>(rows_));
+  return decode_outputs(slots, 1).front();
 }
 
-Ciphertext LinearLayer::apply(const Evaluator& eval, const Ciphertext& x_in, const GaloisKeys& gk) const {
+std::vector<std::vector<double>> LinearLayer::decode_outputs(const std::vector<double>& slots, size_t count) const {
+  require(count >= 1 && count <= batch_ && slots.size() >= rows_ * batch_, ErrorCode::InvalidArgument,
+          "linear layer: decode needs 1..batch outputs and at least rows * batch decoded slots");
+  std::vector<std::vector<double>> out(count, std::vector<double>(rows_));
+  for (size_t b = 0; b < count; ++b)
+    for (size_t r = 0; r < rows_; ++r) out[b][r] = slots[r * batch_ + b];
+  return out;
+}
+
+Ciphertext LinearLayer::apply(const Evaluator& eval, const Ciphertext& x, const GaloisKeys& gk) const {
+  return apply(eval, std::vector<Ciphertext>{x}, gk);
+}
+
+Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertext>& xs_in,
+                              const GaloisKeys& gk) const {
+  require(xs_in.size() == inputs_, ErrorCode::InvalidArgument,
+          "linear layer: " + std::to_string(xs_in.size()) + " input ciphertexts, the layer takes " +
+              std::to_string(inputs_));
   const auto steps = rotation_steps();
-  detail::check_layer_input("linear layer", *ctx_, eval, x_in, level_, scale_, gk, steps);
-
-  // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
-  Ciphertext x_low;
-  if (x_in.level() != level_) x_low = eval.mod_switch_to(x_in, level_);
-  const Ciphertext& x = x_low.empty() ? x_in : x_low;
-
-  std::vector<int64_t> baby;
-  for (int64_t s : steps)
-    if (s < static_cast<int64_t>(n1_)) baby.push_back(s);
-  std::vector<Ciphertext> rotated = eval.rotate_hoisted(x, baby, gk);
-  std::vector<const Ciphertext*> rot(n1_, nullptr);  // rot[b] = x rotated left by b
-  rot[0] = &x;
-  for (size_t i = 0; i < baby.size(); ++i) rot[static_cast<size_t>(baby[i])] = &rotated[i];
+  for (const auto& x : xs_in) detail::check_layer_input("linear layer", *ctx_, eval, x, level_, scale_, gk, steps);
 
   Backend& be = ctx_->backend();
   const Basis bs = q_basis(level_);
-  const double prod_scale = x.scale() * static_cast<double>(ctx_->tables().primes[level_]);
+  const auto stride = static_cast<int64_t>(batch_);
+  const double prod_scale = xs_in.front().scale() * static_cast<double>(ctx_->tables().primes[level_]);
+
+  // inner[g] = sum over inputs and baby steps b of diag(in, g*n1+b) * rot(x_in, b).
+  std::vector<Ciphertext> inner(n2_);
+  for (size_t in = 0; in < inputs_; ++in) {
+    // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
+    Ciphertext x_low;
+    if (xs_in[in].level() != level_) x_low = eval.mod_switch_to(xs_in[in], level_);
+    const Ciphertext& x = x_low.empty() ? xs_in[in] : x_low;
+
+    std::vector<bool> used(n1_, false);
+    for (size_t k = 0; k < d_; ++k)
+      if (!diag_[in * d_ + k].empty()) used[k % n1_] = true;
+    std::vector<int64_t> baby;
+    for (size_t b = 1; b < n1_; ++b)
+      if (used[b]) baby.push_back(static_cast<int64_t>(b) * stride);
+    std::vector<Ciphertext> rotated = eval.rotate_hoisted(x, baby, gk);
+    std::vector<const Ciphertext*> rot(n1_, nullptr);  // rot[b] = x rotated left by b (logical)
+    rot[0] = &x;
+    for (size_t i = 0; i < baby.size(); ++i) rot[static_cast<size_t>(baby[i] / stride)] = &rotated[i];
+
+    for (size_t g = 0; g < n2_; ++g)
+      for (size_t b = 0; b < n1_; ++b) {
+        const Plaintext& p = diag_[in * d_ + g * n1_ + b];
+        if (p.empty()) continue;
+        if (inner[g].empty()) {
+          inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
+          for (uint32_t j = 0; j < 2; ++j) be.multiply(bs, inner[g].poly(j), rot[b]->poly(j), p.data());
+        } else {
+          for (uint32_t j = 0; j < 2; ++j) be.multiply_accumulate(bs, inner[g].poly(j), rot[b]->poly(j), p.data());
+        }
+      }
+  }
+
   Ciphertext sum;
   for (size_t g = 0; g < n2_; ++g) {
-    Ciphertext inner;
-    for (size_t b = 0; b < n1_; ++b) {
-      const Plaintext& p = diag_[g * n1_ + b];
-      if (p.empty()) continue;
-      if (inner.empty()) {
-        inner = Ciphertext(ctx_, 2, level_, prod_scale, false);
-        for (uint32_t j = 0; j < 2; ++j) be.multiply(bs, inner.poly(j), rot[b]->poly(j), p.data());
-      } else {
-        for (uint32_t j = 0; j < 2; ++j) be.multiply_accumulate(bs, inner.poly(j), rot[b]->poly(j), p.data());
-      }
-    }
-    if (inner.empty()) continue;
-    if (g != 0) inner = eval.rotate(inner, static_cast<int64_t>(g * n1_), gk);
+    if (inner[g].empty()) continue;
+    Ciphertext part = g == 0 ? std::move(inner[g]) : eval.rotate(inner[g], static_cast<int64_t>(g * n1_) * stride, gk);
     if (sum.empty()) {
-      sum = std::move(inner);
+      sum = std::move(part);
     } else {
-      for (uint32_t j = 0; j < 2; ++j) be.add(bs, sum.poly(j), sum.poly(j), inner.poly(j));
+      for (uint32_t j = 0; j < 2; ++j) be.add(bs, sum.poly(j), sum.poly(j), part.poly(j));
     }
   }
   if (sum.empty()) sum = Ciphertext(ctx_, 2, level_, prod_scale, true);  // W = 0: a trivial encryption of 0

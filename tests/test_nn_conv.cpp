@@ -65,6 +65,65 @@ TEST(NnConv, RotationStepsArePowersOfTwoTimesTheWindowBlock) {
   EXPECT_EQ(conv.rotation_steps(), (std::vector<int64_t>{64, 128, 256, 512, 1024, 2048}));
 }
 
+TEST(NnConv, Im2colBatchInterleavesImages) {
+  // 11x9 images, kernel 3, stride 2: 20 windows (d = 32), K = 16: 512 slots per image,
+  // so a 4096-slot ring takes 8; run 5 of them.
+  Keyed& k = Keyed::preset(13);
+  const size_t h = 11, w = 9, kern = 3, stride = 2, channels = 2;
+  auto weights = random_reals(channels * kern * kern, 91, -0.3, 0.3);
+  auto bias = random_reals(channels, 92);
+  nn::Conv2dIm2col conv(k.ctx, h, w, kern, stride, weights, channels, bias, -1, 0, /*batch=*/0);
+  ASSERT_EQ(conv.batch(), 8u);
+  std::vector<std::vector<double>> images;
+  for (size_t i = 0; i < 5; ++i) images.push_back(random_reals(h * w, 93 + i, 0, 1));
+  GaloisKeys gk = k.keygen->create_galois_keys(conv.rotation_steps(), false);
+  auto outs = conv.apply(*k.eval, k.encrypt(conv.encode_inputs(images)), gk);
+  for (size_t c = 0; c < channels; ++c) {
+    auto got = k.decrypt(outs[c]);
+    for (size_t i = 0; i < images.size(); ++i) {
+      auto want = plain_conv(images[i], w, kern, stride, conv.out_height(), conv.out_width(), weights, c, bias[c]);
+      std::vector<double> have(want.size());
+      for (size_t j = 0; j < want.size(); ++j) have[j] = got[j * conv.batch() + i];  // logical slot j of image i
+      auto p = precision(want, have);
+      EXPECT_GE(p.mean_bits, 20.0) << "channel " << c << " image " << i;
+    }
+  }
+}
+
+TEST(NnConv, TapsLayoutNeedsNoRotation) {
+  // The ConvNet shape: 49 tap ciphertexts, 64 windows, 4096 / 64 = 64 images per run.
+  Keyed& k = Keyed::preset(13);
+  auto weights = random_reals(4 * 49, 101, -0.3, 0.3);
+  auto bias = random_reals(4, 102);
+  nn::Conv2dTaps conv(k.ctx, 28, 28, 7, 3, weights, 4, bias);
+  ASSERT_EQ(conv.batch(), 64u);
+  ASSERT_EQ(conv.taps(), 49u);
+  std::vector<std::vector<double>> images;
+  for (size_t i = 0; i < 3; ++i) images.push_back(random_reals(784, 103 + i, 0, 1));
+  std::vector<Ciphertext> cts;
+  for (const auto& s : conv.encode_inputs(images)) cts.push_back(k.encrypt(s));
+  auto outs = conv.apply(*k.eval, cts);
+  ASSERT_EQ(outs.size(), 4u);
+  for (size_t c = 0; c < 4; ++c) {
+    EXPECT_EQ(outs[c].level(), cts[0].level() - 1);
+    EXPECT_DOUBLE_EQ(outs[c].scale(), cts[0].scale());
+    auto got = k.decrypt(outs[c]);
+    for (size_t i = 0; i < images.size(); ++i) {
+      auto want = plain_conv(images[i], 28, 7, 3, 8, 8, weights, c, bias[c]);
+      std::vector<double> have(64);
+      for (size_t j = 0; j < 64; ++j) have[j] = got[j * 64 + i];
+      auto p = precision(want, have);
+      report("conv taps 28x28 k7 s3 channel " + std::to_string(c) + " image " + std::to_string(i), *k.ctx, p);
+      EXPECT_GE(p.mean_bits, 20.0);
+    }
+  }
+  cts.pop_back();
+  EXPECT_THROW(conv.apply(*k.eval, cts), Error);  // one tap missing
+  EXPECT_THROW(nn::Conv2dTaps(k.ctx, 28, 28, 7, 3, weights, 4, bias, -1, 0, 128), Error);  // batch too large
+  EXPECT_THROW(nn::Conv2dTaps(k.ctx, 28, 28, 7, 3, weights, 4, bias, -1, 0, 3), Error);    // not a power of two
+  EXPECT_THROW(conv.encode_inputs(std::vector<std::vector<double>>(65, std::vector<double>(784))), Error);
+}
+
 TEST(NnConv, BadInput) {
   Keyed& k = Keyed::preset(13);
   std::vector<double> w(49, 0.1);

@@ -148,6 +148,58 @@ TEST(LinearLayer, LayoutHelper) {
                                   16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240}));
 }
 
+TEST(LinearLayer, BatchedInputsInterleaveAndShareTheRotations) {
+  // 4 inputs of a 24 -> 20 layer in one ciphertext; the rotations are 4x longer.
+  const size_t rows = 20, cols = 24, batch = 4;
+  auto w = random_reals(rows * cols, 71, -0.2, 0.2);
+  auto b = random_reals(rows, 72);
+  LinearLayer one(K().ctx, w, rows, cols, b);
+  LinearLayer layer(K().ctx, w, rows, cols, b, nn::LinearOptions{-1, 0, batch, 1});
+  EXPECT_EQ(layer.batch(), batch);
+  std::vector<int64_t> scaled;
+  for (int64_t s : one.rotation_steps()) scaled.push_back(s * static_cast<int64_t>(batch));
+  EXPECT_EQ(layer.rotation_steps(), scaled);
+  std::vector<std::vector<double>> xs;
+  for (size_t i = 0; i < 3; ++i) xs.push_back(random_reals(cols, 73 + i));  // 3 of 4: the last lane stays 0
+  auto slots = layer.encode_inputs(xs);
+  ASSERT_EQ(slots.size(), 1u);
+  auto gk = K().keygen->create_galois_keys(layer.rotation_steps(), false);
+  auto out = layer.apply(*K().eval, K().encrypt(slots[0]), gk);
+  auto got = layer.decode_outputs(K().decrypt(out), 3);
+  ASSERT_EQ(got.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    auto p = precision(plain_apply(w, b, rows, cols, xs[i]), got[i]);
+    report("linear 24->20 batch 4, input " + std::to_string(i), *K().ctx, p);
+    EXPECT_GE(p.mean_bits, 20.0);
+  }
+}
+
+TEST(LinearLayer, SeveralInputCiphertextsShareTheGiantSteps) {
+  // 3 x 40 = 120 columns in three ciphertexts (one "channel" each), batch 2.
+  const size_t rows = 30, parts = 3, part = 40, cols = parts * part, batch = 2;
+  auto w = random_reals(rows * cols, 81, -0.1, 0.1);
+  auto b = random_reals(rows, 82);
+  LinearLayer layer(K().ctx, w, rows, cols, b, nn::LinearOptions{-1, 0, batch, parts});
+  EXPECT_EQ(layer.inputs(), parts);
+  EXPECT_EQ(layer.block(), 64u);
+  // Baby steps 1..7 and giant steps 8..56 (times the batch): one set for all inputs.
+  EXPECT_EQ(layer.rotation_steps().size(), 7u + 7u);
+  std::vector<std::vector<double>> xs{random_reals(cols, 83), random_reals(cols, 84)};
+  auto slots = layer.encode_inputs(xs);
+  ASSERT_EQ(slots.size(), parts);
+  std::vector<Ciphertext> cts;
+  for (const auto& s : slots) cts.push_back(K().encrypt(s));
+  auto gk = K().keygen->create_galois_keys(layer.rotation_steps(), false);
+  auto got = layer.decode_outputs(K().decrypt(layer.apply(*K().eval, cts, gk)), 2);
+  for (size_t i = 0; i < 2; ++i) {
+    auto p = precision(plain_apply(w, b, rows, cols, xs[i]), got[i]);
+    report("linear 3x40->30 (3 inputs, batch 2), input " + std::to_string(i), *K().ctx, p);
+    EXPECT_GE(p.mean_bits, 19.0);
+  }
+  cts.pop_back();
+  EXPECT_THROW(layer.apply(*K().eval, cts, gk), Error);  // one input ciphertext missing
+}
+
 void expect_error(ErrorCode code, const std::function<void()>& f) {
   try {
     f();
@@ -174,6 +226,17 @@ TEST(LinearLayer, BadConstruction) {
   expect_error(ErrorCode::InvalidArgument, [&] { LinearLayer(ctx, w6, 2, 3, {}, -1, -5.0); });  // scale
   expect_error(ErrorCode::LevelMismatch, [&] { LinearLayer(ctx, w6, 2, 3, {}, 0); });  // no level to rescale
   expect_error(ErrorCode::LevelMismatch, [&] { LinearLayer(ctx, w6, 2, 3, {}, 3); });  // above max_level
+  // Batch not a power of two, too large for the block, inputs not dividing cols.
+  expect_error(ErrorCode::InvalidArgument, [&] { LinearLayer(ctx, w6, 2, 3, {}, nn::LinearOptions{-1, 0, 3, 1}); });
+  expect_error(ErrorCode::InvalidArgument,
+               [&] { LinearLayer(ctx, w6, 2, 3, {}, nn::LinearOptions{-1, 0, slots, 1}); });
+  expect_error(ErrorCode::InvalidArgument, [&] { LinearLayer(ctx, w6, 2, 3, {}, nn::LinearOptions{-1, 0, 1, 2}); });
+  expect_error(ErrorCode::InvalidArgument, [&] { LinearLayer(ctx, w6, 2, 3, {}, nn::LinearOptions{-1, 0, 1, 0}); });
+  LinearLayer batched(ctx, w6, 2, 3, {}, nn::LinearOptions{-1, 0, 4, 1});
+  expect_error(ErrorCode::InvalidArgument, [&] { batched.encode_input({1, 2, 3}); });  // batch > 1
+  expect_error(ErrorCode::InvalidArgument,
+               [&] { batched.encode_inputs(std::vector<std::vector<double>>(5, {1, 2, 3})); });  // > batch
+  expect_error(ErrorCode::InvalidArgument, [&] { batched.decode_outputs(std::vector<double>(slots), 5); });
   LinearLayer layer(ctx, w6, 2, 3);
   expect_error(ErrorCode::InvalidArgument, [&] { layer.encode_input({1, 2}); });
   expect_error(ErrorCode::InvalidArgument, [&] { layer.decode_output({1}); });

@@ -1,17 +1,18 @@
 // The encrypted ConvNet of docs/convnet.md (TenSEAL MNIST tutorial shape, trained on
-// scikit-learn digits upsampled to 28x28), one image per ciphertext:
+// scikit-learn digits upsampled to 28x28), as a Sequential (nn/model.hpp):
 //
-//   conv 1->4, 7x7, stride 3 (Conv2dIm2col)   28x28 -> 4 ciphertexts, 64 windows each (d = 64)
+//   conv 1->4, 7x7, stride 3                  28x28 -> 4 ciphertexts, 64 windows each (d = 64)
 //   square each channel (ct x ct + rescale)
-//   fc1 256->64 = sum over channels c of LinearLayer(W_c), W_c = fc1.weight[:, 64c : 64c + 64]
-//                 (bias in the c = 0 layer only); all four at the same level, then added
+//   flatten (layout only), fc1 256->64        one LinearLayer with 4 input ciphertexts: 4 x 7
+//                                             hoisted baby rotations + 7 giant ones
 //   square
 //   fc2 64->10 (LinearLayer, d = 64)           logits in slots 0..9
 //
 // Depth: 5 levels (conv 1, square 1, fc1 1, square 1, fc2 1), whatever the ring.
-// Scales: the conv and the linear layers keep their input scale; each square+rescale
-// maps s to s^2 / q_level. The layers are built for exactly the scale and level
-// their input will have, so no scale adjustment is needed at run time.
+// Images per ciphertext (CompiledModel): Packing::Im2col puts one image's 64 x 64 im2col
+// block in 4096 slots: 1 image at N = 8192, 2 at N = 16384; Packing::Taps (49 input
+// ciphertexts, one per kernel tap) puts 64 windows per image: 64 images at N = 8192,
+// 128 at N = 16384, for the same number of rotations per run.
 //
 // Parameters (convnet_parameters):
 //   log_n 13 (the TenSEAL tutorial ring, 4096 slots = exactly one 64 x 64 im2col
@@ -40,8 +41,7 @@
 #include "veil/context.hpp"
 #include "veil/evaluator.hpp"
 #include "veil/keys.hpp"
-#include "veil/nn/conv.hpp"
-#include "veil/nn/linear.hpp"
+#include "veil/nn/model.hpp"
 #include "veil/params.hpp"
 
 namespace veil::nn {
@@ -84,7 +84,12 @@ struct ConvNetTestSet {
 // truncated or inconsistent files.
 ConvNetTestSet load_convnet_test_set(const std::string& dir, size_t max_images = SIZE_MAX);
 
-// Plain float64 evaluation of the model (the formulas of docs/convnet.md).
+// The model as a Sequential (conv2d, square, flatten, linear, square, linear). Throws
+// Error(InvalidArgument) for weights of the wrong size.
+Sequential convnet_model(const ConvNetWeights& w);
+
+// Plain float64 evaluation of the model, written out independently of Sequential (the
+// formulas of docs/convnet.md).
 std::vector<double> plain_convnet_logits(const ConvNetWeights& w, const std::vector<double>& image);
 
 // Index of the largest value (the first one on ties). Throws InvalidArgument when empty.
@@ -94,6 +99,8 @@ int argmax(const std::vector<double>& v);
 // Throws Error(InvalidArgument) for any other log_n.
 Parameters convnet_parameters(uint32_t log_n = 13);
 
+// One image per ciphertext (Packing::Im2col, batch 1): the TenSEAL tutorial's setting.
+// For throughput use CompiledModel(ctx, convnet_model(w)) (Packing::Taps, batched).
 class EncryptedConvNet {
  public:
   // Levels consumed by infer(): conv, square, fc1, square, fc2.
@@ -117,15 +124,13 @@ class EncryptedConvNet {
 
   // Every rotation step infer() uses (ascending, unique): pass to
   // KeyGenerator::create_galois_keys(steps, false) for minimal keys.
-  std::vector<int64_t> rotation_steps() const;
-  uint32_t input_level() const { return conv_.level(); }
-  uint32_t output_level() const { return conv_.level() - kDepth; }
+  std::vector<int64_t> rotation_steps() const { return model_.rotation_steps(); }
+  uint32_t input_level() const { return model_.input_level(); }
+  uint32_t output_level() const { return model_.output_level(); }
+  const CompiledModel& model() const { return model_; }
 
  private:
-  ContextPtr ctx_;
-  Conv2dIm2col conv_;
-  std::vector<LinearLayer> fc1_;  // one 64 x 64 block per conv channel
-  LinearLayer fc2_;
+  CompiledModel model_;
 };
 
 }  // namespace veil::nn
