@@ -9,9 +9,17 @@ fc 256->64 -> x^2 -> fc 64->10) with the weights in tests/data/convnet_digits.we
 (tools/train_convnet.py), run on the quantized 28x28 digits in tests/data. TenSEAL runs
 exactly the tutorial's encrypted code path (im2col_encoding, conv2d_im2col, pack_vectors,
 square_, mm) with the tutorial's parameters (N = 8192, coeff_mod_bit_sizes
-[31, 26, 26, 26, 26, 26, 26, 31], scale 2^26). Veil runs `veil-convnet --json`.
+[31, 26, 26, 26, 26, 26, 26, 31], scale 2^26), one image per ciphertext. Veil runs
+`veil-convnet --json` twice: one image per ciphertext (--packing im2col --batch 1, the
+tutorial's setting) and batched (--packing taps: 64 images per run at N = 8192) on
+--batched-images images (default 128, two full runs).
 
-Usage: python3 bench/convnet_compare.py [--images N] [--veil-convnet PATH] [--veil-args ...] [--json]
+Reported per library: per-image latency (encrypt / infer / decrypt), accuracy, agreement
+with the float64 model, max logit error, bytes the client uploads per image, and the
+Veil / TenSEAL ratios of inference time per image.
+
+Usage: python3 bench/convnet_compare.py [--images N] [--batched-images M] [--veil-convnet PATH]
+                                        [--veil-args ...] [--skip-tenseal] [--json]
 """
 import argparse
 import json
@@ -98,7 +106,8 @@ def run_tenseal(weights, images):
         t_dec += t3 - t2
     n = len(images)
     return {"keygen_s": keygen_s, "encrypt_ms": 1e3 * t_enc / n, "infer_ms": 1e3 * t_eval / n,
-            "decrypt_ms": 1e3 * t_dec / n, "ciphertext_bytes": sum(sizes) // max(n, 1), "logits": logits}
+            "decrypt_ms": 1e3 * t_dec / n, "images_per_run": 1, "run_ms": 1e3 * t_eval / n,
+            "upload_bytes_per_image": sum(sizes) // max(n, 1), "logits": logits}
 
 
 def summarize(name, logits, labels, expected):
@@ -112,12 +121,16 @@ def summarize(name, logits, labels, expected):
 def run_veil(path, count, extra):
     cmd = [path, "--images", str(count), "--json"] + extra
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return json.loads(out[out.index("{"):])
+    r = json.loads(out[out.index("{"):])
+    r["images_per_run"] = r.pop("batch")
+    r["upload_bytes_per_image"] = r["upload_bytes_per_run"] // min(r["images_per_run"], r["images"])
+    return r
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--images", type=int, default=20, help="images for TenSEAL and Veil one-per-ciphertext")
+    ap.add_argument("--batched-images", type=int, default=128, help="images for Veil's batched run")
     ap.add_argument("--veil-convnet", default=os.path.join(ROOT, "build", "bin", "veil-convnet"))
     ap.add_argument("--veil-args", nargs="*", default=[], help="extra arguments for veil-convnet")
     ap.add_argument("--skip-tenseal", action="store_true")
@@ -133,23 +146,26 @@ def main():
             report["tenseal"] = {**summarize("TenSEAL", ts_run.pop("logits"), labels, expected), **ts_run}
         except ImportError as e:
             print(f"TenSEAL unavailable ({e}); pip install tenseal", file=sys.stderr)
-    try:
-        report["veil"] = run_veil(args.veil_convnet, args.images, args.veil_args)
-    except (OSError, subprocess.CalledProcessError, ValueError) as e:
-        print(f"veil-convnet failed: {e}", file=sys.stderr)
+    runs = {"veil_1_per_ct": (args.images, ["--packing", "im2col", "--batch", "1"]),
+            "veil_batched": (args.batched_images, ["--packing", "taps"])}
+    for name, (count, flags) in runs.items():
+        try:
+            report[name] = run_veil(args.veil_convnet, count, flags + args.veil_args)
+        except (OSError, subprocess.CalledProcessError, ValueError) as e:
+            print(f"veil-convnet failed: {e}", file=sys.stderr)
+    if "tenseal" in report:
+        for name in runs:
+            if name in report:
+                report[name]["infer_ratio_vs_tenseal"] = report[name]["infer_ms"] / report["tenseal"]["infer_ms"]
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    keys = ["images", "accuracy", "agreement", "max_logit_error", "encrypt_ms", "infer_ms", "decrypt_ms",
-            "ciphertext_bytes", "keygen_s"]
-    print(f"{'':18}" + "".join(f"{k:>14}" for k in report))
+    keys = ["images", "images_per_run", "accuracy", "agreement", "max_logit_error", "encrypt_ms", "infer_ms",
+            "decrypt_ms", "run_ms", "upload_bytes_per_image", "keygen_s", "infer_ratio_vs_tenseal"]
+    print(f"{'(per image)':24}" + "".join(f"{k:>16}" for k in report))
     for k in keys:
         row = [report[lib].get(k, "n/a") for lib in report]
-        print(f"{k:18}" + "".join(f"{v:>14.4g}" if isinstance(v, float) else f"{str(v):>14}" for v in row))
-    if "tenseal" in report and "veil" in report and report["veil"].get("infer_ms"):
-        print(f"\nVeil / TenSEAL inference time per image: "
-              f"{report['veil']['infer_ms'] / report['tenseal']['infer_ms']:.3f}")
-
+        print(f"{k:24}" + "".join(f"{v:>16.4g}" if isinstance(v, float) else f"{str(v):>16}" for v in row))
 
 if __name__ == "__main__":
     main()
