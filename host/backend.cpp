@@ -17,6 +17,23 @@ bool cuda_available() {
 #endif
 }
 
+bool cuda_built() {
+#ifdef VEIL_HAVE_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::vector<std::string> cuda_devices() {
+  std::vector<std::string> out;
+#ifdef VEIL_HAVE_CUDA
+  const int count = cuda::device_count();
+  for (int d = 0; d < count; ++d) out.push_back(cuda::device_description(d));
+#endif
+  return out;
+}
+
 std::string backend_kind_name(BackendKind kind) {
   switch (kind) {
     case BackendKind::Cpu: return "cpu";
@@ -26,14 +43,18 @@ std::string backend_kind_name(BackendKind kind) {
   return "unknown";
 }
 
-std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const RnsTables> tables) {
+std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const RnsTables> tables, int device) {
   require(tables != nullptr, ErrorCode::InvalidArgument, "make_backend: no tables");
   if (kind == BackendKind::Auto) kind = cuda_available() ? BackendKind::Cuda : BackendKind::Cpu;
   if (kind == BackendKind::Cpu) return std::make_shared<CpuBackend>(std::move(tables));
 #ifdef VEIL_HAVE_CUDA
-  require(cuda::device_count() > 0, ErrorCode::Unsupported, "cuda backend requested but no CUDA device is present");
-  return cuda::make_backend(std::move(tables), 0);
+  const int count = cuda::device_count();
+  require(count > 0, ErrorCode::Unsupported, "cuda backend requested but no CUDA device is present");
+  require(device >= 0 && device < count, ErrorCode::InvalidArgument,
+          "cuda device " + std::to_string(device) + " does not exist (" + std::to_string(count) + " present)");
+  return cuda::make_backend(std::move(tables), device);
 #else
+  (void)device;
   throw Error(ErrorCode::Unsupported, "cuda backend requested but Veil was built without CUDA (VEIL_CUDA=OFF)");
 #endif
 }

@@ -132,9 +132,15 @@ enum class BackendKind { Cpu, Cuda, Auto };
 
 // Creates a backend. Cuda throws Error(Unsupported) when Veil was built
 // without CUDA or no device is present; Auto picks Cuda when usable.
-std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const RnsTables> tables);
+// device: the CUDA device id (0 .. cuda_devices().size() - 1; ignored for Cpu);
+// Error(InvalidArgument) when out of range.
+std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const RnsTables> tables, int device = 0);
 std::string backend_kind_name(BackendKind kind);
 bool cuda_available();  // built with CUDA and a device is present
+bool cuda_built();      // Veil was compiled with its CUDA backend (VEIL_CUDA)
+// One line per visible CUDA device ("name, memory MiB, sm_XY"), indexed by
+// device id; empty without CUDA or without a device.
+std::vector<std::string> cuda_devices();
 
 // Threads the cpu backend uses for its compute-bound primitives (NTT, basis
 // conversion, key switching), via OpenMP, for calls made from this thread.

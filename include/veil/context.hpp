@@ -13,9 +13,11 @@ namespace veil {
 
 class Context {
  public:
-  // Throws Error(Unsupported) if the requested backend is unavailable.
+  // Throws Error(Unsupported) if the requested backend is unavailable,
+  // Error(InvalidArgument) for a CUDA device id that does not exist.
+  // device: CUDA device id for BackendKind::Cuda / Auto (see cuda_devices()).
   static std::shared_ptr<const Context> create(const Parameters& params,
-                                               BackendKind backend = BackendKind::Cpu);
+                                               BackendKind backend = BackendKind::Cpu, int device = 0);
 
   const Parameters& params() const { return params_; }
   const RnsTables& tables() const { return *tables_; }

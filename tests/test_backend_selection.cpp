@@ -1,0 +1,39 @@
+// Backend selection: cpu always works, Auto falls back to cpu without a device,
+// the CUDA device list agrees with cuda_available(), bad device ids are refused.
+#include "test_util.hpp"
+
+namespace veil::test {
+namespace {
+
+TEST(BackendSelection, DeviceListAgreesWithAvailability) {
+  const auto devices = cuda_devices();
+  EXPECT_EQ(cuda_available(), !devices.empty());
+  if (!cuda_built()) EXPECT_TRUE(devices.empty());
+  for (const auto& d : devices) EXPECT_FALSE(d.empty());
+}
+
+TEST(BackendSelection, AutoAndCpuContexts) {
+  auto params = Parameters::preset(13);
+  auto cpu = Context::create(params, BackendKind::Cpu, 7);  // the device id is ignored for cpu
+  EXPECT_EQ(cpu->backend().name(), "cpu");
+  auto autoc = Context::create(params, BackendKind::Auto);
+  EXPECT_EQ(autoc->backend().name(), cuda_available() ? "cuda" : "cpu");
+}
+
+TEST(BackendSelection, CudaWithoutDeviceOrWithABadIdThrows) {
+  auto params = Parameters::preset(13);
+  try {
+    Context::create(params, BackendKind::Cuda, 1000);
+    ADD_FAILURE() << "no error for CUDA device 1000";
+  } catch (const Error& e) {
+    // Unsupported when nothing is present (or not built), InvalidArgument for a missing id.
+    EXPECT_EQ(e.code(), cuda_available() ? ErrorCode::InvalidArgument : ErrorCode::Unsupported) << e.what();
+  }
+  if (!cuda_available()) {
+    EXPECT_THROW(Context::create(params, BackendKind::Cuda), Error);
+  }
+  if (cuda_available()) EXPECT_THROW(Context::create(params, BackendKind::Cuda, -1), Error);
+}
+
+}  // namespace
+}  // namespace veil::test
