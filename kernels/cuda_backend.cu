@@ -1,21 +1,562 @@
-// CUDA backend seam. The device kernels (NTT, key switching, rotation) are
-// the subject of the CUDA-backend issue; until they land this file provides
-// device discovery and refuses to create a backend with a clear error.
+// The `cuda` backend: every Backend primitive on device memory, bit-identical
+// to the `cpu` backend (host/cpu_backend.cpp). Buffers are limb-major
+// uint64_t[limbs][N] blocks from a pool of cudaMalloc allocations; all work of
+// one backend runs in order on its own stream, and the calls that hand data
+// to the host (download, upload's source reuse) synchronise that stream.
 #include <cuda_runtime.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "../host/cuda_seam.hpp"
+#include "../host/modarith.hpp"
+#include "../host/ntt.hpp"
+#include "../host/primes.hpp"
+#include "basis_conversion_kernels.cuh"
+#include "cuda_check.cuh"
+#include "device_memory.cuh"
+#include "device_tables.cuh"
+#include "elementwise_kernels.cuh"
+#include "key_switch_kernels.cuh"
+#include "ntt_kernels.cuh"
 #include "veil/error.hpp"
 
 namespace veil::cuda {
 
+namespace {
+
+// cudaGetDeviceCount's error, or cudaSuccess when it found devices.
+cudaError_t query_device_count(int& count) {
+  count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver / no device" error
+    count = 0;
+  }
+  return err;
+}
+
+// Makes `device` current for the calling thread (a backend may be used from
+// threads other than the one that created it).
+void use_device(int device) {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess || current != device) VEIL_CUDA_CHECK(cudaSetDevice(device));
+}
+
+// Constant tables derived from RnsTables, uploaded once per backend.
+struct DeviceRns {
+  DeviceArray<DeviceModulus> mod;
+  DeviceArray<uint64_t> root, root_shoup, inv_root, inv_root_shoup;
+  DeviceArray<NttScalars> ntt_scalars;
+  // Rescale: [level][i], row stride L + 1.
+  DeviceArray<uint64_t> rs_ql_inv, rs_ql_inv_shoup, rs_half;
+  // ModUp plans, concatenated; offsets per (level, digit) below.
+  DeviceArray<uint32_t> mu_targets;
+  DeviceArray<uint64_t> mu_qhat_inv, mu_qhat_inv_shoup, mu_factors, mu_factors_shoup;
+  struct PlanOffsets {
+    uint32_t first = 0, count = 0, targets = 0;
+    size_t target_off = 0, qhat_off = 0, factor_off = 0;
+    bool single = false;  // the CPU's one-prime path: count == 1 && qhat_inv[0] == 1
+  };
+  std::vector<std::vector<PlanOffsets>> mu_plans;  // [level][digit]
+  // ModDown.
+  DeviceArray<uint64_t> md_phat_inv, md_phat_inv_shoup, md_phat_mod_q, md_phat_mod_q_shoup;
+  DeviceArray<uint64_t> md_p_mod_q, md_p_mod_q_shoup, md_p_inv_mod_q, md_p_inv_mod_q_shoup;
+  DeviceArray<double> md_p_inv;
+};
+
+std::vector<uint64_t> shoup_all(const std::vector<uint64_t>& w, const std::vector<uint64_t>& q_of) {
+  std::vector<uint64_t> out(w.size());
+  for (size_t i = 0; i < w.size(); ++i) out[i] = arith::shoup_precompute(w[i], q_of[i]);
+  return out;
+}
+
+// The NTT tables of host/ntt.cpp (same psi, same bit-reversed layout), for every prime.
+void build_ntt_tables(const RnsTables& t, DeviceRns& d) {
+  const size_t n = t.n, primes = t.primes.size();
+  std::vector<DeviceModulus> mod(primes);
+  std::vector<NttScalars> scalars(primes);
+  std::vector<uint64_t> root(primes * n), root_s(primes * n), inv_root(primes * n), inv_root_s(primes * n);
+  for (size_t p = 0; p < primes; ++p) {
+    const uint64_t q = t.primes[p];
+    const arith::Modulus m(q);
+    mod[p] = DeviceModulus{m.value, m.ratio_hi, m.ratio_lo};
+    const uint64_t psi = arith::minimal_primitive_root(2 * n, q);
+    const uint64_t psi_inv = arith::inv_mod(psi, q);
+    uint64_t* r = root.data() + p * n;
+    uint64_t* ir = inv_root.data() + p * n;
+    uint64_t power = 1, inv_power = 1;
+    for (uint64_t k = 0; k < n; ++k) {  // root[brev(k)] = psi^k, inv_root[brev(k)] = psi^-k
+      const uint32_t rev = arith::bit_reverse(static_cast<uint32_t>(k), t.log_n);
+      r[rev] = power;
+      ir[rev] = inv_power;
+      power = m.mul(power, psi);
+      inv_power = m.mul(inv_power, psi_inv);
+    }
+    for (uint64_t k = 0; k < n; ++k) {
+      root_s[p * n + k] = arith::shoup_precompute(r[k], q);
+      inv_root_s[p * n + k] = arith::shoup_precompute(ir[k], q);
+    }
+    NttScalars& s = scalars[p];
+    s.n_inv = arith::inv_mod(n % q, q);
+    s.n_inv_shoup = arith::shoup_precompute(s.n_inv, q);
+    s.last_w_n_inv = m.mul(ir[1], s.n_inv);
+    s.last_w_n_inv_shoup = arith::shoup_precompute(s.last_w_n_inv, q);
+  }
+  d.mod = DeviceArray<DeviceModulus>(mod);
+  d.ntt_scalars = DeviceArray<NttScalars>(scalars);
+  d.root = DeviceArray<uint64_t>(root);
+  d.root_shoup = DeviceArray<uint64_t>(root_s);
+  d.inv_root = DeviceArray<uint64_t>(inv_root);
+  d.inv_root_shoup = DeviceArray<uint64_t>(inv_root_s);
+}
+
+void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
+  const uint32_t L = t.max_level, alpha = t.alpha, rows = L + 1;
+  // Rescale, padded to (L + 1) x (L + 1).
+  std::vector<uint64_t> ql_inv(rows * rows, 0), ql_inv_s(rows * rows, 0), half(rows * rows, 0);
+  for (uint32_t l = 1; l <= L; ++l) {
+    for (uint32_t i = 0; i < l; ++i) {
+      const uint64_t qi = t.primes[i];
+      ql_inv[l * rows + i] = t.rescale[l].ql_inv_mod_q[i];
+      ql_inv_s[l * rows + i] = arith::shoup_precompute(ql_inv[l * rows + i], qi);
+      half[l * rows + i] = t.rescale[l].half_ql_mod_q[i];
+    }
+  }
+  d.rs_ql_inv = DeviceArray<uint64_t>(ql_inv);
+  d.rs_ql_inv_shoup = DeviceArray<uint64_t>(ql_inv_s);
+  d.rs_half = DeviceArray<uint64_t>(half);
+
+  // ModUp: the Shoup companions the CPU computes per call, precomputed once.
+  std::vector<uint32_t> targets;
+  std::vector<uint64_t> qhat, qhat_s, factors, factors_s;
+  d.mu_plans.assign(rows, {});
+  for (uint32_t l = 0; l <= L; ++l) {
+    const Basis qp{l + 1, true};
+    for (const auto& plan : t.mod_up[l]) {
+      DeviceRns::PlanOffsets off;
+      off.first = plan.first;
+      off.count = plan.count;
+      off.targets = static_cast<uint32_t>(plan.target_limbs.size());
+      off.target_off = targets.size();
+      off.qhat_off = qhat.size();
+      off.factor_off = factors.size();
+      off.single = plan.count == 1 && plan.qhat_inv[0] == 1;
+      targets.insert(targets.end(), plan.target_limbs.begin(), plan.target_limbs.end());
+      for (uint32_t i = 0; i < plan.count; ++i) {
+        qhat.push_back(plan.qhat_inv[i]);
+        qhat_s.push_back(arith::shoup_precompute(plan.qhat_inv[i], t.primes[plan.first + i]));
+      }
+      for (size_t k = 0; k < plan.target_limbs.size(); ++k) {
+        const uint64_t target = t.primes[t.prime_index(qp, plan.target_limbs[k])];
+        for (uint32_t i = 0; i < plan.count; ++i) {
+          const uint64_t f = plan.qhat_mod_target[k * plan.count + i];
+          factors.push_back(f);
+          factors_s.push_back(arith::shoup_precompute(f, target));
+        }
+      }
+      d.mu_plans[l].push_back(off);
+    }
+  }
+  d.mu_targets = DeviceArray<uint32_t>(targets);
+  d.mu_qhat_inv = DeviceArray<uint64_t>(qhat);
+  d.mu_qhat_inv_shoup = DeviceArray<uint64_t>(qhat_s);
+  d.mu_factors = DeviceArray<uint64_t>(factors);
+  d.mu_factors_shoup = DeviceArray<uint64_t>(factors_s);
+
+  // ModDown.
+  const auto& md = t.mod_down;
+  std::vector<uint64_t> p_of(alpha), q_of_rows(rows), q_of_matrix(static_cast<size_t>(rows) * alpha);
+  for (uint32_t k = 0; k < alpha; ++k) p_of[k] = t.primes[L + 1 + k];
+  for (uint32_t i = 0; i < rows; ++i) {
+    q_of_rows[i] = t.primes[i];
+    for (uint32_t k = 0; k < alpha; ++k) q_of_matrix[static_cast<size_t>(i) * alpha + k] = t.primes[i];
+  }
+  d.md_phat_inv = DeviceArray<uint64_t>(md.phat_inv);
+  d.md_phat_inv_shoup = DeviceArray<uint64_t>(shoup_all(md.phat_inv, p_of));
+  d.md_phat_mod_q = DeviceArray<uint64_t>(md.phat_mod_q);
+  d.md_phat_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(md.phat_mod_q, q_of_matrix));
+  d.md_p_mod_q = DeviceArray<uint64_t>(md.p_mod_q);
+  d.md_p_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(md.p_mod_q, q_of_rows));
+  d.md_p_inv_mod_q = DeviceArray<uint64_t>(md.p_inv_mod_q);
+  d.md_p_inv_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(md.p_inv_mod_q, q_of_rows));
+  d.md_p_inv = DeviceArray<double>(md.p_inv);
+}
+
+// Owns the backend's stream (created first, destroyed last).
+class Stream {
+ public:
+  Stream() { VEIL_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)); }
+  ~Stream() {
+    if (stream_) {
+      cudaStreamSynchronize(stream_);
+      cudaStreamDestroy(stream_);
+    }
+  }
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+  cudaStream_t get() const { return stream_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+};
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(std::shared_ptr<const RnsTables> tables, int device);
+  ~CudaBackend() override;
+  std::string name() const override { return "cuda"; }
+
+  uint64_t* allocate(size_t words) override;
+  void release(uint64_t* ptr, size_t words, bool wipe) noexcept override;
+  void upload(uint64_t* dst, const uint64_t* host_src, size_t words) override;
+  void download(uint64_t* host_dst, const uint64_t* src, size_t words) override;
+  void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
+  void set_zero(uint64_t* dst, size_t words) override;
+
+  void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void negate(Basis b, uint64_t* out, const uint64_t* x) override;
+  void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
+  void add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
+
+  void ntt_forward(Basis b, uint64_t* data) override;
+  void ntt_inverse(Basis b, uint64_t* data) override;
+  void automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
+  void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
+
+  void rescale(uint32_t level, const uint64_t* in, uint64_t* out) override;
+  void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
+              const uint64_t* ntt) override;
+  void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
+  void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
+                                const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
+
+ private:
+  // Pooled scratch released (stream-ordered) at scope exit.
+  class Scratch {
+   public:
+    Scratch(CudaBackend& be, size_t words) : be_(be), words_(words), ptr_(be.allocate(words)) {}
+    ~Scratch() { be_.release(ptr_, words_, false); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    uint64_t* get() const { return ptr_; }
+
+   private:
+    CudaBackend& be_;
+    size_t words_;
+    uint64_t* ptr_;
+  };
+
+  LimbMap map(Basis b) const {
+    LimbMap m;
+    m.limbs = tables_->limbs(b);
+    m.q_count = b.q_count;
+    m.q_first = 0;
+    m.p_first = tables_->max_level + 1;
+    return m;
+  }
+  // One limb with prime index `prime`.
+  static LimbMap single(uint32_t prime) {
+    LimbMap m;
+    m.limbs = 1;
+    m.q_count = 1;
+    m.q_first = prime;
+    return m;
+  }
+  void check_limbs(Basis b) const {
+    require(b.q_count <= tables_->max_level + 1, ErrorCode::InvalidArgument, "cuda backend: basis exceeds Q_L");
+  }
+  RescaleView rescale_view(uint32_t level) const {
+    const size_t off = static_cast<size_t>(level) * (tables_->max_level + 1);
+    return RescaleView{rns_.rs_ql_inv.get() + off, rns_.rs_ql_inv_shoup.get() + off, rns_.rs_half.get() + off};
+  }
+  ModDownView mod_down_view() const {
+    return ModDownView{rns_.md_phat_inv.get(),    rns_.md_phat_inv_shoup.get(), rns_.md_phat_mod_q.get(),
+                       rns_.md_phat_mod_q_shoup.get(), rns_.md_p_mod_q.get(),  rns_.md_p_mod_q_shoup.get(),
+                       rns_.md_p_inv_mod_q.get(), rns_.md_p_inv_mod_q_shoup.get(), rns_.md_p_inv.get()};
+  }
+  cudaStream_t stream() const { return stream_.get(); }
+  void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
+
+  int device_;
+  Stream stream_;
+  DevicePool pool_;
+  DeviceRns rns_;
+  DeviceTablesView view_{};
+};
+
+// Released blocks kept for reuse: at most a quarter of the current device's memory.
+size_t pool_limit() {
+  size_t free_bytes = 0, total = 0;
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
+    cudaGetLastError();
+    total = size_t{1} << 32;
+  }
+  return total / 4;
+}
+
+CudaBackend::CudaBackend(std::shared_ptr<const RnsTables> tables, int device)
+    : Backend(std::move(tables)), device_((use_device(device), device)), pool_(pool_limit()) {
+  const RnsTables& t = *tables_;
+  require(t.log_n >= kNttMinLogN && t.log_n <= kNttMaxLogN, ErrorCode::Unsupported,
+          "cuda backend: N must be 2^11 .. 2^17");
+  require(t.primes.size() <= kMaxLimbs, ErrorCode::Unsupported,
+          "cuda backend: at most " + std::to_string(kMaxLimbs) + " primes (Q u P)");
+  require(t.alpha >= 1, ErrorCode::Unsupported, "cuda backend: needs at least one special prime");
+  for (uint64_t q : t.primes)
+    require(q < (uint64_t{1} << 61), ErrorCode::InvalidArgument, "cuda backend: primes must be below 2^61");
+  build_ntt_tables(t, rns_);
+  build_conversion_tables(t, rns_);
+  // The table copies came from pageable memory: make sure they have landed
+  // before any kernel on the (non-blocking) stream reads them.
+  VEIL_CUDA_CHECK(cudaDeviceSynchronize());
+  view_.mod = rns_.mod.get();
+  view_.root = rns_.root.get();
+  view_.root_shoup = rns_.root_shoup.get();
+  view_.inv_root = rns_.inv_root.get();
+  view_.inv_root_shoup = rns_.inv_root_shoup.get();
+  view_.ntt_scalars = rns_.ntt_scalars.get();
+  view_.log_n = t.log_n;
+  view_.max_level = t.max_level;
+}
+
+CudaBackend::~CudaBackend() {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess || current != device_) cudaSetDevice(device_);
+  cudaStreamSynchronize(stream());
+  pool_.trim();
+}
+
+// ---- memory ----
+
+uint64_t* CudaBackend::allocate(size_t words) {
+  if (words == 0) return nullptr;
+  use_device(device_);
+  return static_cast<uint64_t*>(pool_.allocate(words * sizeof(uint64_t), stream()));
+}
+
+void CudaBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
+  if (!ptr) return;
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess || current != device_) cudaSetDevice(device_);
+  const size_t bytes = words * sizeof(uint64_t);
+  if (wipe) {
+    // Secret material is zeroed (stream-ordered after its last use) before the
+    // block can be handed out again; if that cannot be queued, do it synchronously.
+    if (cudaMemsetAsync(ptr, 0, DevicePool::block_bytes(bytes), stream()) != cudaSuccess) {
+      cudaGetLastError();
+      cudaStreamSynchronize(stream());
+      cudaMemset(ptr, 0, DevicePool::block_bytes(bytes));
+      cudaDeviceSynchronize();
+    }
+  }
+  pool_.release(ptr, bytes);
+}
+
+void CudaBackend::upload(uint64_t* dst, const uint64_t* src, size_t words) {
+  if (!words) return;
+  use_device(device_);
+  VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, words * sizeof(uint64_t), cudaMemcpyHostToDevice, stream()));
+  // The caller may free or reuse the host buffer as soon as we return.
+  VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::download(uint64_t* dst, const uint64_t* src, size_t words) {
+  if (!words) return;
+  use_device(device_);
+  VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, words * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream()));
+  VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
+  if (!words || dst == src) return;
+  use_device(device_);
+  const size_t bytes = words * sizeof(uint64_t);
+  if (dst < src + words && src < dst + words) {  // overlapping (memmove on the CPU): go through scratch
+    Scratch tmp(*this, words);
+    VEIL_CUDA_CHECK(cudaMemcpyAsync(tmp.get(), src, bytes, cudaMemcpyDeviceToDevice, stream()));
+    VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, tmp.get(), bytes, cudaMemcpyDeviceToDevice, stream()));
+    return;
+  }
+  VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+}
+
+void CudaBackend::set_zero(uint64_t* dst, size_t words) {
+  if (!words) return;
+  use_device(device_);
+  VEIL_CUDA_CHECK(cudaMemsetAsync(dst, 0, words * sizeof(uint64_t), stream()));
+}
+
+// ---- element-wise ----
+
+void CudaBackend::binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  check_limbs(b);
+  use_device(device_);
+  elementwise_binary(op, view_, map(b), out, x, y, stream());
+}
+
+void CudaBackend::add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  binary(BinaryOp::Add, b, out, x, y);
+}
+void CudaBackend::sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  binary(BinaryOp::Sub, b, out, x, y);
+}
+void CudaBackend::multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  binary(BinaryOp::Multiply, b, out, x, y);
+}
+void CudaBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  binary(BinaryOp::MultiplyAccumulate, b, out, x, y);
+}
+
+void CudaBackend::negate(Basis b, uint64_t* out, const uint64_t* x) {
+  check_limbs(b);
+  use_device(device_);
+  elementwise_negate(view_, map(b), out, x, stream());
+}
+
+void CudaBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  check_limbs(b);
+  use_device(device_);
+  const LimbMap m = map(b);
+  LimbScalars sc{};
+  for (uint32_t limb = 0; limb < m.limbs; ++limb) {
+    const uint64_t q = tables_->primes[m.prime(limb)];
+    sc.w[limb] = s[limb];
+    sc.w_shoup[limb] = arith::shoup_precompute(s[limb], q);
+  }
+  elementwise_scalar(ScalarOp::Multiply, view_, m, out, x, sc, stream());
+}
+
+void CudaBackend::add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  check_limbs(b);
+  use_device(device_);
+  const LimbMap m = map(b);
+  LimbScalars sc{};
+  for (uint32_t limb = 0; limb < m.limbs; ++limb) sc.w[limb] = s[limb];
+  elementwise_scalar(ScalarOp::Add, view_, m, out, x, sc, stream());
+}
+
+// ---- transforms ----
+
+void CudaBackend::ntt_forward(Basis b, uint64_t* data) {
+  check_limbs(b);
+  use_device(device_);
+  cuda::ntt_forward(view_, map(b), data, stream());
+}
+
+void CudaBackend::ntt_inverse(Basis b, uint64_t* data) {
+  check_limbs(b);
+  use_device(device_);
+  cuda::ntt_inverse(view_, map(b), data, stream());
+}
+
+void CudaBackend::automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {
+  require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
+  check_limbs(b);
+  use_device(device_);
+  cuda::automorphism_ntt(view_, map(b), out, in, g, stream());
+}
+
+void CudaBackend::automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {
+  require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
+  check_limbs(b);
+  use_device(device_);
+  cuda::automorphism_coeff(view_, map(b), out, in, g, stream());
+}
+
+// ---- RNS basis changes ----
+
+void CudaBackend::rescale(uint32_t level, const uint64_t* in, uint64_t* out) {
+  require(level >= 1 && level <= tables_->max_level, ErrorCode::LevelMismatch, "rescale needs level >= 1");
+  use_device(device_);
+  const size_t n = tables_->n;
+  Scratch scratch(*this, (level + 1) * n);
+  uint64_t* tmp = scratch.get();            // [level][N]
+  uint64_t* last = tmp + level * n;         // [N]: the dropped limb, to coefficients
+  VEIL_CUDA_CHECK(cudaMemcpyAsync(last, in + level * n, n * sizeof(uint64_t), cudaMemcpyDeviceToDevice, stream()));
+  cuda::ntt_inverse(view_, single(level), last, stream());
+  const RescaleView rv = rescale_view(level);
+  rescale_prepare(view_, level, rv, last, tmp, stream());
+  cuda::ntt_forward(view_, map(Basis{level, false}), tmp, stream());
+  rescale_finish(view_, level, rv, in, tmp, out, stream());
+}
+
+void CudaBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
+                         const uint64_t* ntt) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level && digit < t.digits(level), ErrorCode::InvalidArgument, "mod_up: bad level/digit");
+  use_device(device_);
+  const DeviceRns::PlanOffsets& off = rns_.mu_plans[level][digit];
+  const size_t n = t.n;
+  // The digit's own limbs are exact: copy them (already NTT form).
+  if (off.count)
+    VEIL_CUDA_CHECK(cudaMemcpyAsync(out_qp + off.first * n, ntt + off.first * n, off.count * n * sizeof(uint64_t),
+                                    cudaMemcpyDeviceToDevice, stream()));
+  ModUpView plan;
+  plan.first = off.first;
+  plan.count = off.count;
+  plan.targets = off.targets;
+  plan.target_limbs = rns_.mu_targets.get() + off.target_off;
+  plan.qhat_inv = rns_.mu_qhat_inv.get() + off.qhat_off;
+  plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + off.qhat_off;
+  plan.factors = rns_.mu_factors.get() + off.factor_off;
+  plan.factors_shoup = rns_.mu_factors_shoup.get() + off.factor_off;
+  if (off.single) {
+    mod_up_single(view_, level, plan, coeff, out_qp, stream());
+  } else {
+    Scratch y(*this, off.count * n);
+    mod_up_scale(view_, plan, coeff, y.get(), stream());
+    mod_up_convert(view_, level, plan, y.get(), out_qp, stream());
+  }
+  // Every target limb to NTT form; the digit's own limbs are left as copied.
+  LimbMap targets = map(Basis{level + 1, true});
+  targets.skip_lo = off.first;
+  targets.skip_hi = off.first + off.count;
+  cuda::ntt_forward(view_, targets, out_qp, stream());
+}
+
+void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
+  use_device(device_);
+  const size_t n = t.n;
+  const uint32_t alpha = t.alpha;
+  uint64_t* p_part = in_qp + (level + 1) * n;
+  const ModDownView md = mod_down_view();
+  // P part to coefficients, then y_k = x_k (P/p_k)^-1 mod p_k in place.
+  LimbMap p_map;
+  p_map.limbs = alpha;
+  p_map.q_count = 0;
+  p_map.p_first = t.max_level + 1;
+  cuda::ntt_inverse(view_, p_map, p_part, stream());
+  mod_down_scale(view_, md, alpha, p_part, stream());
+  Scratch scratch(*this, (level + 2) * n);
+  uint64_t* conv = scratch.get();           // [level + 1][N]
+  uint64_t* v = conv + (level + 1) * n;     // [N]: multiples of P to subtract
+  mod_down_round(view_, md, alpha, p_part, v, stream());
+  mod_down_convert(view_, level, md, alpha, p_part, v, conv, stream());
+  cuda::ntt_forward(view_, map(Basis{level + 1, false}), conv, stream());
+  mod_down_finish(view_, level, md, in_qp, conv, out_q, stream());
+}
+
+void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
+                                           const uint64_t* key, uint64_t* out0, uint64_t* out1) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(t.max_level),
+          ErrorCode::InvalidArgument, "key_switch_inner_product: bad level/digits");
+  use_device(device_);
+  cuda::key_switch_inner_product(view_, level, t.alpha, num_digits, digits, key, out0, out1, stream());
+}
+
+}  // namespace
+
 int device_count() {
   int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver / no device" error
-    return 0;
-  }
+  query_device_count(count);
   return count;
 }
 
@@ -28,9 +569,18 @@ std::string device_description(int device) {
          std::to_string(prop.major) + std::to_string(prop.minor);
 }
 
-std::shared_ptr<Backend> make_backend(std::shared_ptr<const RnsTables>, int) {
-  throw Error(ErrorCode::Unsupported,
-              "the CUDA backend's kernels are not implemented yet in this build; use BackendKind::Cpu");
+std::shared_ptr<Backend> make_backend(std::shared_ptr<const RnsTables> tables, int device) {
+  require(tables != nullptr, ErrorCode::InvalidArgument, "cuda::make_backend: no tables");
+  int count = 0;
+  const cudaError_t err = query_device_count(count);
+  if (count == 0)
+    throw Error(ErrorCode::Unsupported,
+                std::string("cuda backend: no CUDA device is present (cudaGetDeviceCount: ") +
+                    (err == cudaSuccess ? "0 devices" : cudaGetErrorString(err)) + ")");
+  require(device >= 0 && device < count, ErrorCode::InvalidArgument,
+          "cuda backend: device " + std::to_string(device) + " does not exist (" + std::to_string(count) +
+              " present)");
+  return std::make_shared<CudaBackend>(std::move(tables), device);
 }
 
 }  // namespace veil::cuda

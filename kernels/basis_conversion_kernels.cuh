@@ -1,0 +1,75 @@
+// RNS basis changes on the device: the element-wise pieces of rescale,
+// ModUp and ModDown (the NTTs between them are ntt_kernels' launches), each
+// the twin of a loop in CpuBackend::rescale / mod_up / mod_down.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "device_tables.cuh"
+
+namespace veil::cuda {
+
+// Rescale constants of one level l (rows i < l), device pointers.
+struct RescaleView {
+  const uint64_t* ql_inv_mod_q;
+  const uint64_t* ql_inv_mod_q_shoup;
+  const uint64_t* half_ql_mod_q;
+};
+
+// One ModUp plan (level, digit), device pointers.
+struct ModUpView {
+  uint32_t first = 0, count = 0, targets = 0;
+  const uint32_t* target_limbs;     // [targets] limb positions in Q_l u P
+  const uint64_t* qhat_inv;         // [count]
+  const uint64_t* qhat_inv_shoup;   // [count]
+  const uint64_t* factors;          // [targets][count] (D/d_i) mod t
+  const uint64_t* factors_shoup;    // [targets][count]
+};
+
+// ModDown constants, device pointers.
+struct ModDownView {
+  const uint64_t* phat_inv;           // [alpha]
+  const uint64_t* phat_inv_shoup;     // [alpha]
+  const uint64_t* phat_mod_q;         // [L+1][alpha]
+  const uint64_t* phat_mod_q_shoup;   // [L+1][alpha]
+  const uint64_t* p_mod_q;            // [L+1]
+  const uint64_t* p_mod_q_shoup;      // [L+1]
+  const uint64_t* p_inv_mod_q;        // [L+1]
+  const uint64_t* p_inv_mod_q_shoup;  // [L+1]
+  const double* p_inv;                // [alpha]
+};
+
+// tmp[i] = reduce_{q_i}(last + floor(q_l/2) mod q_l) + q_i - (floor(q_l/2) mod q_i), i < level;
+// last: limb `level` in coefficient form.
+void rescale_prepare(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* last,
+                     uint64_t* tmp, cudaStream_t stream);
+// out[i] = (in[i] + q_i - tmp[i]) q_l^-1 mod q_i, i < level (tmp in NTT form). out may alias in.
+void rescale_finish(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* in,
+                    const uint64_t* tmp, uint64_t* out, cudaStream_t stream);
+
+// One-prime digit: out_qp[target] = coeff[first] (or its reduction when d >= 4t).
+void mod_up_single(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* coeff,
+                   uint64_t* out_qp, cudaStream_t stream);
+// y[i] = coeff[first + i] (D/d_i)^-1 mod d_i.
+void mod_up_scale(const DeviceTablesView& tv, const ModUpView& plan, const uint64_t* coeff, uint64_t* y,
+                  cudaStream_t stream);
+// out_qp[target] = sum_i y[i] (D/d_i) mod t (coefficient form).
+void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* y,
+                    uint64_t* out_qp, cudaStream_t stream);
+
+// p_part[k] = p_part[k] (P/p_k)^-1 mod p_k (coefficient form, in place).
+void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, uint64_t* p_part,
+                    cudaStream_t stream);
+// v[c] = (uint64)(sum_k double(p_part[k][c]) * p_inv[k] + 0.5), in k order, IEEE round-to-nearest, no FMA.
+void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, const uint64_t* p_part,
+                    uint64_t* v, cudaStream_t stream);
+// conv[i] = sum_k p_part[k] (P/p_k) - v P mod q_i, i <= level (coefficient form).
+void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, uint32_t alpha,
+                      const uint64_t* p_part, const uint64_t* v, uint64_t* conv, cudaStream_t stream);
+// out[i] = (x[i] - conv[i]) P^-1 mod q_i, i <= level (conv in NTT form).
+void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const uint64_t* x,
+                     const uint64_t* conv, uint64_t* out, cudaStream_t stream);
+
+}  // namespace veil::cuda

@@ -1,0 +1,56 @@
+// Views of the constant tables the CUDA backend uploads once (primes, Barrett
+// constants, NTT twiddles), passed to kernels by value, and the map from a
+// buffer's limbs to prime indices.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "device_arith.cuh"
+
+namespace veil::cuda {
+
+// Largest prime count (Q u P) a backend accepts: per-limb scalars travel as
+// kernel arguments (2 x 8 x 128 bytes, well inside the 4 KiB parameter space).
+constexpr uint32_t kMaxLimbs = 128;
+
+// The last inverse NTT stage with 1/N folded in (host: NttTables::inverse).
+struct NttScalars {
+  uint64_t n_inv, n_inv_shoup;
+  uint64_t last_w_n_inv, last_w_n_inv_shoup;
+};
+
+struct DeviceTablesView {
+  const DeviceModulus* mod;       // [prime index]
+  const uint64_t* root;           // [prime][n]: psi^brev(i) (host: NttTables::root_)
+  const uint64_t* root_shoup;     // [prime][n]
+  const uint64_t* inv_root;       // [prime][n]: psi^-brev(i)
+  const uint64_t* inv_root_shoup; // [prime][n]
+  const NttScalars* ntt_scalars;  // [prime index]
+  uint32_t log_n;
+  uint32_t max_level;             // L: special prime k has index L + 1 + k
+};
+
+// Limbs [0, q_count) use primes q_first + limb, the others p_first + (limb -
+// q_count). A backend Basis b is {limbs(b), b.q_count, 0, L + 1}. NTT launches
+// leave the limbs in [skip_lo, skip_hi) untouched.
+struct LimbMap {
+  uint32_t limbs = 0;
+  uint32_t q_count = 0;
+  uint32_t q_first = 0;
+  uint32_t p_first = 0;
+  uint32_t skip_lo = 0, skip_hi = 0;
+
+  __host__ __device__ uint32_t prime(uint32_t limb) const {
+    return limb < q_count ? q_first + limb : p_first + (limb - q_count);
+  }
+  __host__ __device__ bool skipped(uint32_t limb) const { return limb >= skip_lo && limb < skip_hi; }
+};
+
+// Per-limb scalars (and their Shoup companions) for one launch.
+struct LimbScalars {
+  uint64_t w[kMaxLimbs];
+  uint64_t w_shoup[kMaxLimbs];
+};
+
+}  // namespace veil::cuda

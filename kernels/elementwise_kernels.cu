@@ -1,0 +1,150 @@
+// Element-wise kernels: grid-stride loops over limbs x N words; each word
+// gets exactly the CPU backend's formula (host/cpu_backend.cpp).
+#include "cuda_check.cuh"
+#include "elementwise_kernels.cuh"
+
+namespace veil::cuda {
+namespace {
+
+template <BinaryOp OP>
+__global__ void binary_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x,
+                              const uint64_t* y, size_t total) {
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const DeviceModulus m = tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))];
+    const uint64_t a = x[i], b = y[i];
+    if constexpr (OP == BinaryOp::Add) {
+      out[i] = add_mod(a, b, m.value);
+    } else if constexpr (OP == BinaryOp::Sub) {
+      out[i] = sub_mod(a, b, m.value);
+    } else if constexpr (OP == BinaryOp::Multiply) {
+      out[i] = mul_mod(a, b, m);
+    } else {  // (u128)a * b + out[i], then Barrett
+      U128 p = mul_wide(a, b);
+      const uint64_t o = out[i];
+      p.lo += o;
+      p.hi += p.lo < o ? 1 : 0;
+      out[i] = reduce128(p, m);
+    }
+  }
+}
+
+__global__ void negate_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x, size_t total) {
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint64_t q = tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))].value;
+    out[i] = neg_mod(x[i], q);
+  }
+}
+
+template <ScalarOp OP>
+__global__ void scalar_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x, LimbScalars s,
+                              size_t total) {
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint32_t limb = static_cast<uint32_t>(i >> tv.log_n);
+    const uint64_t q = tv.mod[map.prime(limb)].value;
+    if constexpr (OP == ScalarOp::Multiply) out[i] = mul_shoup(x[i], s.w[limb], s.w_shoup[limb], q);
+    else out[i] = add_mod(x[i], s.w[limb], q);
+  }
+}
+
+// Bit-reversed slot i holds a(psi^(2 brev(i) + 1)); a(X^g) there is the slot
+// whose exponent is (2 brev(i) + 1) g mod 2N (host: CpuBackend::ntt_permutation).
+__global__ void automorphism_ntt_kernel(DeviceTablesView tv, uint64_t* out, const uint64_t* in, uint64_t g,
+                                        size_t total) {
+  const uint32_t log_n = tv.log_n;
+  const uint64_t n = uint64_t{1} << log_n, mask = 2 * n - 1;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint32_t slot = static_cast<uint32_t>(i & (n - 1));
+    const uint64_t e = 2 * static_cast<uint64_t>(bit_reverse(slot, log_n)) + 1;
+    const uint32_t target = static_cast<uint32_t>(((e * g) & mask) >> 1);
+    out[i] = in[(i - slot) + bit_reverse(target, log_n)];
+  }
+}
+
+// Coefficient i goes to i g mod 2N, negated when that wraps past N.
+__global__ void automorphism_coeff_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* in,
+                                          uint64_t g, size_t total) {
+  const uint32_t log_n = tv.log_n;
+  const uint64_t n = uint64_t{1} << log_n, mask = 2 * n - 1;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint64_t c = i & (n - 1);
+    const size_t base = i - c;
+    const uint64_t k = (c * g) & mask;
+    if (k < n) {
+      out[base + k] = in[i];
+    } else {
+      const uint64_t q = tv.mod[map.prime(static_cast<uint32_t>(i >> log_n))].value;
+      out[base + (k - n)] = neg_mod(in[i], q);
+    }
+  }
+}
+
+size_t total_words(const DeviceTablesView& tv, const LimbMap& map) {
+  return static_cast<size_t>(map.limbs) << tv.log_n;
+}
+
+}  // namespace
+
+void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
+                        const uint64_t* x, const uint64_t* y, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  const unsigned grid = grid_for(total);
+  switch (op) {
+    case BinaryOp::Add:
+      binary_kernel<BinaryOp::Add><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      break;
+    case BinaryOp::Sub:
+      binary_kernel<BinaryOp::Sub><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      break;
+    case BinaryOp::Multiply:
+      binary_kernel<BinaryOp::Multiply><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      break;
+    case BinaryOp::MultiplyAccumulate:
+      binary_kernel<BinaryOp::MultiplyAccumulate><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      break;
+  }
+  check_launch("binary_kernel");
+}
+
+void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* x,
+                        cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  negate_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, map, out, x, total);
+  check_launch("negate_kernel");
+}
+
+void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
+                        const uint64_t* x, const LimbScalars& s, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  const unsigned grid = grid_for(total);
+  if (op == ScalarOp::Multiply)
+    scalar_kernel<ScalarOp::Multiply><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, s, total);
+  else
+    scalar_kernel<ScalarOp::Add><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, s, total);
+  check_launch("scalar_kernel");
+}
+
+void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
+                      uint64_t g, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  automorphism_ntt_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, out, in, g, total);
+  check_launch("automorphism_ntt_kernel");
+}
+
+void automorphism_coeff(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
+                        uint64_t g, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  automorphism_coeff_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, map, out, in, g, total);
+  check_launch("automorphism_coeff_kernel");
+}
+
+}  // namespace veil::cuda

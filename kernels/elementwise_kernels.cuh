@@ -1,0 +1,38 @@
+// Element-wise modular arithmetic and automorphisms on limb-major buffers:
+// device twins of the CPU backend's loops (same formulas, same results).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "device_tables.cuh"
+
+namespace veil::cuda {
+
+enum class BinaryOp { Add, Sub, Multiply, MultiplyAccumulate };
+enum class ScalarOp { Multiply, Add };
+
+// out = x op y (MultiplyAccumulate: out = (x * y + out) mod q). out may alias x or y.
+void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
+                        const uint64_t* x, const uint64_t* y, cudaStream_t stream);
+void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* x,
+                        cudaStream_t stream);
+// out = x * s[limb] (Shoup) or x + s[limb].
+void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
+                        const uint64_t* x, const LimbScalars& s, cudaStream_t stream);
+// X -> X^g on bit-reversed NTT slots / on coefficients (with the negacyclic sign).
+void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
+                      uint64_t g, cudaStream_t stream);
+void automorphism_coeff(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
+                        uint64_t g, cudaStream_t stream);
+
+// Grid for a grid-stride loop over `count` items with 256-thread blocks.
+inline unsigned grid_for(size_t count) {
+  const size_t blocks = (count + 255) / 256;
+  const size_t cap = size_t{1} << 20;  // enough blocks to fill any GPU; the loop covers the rest
+  return static_cast<unsigned>(blocks < cap ? (blocks ? blocks : 1) : cap);
+}
+constexpr unsigned kBlockThreads = 256;
+
+}  // namespace veil::cuda

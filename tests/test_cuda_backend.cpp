@@ -1,0 +1,495 @@
+// The cuda backend against the cpu backend, bit for bit: every primitive on
+// the same random inputs, and every CKKS operation through two contexts (cpu,
+// cuda) with the same parameters and the same insecure deterministic seeds.
+// Equality of every 64-bit word, never closeness. Skips without a device.
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+#include "test_util.hpp"
+#include "veil/backend.hpp"
+
+namespace veil::test {
+namespace {
+
+// Why the cuda backend cannot be created here (for the skip message).
+std::string no_cuda_reason() {
+  static const std::string reason = [] {
+    try {
+      ParameterSpec spec;
+      spec.log_n = 12;
+      spec.q_bits = {40};
+      spec.p_bits = {40};
+      spec.default_scale = 0x1p20;
+      make_backend(BackendKind::Cuda, RnsTables::build(Parameters::create(spec)));
+      return std::string("cuda_available() is false");
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+  }();
+  return reason;
+}
+
+#define VEIL_REQUIRE_CUDA() \
+  if (!veil::cuda_available()) GTEST_SKIP() << "no CUDA device: " << no_cuda_reason()
+
+// First differing word (limb and coefficient) and how many differ.
+::testing::AssertionResult same_words(const std::vector<uint64_t>& cpu, const std::vector<uint64_t>& gpu,
+                                      uint64_t n) {
+  if (cpu.size() != gpu.size())
+    return ::testing::AssertionFailure() << "sizes differ: cpu " << cpu.size() << ", cuda " << gpu.size();
+  size_t first = cpu.size(), count = 0;
+  for (size_t i = 0; i < cpu.size(); ++i) {
+    if (cpu[i] != gpu[i]) {
+      if (first == cpu.size()) first = i;
+      ++count;
+    }
+  }
+  if (count == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << count << " of " << cpu.size() << " words differ; first at limb "
+                                       << first / n << ", coefficient " << first % n << ": cpu " << cpu[first]
+                                       << ", cuda " << gpu[first];
+}
+
+// ---- parameters ----
+
+// Three, five, seven or ten q primes so that dnum 1, 2 and 3 are all exact
+// (alpha = ceil((L+1)/dnum) gives back dnum digits), each within the 128-bit
+// HE Standard bound for its N, with P larger than every digit.
+Parameters dnum_params(uint32_t log_n, int dnum) {
+  ParameterSpec spec;
+  spec.log_n = log_n;
+  int p_bits = 50;
+  switch (log_n) {
+    case 13:  // 80 + up to 120 bits <= 218
+      spec.q_bits = {30, 25, 25};
+      spec.default_scale = 0x1p25;
+      p_bits = 40;
+      break;
+    case 14:  // 210 + up to 225 bits <= 438
+      spec.q_bits = {50, 40, 40, 40, 40};
+      p_bits = dnum == 1 ? 45 : 50;
+      break;
+    case 15:  // 300 + up to 350 bits <= 881
+      spec.q_bits.assign(7, 40);
+      spec.q_bits[0] = 60;
+      break;
+    default:  // 2^16: 420 + up to 500 bits <= 1772
+      spec.q_bits.assign(10, 40);
+      spec.q_bits[0] = 60;
+      break;
+  }
+  spec.with_dnum(dnum, p_bits);
+  return Parameters::create(spec);
+}
+
+// dnum 0 means the preset for log_n.
+Parameters params_for(uint32_t log_n, int dnum) {
+  return dnum == 0 ? Parameters::preset(log_n) : dnum_params(log_n, dnum);
+}
+
+struct Case {
+  uint32_t log_n;
+  int dnum;  // 0: preset
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  return "N2e" + std::to_string(info.param.log_n) +
+         (info.param.dnum == 0 ? std::string("_preset") : "_dnum" + std::to_string(info.param.dnum));
+}
+
+std::vector<Case> all_cases(bool with_presets) {
+  std::vector<Case> cases;
+  for (uint32_t log_n = 13; log_n <= 16; ++log_n) {
+    if (with_presets) cases.push_back({log_n, 0});
+    for (int dnum = 1; dnum <= 3; ++dnum) cases.push_back({log_n, dnum});
+  }
+  return cases;
+}
+
+// ---- primitives: one cpu and one cuda backend over the same tables ----
+
+struct Backends {
+  std::shared_ptr<const RnsTables> tables;
+  std::shared_ptr<Backend> cpu, gpu;
+  std::mt19937_64 rng{12345};
+
+  explicit Backends(const Parameters& params)
+      : tables(RnsTables::build(params)),
+        cpu(make_backend(BackendKind::Cpu, tables)),
+        gpu(make_backend(BackendKind::Cuda, tables)) {}
+
+  const RnsTables& t() const { return *tables; }
+  uint64_t n() const { return tables->n; }
+  size_t words(Basis b, size_t polys = 1) const { return polys * tables->limbs(b) * tables->n; }
+  uint64_t prime(Basis b, uint32_t limb) const { return tables->primes[tables->prime_index(b, limb)]; }
+
+  // Residues below q (or below 4q when lazy, as the forward NTT accepts) for every limb of b.
+  std::vector<uint64_t> random(Basis b, size_t polys = 1, bool lazy = false) {
+    std::vector<uint64_t> v(words(b, polys));
+    const uint32_t limbs = tables->limbs(b);
+    for (size_t p = 0; p < polys; ++p)
+      for (uint32_t limb = 0; limb < limbs; ++limb) {
+        const uint64_t q = prime(b, limb), bound = lazy ? 4 * q : q;
+        uint64_t* d = v.data() + (p * limbs + limb) * n();
+        for (uint64_t c = 0; c < n(); ++c) d[c] = rng() % bound;
+        d[0] = bound - 1;  // the extremes
+        d[1] = 0;
+      }
+    return v;
+  }
+  std::vector<uint64_t> random_scalars(Basis b) {
+    std::vector<uint64_t> s(tables->limbs(b));
+    for (uint32_t limb = 0; limb < s.size(); ++limb) s[limb] = rng() % prime(b, limb);
+    return s;
+  }
+  // The same host data on both backends.
+  std::pair<Buffer, Buffer> put(const std::vector<uint64_t>& host) {
+    Buffer a(cpu, host.size(), false, false), b(gpu, host.size(), false, false);
+    a.from_host(host.data(), host.size());
+    b.from_host(host.data(), host.size());
+    return {std::move(a), std::move(b)};
+  }
+  std::pair<Buffer, Buffer> scratch(size_t words) {
+    return {Buffer(cpu, words, false, true), Buffer(gpu, words, false, true)};
+  }
+};
+
+class CudaPrimitives : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    VEIL_REQUIRE_CUDA();
+    be_ = std::make_unique<Backends>(params_for(GetParam().log_n, GetParam().dnum));
+  }
+  Backends& be() { return *be_; }
+  std::unique_ptr<Backends> be_;
+};
+
+TEST_P(CudaPrimitives, NttForwardAndInverse) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  for (Basis b : {Basis{L + 1, true}, Basis{L + 1, false}, Basis{1, false}, Basis{0, true}}) {
+    for (bool lazy : {false, true}) {  // the forward NTT takes inputs below 4q
+      auto [c, g] = B.put(B.random(b, 1, lazy));
+      B.cpu->ntt_forward(b, c.data());
+      B.gpu->ntt_forward(b, g.data());
+      ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "forward, lazy " << lazy << ", " << b.q_count;
+    }
+    auto [c, g] = B.put(B.random(b));
+    B.cpu->ntt_inverse(b, c.data());
+    B.gpu->ntt_inverse(b, g.data());
+    ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "inverse";
+    B.cpu->ntt_forward(b, c.data());  // and back
+    B.gpu->ntt_forward(b, g.data());
+    ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "round trip";
+  }
+}
+
+TEST_P(CudaPrimitives, ElementWise) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  for (Basis b : {Basis{L + 1, true}, Basis{L, false}}) {
+    const auto xs = B.random(b), ys = B.random(b), os = B.random(b);
+    const auto s = B.random_scalars(b);
+    auto [xc, xg] = B.put(xs);
+    auto [yc, yg] = B.put(ys);
+    using Op = void (*)(Backend&, Basis, uint64_t*, const uint64_t*, const uint64_t*, const uint64_t*);
+    const std::vector<std::pair<const char*, Op>> ops = {
+        {"add", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t* y, const uint64_t*) { e.add(bs, o, x, y); }},
+        {"sub", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t* y, const uint64_t*) { e.sub(bs, o, x, y); }},
+        {"negate", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t*, const uint64_t*) { e.negate(bs, o, x); }},
+        {"multiply", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t* y, const uint64_t*) { e.multiply(bs, o, x, y); }},
+        {"multiply_accumulate", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t* y, const uint64_t*) { e.multiply_accumulate(bs, o, x, y); }},
+        {"multiply_scalar", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t*, const uint64_t* s) { e.multiply_scalar(bs, o, x, s); }},
+        {"add_scalar", [](Backend& e, Basis bs, uint64_t* o, const uint64_t* x, const uint64_t*, const uint64_t* s) { e.add_scalar(bs, o, x, s); }},
+    };
+    for (const auto& [name, op] : ops) {
+      auto [oc, og] = B.put(os);  // multiply_accumulate reads it
+      op(*B.cpu, b, oc.data(), xc.data(), yc.data(), s.data());
+      op(*B.gpu, b, og.data(), xg.data(), yg.data(), s.data());
+      ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << name;
+      // In place (out aliases x).
+      auto [ac, ag] = B.put(xs);
+      op(*B.cpu, b, ac.data(), ac.data(), yc.data(), s.data());
+      op(*B.gpu, b, ag.data(), ag.data(), yg.data(), s.data());
+      ASSERT_TRUE(same_words(ac.to_host(), ag.to_host(), B.n())) << name << " in place";
+    }
+  }
+}
+
+TEST_P(CudaPrimitives, Automorphisms) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  const uint64_t two_n = 2 * B.n();
+  const Basis b{L + 1, true};
+  const auto xs = B.random(b);
+  auto [xc, xg] = B.put(xs);
+  uint64_t g5 = 1;
+  std::vector<uint64_t> elements = {two_n - 1, 3, two_n - 3};
+  for (int k = 0; k < 4; ++k) elements.push_back(g5 = g5 * 5 % two_n);
+  for (uint64_t g : elements) {
+    auto [oc, og] = B.scratch(B.words(b));
+    B.cpu->automorphism_ntt(b, oc.data(), xc.data(), g);
+    B.gpu->automorphism_ntt(b, og.data(), xg.data(), g);
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "ntt form, g = " << g;
+    B.cpu->automorphism_coeff(b, oc.data(), xc.data(), g);
+    B.gpu->automorphism_coeff(b, og.data(), xg.data(), g);
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "coefficient form, g = " << g;
+  }
+}
+
+std::vector<uint32_t> some_levels(uint32_t lo, uint32_t hi) {
+  std::vector<uint32_t> v;
+  for (uint32_t l : {lo, lo + 1, (lo + hi) / 2, hi - 1, hi})
+    if (l >= lo && l <= hi && (v.empty() || v.back() < l)) v.push_back(l);
+  return v;
+}
+
+TEST_P(CudaPrimitives, Rescale) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  for (uint32_t level : some_levels(1, B.t().max_level)) {
+    const Basis q{level + 1, false};
+    const auto xs = B.random(q);
+    auto [xc, xg] = B.put(xs);
+    auto [oc, og] = B.scratch(B.words(Basis{level, false}));
+    B.cpu->rescale(level, xc.data(), oc.data());
+    B.gpu->rescale(level, xg.data(), og.data());
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level;
+    B.cpu->rescale(level, xc.data(), xc.data());  // out aliases in
+    B.gpu->rescale(level, xg.data(), xg.data());
+    ASSERT_TRUE(same_words(xc.to_host(), xg.to_host(), B.n())) << "level " << level << " in place";
+  }
+}
+
+TEST_P(CudaPrimitives, ModUpEveryDigit) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  for (uint32_t level : some_levels(0, B.t().max_level)) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    auto coeff = B.random(q);
+    auto [cc, cg] = B.put(coeff);
+    Buffer ntt_c(B.cpu, coeff.size(), false, false);
+    ntt_c.from_host(coeff.data(), coeff.size());
+    B.cpu->ntt_forward(q, ntt_c.data());
+    const auto ntt = ntt_c.to_host();
+    auto [nc, ng] = B.put(ntt);
+    for (uint32_t digit = 0; digit < B.t().digits(level); ++digit) {
+      auto [oc, og] = B.scratch(B.words(qp));
+      B.cpu->mod_up(level, digit, oc.data(), cc.data(), nc.data());
+      B.gpu->mod_up(level, digit, og.data(), cg.data(), ng.data());
+      ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level << ", digit " << digit;
+    }
+  }
+}
+
+TEST_P(CudaPrimitives, ModDown) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  for (uint32_t level : some_levels(0, B.t().max_level)) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    auto [xc, xg] = B.put(B.random(qp));
+    auto [oc, og] = B.scratch(B.words(q));
+    B.cpu->mod_down(level, oc.data(), xc.data());
+    B.gpu->mod_down(level, og.data(), xg.data());
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level;
+  }
+}
+
+TEST_P(CudaPrimitives, KeySwitchInnerProduct) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  const uint32_t dnum = B.t().digits(L);
+  // key: [dnum][2][Q_L u P][N]
+  auto [kc, kg] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  for (uint32_t level : some_levels(0, L)) {
+    const Basis qp{level + 1, true};
+    const uint32_t digits = B.t().digits(level);
+    auto [dc, dg] = B.put(B.random(qp, digits));
+    auto [oc, og] = B.scratch(B.words(qp, 2));
+    B.cpu->key_switch_inner_product(level, digits, dc.data(), kc.data(), oc.data(), oc.data() + B.words(qp));
+    B.gpu->key_switch_inner_product(level, digits, dg.data(), kg.data(), og.data(), og.data() + B.words(qp));
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaPrimitives, ::testing::ValuesIn(all_cases(true)), case_name);
+
+// ---- CKKS operations through a cpu context and a cuda context ----
+
+struct Side {
+  ContextPtr ctx;
+  std::unique_ptr<KeyGenerator> keygen;
+  PublicKey pk;
+  RelinKey rk;
+  GaloisKeys gk;
+  std::unique_ptr<Encoder> encoder;
+  std::unique_ptr<Encryptor> pk_enc, sk_enc;
+  std::unique_ptr<Decryptor> dec;
+  std::unique_ptr<Evaluator> eval;
+
+  Side(const Parameters& params, BackendKind kind, const std::vector<int64_t>& steps) {
+    ctx = Context::create(params, kind);
+    keygen = std::make_unique<KeyGenerator>(ctx, RandomSource::insecure_deterministic(71));
+    pk = keygen->create_public_key();
+    rk = keygen->create_relin_key();
+    gk = keygen->create_galois_keys(steps, true);
+    encoder = std::make_unique<Encoder>(ctx);
+    pk_enc = std::make_unique<Encryptor>(ctx, pk, RandomSource::insecure_deterministic(72));
+    sk_enc = std::make_unique<Encryptor>(ctx, keygen->secret_key(), RandomSource::insecure_deterministic(73));
+    dec = std::make_unique<Decryptor>(ctx, keygen->secret_key());
+    eval = std::make_unique<Evaluator>(ctx);
+  }
+};
+
+std::vector<uint64_t> download(const ContextPtr& ctx, const uint64_t* data, size_t words) {
+  std::vector<uint64_t> v(words);
+  ctx->backend().download(v.data(), data, words);
+  return v;
+}
+
+std::vector<uint64_t> words_of(const Ciphertext& ct) {
+  return download(ct.context(), ct.poly(0), ct.size() * ct.poly_words());
+}
+
+class CudaCkks : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    VEIL_REQUIRE_CUDA();
+    const Parameters params = params_for(GetParam().log_n, GetParam().dnum);
+    cpu_ = std::make_unique<Side>(params, BackendKind::Cpu, steps_);
+    gpu_ = std::make_unique<Side>(params, BackendKind::Cuda, steps_);
+    ASSERT_EQ(gpu_->ctx->backend().name(), "cuda");
+    ASSERT_EQ(cpu_->ctx->backend().name(), "cpu");
+  }
+
+  // Same level, scale and size; every word equal; identical decryption.
+  void expect_same(const Ciphertext& c, const Ciphertext& g, const std::string& what) {
+    ASSERT_EQ(c.size(), g.size()) << what;
+    ASSERT_EQ(c.level(), g.level()) << what;
+    ASSERT_EQ(c.scale(), g.scale()) << what;
+    ASSERT_TRUE(same_words(words_of(c), words_of(g), c.context()->n())) << what;
+    if (c.size() != 2) return;
+    const Plaintext pc = cpu_->dec->decrypt(c), pg = gpu_->dec->decrypt(g);
+    const size_t pw = c.context()->words(Basis{pc.level() + 1, false});
+    ASSERT_TRUE(same_words(download(pc.context(), pc.data(), pw), download(pg.context(), pg.data(), pw),
+                           c.context()->n()))
+        << what << ": decrypted plaintext";
+    const auto vc = cpu_->encoder->decode_complex(pc), vg = gpu_->encoder->decode_complex(pg);
+    ASSERT_EQ(vc, vg) << what << ": decoded slots";
+  }
+
+  const std::vector<int64_t> steps_ = {1, 5, -3};
+  std::unique_ptr<Side> cpu_, gpu_;
+};
+
+TEST_P(CudaCkks, KeysAreIdentical) {
+  VEIL_REQUIRE_CUDA();
+  const auto& cc = cpu_->ctx;
+  const auto& gc = gpu_->ctx;
+  const uint64_t n = cc->n();
+  EXPECT_TRUE(same_words(download(cc, cpu_->pk.poly(0), 2 * cpu_->pk.poly_words()),
+                         download(gc, gpu_->pk.poly(0), 2 * gpu_->pk.poly_words()), n))
+      << "public key";
+  EXPECT_TRUE(same_words(download(cc, cpu_->rk.key.data(), cpu_->rk.key.words()),
+                         download(gc, gpu_->rk.key.data(), gpu_->rk.key.words()), n))
+      << "relinearization key";
+  ASSERT_EQ(cpu_->gk.keys.size(), gpu_->gk.keys.size());
+  for (const auto& [g, key] : cpu_->gk.keys) {
+    ASSERT_TRUE(gpu_->gk.has(g));
+    const SwitchingKey& other = gpu_->gk.keys.at(g);
+    EXPECT_TRUE(same_words(download(cc, key.data(), key.words()), download(gc, other.data(), other.words()), n))
+        << "Galois key " << g;
+  }
+}
+
+TEST_P(CudaCkks, OperationsMatchBitForBit) {
+  VEIL_REQUIRE_CUDA();
+  const size_t slots = cpu_->ctx->params().slots();
+  const auto x = random_reals(slots, 81), y = random_reals(slots, 82);
+  Side& C = *cpu_;
+  Side& G = *gpu_;
+
+  // Encrypt (public and secret key, seeded randomness).
+  const Ciphertext xc = C.pk_enc->encrypt(C.encoder->encode(x)), xg = G.pk_enc->encrypt(G.encoder->encode(x));
+  expect_same(xc, xg, "public-key encrypt");
+  const Ciphertext yc = C.sk_enc->encrypt(C.encoder->encode(y)), yg = G.sk_enc->encrypt(G.encoder->encode(y));
+  expect_same(yc, yg, "secret-key encrypt");
+
+  // Multiply + relinearize, rescale.
+  const Ciphertext pc = C.eval->multiply(xc, yc, C.rk), pg = G.eval->multiply(xg, yg, G.rk);
+  expect_same(pc, pg, "multiply + relinearize");
+  const Ciphertext rc = C.eval->rescale(pc), rg = G.eval->rescale(pg);
+  expect_same(rc, rg, "rescale");
+
+  // Rotations at the top level and one level down (fewer digits).
+  for (const Ciphertext* pair : {&xc, &rc}) {
+    const Ciphertext& a_c = *pair;
+    const Ciphertext& a_g = pair == &xc ? xg : rg;
+    const std::string at = " at level " + std::to_string(a_c.level());
+    for (int64_t step : steps_) {
+      expect_same(C.eval->rotate(a_c, step, C.gk), G.eval->rotate(a_g, step, G.gk),
+                  "rotate " + std::to_string(step) + at);
+    }
+    const auto hc = C.eval->rotate_hoisted(a_c, steps_, C.gk), hg = G.eval->rotate_hoisted(a_g, steps_, G.gk);
+    ASSERT_EQ(hc.size(), hg.size());
+    for (size_t i = 0; i < hc.size(); ++i) expect_same(hc[i], hg[i], "rotate_hoisted " + std::to_string(steps_[i]) + at);
+    expect_same(C.eval->conjugate(a_c, C.gk), G.eval->conjugate(a_g, G.gk), "conjugate" + at);
+  }
+
+  // The lowest level: one digit.
+  const Ciphertext lc = C.eval->mod_switch_to(xc, 0), lg = G.eval->mod_switch_to(xg, 0);
+  expect_same(C.eval->rotate(lc, 1, C.gk), G.eval->rotate(lg, 1, G.gk), "rotate at level 0");
+  expect_same(C.eval->multiply(lc, lc, C.rk), G.eval->multiply(lg, lg, G.rk), "multiply at level 0");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaCkks, ::testing::ValuesIn(all_cases(false)), case_name);
+
+// ---- objects from different contexts / devices ----
+
+#define EXPECT_VEIL_ERROR(stmt, expected_code)        \
+  do {                                                \
+    try {                                             \
+      stmt;                                           \
+      ADD_FAILURE() << "no veil::Error from: " #stmt; \
+    } catch (const veil::Error& e) {                  \
+      EXPECT_EQ(e.code(), expected_code) << e.what(); \
+    }                                                 \
+  } while (0)
+
+TEST(CudaBackend, RejectsObjectsOfACpuContext) {
+  VEIL_REQUIRE_CUDA();
+  const Parameters params = Parameters::preset(13);
+  Side cpu(params, BackendKind::Cpu, {1});
+  Side gpu(params, BackendKind::Cuda, {1});
+  const auto x = random_reals(16, 91);
+  const Ciphertext c = cpu.pk_enc->encrypt(cpu.encoder->encode(x));
+  const Ciphertext g = gpu.pk_enc->encrypt(gpu.encoder->encode(x));
+  EXPECT_VEIL_ERROR(gpu.eval->rescale(c), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(gpu.eval->add(g, c), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(gpu.eval->multiply(c, c, gpu.rk), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(gpu.eval->rotate(c, 1, gpu.gk), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(gpu.dec->decrypt(c), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(cpu.eval->negate(g), ErrorCode::ContextMismatch);
+  // Keys of the other context.
+  EXPECT_VEIL_ERROR(gpu.eval->multiply(g, g, cpu.rk), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(gpu.eval->rotate(g, 1, cpu.gk), ErrorCode::ContextMismatch);
+}
+
+TEST(CudaBackend, AutoPicksCudaAndBadCallsThrow) {
+  VEIL_REQUIRE_CUDA();
+  auto ctx = Context::create(Parameters::preset(13), BackendKind::Auto);
+  EXPECT_EQ(ctx->backend().name(), "cuda");
+  Backend& be = ctx->backend();
+  Buffer a(ctx->backend_ptr(), ctx->words(Basis{1, false})), b = a;
+  EXPECT_VEIL_ERROR(be.automorphism_ntt(Basis{1, false}, b.data(), a.data(), 4), ErrorCode::InvalidArgument);
+  EXPECT_VEIL_ERROR(be.rescale(0, a.data(), b.data()), ErrorCode::LevelMismatch);
+  EXPECT_VEIL_ERROR(be.mod_up(0, 5, b.data(), a.data(), a.data()), ErrorCode::InvalidArgument);
+}
+
+}  // namespace
+}  // namespace veil::test
