@@ -1,4 +1,5 @@
-// veil-bench: Google Benchmark suite for the CPU backend.
+// veil-bench: Google Benchmark suite for the cpu backend and, when a CUDA device
+// is present, the cuda backend.
 //
 // Every benchmark is registered once per ring degree N in {2^13, 2^14, 2^15,
 // 2^16} under the name "BM_<Op>/<N>" (e.g. "BM_NTT/16384", "BM_MulRelin/16384")
@@ -7,6 +8,18 @@
 // limbs in parallel with OpenMP (set OMP_NUM_THREADS to pin the thread count),
 // so read "real_time" (wall clock), not "cpu_time" (the main thread only).
 // UseRealTime() is not set because it would append "/real_time" to the names.
+//
+// cuda: the same operations as "BM_<Op>/<N>/cuda/manual_time", timed with CUDA
+// events on the backend's stream around each iteration (Backend::timer_start /
+// timer_stop_ms), after Google Benchmark's warm-up; operands live on the device,
+// no transfer is timed. "BM_Upload|Download/<N>/cuda" time one top-level
+// ciphertext's host <-> device copy (wall clock; bytes_per_second).
+// "BM_KeySwitchInner/<N>[/cuda...]" is the key-switching inner product alone
+// (dnum digits x the relinearization key, over Q u P at the top level), with the
+// counters bytes (what must move: digits + key read, two outputs written),
+// bytes_per_second (achieved) and, on cuda, peak_GBps (the device's theoretical
+// bandwidth: achieved / peak = bytes_per_second / 1e9 / peak_GBps).
+// --benchmark_filter='/cuda' selects the cuda rows, --benchmark_filter='^BM_[A-Za-z0-9]+/[0-9]+$' the cpu rows.
 //
 // Moduli. For N = 2^13..2^15 the bit sizes are SEAL's CoeffModulus::BFVDefault
 // (128-bit), so bench/compare.py can give SEAL and OpenFHE the same chain:
@@ -70,8 +83,8 @@ Parameters bench_parameters(uint32_t log_n) {
 
 // Everything one N needs: context, keys, encoded/encrypted operands.
 struct Fixture {
-  explicit Fixture(uint32_t log_n)
-      : ctx(Context::create(bench_parameters(log_n), BackendKind::Cpu)),
+  Fixture(uint32_t log_n, BackendKind kind)
+      : ctx(Context::create(bench_parameters(log_n), kind)),
         keygen(ctx),
         encoder(ctx),
         evaluator(ctx) {
@@ -134,17 +147,39 @@ struct Fixture {
   Buffer poly;
 };
 
-// Keeps the fixture of the N in use; switching N frees the previous one first
-// (keys at N = 2^16 take several hundred MB each).
-Fixture& fixture(uint32_t log_n) {
+// Keeps the fixture of the N and backend in use; switching frees the previous one
+// first (keys at N = 2^16 take several hundred MB each).
+Fixture& fixture(uint32_t log_n, BackendKind kind) {
   static std::unique_ptr<Fixture> cache;
   static uint32_t cached_log_n = 0;
-  if (!cache || cached_log_n != log_n) {
+  static BackendKind cached_kind = BackendKind::Cpu;
+  if (!cache || cached_log_n != log_n || cached_kind != kind) {
     cache.reset();
-    cache = std::make_unique<Fixture>(log_n);
+    cache = std::make_unique<Fixture>(log_n, kind);
     cached_log_n = log_n;
+    cached_kind = kind;
   }
   return *cache;
+}
+
+// The backend under test for this registration (set by the registering lambda).
+thread_local BackendKind g_kind = BackendKind::Cpu;
+Fixture& fixture(uint32_t log_n) { return fixture(log_n, g_kind); }
+
+// Runs `op` once per iteration: cpu as before (wall clock by the framework); cuda
+// with manual time from CUDA events around the op.
+template <class Op>
+void run_timed(benchmark::State& state, Fixture& f, Op&& op) {
+  Backend& be = f.ctx->backend();
+  if (be.name() == "cpu") {
+    for (auto _ : state) op();
+    return;
+  }
+  for (auto _ : state) {
+    be.timer_start();
+    op();
+    state.SetIterationTime(be.timer_stop_ms() * 1e-3);
+  }
 }
 
 // ---- benchmarks (argument: log_n) ----
@@ -154,11 +189,11 @@ void BM_NTT(benchmark::State& state, uint32_t log_n) {
   const Basis q{f.top_limbs(), false};
   Backend& be = f.ctx->backend();
   uint64_t* data = f.poly.data();
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     be.ntt_forward(q, data);
     benchmark::DoNotOptimize(data);
     benchmark::ClobberMemory();
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
@@ -167,105 +202,149 @@ void BM_INTT(benchmark::State& state, uint32_t log_n) {
   const Basis q{f.top_limbs(), false};
   Backend& be = f.ctx->backend();
   uint64_t* data = f.poly.data();
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     be.ntt_inverse(q, data);
     benchmark::DoNotOptimize(data);
     benchmark::ClobberMemory();
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Encode(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Plaintext p = f.encoder.encode(f.values);
     benchmark::DoNotOptimize(p.data());
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Encrypt(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.encryptor->encrypt(f.pt);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Decrypt(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Plaintext p = f.decryptor->decrypt(f.ct_a);
     benchmark::DoNotOptimize(p.data());
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Add(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.add(f.ct_a, f.ct_b);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Mul(benchmark::State& state, uint32_t log_n) {  // tensor only, no relinearization
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.multiply_no_relin(f.ct_a, f.ct_b);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_MulRelin(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.multiply(f.ct_a, f.ct_b, f.rk);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Relin(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.relinearize(f.ct3, f.rk);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Rescale(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rescale(f.prod);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_Rotate(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
   const GaloisKeys& gk = f.galois_keys();
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rotate(f.ct_a, 1, gk);
     benchmark::DoNotOptimize(c.poly(0));
-  }
+  });
   f.set_counters(state, f.top_limbs());
 }
 
 void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n) {
   Fixture& f = fixture(log_n);
   const GaloisKeys& gk = f.galois_keys();
-  for (auto _ : state) {
+  run_timed(state, f, [&] {
     std::vector<Ciphertext> c = f.evaluator.rotate_hoisted(f.ct_a, kHoistSteps, gk);
     benchmark::DoNotOptimize(c.data());
-  }
+  });
   f.set_counters(state, f.top_limbs());
   state.counters["rotations"] = static_cast<double>(kHoistSteps.size());
+}
+
+// The key-switching inner product alone at the top level: dnum digits over Q u P
+// times the relinearization key, accumulated into two outputs.
+void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  const RnsTables& t = f.ctx->tables();
+  const uint32_t level = f.ctx->max_level(), digits = t.digits(level);
+  const Basis qp{level + 1, true};
+  Buffer dig = f.ctx->allocate(qp, digits), out = f.ctx->allocate(qp, 2);
+  const size_t poly = f.ctx->words(qp);
+  Backend& be = f.ctx->backend();
+  run_timed(state, f, [&] {
+    be.key_switch_inner_product(level, digits, dig.data(), f.rk.key.data(), out.data(), out.data() + poly);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  });
+  f.set_counters(state, f.top_limbs());
+  // Read every digit word and both key words per digit, write two outputs.
+  const double bytes = 8.0 * static_cast<double>(poly) * (digits + 2.0 * digits + 2.0);
+  state.counters["bytes"] = bytes;
+  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  if (be.name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
+}
+
+// One top-level ciphertext (2 polynomials over Q_L) host -> device and back.
+void BM_Upload(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  std::vector<uint64_t> host(2 * f.ct_a.poly_words(), 1);
+  Buffer dev = f.ctx->allocate(Basis{f.top_limbs(), false}, 2);
+  for (auto _ : state) dev.from_host(host.data(), host.size());
+  f.set_counters(state, f.top_limbs());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * host.size() * 8));
+}
+
+void BM_Download(benchmark::State& state, uint32_t log_n) {
+  Fixture& f = fixture(log_n);
+  Buffer dev = f.ctx->allocate(Basis{f.top_limbs(), false}, 2);
+  for (auto _ : state) {
+    std::vector<uint64_t> host = dev.to_host();
+    benchmark::DoNotOptimize(host.data());
+  }
+  f.set_counters(state, f.top_limbs());
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * dev.words() * 8));
 }
 
 struct Entry {
@@ -287,17 +366,39 @@ const Entry kEntries[] = {
     {"BM_Rescale", BM_Rescale, benchmark::kMicrosecond},
     {"BM_Rotate", BM_Rotate, benchmark::kMillisecond},
     {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond},
+    {"BM_KeySwitchInner", BM_KeySwitchInner, benchmark::kMicrosecond},
 };
 
-// N-major registration so each N's context and keys are built once.
+// N-major registration so each N's context and keys are built once per backend.
 void register_all() {
+  const bool cuda = cuda_available();
   for (uint32_t log_n : kLogNs) {
     const std::string suffix = "/" + std::to_string(uint64_t{1} << log_n);
     for (const Entry& e : kEntries) {
       auto fn = e.fn;
-      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(),
-                                   [fn, log_n](benchmark::State& st) { fn(st, log_n); })
-          ->Unit(e.unit);
+      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(), [fn, log_n](benchmark::State& st) {
+        g_kind = BackendKind::Cpu;
+        fn(st, log_n);
+      })->Unit(e.unit);
+    }
+    if (!cuda) continue;
+    for (const Entry& e : kEntries) {
+      auto fn = e.fn;
+      benchmark::RegisterBenchmark((std::string(e.name) + suffix + "/cuda").c_str(),
+                                   [fn, log_n](benchmark::State& st) {
+                                     g_kind = BackendKind::Cuda;
+                                     fn(st, log_n);
+                                   })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseManualTime();
+    }
+    using Fn = void (*)(benchmark::State&, uint32_t);
+    const std::pair<const char*, Fn> transfers[] = {{"BM_Upload", BM_Upload}, {"BM_Download", BM_Download}};
+    for (auto [name, fn] : transfers) {
+      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) {
+        g_kind = BackendKind::Cuda;
+        fn(st, log_n);
+      })->Unit(benchmark::kMicrosecond);
     }
   }
 }

@@ -1,6 +1,8 @@
 // Backend selection and the Buffer handle.
 #include "veil/backend.hpp"
 
+#include <chrono>
+
 #include "cpu_backend.hpp"
 #include "veil/error.hpp"
 #ifdef VEIL_HAVE_CUDA
@@ -32,6 +34,31 @@ std::vector<std::string> cuda_devices() {
   for (int d = 0; d < count; ++d) out.push_back(cuda::device_description(d));
 #endif
   return out;
+}
+
+double cuda_peak_bandwidth_gbs(int device) {
+#ifdef VEIL_HAVE_CUDA
+  if (device < 0 || device >= cuda::device_count()) return 0;
+  return cuda::peak_bandwidth_gbs(device);
+#else
+  (void)device;
+  return 0;
+#endif
+}
+
+void Backend::timer_start() {
+  synchronize();
+  timer_start_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count();
+}
+
+double Backend::timer_stop_ms() {
+  synchronize();
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
+  return static_cast<double>(now - timer_start_ns_) * 1e-6;
 }
 
 std::string backend_kind_name(BackendKind kind) {

@@ -207,6 +207,9 @@ class CudaBackend final : public Backend {
   CudaBackend(std::shared_ptr<const RnsTables> tables, int device);
   ~CudaBackend() override;
   std::string name() const override { return "cuda"; }
+  void synchronize() override;
+  void timer_start() override;
+  double timer_stop_ms() override;
 
   uint64_t* allocate(size_t words) override;
   void release(uint64_t* ptr, size_t words, bool wipe) noexcept override;
@@ -284,6 +287,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   Stream stream_;
+  cudaEvent_t timer_start_event_ = nullptr, timer_stop_event_ = nullptr;
   DevicePool pool_;
   DeviceRns rns_;
   DeviceTablesView view_{};
@@ -328,6 +332,8 @@ CudaBackend::~CudaBackend() {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != device_) cudaSetDevice(device_);
   cudaStreamSynchronize(stream());
+  if (timer_start_event_) cudaEventDestroy(timer_start_event_);
+  if (timer_stop_event_) cudaEventDestroy(timer_stop_event_);
   pool_.trim();
 }
 
@@ -552,7 +558,43 @@ void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, 
   cuda::key_switch_inner_product(view_, level, t.alpha, num_digits, digits, key, out0, out1, stream());
 }
 
+// ---- synchronisation and timing ----
+
+void CudaBackend::synchronize() {
+  use_device(device_);
+  VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+void CudaBackend::timer_start() {
+  use_device(device_);
+  if (!timer_start_event_) {
+    VEIL_CUDA_CHECK(cudaEventCreate(&timer_start_event_));
+    VEIL_CUDA_CHECK(cudaEventCreate(&timer_stop_event_));
+  }
+  VEIL_CUDA_CHECK(cudaEventRecord(timer_start_event_, stream()));
+}
+
+double CudaBackend::timer_stop_ms() {
+  require(timer_start_event_ != nullptr, ErrorCode::InvalidArgument, "cuda timer_stop_ms without timer_start");
+  use_device(device_);
+  VEIL_CUDA_CHECK(cudaEventRecord(timer_stop_event_, stream()));
+  VEIL_CUDA_CHECK(cudaEventSynchronize(timer_stop_event_));
+  float ms = 0;
+  VEIL_CUDA_CHECK(cudaEventElapsedTime(&ms, timer_start_event_, timer_stop_event_));
+  return static_cast<double>(ms);
+}
+
 }  // namespace
+
+double peak_bandwidth_gbs(int device) {
+  int clock_khz = 0, bus_bits = 0;
+  if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return 2.0 * clock_khz * 1e3 * (bus_bits / 8.0) / 1e9;
+}
 
 int device_count() {
   int count = 0;
@@ -566,7 +608,8 @@ std::string device_description(int device) {
   if (err != cudaSuccess)
     throw Error(ErrorCode::Backend, std::string("cudaGetDeviceProperties: ") + cudaGetErrorString(err));
   return std::string(prop.name) + ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB, sm_" +
-         std::to_string(prop.major) + std::to_string(prop.minor);
+         std::to_string(prop.major) + std::to_string(prop.minor) + ", peak " +
+         std::to_string(static_cast<long>(peak_bandwidth_gbs(device))) + " GB/s";
 }
 
 std::shared_ptr<Backend> make_backend(std::shared_ptr<const RnsTables> tables, int device) {

@@ -1,5 +1,7 @@
 // Backend selection: cpu always works, Auto falls back to cpu without a device,
 // the CUDA device list agrees with cuda_available(), bad device ids are refused.
+#include <chrono>
+
 #include "test_util.hpp"
 
 namespace veil::test {
@@ -33,6 +35,20 @@ TEST(BackendSelection, CudaWithoutDeviceOrWithABadIdThrows) {
     EXPECT_THROW(Context::create(params, BackendKind::Cuda), Error);
   }
   if (cuda_available()) EXPECT_THROW(Context::create(params, BackendKind::Cuda, -1), Error);
+}
+
+TEST(BackendSelection, CpuTimerMeasuresWallClock) {
+  auto ctx = Context::create(Parameters::preset(13));
+  Backend& be = ctx->backend();
+  be.synchronize();  // a no-op on the cpu, but callable
+  be.timer_start();
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(20)) {
+  }
+  const double ms = be.timer_stop_ms();
+  EXPECT_GE(ms, 19.0);
+  EXPECT_LT(ms, 5000.0);
+  EXPECT_EQ(cuda_peak_bandwidth_gbs(-1), 0.0);
 }
 
 }  // namespace

@@ -71,6 +71,15 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+
+  // Waits until every operation issued so far has finished (device backends
+  // run asynchronously; the cpu backend is synchronous: a no-op).
+  virtual void synchronize() {}
+  // Benchmark timing of the work issued between timer_start() and timer_stop_ms()
+  // (milliseconds; waits for that work). cpu: wall clock; cuda: CUDA events on the
+  // backend's stream. Not thread-safe: one timing at a time per backend.
+  virtual void timer_start();
+  virtual double timer_stop_ms();
   const RnsTables& tables() const { return *tables_; }
 
   // ---- memory (sizes in 64-bit words) ----
@@ -126,6 +135,9 @@ class Backend {
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
   std::shared_ptr<const RnsTables> tables_;
+
+ private:
+  int64_t timer_start_ns_ = 0;  // the base class's wall-clock timer
 };
 
 enum class BackendKind { Cpu, Cuda, Auto };
@@ -138,9 +150,12 @@ std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const Rn
 std::string backend_kind_name(BackendKind kind);
 bool cuda_available();  // built with CUDA and a device is present
 bool cuda_built();      // Veil was compiled with its CUDA backend (VEIL_CUDA)
-// One line per visible CUDA device ("name, memory MiB, sm_XY"), indexed by
-// device id; empty without CUDA or without a device.
+// One line per visible CUDA device ("name, memory MiB, sm_XY, peak GB/s"),
+// indexed by device id; empty without CUDA or without a device.
 std::vector<std::string> cuda_devices();
+// Theoretical peak memory bandwidth of a device in GB/s (10^9 bytes/s) from its
+// memory clock and bus width (DDR: x2); 0 without CUDA or for a bad id.
+double cuda_peak_bandwidth_gbs(int device);
 
 // Threads the cpu backend uses for its compute-bound primitives (NTT, basis
 // conversion, key switching), via OpenMP, for calls made from this thread.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <cstdio>
 #include <cmath>
+#include <chrono>
 #include <utility>
 #define __global__
 #define __device__
@@ -54,3 +55,15 @@ inline cudaError_t cudaMemset(void* p, int v, size_t b) { std::memset(p, v, b); 
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t b, cudaStream_t) { std::memset(p, v, b); return 0; }
 inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = *t = size_t{16} << 30; return 0; }
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::snprintf(p->name, 256, "sim"); p->totalGlobalMem = size_t{16} << 30; p->major = 9; p->minor = 0; return 0; }
+
+// Events (host wall clock) and device attributes.
+typedef struct sim_event { std::chrono::steady_clock::time_point t; }* cudaEvent_t;
+enum cudaDeviceAttr { cudaDevAttrMemoryClockRate = 36, cudaDevAttrGlobalMemoryBusWidth = 37 };
+inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new sim_event{}; return 0; }
+inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return 0; }
+inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { e->t = std::chrono::steady_clock::now(); return 0; }
+inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count(); return 0; }
+inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
+  *v = a == cudaDevAttrMemoryClockRate ? 2619000 : 5120; return 0; }  // an H100 SXM's values
