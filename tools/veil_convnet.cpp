@@ -2,11 +2,14 @@
 // test images: key generation (minimal Galois keys), then per batch of images encrypt,
 // run the model on the ciphertexts, decrypt, and compare with the float64 reference.
 //
-//   veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--data DIR] [--json]
+//   veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk]
+//                [--data DIR] [--json]
 //
 // --packing taps (default): 49 ciphertexts carry up to 64 images (N = 8192) or 128 (16384);
 // --packing im2col: one ciphertext per image (N = 8192) or per 2 images (16384), the
 // TenSEAL tutorial's setting. --batch: images per run (default: as many as fit).
+// --encrypt sk (default): the client encrypts with its own secret key; the uniform half
+// of each ciphertext is a seed, so uploads are half as large. --encrypt pk: public key.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -35,11 +38,12 @@ struct Options {
   std::string data = VEIL_DATA_DIR;
   veil::nn::Packing packing = veil::nn::Packing::Taps;
   size_t batch = 0;
+  bool secret_key_encryption = true;
   bool json = false;  // progress to stderr, a JSON summary on stdout (bench/convnet_compare.py)
 };
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--data DIR] [--json]\n", msg);
+  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--data DIR] [--json]\n", msg);
   std::exit(2);
 }
 
@@ -69,6 +73,9 @@ Options parse(int argc, char** argv) {
       long n = std::strtol(v.c_str(), &end, 10);
       if (*end != '\0' || n < 1) usage("--batch needs a positive integer");
       o.batch = static_cast<size_t>(n);
+    } else if (a == "--encrypt") {
+      if (v != "sk" && v != "pk") usage("--encrypt must be sk or pk");
+      o.secret_key_encryption = v == "sk";
     } else if (a == "--data") {
       o.data = v;
     } else {
@@ -81,16 +88,16 @@ Options parse(int argc, char** argv) {
 struct Totals {
   size_t n = 0, runs = 0, correct = 0, agree = 0, batch = 0, upload_bytes = 0, input_cts = 0;
   double max_err = 0, sum_err = 0, enc_ms = 0, infer_ms = 0, dec_ms = 0, keygen_s = 0;
-  std::string packing;
+  std::string packing, encryption;
 };
 
 void print_json(const Totals& t) {
   const double n = static_cast<double>(t.n);
-  std::printf("{\"library\": \"Veil\", \"packing\": \"%s\", \"images\": %zu, \"batch\": %zu, "
+  std::printf("{\"library\": \"Veil\", \"packing\": \"%s\", \"encryption\": \"%s\", \"images\": %zu, \"batch\": %zu, "
               "\"input_ciphertexts\": %zu, \"accuracy\": %.6f, \"agreement\": %.6f, "
               "\"max_logit_error\": %.6g, \"encrypt_ms\": %.4f, \"infer_ms\": %.4f, \"decrypt_ms\": %.4f, "
               "\"run_ms\": %.4f, \"upload_bytes_per_run\": %zu, \"keygen_s\": %.4f}\n",
-              t.packing.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
+              t.packing.c_str(), t.encryption.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
               t.infer_ms / n, t.dec_ms / n, t.infer_ms / static_cast<double>(t.runs), t.upload_bytes, t.keygen_s);
 }
 
@@ -104,8 +111,8 @@ void print_summary(const Totals& t, const veil::nn::ConvNetTestSet& set) {
   std::printf("agreement with plaintext     %.2f%% (%zu / %zu)\n", 100.0 * t.agree / n, t.agree, t.n);
   std::printf("max |logit error|            %.3g (%.1f bits)\n", t.max_err, -std::log2(t.max_err));
   std::printf("mean |logit error|           %.3g (%.1f bits)\n", t.sum_err / (n * 10), -std::log2(t.sum_err / (n * 10)));
-  std::printf("packing                      %s, %zu image(s) per run, %zu input ciphertext(s) (%.2f MB) per run\n",
-              t.packing.c_str(), t.batch, t.input_cts, t.upload_bytes / 1e6);
+  std::printf("packing                      %s, %zu image(s) per run, %zu input ciphertext(s) (%.2f MB, %s) per run\n",
+              t.packing.c_str(), t.batch, t.input_cts, t.upload_bytes / 1e6, t.encryption.c_str());
   std::printf("time per run                 infer %.1f ms (%zu runs)\n", t.infer_ms / static_cast<double>(t.runs),
               t.runs);
   std::printf("time per image (amortized)   encrypt %.2f ms, infer %.2f ms, decrypt %.2f ms\n", t.enc_ms / n,
@@ -134,11 +141,13 @@ int run(const Options& o) {
   t.batch = model.batch();
   t.input_cts = model.input_ciphertexts();
   t.packing = o.packing == veil::nn::Packing::Taps ? "taps" : "im2col";
+  t.encryption = o.secret_key_encryption ? "secret key (seeded)" : "public key";
   std::fprintf(log, "key generation: %.1f ms (%zu Galois keys, backend %s)\n", t.keygen_s * 1000, steps.size(),
                ctx->backend().name().c_str());
 
   veil::Encoder encoder(ctx);
-  veil::Encryptor encryptor(ctx, pk);
+  veil::Encryptor encryptor = o.secret_key_encryption ? veil::Encryptor(ctx, keygen.secret_key())
+                                                      : veil::Encryptor(ctx, pk);
   veil::Decryptor decryptor(ctx, keygen.secret_key());
   veil::Evaluator eval(ctx);
   for (size_t first = 0; first < set.size(); first += model.batch()) {
