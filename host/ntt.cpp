@@ -138,10 +138,10 @@ void NttTables::inverse_stage_pair(uint64_t* a, uint64_t m) const {
 
 void NttTables::forward(uint64_t* a) const {
   if (use_ifma_) {
-    // Vector stages while the half-width is >= 8 lanes, scalar for the last three.
+    // Whole-vector stages while the half-width is >= 8 lanes, then the last three
+    // in registers with lane permutes (which also reduce to [0, q)).
     ifma::forward_stages(a, n_, q_, root_.data(), root52_.data(), 1, n_ / 8);
-    for (uint64_t m = n_ / 8; m < n_; m <<= 1) forward_stage(a, m);
-    ifma::reduce_from_4q(a, n_, q_);
+    ifma::forward_last_stages(a, n_, q_, root_.data(), root52_.data());
     return;
   }
   // Odd log n: one radix-2 stage first (long, cache-friendly loops), then pairs.
@@ -156,7 +156,7 @@ void NttTables::forward(uint64_t* a) const {
 
 void NttTables::inverse(uint64_t* a) const {
   if (use_ifma_) {
-    for (uint64_t m = n_; m > n_ / 8; m >>= 1) inverse_stage(a, m);
+    ifma::inverse_first_stages(a, n_, q_, inv_root_.data(), inv_root52_.data());
     ifma::inverse_stages(a, n_, q_, inv_root_.data(), inv_root52_.data(), n_ / 8, 1);
     ifma::multiply_reduce(a, n_, q_, n_inv_, n_inv52_);
     return;
