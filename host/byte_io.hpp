@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "bit_packing.hpp"
 #include "veil/error.hpp"
 
 namespace veil::io {
@@ -27,13 +28,8 @@ class Writer {
   void bytes(const uint8_t* p, size_t n) {
     if (n) std::memcpy(reserve(n), p, n);
   }
-  void words(const uint64_t* p, size_t n) {
-    if constexpr (std::endian::native == std::endian::little) {
-      bytes(reinterpret_cast<const uint8_t*>(p), n * sizeof(uint64_t));
-    } else {
-      for (size_t i = 0; i < n; ++i) u64(p[i]);
-    }
-  }
+  // n values of w bits each, bit-packed (bit_packing.hpp); every value < 2^w.
+  void packed(const uint64_t* p, size_t n, unsigned w) { pack_bits(p, n, w, reserve(packed_bytes(n, w))); }
   size_t size() const { return pos_; }  // bytes written so far
   std::vector<uint8_t>& buffer() { return out_; }
 
@@ -86,18 +82,5 @@ class Reader {
   std::span<const uint8_t> in_;
   size_t pos_ = 0;
 };
-
-// Decodes n little-endian words from exactly n * 8 bytes.
-inline void load_words(std::span<const uint8_t> src, uint64_t* dst, size_t n) {
-  if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(dst, src.data(), n * sizeof(uint64_t));
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      uint64_t v = 0;
-      for (int b = 0; b < 8; ++b) v |= uint64_t{src[i * 8 + b]} << (8 * b);
-      dst[i] = v;
-    }
-  }
-}
 
 }  // namespace veil::io

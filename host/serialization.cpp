@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -131,24 +132,45 @@ void check_scale(double scale) { check(std::isfinite(scale) && scale > 0, "scale
 
 // ------------------------------------------------------------ polynomials
 
-size_t poly_bytes(const Context& ctx, Basis b) { return ctx.words(b) * sizeof(uint64_t); }
+// Limb i is stored as N values of w_i = bit_width(q_i - 1) bits, bit-packed
+// and padded to a whole byte (bit_packing.hpp): a coefficient < q_i needs no more.
+unsigned coeff_bits(uint64_t q) { return static_cast<unsigned>(std::bit_width(q - 1)); }
 
-// Downloads `words` words from the backend and appends them.
-void write_device(io::Writer& w, const Context& ctx, const uint64_t* src, size_t words) {
-  std::vector<uint64_t> host(words);
-  ctx.backend().download(host.data(), src, words);
-  w.words(host.data(), words);
+uint64_t limb_prime(const RnsTables& t, Basis b, uint32_t limb) { return t.primes[t.prime_index(b, limb)]; }
+
+// Exact stored size of a polynomial on basis b; depends on the parameters only.
+size_t poly_bytes(const Context& ctx, Basis b) {
+  const RnsTables& t = ctx.tables();
+  size_t bytes = 0;
+  for (uint32_t limb = 0; limb < t.limbs(b); ++limb)
+    bytes += io::packed_bytes(t.n, coeff_bits(limb_prime(t, b, limb)));
+  return bytes;
 }
 
-// Reads one polynomial on basis b into host memory, rejecting any
-// coefficient >= the prime of its limb.
+// Appends one host polynomial on basis b, limb by limb.
+void write_poly(io::Writer& w, const Context& ctx, Basis b, const uint64_t* src) {
+  const RnsTables& t = ctx.tables();
+  for (uint32_t limb = 0; limb < t.limbs(b); ++limb)
+    w.packed(src + static_cast<size_t>(limb) * t.n, t.n, coeff_bits(limb_prime(t, b, limb)));
+}
+
+// Downloads the polynomial on basis b at `src` from the backend and appends it.
+void write_device(io::Writer& w, const Context& ctx, Basis b, const uint64_t* src) {
+  std::vector<uint64_t> host(ctx.words(b));
+  ctx.backend().download(host.data(), src, host.size());
+  write_poly(w, ctx, b, host.data());
+}
+
+// Reads one polynomial on basis b into host memory, rejecting set padding
+// bits and any coefficient >= the prime of its limb.
 void read_poly(io::Reader& r, const Context& ctx, Basis b, uint64_t* dst) {
   const RnsTables& t = ctx.tables();
-  const size_t words = ctx.words(b);
-  io::load_words(r.bytes(words * sizeof(uint64_t)), dst, words);
   for (uint32_t limb = 0; limb < t.limbs(b); ++limb) {
-    const uint64_t q = t.primes[t.prime_index(b, limb)];
-    const uint64_t* row = dst + static_cast<size_t>(limb) * t.n;
+    const uint64_t q = limb_prime(t, b, limb);
+    const unsigned bits = coeff_bits(q);
+    uint64_t* row = dst + static_cast<size_t>(limb) * t.n;
+    if (!io::unpack_bits(r.bytes(io::packed_bytes(t.n, bits)).data(), t.n, bits, row))
+      fail("non-zero padding bits after limb " + std::to_string(limb));
     uint64_t bad = 0;  // branch-free: also used for secret keys
     for (size_t i = 0; i < t.n; ++i) bad |= static_cast<uint64_t>(row[i] >= q);
     if (bad) fail("coefficient not reduced modulo its prime (limb " + std::to_string(limb) + ")");
@@ -222,13 +244,14 @@ size_t switching_key_bytes(const Context& ctx, bool seeded) {
 void write_switching_key(io::Writer& w, const SwitchingKey& key, bool seeded) {
   const Context& ctx = *key.context();
   const uint32_t dnum = ctx.params().dnum();
+  const Basis qp = key_basis(ctx);
   const size_t words = key.poly_words();
   w.u8(seeded ? kSeeded : kFull);
   w.u32(dnum);
   if (seeded) w.bytes(key.a_seed()->data(), kSeedBytes);
   for (uint32_t j = 0; j < dnum; ++j) {
-    write_device(w, ctx, key.data() + (2 * j) * words, words);
-    if (!seeded) write_device(w, ctx, key.data() + (2 * j + 1) * words, words);
+    write_device(w, ctx, qp, key.data() + (2 * j) * words);
+    if (!seeded) write_device(w, ctx, qp, key.data() + (2 * j + 1) * words);
   }
 }
 
@@ -325,7 +348,7 @@ Bytes serialize(const Ciphertext& ct, bool compress) {
   w.u32(ct.level());
   w.f64(ct.scale());
   w.u8(seeded ? kSeeded : kFull);
-  for (uint32_t i = 0; i < polys; ++i) write_device(w, ctx, ct.poly(i), ct.poly_words());
+  for (uint32_t i = 0; i < polys; ++i) write_device(w, ctx, b, ct.poly(i));
   if (seeded) w.bytes(ct.c1_seed()->data(), kSeedBytes);
   return finish_blob(w, payload);
 }
@@ -367,7 +390,7 @@ Bytes serialize(const Plaintext& pt) {
   io::Writer w = begin_blob(ObjectType::Plaintext, ctx.params().fingerprint(), payload);
   w.u32(pt.level());
   w.f64(pt.scale());
-  write_device(w, ctx, pt.data(), ctx.words(b));
+  write_device(w, ctx, b, pt.data());
   return finish_blob(w, payload);
 }
 
@@ -397,9 +420,9 @@ Bytes serialize(const PublicKey& pk, bool compress) {
   const size_t payload = 1 + (seeded ? poly_bytes(ctx, qp) + kSeedBytes : 2 * poly_bytes(ctx, qp));
   io::Writer w = begin_blob(ObjectType::PublicKey, ctx.params().fingerprint(), payload);
   w.u8(seeded ? kSeeded : kFull);
-  write_device(w, ctx, pk.poly(0), pk.poly_words());
+  write_device(w, ctx, qp, pk.poly(0));
   if (seeded) w.bytes(pk.a_seed()->data(), kSeedBytes);
-  else write_device(w, ctx, pk.poly(1), pk.poly_words());
+  else write_device(w, ctx, qp, pk.poly(1));
   return finish_blob(w, payload);
 }
 
@@ -502,7 +525,7 @@ Bytes serialize_secret_key(const SecretKey& sk) {
   io::Writer w = begin_blob(ObjectType::SecretKey, ctx.params().fingerprint(), payload);
   sampling::SecretVector<uint64_t> host(ctx.words(qp));
   ctx.backend().download(host.data(), sk.data(), host.size());
-  w.words(host.data(), host.size());
+  write_poly(w, ctx, qp, host.data());
   return finish_blob(w, payload);
 }
 

@@ -9,7 +9,7 @@
 namespace veil::format {
 
 inline constexpr uint8_t kMagic[4] = {'V', 'E', 'I', 'L'};
-inline constexpr uint16_t kVersion = 1;
+inline constexpr uint16_t kVersion = 2;  // 2: bit-packed coefficients
 // magic, u16 version, u16 type, u64 fingerprint, u64 payload length
 inline constexpr size_t kHeaderBytes = 4 + 2 + 2 + 8 + 8;
 inline constexpr size_t kVersionOffset = 4;

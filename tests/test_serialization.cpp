@@ -1,13 +1,17 @@
-// Serialization: round trips of every object type, seed compression, and
-// rejection of truncated, corrupted, crafted and oversized blobs.
+// Serialization: round trips of every object type, seed compression, blob
+// sizes, bit packing, and rejection of truncated, corrupted, crafted and
+// oversized blobs.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "bit_packing.hpp"
 #include "serialization_format.hpp"
 #include "veil/veil.hpp"
 
@@ -53,6 +57,46 @@ void reseal(Bytes& b) {
 
 // Payload offset of a field (payload starts after the header).
 constexpr size_t P(size_t offset) { return fmt::kHeaderBytes + offset; }
+
+// ---- packed polynomials (docs/serialization.md, "Polynomials") ----
+
+unsigned coeff_bits(uint64_t q) { return static_cast<unsigned>(std::bit_width(q - 1)); }
+
+// Bytes of a packed polynomial whose limbs use `primes`.
+size_t poly_bytes(const std::vector<uint64_t>& primes, size_t n) {
+  size_t bytes = 0;
+  for (uint64_t q : primes) bytes += (n * coeff_bits(q) + 7) / 8;
+  return bytes;
+}
+
+// The primes of Q_level, and of Q_L u P.
+std::vector<uint64_t> q_primes(const veil::Parameters& params, uint32_t level) {
+  return {params.q().begin(), params.q().begin() + level + 1};
+}
+std::vector<uint64_t> qp_primes(const veil::Parameters& params) {
+  std::vector<uint64_t> out = params.q();
+  out.insert(out.end(), params.p().begin(), params.p().end());
+  return out;
+}
+
+// Coefficient j of a packed limb of width w starting at byte `start`, bit by
+// bit straight from the documented layout (independent of bit_packing.hpp).
+uint64_t get_coeff(const Bytes& b, size_t start, unsigned w, size_t j) {
+  uint64_t v = 0;
+  for (unsigned k = 0; k < w; ++k) {
+    const size_t bit = j * w + k;
+    v |= uint64_t{(b[start + bit / 8] >> (bit % 8)) & 1u} << k;
+  }
+  return v;
+}
+void put_coeff(Bytes& b, size_t start, unsigned w, size_t j, uint64_t v) {
+  for (unsigned k = 0; k < w; ++k) {
+    const size_t bit = j * w + k;
+    const auto mask = static_cast<uint8_t>(1u << (bit % 8));
+    if ((v >> k) & 1) b[start + bit / 8] |= mask;
+    else b[start + bit / 8] &= static_cast<uint8_t>(~mask);
+  }
+}
 
 // Expects Error(Serialization) whose message contains `needle`.
 #define EXPECT_SERIALIZATION_ERROR_WITH(stmt, needle)                                       \
@@ -328,6 +372,94 @@ TEST_F(Serialization, SecretKeyRoundTripDecryptsIdentically) {
   EXPECT_EQ(bits(veil::Decryptor(ctx(), loaded).decrypt(ct)), bits(veil::Decryptor(ctx(), sk()).decrypt(ct)));
 }
 
+// ====================================================== sizes and bit packing
+
+// Blob bytes of a size-`size` ciphertext at `level`: header, fields, packed polys, checksum.
+size_t ciphertext_blob_bytes(const veil::Parameters& params, uint32_t size, uint32_t level, bool seeded) {
+  const size_t polys = seeded ? 1 : size;
+  return fmt::kHeaderBytes + 17 + polys * poly_bytes(q_primes(params, level), size_t{1} << params.log_n()) +
+         (seeded ? 32 : 0) + fmt::kChecksumBytes;
+}
+
+TEST_F(Serialization, BlobSizesMatchTheFormula) {
+  const auto& params = ctx()->params();
+  const size_t n = ctx()->n();
+  veil::Evaluator ev(ctx());
+  EXPECT_EQ(veil::serialize(encrypt_pk()).size(), ciphertext_blob_bytes(params, 2, ctx()->max_level(), false));
+  EXPECT_EQ(veil::serialize(encrypt_sk(1)).size(), ciphertext_blob_bytes(params, 2, 1, true));
+  EXPECT_EQ(veil::serialize(encrypt_sk(1), false).size(), ciphertext_blob_bytes(params, 2, 1, false));
+  EXPECT_EQ(veil::serialize(ev.multiply_no_relin(encrypt_pk(), encrypt_pk(5))).size(),
+            ciphertext_blob_bytes(params, 3, ctx()->max_level(), false));
+  const size_t frame = fmt::kHeaderBytes + fmt::kChecksumBytes;
+  const size_t qp = poly_bytes(qp_primes(params), n);
+  EXPECT_EQ(veil::serialize(encode(1)).size(), frame + 12 + poly_bytes(q_primes(params, 1), n));
+  EXPECT_EQ(veil::serialize(pk(), false).size(), frame + 1 + 2 * qp);
+  EXPECT_EQ(veil::serialize(pk(), true).size(), frame + 1 + qp + 32);
+  EXPECT_EQ(veil::serialize(rk(), false).size(), frame + 5 + params.dnum() * 2 * qp);
+  EXPECT_EQ(veil::serialize(rk(), true).size(), frame + 5 + 32 + params.dnum() * qp);
+  EXPECT_EQ(veil::serialize_secret_key(sk()).size(), frame + qp);
+}
+
+// The examples quoted in docs/serialization.md.
+TEST(SerializationSizes, DocumentedCiphertextExamples) {
+  veil::ParameterSpec convnet;  // the primes of the ConvNet's default N = 8192 parameters
+  convnet.log_n = 13;
+  convnet.q_bits = {38, 27, 27, 27, 27, 27};
+  convnet.p_bits = {44};
+  convnet.default_scale = 0x1p27;
+  auto ctx13 = veil::Context::create(veil::Parameters::create(convnet));
+  veil::Ciphertext ct13(ctx13, 2, ctx13->max_level(), 0x1p27);
+  EXPECT_EQ(veil::serialize(ct13).size(), ciphertext_blob_bytes(ctx13->params(), 2, ctx13->max_level(), false));
+  EXPECT_EQ(veil::serialize(ct13).size(), 354361u);
+  auto ctx14 = veil::Context::create(veil::Parameters::preset(14));
+  veil::Ciphertext ct14(ctx14, 2, ctx14->max_level(), 0x1p40);
+  EXPECT_EQ(veil::serialize(ct14).size(), 1351737u);
+  // Zero coefficients load back.
+  EXPECT_EQ(veil::deserialize_ciphertext(ctx14, veil::serialize(ct14)).level(), ctx14->max_level());
+}
+
+TEST(SerializationBitPacking, RoundTripsEveryWidth) {
+  uint64_t state = 0x9e3779b97f4a7c15u;
+  auto next = [&state] {  // splitmix64
+    uint64_t z = (state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+  };
+  for (unsigned w = 1; w <= 64; ++w) {
+    const uint64_t mask = w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1;
+    for (size_t n : {size_t{0}, size_t{1}, size_t{3}, size_t{7}, size_t{8}, size_t{65}, size_t{1000}}) {
+      std::vector<uint64_t> in(n), out(n, 0xdead);
+      for (auto& v : in) v = next() & mask;
+      if (n) in[0] = mask;  // all ones
+      Bytes packed(veil::io::packed_bytes(n, w));
+      ASSERT_EQ(packed.size(), (n * w + 7) / 8);
+      veil::io::pack_bits(in.data(), n, w, packed.data());
+      for (size_t j = 0; j < n; ++j) ASSERT_EQ(get_coeff(packed, 0, w, j), in[j]) << "w " << w << " n " << n;
+      ASSERT_TRUE(veil::io::unpack_bits(packed.data(), n, w, out.data())) << "w " << w << " n " << n;
+      ASSERT_EQ(out, in) << "w " << w << " n " << n;
+    }
+  }
+}
+
+TEST(SerializationBitPacking, RejectsNonZeroPaddingBits) {
+  // (n, w) with n * w not a multiple of 8; (3, 60) ends in a partial 7-byte word.
+  const std::pair<size_t, unsigned> shapes[] = {{3, 5}, {1, 57}, {3, 60}, {5, 33}, {1, 1}};
+  for (auto [n, w] : shapes) {
+    const std::vector<uint64_t> in(n, w == 64 ? ~uint64_t{0} : (uint64_t{1} << w) - 1);  // all ones
+    Bytes packed(veil::io::packed_bytes(n, w));
+    veil::io::pack_bits(in.data(), n, w, packed.data());
+    std::vector<uint64_t> out(n);
+    ASSERT_TRUE(veil::io::unpack_bits(packed.data(), n, w, out.data()));
+    for (size_t bit = n * w; bit < packed.size() * 8; ++bit) {
+      ASSERT_EQ((packed[bit / 8] >> (bit % 8)) & 1, 0) << "padding written as zero";
+      Bytes bad = packed;
+      bad[bit / 8] |= static_cast<uint8_t>(1u << (bit % 8));
+      EXPECT_FALSE(veil::io::unpack_bits(bad.data(), n, w, out.data())) << "n " << n << " w " << w << " bit " << bit;
+    }
+  }
+}
+
 TEST_F(Serialization, EmptyObjectsAreRejectedOnWrite) {
   EXPECT_THROW(veil::serialize(veil::Ciphertext{}), veil::Error);
   EXPECT_THROW(veil::serialize(veil::Plaintext{}), veil::Error);
@@ -348,6 +480,52 @@ TEST_F(Serialization, RejectsTruncatedCiphertextBlob) {
   // Every prefix around the header and the end, a stride through the middle.
   for (size_t len = 0; len < blob.size(); len += (len < 256 || len + 256 > blob.size()) ? 1 : 97)
     EXPECT_SERIALIZATION_ERROR(veil::deserialize_ciphertext(ctx(), veil::ByteView(blob.data(), len)));
+}
+
+// Every object type: cut at many lengths (the frame check), and with the last
+// payload byte dropped or a byte added, length field and checksum fixed up
+// (the size check against the parameters).
+TEST_F(Serialization, RejectsTruncatedBlobsOfEveryType) {
+  struct Case {
+    const char* name;
+    Bytes blob;
+    void (*load)(const veil::ContextPtr&, veil::ByteView);
+  };
+  const Case cases[] = {
+      {"ciphertext (full)", veil::serialize(encrypt_pk()),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_ciphertext(c, b); }},
+      {"ciphertext (seeded)", veil::serialize(encrypt_sk()),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_ciphertext(c, b); }},
+      {"plaintext", veil::serialize(encode()),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_plaintext(c, b); }},
+      {"public key (full)", veil::serialize(pk(), false),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_public_key(c, b); }},
+      {"public key (seeded)", veil::serialize(pk(), true),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_public_key(c, b); }},
+      {"relin key (full)", veil::serialize(rk(), false),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_relin_key(c, b); }},
+      {"relin key (seeded)", veil::serialize(rk(), true),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_relin_key(c, b); }},
+      {"galois keys", veil::serialize(gk()),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_galois_keys(c, b); }},
+      {"secret key", veil::serialize_secret_key(sk()),
+       [](const veil::ContextPtr& c, veil::ByteView b) { veil::deserialize_secret_key(c, b); }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    const size_t size = c.blob.size();
+    EXPECT_NO_THROW(c.load(ctx(), c.blob));
+    for (size_t len : {size_t{0}, fmt::kHeaderBytes, fmt::kHeaderBytes + 1, size / 3, size / 2, size - 17, size - 1})
+      EXPECT_SERIALIZATION_ERROR(c.load(ctx(), veil::ByteView(c.blob.data(), len)));
+    Bytes shorter(c.blob.begin(), c.blob.end() - fmt::kChecksumBytes - 1);
+    shorter.insert(shorter.end(), fmt::kChecksumBytes, 0);
+    reseal(shorter);
+    EXPECT_SERIALIZATION_ERROR(c.load(ctx(), shorter));
+    Bytes longer(c.blob.begin(), c.blob.end() - fmt::kChecksumBytes);
+    longer.insert(longer.end(), 1 + fmt::kChecksumBytes, 0);
+    reseal(longer);
+    EXPECT_SERIALIZATION_ERROR(c.load(ctx(), longer));
+  }
 }
 
 TEST_F(Serialization, RejectsSingleBitFlips) {
@@ -383,6 +561,21 @@ TEST_F(Serialization, RejectsWrongVersion) {
   EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_plaintext(ctx(), blob), "version");
 }
 
+TEST_F(Serialization, RejectsVersionOneBlob) {
+  // The current blob relabelled, and a plaintext in the version-1 layout (8 bytes a coefficient).
+  Bytes blob = veil::serialize(encode(0));
+  put_u16(blob, fmt::kVersionOffset, 1);
+  reseal(blob);
+  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_plaintext(ctx(), blob), "unsupported format version 1");
+  Bytes v1(P(12) + ctx()->n() * 8 + fmt::kChecksumBytes, 0);
+  std::memcpy(v1.data(), fmt::kMagic, sizeof fmt::kMagic);
+  put_u16(v1, fmt::kVersionOffset, 1);
+  put_u16(v1, fmt::kTypeOffset, static_cast<uint16_t>(fmt::ObjectType::Plaintext));
+  put_u64(v1, fmt::kFingerprintOffset, ctx()->params().fingerprint());
+  reseal(v1);
+  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_plaintext(ctx(), v1), "unsupported format version 1");
+}
+
 TEST_F(Serialization, RejectsWrongObjectType) {
   Bytes pt = veil::serialize(encode(0));
   EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_ciphertext(ctx(), pt), "wrong object type");
@@ -406,24 +599,47 @@ TEST_F(Serialization, RejectsFingerprintMismatch) {
   EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_parameters(params), "fingerprint");
 }
 
-TEST_F(Serialization, RejectsCoefficientNotBelowPrime) {
-  Bytes blob = veil::serialize(encode(1));
-  // Plaintext payload: u32 level, f64 scale, then limb-major words. Limb 1, coefficient 5.
+TEST_F(Serialization, PackedLayoutMatchesDocumentation) {
+  veil::Plaintext pt = encode(1);
+  const Bytes blob = veil::serialize(pt);
+  const auto want = bits(pt);
   const size_t n = ctx()->n();
-  const size_t pos = P(12) + (n + 5) * 8;
-  put_u64(blob, pos, ctx()->params().q()[1]);
-  reseal(blob);
-  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_plaintext(ctx(), blob), "not reduced");
-  put_u64(blob, pos, ~uint64_t{0});
-  reseal(blob);
-  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_plaintext(ctx(), blob), "not reduced");
+  // Plaintext payload: u32 level, f64 scale, then the packed limbs.
+  size_t start = P(12);
+  for (size_t limb = 0; limb < 2; ++limb) {
+    const unsigned w = coeff_bits(ctx()->params().q()[limb]);
+    for (size_t j : {size_t{0}, size_t{1}, size_t{5}, size_t{7}, n / 2 + 3, n - 1})
+      EXPECT_EQ(get_coeff(blob, start, w, j), want[limb * n + j]) << "limb " << limb << ", coefficient " << j;
+    start += n * w / 8;
+  }
+}
+
+TEST_F(Serialization, RejectsPackedCoefficientNotBelowPrime) {
+  const Bytes blob = veil::serialize(encode(1));
+  // Limb 1 starts after limb 0's packed bytes; coefficient 5 of it.
+  const size_t n = ctx()->n();
+  const auto& q = ctx()->params().q();
+  const size_t start = P(12) + n * coeff_bits(q[0]) / 8;
+  const unsigned w = coeff_bits(q[1]);
+  // q itself, and the largest value the field holds.
+  for (uint64_t v : {q[1], q[1] + 1, (uint64_t{1} << w) - 1}) {
+    Bytes bad = blob;
+    put_coeff(bad, start, w, 5, v);
+    reseal(bad);
+    EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_plaintext(ctx(), bad), "not reduced");
+  }
+  Bytes ok = blob;  // q - 1 is in range and loads
+  put_coeff(ok, start, w, 5, q[1] - 1);
+  reseal(ok);
+  EXPECT_EQ(bits(veil::deserialize_plaintext(ctx(), ok))[n + 5], q[1] - 1);
 }
 
 TEST_F(Serialization, RejectsSpecialPrimeLimbNotBelowItsPrime) {
   Bytes blob = veil::serialize_secret_key(sk());
-  // Secret key: Q_L u P limbs; the last limb uses p_0.
-  const size_t last_limb = ctx()->params().q().size();
-  put_u64(blob, P(last_limb * ctx()->n() * 8), ctx()->params().p()[0]);
+  // Secret key: Q_L u P limbs; the last limb uses p_0 and follows the q limbs.
+  const auto& params = ctx()->params();
+  const size_t start = P(poly_bytes(params.q(), ctx()->n()));
+  put_coeff(blob, start, coeff_bits(params.p()[0]), 0, params.p()[0]);
   reseal(blob);
   EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_secret_key(ctx(), blob), "not reduced");
 }
