@@ -6,16 +6,6 @@
 namespace veil::test {
 namespace {
 
-#define EXPECT_VEIL_ERROR(stmt, expected_code)               \
-  do {                                                       \
-    try {                                                    \
-      stmt;                                                  \
-      ADD_FAILURE() << "no veil::Error from: " #stmt;        \
-    } catch (const veil::Error& e) {                         \
-      EXPECT_EQ(e.code(), expected_code) << e.what();        \
-    }                                                        \
-  } while (0)
-
 Keyed& A() { return Keyed::preset(13); }
 // Same parameters, different context and keys.
 Keyed& B() {

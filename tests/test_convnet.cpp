@@ -26,16 +26,6 @@ const nn::ConvNetWeights& weights() {
   return w;
 }
 
-ErrorCode code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no veil::Error thrown";
-  return ErrorCode::Unsupported;
-}
-
 TEST(ConvNet, LoadersMatchTheReferenceLogits) {
   const auto& w = weights();
   EXPECT_EQ(w.conv_weight.size(), 4u * 49);
@@ -149,11 +139,11 @@ TEST(ConvNet, TooLittleDepthIsRejected) {
     EXPECT_EQ(e.code(), ErrorCode::LevelMismatch);
     EXPECT_NE(std::string(e.what()).find("5 levels"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(code_of([] { nn::convnet_parameters(12); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([] { nn::convnet_parameters(12); }), ErrorCode::InvalidArgument);
   auto w = weights();
   w.fc1_bias.pop_back();
   auto ok = Context::create(nn::convnet_parameters(13));
-  EXPECT_EQ(code_of([&] { EncryptedConvNet net(ok, w); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { EncryptedConvNet net(ok, w); }), ErrorCode::InvalidArgument);
 }
 
 // Writes the weights file with `edit` applied to its text and expects InvalidArgument.
@@ -180,7 +170,7 @@ void replace_first(std::string& s, const std::string& from, const std::string& t
 }
 
 TEST(ConvNet, MalformedWeightsAreRejected) {
-  EXPECT_EQ(code_of([] { nn::load_convnet_weights(kData + "/no_such_file"); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([] { nn::load_convnet_weights(kData + "/no_such_file"); }), ErrorCode::InvalidArgument);
   expect_malformed("name", [](std::string& s) { replace_first(s, "fc1.bias 1 64", "fc1.biaz 1 64"); });
   expect_malformed("shape", [](std::string& s) { replace_first(s, "fc2.weight 10 64", "fc2.weight 10 63"); });
   expect_malformed("header", [](std::string& s) { replace_first(s, "conv.bias 1 4", "conv.bias 1"); });
@@ -194,7 +184,7 @@ TEST(ConvNet, MalformedWeightsAreRejected) {
 }
 
 TEST(ConvNet, MissingTestDataIsRejected) {
-  EXPECT_EQ(code_of([] { nn::load_convnet_test_set("/nonexistent_veil_dir"); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([] { nn::load_convnet_test_set("/nonexistent_veil_dir"); }), ErrorCode::InvalidArgument);
 }
 
 }  // namespace

@@ -321,31 +321,8 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaPrimitives, ::testing::ValuesIn(all_cases(tru
 
 // ---- CKKS operations through a cpu context and a cuda context ----
 
-struct Side {
-  ContextPtr ctx;
-  std::unique_ptr<KeyGenerator> keygen;
-  PublicKey pk;
-  RelinKey rk;
-  GaloisKeys gk;
-  std::unique_ptr<Encoder> encoder;
-  std::unique_ptr<Encryptor> pk_enc, sk_enc;
-  std::unique_ptr<Decryptor> dec;
-  std::unique_ptr<Evaluator> eval;
-
-  Side(const Parameters& params, BackendKind kind, const std::vector<int64_t>& steps) {
-    ctx = Context::create(params, kind);
-    keygen = std::make_unique<KeyGenerator>(ctx, RandomSource::insecure_deterministic(71));
-    pk = keygen->create_public_key();
-    rk = keygen->create_relin_key();
-    gk = keygen->create_galois_keys(steps, true);
-    encoder = std::make_unique<Encoder>(ctx);
-    pk_enc = std::make_unique<Encryptor>(ctx, pk, RandomSource::insecure_deterministic(72));
-    sk_enc = std::make_unique<Encryptor>(ctx, keygen->secret_key(), RandomSource::insecure_deterministic(73));
-    dec = std::make_unique<Decryptor>(ctx, keygen->secret_key());
-    eval = std::make_unique<Evaluator>(ctx);
-  }
-};
-
+// One side of a comparison: Keyed (test_util.hpp) on a given backend.
+using Side = Keyed;  // seeds 71 (keys), 72 and 73 (encryptors) on both sides
 std::vector<uint64_t> download(const ContextPtr& ctx, const uint64_t* data, size_t words) {
   std::vector<uint64_t> v(words);
   ctx->backend().download(v.data(), data, words);
@@ -361,8 +338,8 @@ class CudaCkks : public ::testing::TestWithParam<Case> {
   void SetUp() override {
     VEIL_REQUIRE_CUDA();
     const Parameters params = params_for(GetParam().log_n, GetParam().dnum);
-    cpu_ = std::make_unique<Side>(params, BackendKind::Cpu, steps_);
-    gpu_ = std::make_unique<Side>(params, BackendKind::Cuda, steps_);
+    cpu_ = std::make_unique<Side>(params, 71, true, BackendKind::Cpu, steps_);
+    gpu_ = std::make_unique<Side>(params, 71, true, BackendKind::Cuda, steps_);
     ASSERT_EQ(gpu_->ctx->backend().name(), "cuda");
     ASSERT_EQ(cpu_->ctx->backend().name(), "cpu");
   }
@@ -374,7 +351,7 @@ class CudaCkks : public ::testing::TestWithParam<Case> {
     ASSERT_EQ(c.scale(), g.scale()) << what;
     ASSERT_TRUE(same_words(words_of(c), words_of(g), c.context()->n())) << what;
     if (c.size() != 2) return;
-    const Plaintext pc = cpu_->dec->decrypt(c), pg = gpu_->dec->decrypt(g);
+    const Plaintext pc = cpu_->decryptor->decrypt(c), pg = gpu_->decryptor->decrypt(g);
     const size_t pw = c.context()->words(Basis{pc.level() + 1, false});
     ASSERT_TRUE(same_words(download(pc.context(), pc.data(), pw), download(pg.context(), pg.data(), pw),
                            c.context()->n()))
@@ -415,9 +392,9 @@ TEST_P(CudaCkks, OperationsMatchBitForBit) {
   Side& G = *gpu_;
 
   // Encrypt (public and secret key, seeded randomness).
-  const Ciphertext xc = C.pk_enc->encrypt(C.encoder->encode(x)), xg = G.pk_enc->encrypt(G.encoder->encode(x));
+  const Ciphertext xc = C.pk_encryptor->encrypt(C.encoder->encode(x)), xg = G.pk_encryptor->encrypt(G.encoder->encode(x));
   expect_same(xc, xg, "public-key encrypt");
-  const Ciphertext yc = C.sk_enc->encrypt(C.encoder->encode(y)), yg = G.sk_enc->encrypt(G.encoder->encode(y));
+  const Ciphertext yc = C.sk_encryptor->encrypt(C.encoder->encode(y)), yg = G.sk_encryptor->encrypt(G.encoder->encode(y));
   expect_same(yc, yg, "secret-key encrypt");
 
   // Multiply + relinearize, rescale.
@@ -451,29 +428,19 @@ INSTANTIATE_TEST_SUITE_P(Cuda, CudaCkks, ::testing::ValuesIn(all_cases(false)), 
 
 // ---- objects from different contexts / devices ----
 
-#define EXPECT_VEIL_ERROR(stmt, expected_code)        \
-  do {                                                \
-    try {                                             \
-      stmt;                                           \
-      ADD_FAILURE() << "no veil::Error from: " #stmt; \
-    } catch (const veil::Error& e) {                  \
-      EXPECT_EQ(e.code(), expected_code) << e.what(); \
-    }                                                 \
-  } while (0)
-
 TEST(CudaBackend, RejectsObjectsOfACpuContext) {
   VEIL_REQUIRE_CUDA();
   const Parameters params = Parameters::preset(13);
-  Side cpu(params, BackendKind::Cpu, {1});
-  Side gpu(params, BackendKind::Cuda, {1});
+  Side cpu(params, 71, true, BackendKind::Cpu, {1});
+  Side gpu(params, 71, true, BackendKind::Cuda, {1});
   const auto x = random_reals(16, 91);
-  const Ciphertext c = cpu.pk_enc->encrypt(cpu.encoder->encode(x));
-  const Ciphertext g = gpu.pk_enc->encrypt(gpu.encoder->encode(x));
+  const Ciphertext c = cpu.pk_encryptor->encrypt(cpu.encoder->encode(x));
+  const Ciphertext g = gpu.pk_encryptor->encrypt(gpu.encoder->encode(x));
   EXPECT_VEIL_ERROR(gpu.eval->rescale(c), ErrorCode::ContextMismatch);
   EXPECT_VEIL_ERROR(gpu.eval->add(g, c), ErrorCode::ContextMismatch);
   EXPECT_VEIL_ERROR(gpu.eval->multiply(c, c, gpu.rk), ErrorCode::ContextMismatch);
   EXPECT_VEIL_ERROR(gpu.eval->rotate(c, 1, gpu.gk), ErrorCode::ContextMismatch);
-  EXPECT_VEIL_ERROR(gpu.dec->decrypt(c), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(gpu.decryptor->decrypt(c), ErrorCode::ContextMismatch);
   EXPECT_VEIL_ERROR(cpu.eval->negate(g), ErrorCode::ContextMismatch);
   // Keys of the other context.
   EXPECT_VEIL_ERROR(gpu.eval->multiply(g, g, cpu.rk), ErrorCode::ContextMismatch);

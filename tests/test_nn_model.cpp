@@ -16,18 +16,6 @@ using nn::CompileOptions;
 using nn::Packing;
 using nn::Sequential;
 
-ErrorCode code_of(const std::function<void()>& f, const std::string& must_contain = "") {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (!must_contain.empty())
-      EXPECT_NE(std::string(e.what()).find(must_contain), std::string::npos) << e.what();
-    return e.code();
-  }
-  ADD_FAILURE() << "no veil::Error thrown";
-  return ErrorCode::Unsupported;
-}
-
 // conv 1->2 (3x3) -> batch_norm -> square -> avg_pool2d(2) -> activation (degree 2 on
 // [-4, 4], applied to pooled values: the 1/4 moves into its interval) -> flatten -> linear 50->3.
 // Depth: 1 + 1 + 4 + 1 = 7.
@@ -131,21 +119,21 @@ TEST(Sequential, BatchNormIsFoldedIntoThePreviousLayer) {
 TEST(Sequential, RejectsLayersInTheWrongPlace) {
   auto bad = ErrorCode::InvalidArgument;
   std::vector<double> w9(9, 0.1);
-  EXPECT_EQ(code_of([&] { Sequential(0, 3); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).square().conv2d(1, 3, 1, w9); }, "first layer"), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).linear(2, std::vector<double>(18)); }, "flatten"), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).square().batch_norm({1}, {0}, {0}, {1}); }, "folded"),
+  EXPECT_EQ(error_code_of([&] { Sequential(0, 3); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).square().conv2d(1, 3, 1, w9); }, "first layer"), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).linear(2, std::vector<double>(18)); }, "flatten"), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).square().batch_norm({1}, {0}, {0}, {1}); }, "folded"),
             bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).batch_norm({1}, {0}, {0}, {-1}, 0); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).batch_norm({1, 2}, {0}, {0}, {1}); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).avg_pool2d(4); }, "avg_pool2d"), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).flatten().avg_pool2d(1); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 6, 1, std::vector<double>(36)); }), bad);  // kernel > image
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, {0.1}); }), bad);                    // weight size
-  EXPECT_EQ(code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, {w9.begin(), w9.end() - 1}); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(2, 2).flatten().linear(1, {1, 2, 3}); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(2, 2).flatten().linear(1, {1, 2, 3, NAN}); }), bad);
-  EXPECT_EQ(code_of([&] { Sequential(2, 2).forward({1, 2, 3}); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).batch_norm({1}, {0}, {0}, {-1}, 0); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).batch_norm({1, 2}, {0}, {0}, {1}); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).avg_pool2d(4); }, "avg_pool2d"), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).flatten().avg_pool2d(1); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 6, 1, std::vector<double>(36)); }), bad);  // kernel > image
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, {0.1}); }), bad);                    // weight size
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, {w9.begin(), w9.end() - 1}); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(2, 2).flatten().linear(1, {1, 2, 3}); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(2, 2).flatten().linear(1, {1, 2, 3, NAN}); }), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(2, 2).forward({1, 2, 3}); }), bad);
 }
 
 TEST(CompiledModel, PoolingAndActivationWithTapsPacking) {
@@ -190,8 +178,8 @@ TEST(CompiledModel, VectorInputModel) {
 
 TEST(CompiledModel, TooDeepModelNamesTheLayers) {
   auto ctx = Context::create(nn::convnet_parameters(13));  // L = 5 < 7
-  EXPECT_EQ(code_of([&] { CompiledModel(ctx, pooled_model()); }, "needs 7 levels"), ErrorCode::LevelMismatch);
-  EXPECT_EQ(code_of([&] { CompiledModel(ctx, square_after_pool_model(), {Packing::Taps, 0, 2, 0}); }, "needs 3 levels"),
+  EXPECT_EQ(error_code_of([&] { CompiledModel(ctx, pooled_model()); }, "needs 7 levels"), ErrorCode::LevelMismatch);
+  EXPECT_EQ(error_code_of([&] { CompiledModel(ctx, square_after_pool_model(), {Packing::Taps, 0, 2, 0}); }, "needs 3 levels"),
             ErrorCode::LevelMismatch);
 }
 
@@ -199,33 +187,33 @@ TEST(CompiledModel, BadInput) {
   static Keyed k(nn::convnet_parameters(13), 271, false);
   auto model = square_after_pool_model();
   auto bad = ErrorCode::InvalidArgument;
-  EXPECT_EQ(code_of([&] { CompiledModel(k.ctx, Sequential(4, 4)); }), bad);                          // no layers
-  EXPECT_EQ(code_of([&] { CompiledModel(k.ctx, Sequential(4, 4).square()); }, "first layer"), bad);  // no input layer
-  EXPECT_EQ(code_of([&] { CompiledModel(k.ctx, model, {Packing::Taps, 3, -1, 0}); }, "batch"), bad);
-  EXPECT_EQ(code_of([&] { CompiledModel(k.ctx, model, {Packing::Taps, 1024, -1, 0}); }, "batch"), bad);
-  EXPECT_EQ(code_of([&] { CompiledModel(nullptr, model); }), bad);
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, Sequential(4, 4)); }), bad);                          // no layers
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, Sequential(4, 4).square()); }, "first layer"), bad);  // no input layer
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, model, {Packing::Taps, 3, -1, 0}); }, "batch"), bad);
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, model, {Packing::Taps, 1024, -1, 0}); }, "batch"), bad);
+  EXPECT_EQ(error_code_of([&] { CompiledModel(nullptr, model); }), bad);
   CompiledModel plan(k.ctx, model, {Packing::Taps, 4, -1, 0});
-  EXPECT_EQ(code_of([&] { plan.encode({}); }), bad);
-  EXPECT_EQ(code_of([&] { plan.encode(std::vector<std::vector<double>>(5, std::vector<double>(225))); }), bad);
-  EXPECT_EQ(code_of([&] { plan.encode({std::vector<double>(224)}); }), bad);
+  EXPECT_EQ(error_code_of([&] { plan.encode({}); }), bad);
+  EXPECT_EQ(error_code_of([&] { plan.encode(std::vector<std::vector<double>>(5, std::vector<double>(225))); }), bad);
+  EXPECT_EQ(error_code_of([&] { plan.encode({std::vector<double>(224)}); }), bad);
   auto slots = plan.encode({std::vector<double>(225, 0.5)});
   std::vector<Ciphertext> in;
   for (const auto& s : slots) in.push_back(k.encrypt(s));
   auto gk = k.keygen->create_galois_keys(plan.rotation_steps(), false);
-  EXPECT_EQ(code_of([&] { plan.run(*k.eval, {in.begin(), in.end() - 1}, k.rk, gk); }), bad);
-  EXPECT_EQ(code_of([&] { plan.run(*k.eval, in, k.rk, GaloisKeys{}); }), ErrorCode::MissingKey);
+  EXPECT_EQ(error_code_of([&] { plan.run(*k.eval, {in.begin(), in.end() - 1}, k.rk, gk); }), bad);
+  EXPECT_EQ(error_code_of([&] { plan.run(*k.eval, in, k.rk, GaloisKeys{}); }), ErrorCode::MissingKey);
   auto low = in;
   low[3] = k.eval->mod_switch_to(low[3], 1);
-  EXPECT_EQ(code_of([&] { plan.run(*k.eval, low, k.rk, gk); }), ErrorCode::LevelMismatch);
+  EXPECT_EQ(error_code_of([&] { plan.run(*k.eval, low, k.rk, gk); }), ErrorCode::LevelMismatch);
   auto other = Context::create(nn::convnet_parameters(13));
   auto foreign = in;
   foreign[0] = Ciphertext(other, 2, other->max_level(), in[0].scale());
-  EXPECT_EQ(code_of([&] { plan.run(*k.eval, foreign, k.rk, gk); }), ErrorCode::ContextMismatch);
+  EXPECT_EQ(error_code_of([&] { plan.run(*k.eval, foreign, k.rk, gk); }), ErrorCode::ContextMismatch);
   auto out = plan.run(*k.eval, in, k.rk, gk);
   std::vector<std::vector<double>> decoded;
   for (const auto& ct : out) decoded.push_back(k.decrypt(ct));
-  EXPECT_EQ(code_of([&] { plan.decode(decoded, 5); }), bad);
-  EXPECT_EQ(code_of([&] { plan.decode({}, 1); }), bad);
+  EXPECT_EQ(error_code_of([&] { plan.decode(decoded, 5); }), bad);
+  EXPECT_EQ(error_code_of([&] { plan.decode({}, 1); }), bad);
   EXPECT_EQ(plan.decode(decoded, 1).front().size(), 4u);
 }
 

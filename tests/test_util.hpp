@@ -7,6 +7,7 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <memory>
 #include <random>
@@ -52,6 +53,23 @@ inline std::vector<double> random_reals(size_t n, uint64_t seed, double lo = -1,
   return v;
 }
 
+// The code of the veil::Error that f throws; the test fails when f throws none. When
+// must_contain is not empty, the error message must contain it.
+inline ErrorCode error_code_of(const std::function<void()>& f, const std::string& must_contain = "") {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (!must_contain.empty())
+      EXPECT_NE(std::string(e.what()).find(must_contain), std::string::npos) << e.what();
+    return e.code();
+  }
+  ADD_FAILURE() << "no veil::Error thrown";
+  return static_cast<ErrorCode>(-1);
+}
+
+// EXPECT that `stmt` throws a veil::Error with `expected_code`.
+#define EXPECT_VEIL_ERROR(stmt, expected_code) EXPECT_EQ(::veil::test::error_code_of([&] { stmt; }), expected_code)
+
 // Prints a precision line that docs/precision.md is built from.
 inline void report(const std::string& what, const Context& ctx, Precision p) {
   std::printf("[precision] N=2^%u %-40s mean %.1f bits, worst %.1f bits\n", ctx.params().log_n(), what.c_str(),
@@ -70,12 +88,14 @@ struct Keyed {
   std::unique_ptr<Decryptor> decryptor;
   std::unique_ptr<Evaluator> eval;
 
-  explicit Keyed(const Parameters& params, uint64_t seed = 7, bool galois = true) {
-    ctx = Context::create(params);
+  // galois: generate Galois keys for `steps` (empty: every power of two) and conjugation.
+  explicit Keyed(const Parameters& params, uint64_t seed = 7, bool galois = true,
+                 BackendKind backend = BackendKind::Cpu, const std::vector<int64_t>& steps = {}) {
+    ctx = Context::create(params, backend);
     keygen = std::make_unique<KeyGenerator>(ctx, RandomSource::insecure_deterministic(seed));
     pk = keygen->create_public_key();
     rk = keygen->create_relin_key();
-    if (galois) gk = keygen->create_galois_keys({}, true);
+    if (galois) gk = keygen->create_galois_keys(steps, true);
     encoder = std::make_unique<Encoder>(ctx);
     pk_encryptor = std::make_unique<Encryptor>(ctx, pk, RandomSource::insecure_deterministic(seed + 1));
     sk_encryptor = std::make_unique<Encryptor>(ctx, keygen->secret_key(), RandomSource::insecure_deterministic(seed + 2));
