@@ -57,6 +57,15 @@ size_t windows_block(const Layer& conv, size_t h, size_t w) {
   return std::bit_ceil(((h - conv.kernel) / conv.stride + 1) * ((w - conv.kernel) / conv.stride + 1));
 }
 
+// Lists the features of a spatial tensor in flatten order (channel, y, x) with their
+// (ciphertext, logical position).
+void index_spatial(Layout& lay) {
+  lay.where.clear();
+  for (size_t c = 0; c < lay.groups; ++c)
+    for (size_t y = 0; y < lay.height; ++y)
+      for (size_t x = 0; x < lay.width; ++x) lay.where.emplace_back(c, y * lay.ys + x * lay.xs);
+}
+
 }  // namespace
 
 struct CompiledModel::Impl {
@@ -174,9 +183,7 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
           how = "im2col: " + std::to_string(conv.rotation_steps().size()) + " rotations per channel";
           m.steps.push_back({ConvIm2colStep{std::move(conv)}, ""});
         }
-        for (size_t c = 0; c < lay.groups; ++c)
-          for (size_t y = 0; y < lay.height; ++y)
-            for (size_t x = 0; x < lay.width; ++x) lay.where.emplace_back(c, y * lay.ys + x * lay.xs);
+        index_spatial(lay);
         level -= 1;
         break;
       }
@@ -204,10 +211,7 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
         how = std::to_string(2 * (k - 1)) + " rotations per channel";
         lay.height /= k, lay.width /= k, lay.ys *= k, lay.xs *= k;
         lay.factor /= static_cast<double>(k * k);
-        lay.where.clear();
-        for (size_t c = 0; c < lay.groups; ++c)
-          for (size_t y = 0; y < lay.height; ++y)
-            for (size_t x = 0; x < lay.width; ++x) lay.where.emplace_back(c, y * lay.ys + x * lay.xs);
+        index_spatial(lay);
         m.steps.push_back({std::move(ps), ""});
         break;
       }
@@ -287,37 +291,49 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
   require(inputs.size() == m.inputs, ErrorCode::InvalidArgument,
           "model: " + std::to_string(inputs.size()) + " input ciphertexts, the plan takes " + std::to_string(m.inputs));
   std::vector<int64_t> steps(m.rotations.begin(), m.rotations.end());
-  std::vector<Ciphertext> cur;
+  bool above = false;
   for (const auto& x : inputs) {
     detail::check_layer_input("model", *m.ctx, eval, x, m.in_level, m.in_scale, gk, steps);
     steps.clear();  // keys checked once, before any work
-    cur.push_back(x.level() == m.in_level ? x : eval.mod_switch_to(x, m.in_level));
+    above |= x.level() != m.in_level;
   }
+  // The current tensor: the inputs themselves (no copy) until a step replaces them.
+  std::vector<Ciphertext> cur;
+  if (above)
+    for (const auto& x : inputs) cur.push_back(x.level() == m.in_level ? x : eval.mod_switch_to(x, m.in_level));
+  const std::vector<Ciphertext>* src = above ? &cur : &inputs;
   for (const auto& planned : m.steps) {
+    if (std::holds_alternative<FlattenStep>(planned.step)) continue;  // a layout change only
+    std::vector<Ciphertext> next;
     std::visit(
         [&](const auto& s) {
           using T = std::decay_t<decltype(s)>;
           if constexpr (std::is_same_v<T, ConvTapsStep>) {
-            cur = s.conv.apply(eval, cur);
+            next = s.conv.apply(eval, *src);
           } else if constexpr (std::is_same_v<T, ConvIm2colStep>) {
-            cur = s.conv.apply(eval, cur.front(), gk);
+            next = s.conv.apply(eval, src->front(), gk);
           } else if constexpr (std::is_same_v<T, SquareStep>) {
-            for (auto& c : cur) c = eval.rescale(eval.square(c, rk));
+            for (const auto& c : *src) next.push_back(eval.rescale(eval.square(c, rk)));
           } else if constexpr (std::is_same_v<T, PolyStep>) {
-            for (auto& c : cur) c = evaluate(eval, c, s.poly, rk);
+            for (const auto& c : *src) next.push_back(evaluate(eval, c, s.poly, rk));
           } else if constexpr (std::is_same_v<T, PoolStep>) {
-            for (auto& c : cur)
+            for (const auto& c : *src) {
+              Ciphertext acc = c;
               for (const auto* dir : {&s.x_steps, &s.y_steps}) {
-                auto rotated = eval.rotate_hoisted(c, *dir, gk);
-                for (const auto& r : rotated) c = eval.add(c, r);
+                auto rotated = eval.rotate_hoisted(acc, *dir, gk);
+                for (const auto& r : rotated) acc = eval.add(acc, r);
               }
+              next.push_back(std::move(acc));
+            }
           } else if constexpr (std::is_same_v<T, LinearStep>) {
-            cur = {s.layer.apply(eval, cur, gk)};
+            next.push_back(s.layer.apply(eval, *src, gk));
           }
         },
         planned.step);
+    cur = std::move(next);
+    src = &cur;
   }
-  return cur;
+  return src == &cur ? std::move(cur) : inputs;  // inputs only for a model of flatten() alone
 }
 
 std::vector<std::vector<double>> CompiledModel::decode(const std::vector<std::vector<double>>& outputs,

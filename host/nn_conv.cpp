@@ -118,7 +118,9 @@ std::vector<int64_t> Conv2dIm2col::rotation_steps() const {
 std::vector<Ciphertext> Conv2dIm2col::apply(const Evaluator& eval, const Ciphertext& x_in,
                                             const GaloisKeys& gk) const {
   detail::check_layer_input("conv", *ctx_, eval, x_in, level_, scale_, gk, rotation_steps());
-  const Ciphertext x = eval.mod_switch_to(x_in, level_);
+  Ciphertext x_low;  // only when the input is above the layer's level
+  if (x_in.level() != level_) x_low = eval.mod_switch_to(x_in, level_);
+  const Ciphertext& x = x_low.empty() ? x_in : x_low;
   std::vector<Ciphertext> out;
   out.reserve(channels_);
   for (size_t c = 0; c < channels_; ++c) {
@@ -167,11 +169,13 @@ std::vector<std::vector<double>> Conv2dTaps::encode_inputs(const std::vector<std
 std::vector<Ciphertext> Conv2dTaps::apply(const Evaluator& eval, const std::vector<Ciphertext>& xs_in) const {
   require(xs_in.size() == taps(), ErrorCode::InvalidArgument,
           "conv: " + std::to_string(xs_in.size()) + " tap ciphertexts, the layer takes " + std::to_string(taps()));
-  std::vector<Ciphertext> xs;
-  xs.reserve(taps());
-  for (const auto& x : xs_in) {
-    detail::check_layer_input("conv", *ctx_, eval, x, level_, scale_, GaloisKeys{}, {});
-    xs.push_back(x.level() == level_ ? x : eval.mod_switch_to(x, level_));
+  // Taps above the layer's level are dropped to it; the others are used in place.
+  std::vector<Ciphertext> lowered(taps());
+  std::vector<const Ciphertext*> xs(taps());
+  for (size_t p = 0; p < taps(); ++p) {
+    detail::check_layer_input("conv", *ctx_, eval, xs_in[p], level_, scale_, GaloisKeys{}, {});
+    if (xs_in[p].level() != level_) lowered[p] = eval.mod_switch_to(xs_in[p], level_);
+    xs[p] = lowered[p].empty() ? &xs_in[p] : &lowered[p];
   }
   std::vector<Ciphertext> out;
   out.reserve(channels_);
@@ -180,12 +184,12 @@ std::vector<Ciphertext> Conv2dTaps::apply(const Evaluator& eval, const std::vect
     for (size_t p = 0; p < taps(); ++p) {
       const double w = weights_[c * taps() + p];
       if (w == 0.0) continue;
-      Ciphertext term = eval.multiply_scalar(xs[p], w);  // scale * q_level, rescaled once below
+      Ciphertext term = eval.multiply_scalar(*xs[p], w);  // scale * q_level, rescaled once below
       acc = acc.empty() ? std::move(term) : eval.add(acc, term);
     }
-    if (acc.empty()) acc = eval.multiply_scalar(xs[0], 0.0);  // an all-zero kernel
+    if (acc.empty()) acc = eval.multiply_scalar(*xs[0], 0.0);  // an all-zero kernel
     acc = eval.rescale(acc);
-    acc.set_scale(xs[0].scale());  // q_level / q_level: exactly the input scale
+    acc.set_scale(xs[0]->scale());  // q_level / q_level: exactly the input scale
     if (!bias_.empty()) acc = eval.add_scalar(acc, bias_[c]);
     out.push_back(std::move(acc));
   }
