@@ -162,10 +162,6 @@ Fixture& fixture(uint32_t log_n, BackendKind kind) {
   return *cache;
 }
 
-// The backend under test for this registration (set by the registering lambda).
-thread_local BackendKind g_kind = BackendKind::Cpu;
-Fixture& fixture(uint32_t log_n) { return fixture(log_n, g_kind); }
-
 // Runs `op` once per iteration: cpu as before (wall clock by the framework); cuda
 // with manual time from CUDA events around the op.
 template <class Op>
@@ -184,8 +180,8 @@ void run_timed(benchmark::State& state, Fixture& f, Op&& op) {
 
 // ---- benchmarks (argument: log_n) ----
 
-void BM_NTT(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_NTT(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   const Basis q{f.top_limbs(), false};
   Backend& be = f.ctx->backend();
   uint64_t* data = f.poly.data();
@@ -197,8 +193,8 @@ void BM_NTT(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_INTT(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_INTT(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   const Basis q{f.top_limbs(), false};
   Backend& be = f.ctx->backend();
   uint64_t* data = f.poly.data();
@@ -210,8 +206,8 @@ void BM_INTT(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Encode(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Encode(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Plaintext p = f.encoder.encode(f.values);
     benchmark::DoNotOptimize(p.data());
@@ -219,8 +215,8 @@ void BM_Encode(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Encrypt(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Encrypt(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.encryptor->encrypt(f.pt);
     benchmark::DoNotOptimize(c.poly(0));
@@ -228,8 +224,8 @@ void BM_Encrypt(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Decrypt(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Decrypt(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Plaintext p = f.decryptor->decrypt(f.ct_a);
     benchmark::DoNotOptimize(p.data());
@@ -237,8 +233,8 @@ void BM_Decrypt(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Add(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Add(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.add(f.ct_a, f.ct_b);
     benchmark::DoNotOptimize(c.poly(0));
@@ -246,8 +242,8 @@ void BM_Add(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Mul(benchmark::State& state, uint32_t log_n) {  // tensor only, no relinearization
-  Fixture& f = fixture(log_n);
+void BM_Mul(benchmark::State& state, uint32_t log_n, BackendKind kind) {  // tensor only, no relinearization
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.multiply_no_relin(f.ct_a, f.ct_b);
     benchmark::DoNotOptimize(c.poly(0));
@@ -255,8 +251,8 @@ void BM_Mul(benchmark::State& state, uint32_t log_n) {  // tensor only, no relin
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_MulRelin(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_MulRelin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.multiply(f.ct_a, f.ct_b, f.rk);
     benchmark::DoNotOptimize(c.poly(0));
@@ -264,8 +260,8 @@ void BM_MulRelin(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Relin(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Relin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.relinearize(f.ct3, f.rk);
     benchmark::DoNotOptimize(c.poly(0));
@@ -273,8 +269,8 @@ void BM_Relin(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Rescale(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Rescale(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rescale(f.prod);
     benchmark::DoNotOptimize(c.poly(0));
@@ -282,8 +278,8 @@ void BM_Rescale(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Rotate(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Rotate(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   const GaloisKeys& gk = f.galois_keys();
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rotate(f.ct_a, 1, gk);
@@ -292,8 +288,8 @@ void BM_Rotate(benchmark::State& state, uint32_t log_n) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   const GaloisKeys& gk = f.galois_keys();
   run_timed(state, f, [&] {
     std::vector<Ciphertext> c = f.evaluator.rotate_hoisted(f.ct_a, kHoistSteps, gk);
@@ -305,8 +301,8 @@ void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n) {
 
 // The key-switching inner product alone at the top level: dnum digits over Q u P
 // times the relinearization key, accumulated into two outputs.
-void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   const RnsTables& t = f.ctx->tables();
   const uint32_t level = f.ctx->max_level(), digits = t.digits(level);
   const Basis qp{level + 1, true};
@@ -327,8 +323,8 @@ void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n) {
 }
 
 // One top-level ciphertext (2 polynomials over Q_L) host -> device and back.
-void BM_Upload(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Upload(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   std::vector<uint64_t> host(2 * f.ct_a.poly_words(), 1);
   Buffer dev = f.ctx->allocate(Basis{f.top_limbs(), false}, 2);
   for (auto _ : state) dev.from_host(host.data(), host.size());
@@ -336,8 +332,8 @@ void BM_Upload(benchmark::State& state, uint32_t log_n) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * host.size() * 8));
 }
 
-void BM_Download(benchmark::State& state, uint32_t log_n) {
-  Fixture& f = fixture(log_n);
+void BM_Download(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
   Buffer dev = f.ctx->allocate(Basis{f.top_limbs(), false}, 2);
   for (auto _ : state) {
     std::vector<uint64_t> host = dev.to_host();
@@ -349,7 +345,7 @@ void BM_Download(benchmark::State& state, uint32_t log_n) {
 
 struct Entry {
   const char* name;
-  void (*fn)(benchmark::State&, uint32_t);
+  void (*fn)(benchmark::State&, uint32_t, BackendKind);
   benchmark::TimeUnit unit;
 };
 
@@ -376,29 +372,20 @@ void register_all() {
     const std::string suffix = "/" + std::to_string(uint64_t{1} << log_n);
     for (const Entry& e : kEntries) {
       auto fn = e.fn;
-      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(), [fn, log_n](benchmark::State& st) {
-        g_kind = BackendKind::Cpu;
-        fn(st, log_n);
-      })->Unit(e.unit);
+      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cpu); })->Unit(e.unit);
     }
     if (!cuda) continue;
     for (const Entry& e : kEntries) {
       auto fn = e.fn;
       benchmark::RegisterBenchmark((std::string(e.name) + suffix + "/cuda").c_str(),
-                                   [fn, log_n](benchmark::State& st) {
-                                     g_kind = BackendKind::Cuda;
-                                     fn(st, log_n);
-                                   })
+                                   [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })
           ->Unit(benchmark::kMicrosecond)
           ->UseManualTime();
     }
-    using Fn = void (*)(benchmark::State&, uint32_t);
+    using Fn = void (*)(benchmark::State&, uint32_t, BackendKind);
     const std::pair<const char*, Fn> transfers[] = {{"BM_Upload", BM_Upload}, {"BM_Download", BM_Download}};
     for (auto [name, fn] : transfers) {
-      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) {
-        g_kind = BackendKind::Cuda;
-        fn(st, log_n);
-      })->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })->Unit(benchmark::kMicrosecond);
     }
   }
 }
