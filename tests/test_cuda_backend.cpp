@@ -3,11 +3,13 @@
 // cuda) with the same parameters and the same insecure deterministic seeds.
 // Equality of every 64-bit word, never closeness. Skips without a device.
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <sstream>
 
 #include "test_util.hpp"
 #include "veil/backend.hpp"
+#include "veil/nn/convnet.hpp"
 
 namespace veil::test {
 namespace {
@@ -425,6 +427,42 @@ TEST_P(CudaCkks, OperationsMatchBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaCkks, ::testing::ValuesIn(all_cases(false)), case_name);
+
+// ---- a whole model: the scheme code above the backend, unchanged, on the device ----
+
+// The digits ConvNet (taps packing, 8 images in one batched run: 49 input ciphertexts,
+// convolution, squares, pooling, two linear layers with hoisted rotations) on both
+// backends from the same seeds: every output word equal, hence the same logits.
+TEST(CudaModels, ConvNetMatchesCpuBitForBit) {
+  VEIL_REQUIRE_CUDA();
+  const std::string data = (std::filesystem::path(__FILE__).parent_path() / "data").string();
+  const auto weights = nn::load_convnet_weights(data + "/convnet_digits.weights");
+  const auto set = nn::load_convnet_test_set(data, 8);
+  const Parameters params = nn::convnet_parameters(13);
+  Side cpu(params, 71, false, BackendKind::Cpu);
+  Side gpu(params, 71, false, BackendKind::Cuda);
+  nn::CompiledModel mc(cpu.ctx, nn::convnet_model(weights)), mg(gpu.ctx, nn::convnet_model(weights));
+  ASSERT_EQ(mc.rotation_steps(), mg.rotation_steps());
+  cpu.gk = cpu.keygen->create_galois_keys(mc.rotation_steps(), false);
+  gpu.gk = gpu.keygen->create_galois_keys(mg.rotation_steps(), false);
+
+  std::vector<Ciphertext> in_c, in_g;
+  for (const auto& slots : mc.encode(set.images)) in_c.push_back(cpu.pk_encryptor->encrypt(cpu.encoder->encode(slots)));
+  for (const auto& slots : mg.encode(set.images)) in_g.push_back(gpu.pk_encryptor->encrypt(gpu.encoder->encode(slots)));
+  const auto out_c = mc.run(*cpu.eval, in_c, cpu.rk, cpu.gk);
+  const auto out_g = mg.run(*gpu.eval, in_g, gpu.rk, gpu.gk);
+  ASSERT_EQ(out_c.size(), out_g.size());
+  std::vector<std::vector<double>> dec_c, dec_g;
+  for (size_t i = 0; i < out_c.size(); ++i) {
+    ASSERT_EQ(out_c[i].level(), out_g[i].level());
+    ASSERT_TRUE(same_words(words_of(out_c[i]), words_of(out_g[i]), params.n())) << "output ciphertext " << i;
+    dec_c.push_back(cpu.decrypt(out_c[i]));
+    dec_g.push_back(gpu.decrypt(out_g[i]));
+  }
+  const auto logits_c = mc.decode(dec_c, set.size()), logits_g = mg.decode(dec_g, set.size());
+  EXPECT_EQ(logits_c, logits_g);
+  for (size_t k = 0; k < set.size(); ++k) EXPECT_EQ(nn::argmax(logits_g[k]), set.predicted[k]) << "image " << k;
+}
 
 // ---- objects from different contexts / devices ----
 

@@ -3,7 +3,7 @@
 // run the model on the ciphertexts, decrypt, and compare with the float64 reference.
 //
 //   veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk]
-//                [--data DIR] [--json]
+//                [--backend cpu|cuda|auto] [--data DIR] [--json]
 //
 // --packing taps (default): 49 ciphertexts carry up to 64 images (N = 8192) or 128 (16384);
 // --packing im2col: one ciphertext per image (N = 8192) or per 2 images (16384), the
@@ -39,11 +39,12 @@ struct Options {
   veil::nn::Packing packing = veil::nn::Packing::Taps;
   size_t batch = 0;
   bool secret_key_encryption = true;
+  veil::BackendKind backend = veil::BackendKind::Auto;  // auto: the GPU when one is usable
   bool json = false;  // progress to stderr, a JSON summary on stdout (bench/convnet_compare.py)
 };
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--data DIR] [--json]\n", msg);
+  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--data DIR] [--json]\n", msg);
   std::exit(2);
 }
 
@@ -76,6 +77,9 @@ Options parse(int argc, char** argv) {
     } else if (a == "--encrypt") {
       if (v != "sk" && v != "pk") usage("--encrypt must be sk or pk");
       o.secret_key_encryption = v == "sk";
+    } else if (a == "--backend") {
+      if (v != "cpu" && v != "cuda" && v != "auto") usage("--backend must be cpu, cuda or auto");
+      o.backend = v == "cpu" ? veil::BackendKind::Cpu : v == "cuda" ? veil::BackendKind::Cuda : veil::BackendKind::Auto;
     } else if (a == "--data") {
       o.data = v;
     } else {
@@ -88,16 +92,16 @@ Options parse(int argc, char** argv) {
 struct Totals {
   size_t n = 0, runs = 0, correct = 0, agree = 0, batch = 0, upload_bytes = 0, input_cts = 0;
   double max_err = 0, sum_err = 0, enc_ms = 0, infer_ms = 0, dec_ms = 0, keygen_s = 0;
-  std::string packing, encryption;
+  std::string packing, encryption, backend;
 };
 
 void print_json(const Totals& t) {
   const double n = static_cast<double>(t.n);
-  std::printf("{\"library\": \"Veil\", \"packing\": \"%s\", \"encryption\": \"%s\", \"images\": %zu, \"batch\": %zu, "
+  std::printf("{\"library\": \"Veil\", \"backend\": \"%s\", \"packing\": \"%s\", \"encryption\": \"%s\", \"images\": %zu, \"batch\": %zu, "
               "\"input_ciphertexts\": %zu, \"accuracy\": %.6f, \"agreement\": %.6f, "
               "\"max_logit_error\": %.6g, \"encrypt_ms\": %.4f, \"infer_ms\": %.4f, \"decrypt_ms\": %.4f, "
               "\"run_ms\": %.4f, \"upload_bytes_per_run\": %zu, \"keygen_s\": %.4f}\n",
-              t.packing.c_str(), t.encryption.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
+              t.backend.c_str(), t.packing.c_str(), t.encryption.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
               t.infer_ms / n, t.dec_ms / n, t.infer_ms / static_cast<double>(t.runs), t.upload_bytes, t.keygen_s);
 }
 
@@ -125,7 +129,7 @@ int run(const Options& o) {
   auto params = veil::nn::convnet_parameters(o.log_n);
   FILE* log = o.json ? stderr : stdout;
   std::fprintf(log, "veil-convnet: %s\n", params.describe().c_str());
-  auto ctx = veil::Context::create(params);
+  auto ctx = veil::Context::create(params, o.backend);
   veil::nn::CompiledModel model(ctx, veil::nn::convnet_model(weights),
                                 veil::nn::CompileOptions{o.packing, o.batch, -1, 0});
   std::fprintf(log, "%s", model.describe().c_str());
@@ -140,6 +144,7 @@ int run(const Options& o) {
   t.keygen_s = ms_since(t0) / 1000;
   t.batch = model.batch();
   t.input_cts = model.input_ciphertexts();
+  t.backend = ctx->backend().name();
   t.packing = o.packing == veil::nn::Packing::Taps ? "taps" : "im2col";
   t.encryption = o.secret_key_encryption ? "secret key (seeded)" : "public key";
   std::fprintf(log, "key generation: %.1f ms (%zu Galois keys, backend %s)\n", t.keygen_s * 1000, steps.size(),
@@ -162,6 +167,7 @@ int run(const Options& o) {
       for (const auto& ct : inputs) t.upload_bytes += veil::serialize(ct).size();
     auto t2 = clock_type::now();
     auto outputs = model.run(eval, inputs, rk, gk);
+    ctx->backend().synchronize();  // a GPU backend returns before its queued work ends
     t.infer_ms += ms_since(t2);
     auto t3 = clock_type::now();
     std::vector<std::vector<double>> decoded;

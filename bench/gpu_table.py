@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""GPU/CPU table from one veil-bench JSON run (any python3, standard library only).
+
+    veil-bench --benchmark_filter='/65536' --benchmark_out=bench.json --benchmark_out_format=json
+    python3 bench/gpu_table.py bench.json
+
+Pairs each cpu row "BM_<Op>/<N>" with its cuda row "BM_<Op>/<N>/cuda/manual_time" of the
+same run and prints, as markdown: the wall-clock time of each (cpu rows are wall clock,
+cuda rows CUDA-event time on device-resident data), the speed-up cpu / cuda, the
+key-switching inner product's achieved bandwidth against the device's peak, and the
+transfer rows. Exit status 1 when the file holds no cuda row.
+"""
+import json
+import re
+import sys
+
+UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
+ORDER = ["NTT", "INTT", "Encode", "Encrypt", "Decrypt", "Add", "Mul", "MulRelin", "Relin", "Rescale",
+         "Rotate", "RotateHoisted8", "KeySwitchInner"]
+TARGETS = {"MulRelin": 50.0, "Rotate": 50.0}  # the brief: >= 50x the cpu path at N = 2^16
+
+
+def ms(row):
+    return row["real_time"] * UNIT_MS[row["time_unit"]]
+
+
+def main(path):
+    with open(path) as f:
+        data = json.load(f)
+    cpu, gpu, transfers = {}, {}, []
+    for row in data["benchmarks"]:
+        if row.get("run_type") == "aggregate" or row.get("error_occurred"):
+            continue
+        name = row["name"]
+        m = re.fullmatch(r"BM_(\w+)/(\d+)", name)
+        if m:
+            cpu[(m.group(1), int(m.group(2)))] = row
+            continue
+        m = re.fullmatch(r"BM_(\w+)/(\d+)/cuda/manual_time", name)
+        if m:
+            gpu[(m.group(1), int(m.group(2)))] = row
+            continue
+        m = re.fullmatch(r"BM_(Upload|Download)/(\d+)/cuda", name)
+        if m:
+            transfers.append((m.group(1), int(m.group(2)), row))
+    if not gpu:
+        print("no cuda rows in %s (no device, or the cuda benchmarks failed)" % path)
+        return 1
+
+    ctx = data.get("context", {})
+    print("Host: %s CPUs at %s MHz (Google Benchmark library built as %s); %s\n" % (
+        ctx.get("num_cpus", "?"), ctx.get("mhz_per_cpu", "?"), ctx.get("library_build_type", "?"),
+        ctx.get("date", "")))
+    print("| operation | N | limbs | cpu (ms) | cuda (ms) | speed-up cpu/cuda |")
+    print("|---|---|---|---|---|---|")
+    ns = sorted({n for _, n in gpu})
+    for n in ns:
+        for op in ORDER:
+            g = gpu.get((op, n))
+            if g is None:
+                continue
+            c = cpu.get((op, n))
+            limbs = int(g.get("limbs", 0))
+            cms = "%.3f" % ms(c) if c else "-"
+            speed = ms(c) / ms(g) if c else None
+            note = ""
+            if speed is not None and op in TARGETS and n == 65536:
+                note = " (target %.0fx: %s)" % (TARGETS[op], "met" if speed >= TARGETS[op] else "NOT met")
+            print("| %s | %d | %d | %s | %.4f | %s%s |" % (
+                op, n, limbs, cms, ms(g), "%.1fx" % speed if speed else "-", note))
+
+    print("\nKey-switching inner product (bytes that must move: digits and key read once, two outputs written):\n")
+    print("| N | MB moved | cuda (us) | achieved GB/s | peak GB/s | achieved / peak |")
+    print("|---|---|---|---|---|---|")
+    for n in ns:
+        g = gpu.get(("KeySwitchInner", n))
+        if not g:
+            continue
+        achieved = g["bytes_per_second"] / 1e9
+        peak = g.get("peak_GBps", 0.0)
+        ratio = achieved / peak if peak else float("nan")
+        verdict = "within 2x of the bound" if ratio >= 0.5 else "NOT within 2x"
+        print("| %d | %.1f | %.1f | %.0f | %.0f | %.2f (%s) |" % (
+            n, g["bytes"] / 1e6, ms(g) * 1e3, achieved, peak, ratio, verdict))
+
+    if transfers:
+        print("\nTransfers of one top-level ciphertext (pageable host memory, wall clock):\n")
+        print("| direction | N | MB | time (ms) | GB/s |")
+        print("|---|---|---|---|---|")
+        for kind, n, row in sorted(transfers, key=lambda t: (t[1], t[0])):
+            rate = row.get("bytes_per_second", 0.0)
+            mb = rate * ms(row) / 1e3 / 1e6
+            print("| %s | %d | %.1f | %.3f | %.1f |" % (kind.lower(), n, mb, ms(row), rate / 1e9))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print(__doc__)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Runs Veil's GPU checks on the lent GPU machine, from the repository root, with
+# the kit of tools/gpu/make_kit.sh carried along (.gpukit). Logs and JSON go to
+# $OUT (the device tool brings them back); a short summary is printed last.
+#
+#   tools/gpu/run_checks.sh STAGE...     stages, in the order given:
+#     build     rebuild the kit's programs from this checkout on the device
+#               (after kernel edits; uses the kit's sysroot, sm_90 only)
+#     info      nvidia-smi and veil-info
+#     tests     the bit-exact CPU-vs-CUDA tests (veil-tests --gtest_filter='Cuda*')
+#     sanitize  compute-sanitizer memcheck, racecheck and synccheck on the N = 2^13 cases
+#     bench     veil-bench cpu and cuda rows at N = 2^15 and 2^16, then the table
+#     convnet   the digits ConvNet on the GPU (all 400 images) and on the CPU (64)
+#     all       info tests sanitize bench convnet
+# Environment: BENCH_FILTER (default '/(32768|65536)'), BENCH_MIN_TIME (seconds, default 0.3).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+kit=$PWD/.gpukit
+out=${OUT:-/tmp/veil-gpu}
+mkdir -p "$out"
+[ -d "$kit/bin" ] || { echo "no $kit/bin: run tools/gpu/make_kit.sh here and carry .gpukit"; exit 2; }
+summary=()
+note() { summary+=("$*"); echo "== $*"; }
+
+# The tests read tests/data through the source path compiled into them.
+src=$(cat "$kit/source_dir" 2>/dev/null || true)
+if [ -n "$src" ] && [ "$src" != "$PWD" ] && [ ! -e "$src" ]; then
+  mkdir -p "$(dirname "$src")" && ln -s "$PWD" "$src"
+fi
+veil() { LD_LIBRARY_PATH="$kit/lib" "$kit/bin/$@"; }
+
+stage_build() {
+  local sys=$kit/sysroot arch=x86_64-linux-gnu
+  export PKG_CONFIG_PATH=$sys/usr/lib/$arch/pkgconfig:$sys/usr/share/pkgconfig PKG_CONFIG_SYSROOT_DIR=$sys
+  export LD_LIBRARY_PATH=$sys/usr/lib/$arch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  local t0=$SECONDS
+  cmake -S . -B build-device -DCMAKE_BUILD_TYPE=Release -DVEIL_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
+    -DCMAKE_PREFIX_PATH="$sys/usr" -DPKG_CONFIG_EXECUTABLE="$sys/usr/bin/pkgconf" \
+    -DCMAKE_CXX_FLAGS="-isystem $sys/usr/include -isystem $sys/usr/include/$arch" \
+    -DCMAKE_CUDA_FLAGS="-isystem $sys/usr/include" -DVEIL_DATA_DIR="$PWD/tests/data" >"$out/build.log" 2>&1 &&
+    cmake --build build-device -j"$(nproc)" --target veil-tests veil-bench veil-info veil-convnet \
+      >>"$out/build.log" 2>&1
+  local rc=$?
+  if [ $rc -ne 0 ]; then tail -30 "$out/build.log"; note "build: FAILED (build.log)"; return; fi
+  cp build-device/bin/{veil-tests,veil-bench,veil-info,veil-convnet} "$kit/bin/"
+  cp -P build-device/lib/libveil.so* "$kit/lib/"
+  cp -L "$sys"/usr/lib/$arch/{libntl.so.44,libgf2x.so.3,libgmp.so.10,libsodium.so.23,libbenchmark.so.1debian} \
+    "$kit/lib/" 2>/dev/null
+  pwd >"$kit/source_dir"
+  note "build: ok in $((SECONDS - t0)) s (sm_90, from this checkout)"
+}
+
+stage_info() {
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm,clocks.max.memory \
+    --format=csv,noheader | tee "$out/nvidia-smi.txt"
+  veil veil-info | tee "$out/veil-info.txt"
+  note "kit commit: $(tr '\n' ' ' <"$kit/commit")"
+  note "device: $(head -1 "$out/nvidia-smi.txt")"
+}
+
+stage_tests() {
+  local t0=$SECONDS
+  veil veil-tests --gtest_filter='Cuda*' --gtest_output="xml:$out/cuda-tests.xml" >"$out/cuda-tests.log" 2>&1
+  local rc=$?
+  grep -E "^\[  PASSED|^\[  FAILED|^\[  SKIPPED \] [0-9]+ test|differ|rror" "$out/cuda-tests.log" | head -40
+  note "tests (Cuda*): rc $rc, $(grep -E '^\[  PASSED' "$out/cuda-tests.log" | head -1), \
+$(grep -cE '^\[  FAILED  \] ' "$out/cuda-tests.log") failed lines, $((SECONDS - t0)) s"
+}
+
+stage_sanitize() {
+  local filter='Cuda/CudaPrimitives.*N2e13_dnum2:Cuda/CudaCkks.*N2e13_dnum2'
+  for tool in memcheck racecheck synccheck; do
+    local t0=$SECONDS
+    LD_LIBRARY_PATH="$kit/lib" timeout 300 compute-sanitizer --tool $tool --error-exitcode 99 \
+      "$kit/bin/veil-tests" --gtest_filter="$filter" >"$out/sanitize-$tool.log" 2>&1
+    local rc=$?
+    tail -3 "$out/sanitize-$tool.log"
+    note "compute-sanitizer $tool: rc $rc ($(grep -m1 -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize-$tool.log")), $((SECONDS - t0)) s"
+  done
+}
+
+stage_bench() {
+  local t0=$SECONDS
+  veil veil-bench --benchmark_filter="${BENCH_FILTER:-/(32768|65536)}" \
+    --benchmark_min_time="${BENCH_MIN_TIME:-0.3}" --benchmark_out="$out/bench.json" \
+    --benchmark_out_format=json >"$out/bench.log" 2>&1
+  local rc=$?
+  [ -s "$out/bench.json" ] || tail -5 "$out/bench.log"
+  python3 bench/gpu_table.py "$out/bench.json" | tee "$out/gpu-table.md"
+  note "bench: rc $rc, $((SECONDS - t0)) s, table in gpu-table.md"
+}
+
+stage_convnet() {
+  local t0=$SECONDS
+  veil veil-convnet --backend cuda --data tests/data --json >"$out/convnet-cuda.json" 2>"$out/convnet-cuda.log"
+  local rc=$?
+  veil veil-convnet --backend cpu --images 64 --data tests/data --json >"$out/convnet-cpu.json" 2>"$out/convnet-cpu.log"
+  cat "$out/convnet-cuda.json" "$out/convnet-cpu.json"
+  note "convnet: rc $rc, $((SECONDS - t0)) s (convnet-cuda.json, convnet-cpu.json)"
+}
+
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(all)
+for s in "${stages[@]}"; do
+  case $s in
+    all) stage_info; stage_tests; stage_sanitize; stage_bench; stage_convnet ;;
+    build | info | tests | sanitize | bench | convnet) "stage_$s" ;;
+    *) echo "unknown stage $s"; exit 2 ;;
+  esac
+done
+echo
+echo "==== summary ===="
+printf '%s\n' "${summary[@]}"
