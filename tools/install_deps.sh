@@ -3,7 +3,7 @@
 # root). Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libsodium-dev libntl-dev libgmp-dev libgtest-dev
-          libbenchmark-dev)
+          libbenchmark-dev libonnx-dev libprotobuf-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,13 +3,15 @@
 // run the model on the ciphertexts, decrypt, and compare with the float64 reference.
 //
 //   veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk]
-//                [--backend cpu|cuda|auto] [--data DIR] [--json]
+//                [--backend cpu|cuda|auto] [--onnx FILE] [--data DIR] [--json]
 //
 // --packing taps (default): 49 ciphertexts carry up to 64 images (N = 8192) or 128 (16384);
 // --packing im2col: one ciphertext per image (N = 8192) or per 2 images (16384), the
 // TenSEAL tutorial's setting. --batch: images per run (default: as many as fit).
 // --encrypt sk (default): the client encrypts with its own secret key; the uniform half
 // of each ciphertext is a seed, so uploads are half as large. --encrypt pk: public key.
+// --onnx FILE: run the model of an ONNX file (nn::import_onnx) instead of the weights
+// file, e.g. tests/data/convnet_digits.onnx (tools/export_onnx.py); 28x28 inputs.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -18,6 +20,7 @@
 #include <string>
 
 #include "veil/nn/convnet.hpp"
+#include "veil/nn/onnx.hpp"
 #include "veil/veil.hpp"
 
 #ifndef VEIL_DATA_DIR
@@ -40,11 +43,12 @@ struct Options {
   size_t batch = 0;
   bool secret_key_encryption = true;
   veil::BackendKind backend = veil::BackendKind::Auto;  // auto: the GPU when one is usable
+  std::string onnx;  // empty: the built-in weights file
   bool json = false;  // progress to stderr, a JSON summary on stdout (bench/convnet_compare.py)
 };
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--data DIR] [--json]\n", msg);
+  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--onnx FILE] [--data DIR] [--json]\n", msg);
   std::exit(2);
 }
 
@@ -80,6 +84,8 @@ Options parse(int argc, char** argv) {
     } else if (a == "--backend") {
       if (v != "cpu" && v != "cuda" && v != "auto") usage("--backend must be cpu, cuda or auto");
       o.backend = v == "cpu" ? veil::BackendKind::Cpu : v == "cuda" ? veil::BackendKind::Cuda : veil::BackendKind::Auto;
+    } else if (a == "--onnx") {
+      o.onnx = v;
     } else if (a == "--data") {
       o.data = v;
     } else {
@@ -124,13 +130,16 @@ void print_summary(const Totals& t, const veil::nn::ConvNetTestSet& set) {
 }
 
 int run(const Options& o) {
-  auto weights = veil::nn::load_convnet_weights(o.data + "/convnet_digits.weights");
+  const veil::nn::Sequential network =
+      o.onnx.empty() ? veil::nn::convnet_model(veil::nn::load_convnet_weights(o.data + "/convnet_digits.weights"))
+                     : veil::nn::import_onnx(o.onnx);
   auto set = veil::nn::load_convnet_test_set(o.data, o.images);
   auto params = veil::nn::convnet_parameters(o.log_n);
   FILE* log = o.json ? stderr : stdout;
   std::fprintf(log, "veil-convnet: %s\n", params.describe().c_str());
   auto ctx = veil::Context::create(params, o.backend);
-  veil::nn::CompiledModel model(ctx, veil::nn::convnet_model(weights),
+  if (!o.onnx.empty()) std::fprintf(log, "model: %s (ONNX)\n", o.onnx.c_str());
+  veil::nn::CompiledModel model(ctx, network,
                                 veil::nn::CompileOptions{o.packing, o.batch, -1, 0});
   std::fprintf(log, "%s", model.describe().c_str());
 

@@ -1,0 +1,656 @@
+// ONNX model -> nn::Sequential (include/veil/nn/onnx.hpp). The graph is walked in its
+// (topological) node order as one chain: `base_` is the tensor the Sequential built so
+// far outputs, and element-wise arithmetic with scalar constants is tracked as a
+// polynomial of that tensor (exprs_) until a layer needs it, so x*x, Pow(x, 3) - 2x or
+// a torch-written polynomial activation become one square() / activation() layer.
+#include "veil/nn/onnx.hpp"
+
+#include <fstream>
+#include <iterator>
+
+#include "veil/error.hpp"
+
+#ifndef VEIL_HAVE_ONNX
+
+namespace veil::nn {
+
+bool onnx_import_available() { return false; }
+
+Sequential import_onnx(const std::string&, const OnnxImportOptions&) {
+  throw Error(ErrorCode::Unsupported, "onnx: this build of Veil has no ONNX support (install libonnx-dev)");
+}
+
+Sequential import_onnx_bytes(std::string_view, const OnnxImportOptions&) {
+  throw Error(ErrorCode::Unsupported, "onnx: this build of Veil has no ONNX support (install libonnx-dev)");
+}
+
+}  // namespace veil::nn
+
+#else
+
+#include <onnx/onnx_pb.h>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <optional>
+#include <set>
+#include <vector>
+
+namespace veil::nn {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "ONNX raw_data is little-endian");
+
+constexpr int64_t kMaxTensorElements = int64_t{1} << 26;
+constexpr int kMaxPolynomialDegree = 63;
+
+[[noreturn]] void bad_file(const std::string& why) { throw Error(ErrorCode::Serialization, "onnx: " + why); }
+
+// A constant (initializer or Constant node), values widened to double.
+struct Tensor {
+  std::vector<int64_t> dims;
+  std::vector<double> values;
+  size_t size() const { return values.size(); }
+};
+
+template <class T>
+std::vector<double> from_raw(const std::string& raw, size_t count, const std::string& name) {
+  if (raw.size() != count * sizeof(T))
+    bad_file("tensor '" + name + "': raw_data holds " + std::to_string(raw.size()) + " bytes, its shape needs " +
+             std::to_string(count * sizeof(T)));
+  std::vector<double> v(count);
+  for (size_t i = 0; i < count; ++i) {
+    T x;
+    std::memcpy(&x, raw.data() + i * sizeof(T), sizeof(T));
+    v[i] = static_cast<double>(x);
+  }
+  return v;
+}
+
+template <class Field>
+std::vector<double> from_field(const Field& f, size_t count, const std::string& name) {
+  if (static_cast<size_t>(f.size()) != count)
+    bad_file("tensor '" + name + "': " + std::to_string(f.size()) + " values for a shape of " + std::to_string(count));
+  return std::vector<double>(f.begin(), f.end());
+}
+
+Tensor read_tensor(const onnx::TensorProto& t) {
+  const std::string& name = t.name();
+  if (t.data_location() == onnx::TensorProto::EXTERNAL)
+    throw Error(ErrorCode::Unsupported, "onnx: tensor '" + name + "' keeps its data in an external file");
+  Tensor out;
+  int64_t count = 1;
+  for (int64_t d : t.dims()) {
+    if (d < 0 || d > kMaxTensorElements) bad_file("tensor '" + name + "' has a bad dimension " + std::to_string(d));
+    count *= d;
+    if (count > kMaxTensorElements) bad_file("tensor '" + name + "' is too large");
+    out.dims.push_back(d);
+  }
+  const size_t n = static_cast<size_t>(count);
+  const bool raw = t.has_raw_data();
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      out.values = raw ? from_raw<float>(t.raw_data(), n, name) : from_field(t.float_data(), n, name);
+      break;
+    case onnx::TensorProto::DOUBLE:
+      out.values = raw ? from_raw<double>(t.raw_data(), n, name) : from_field(t.double_data(), n, name);
+      break;
+    case onnx::TensorProto::INT64:
+      out.values = raw ? from_raw<int64_t>(t.raw_data(), n, name) : from_field(t.int64_data(), n, name);
+      break;
+    case onnx::TensorProto::INT32:
+      out.values = raw ? from_raw<int32_t>(t.raw_data(), n, name) : from_field(t.int32_data(), n, name);
+      break;
+    default:
+      throw Error(ErrorCode::Unsupported,
+                  "onnx: tensor '" + name + "' has data type " + std::to_string(t.data_type()) +
+                      " (float, double, int32 and int64 are read)");
+  }
+  return out;
+}
+
+// ---- polynomials in the power basis: p[0] + p[1] x + ... ----
+
+using Poly = std::vector<double>;
+
+Poly trim(Poly p) {
+  while (p.size() > 1 && p.back() == 0) p.pop_back();
+  return p;
+}
+Poly poly_add(const Poly& a, const Poly& b, double sign = 1) {
+  Poly r(std::max(a.size(), b.size()), 0.0);
+  for (size_t i = 0; i < a.size(); ++i) r[i] += a[i];
+  for (size_t i = 0; i < b.size(); ++i) r[i] += sign * b[i];
+  return trim(r);
+}
+Poly poly_mul(const Poly& a, const Poly& b) {
+  Poly r(a.size() + b.size() - 1, 0.0);
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < b.size(); ++j) r[i + j] += a[i] * b[j];
+  return trim(r);
+}
+Poly poly_scale(const Poly& a, double s) {
+  Poly r(a);
+  for (double& c : r) c *= s;
+  return trim(r);
+}
+int degree(const Poly& p) { return static_cast<int>(p.size()) - 1; }
+const Poly kIdentity = {0.0, 1.0};
+
+class Importer {
+ public:
+  Importer(const onnx::ModelProto& model, const OnnxImportOptions& options) : model_(model), options_(options) {}
+
+  Sequential run() {
+    check_opset();
+    const onnx::GraphProto& g = model_.graph();
+    if (static_cast<size_t>(g.node_size()) > options_.max_nodes)
+      throw Error(ErrorCode::Unsupported, "onnx: the graph has " + std::to_string(g.node_size()) +
+                                              " nodes (limit " + std::to_string(options_.max_nodes) + ")");
+    for (const auto& t : g.initializer()) consts_[t.name()] = read_tensor(t);
+    start(g);
+    for (int i = 0; i < g.node_size(); ++i) {
+      index_ = static_cast<size_t>(i);
+      node_ = &g.node(i);
+      visit(*node_);
+    }
+    node_ = nullptr;
+    if (g.output_size() != 1)
+      throw Error(ErrorCode::Unsupported, "onnx: the graph has " + std::to_string(g.output_size()) +
+                                              " outputs (one is supported)");
+    const std::string& out = g.output(0).name();
+    if (!exprs_.count(out))
+      throw Error(ErrorCode::Unsupported, "onnx: the graph output '" + out + "' is not computed from the input");
+    materialize(out);
+    if (seq_->layers().empty()) throw Error(ErrorCode::Unsupported, "onnx: the graph has no layer");
+    return std::move(*seq_);
+  }
+
+ private:
+  void check_opset() {
+    int64_t version = -1;
+    for (const auto& op : model_.opset_import())
+      if (op.domain().empty() || op.domain() == "ai.onnx") version = op.version();
+    if (version < 9 || version > 21)
+      throw Error(ErrorCode::Unsupported, "onnx: default-domain opset " + std::to_string(version) +
+                                              " (9 .. 21 are supported)");
+  }
+
+  // The graph's one non-constant input: [batch, 1, H, W] images or [batch, F] vectors.
+  void start(const onnx::GraphProto& g) {
+    const onnx::ValueInfoProto* input = nullptr;
+    for (const auto& in : g.input()) {
+      if (consts_.count(in.name())) continue;  // IR < 4 lists initializers as inputs
+      if (input) throw Error(ErrorCode::Unsupported, "onnx: the graph has more than one data input");
+      input = &in;
+    }
+    if (!input) throw Error(ErrorCode::Unsupported, "onnx: the graph has no data input");
+    const auto& type = input->type();
+    if (!type.has_tensor_type() || !type.tensor_type().has_shape())
+      throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' has no tensor shape");
+    const auto elem = type.tensor_type().elem_type();
+    if (elem != onnx::TensorProto::FLOAT && elem != onnx::TensorProto::DOUBLE)
+      throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' is not float or double");
+    std::vector<int64_t> dims;  // -1: symbolic (the batch)
+    for (const auto& d : type.tensor_type().shape().dim()) dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
+    auto fixed = [&](size_t i) {
+      if (dims[i] < 1 || dims[i] > (int64_t{1} << 20))
+        throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' dimension " + std::to_string(i) +
+                                                " must be a fixed positive size");
+      return static_cast<size_t>(dims[i]);
+    };
+    if (dims.size() == 4) {
+      if (fixed(1) != 1)
+        throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' has " + std::to_string(dims[1]) +
+                                                " channels (one input channel is supported)");
+      seq_.emplace(fixed(2), fixed(3));
+    } else if (dims.size() == 2) {
+      seq_.emplace(1, fixed(1));
+      seq_->flatten();
+    } else {
+      throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' has rank " +
+                                              std::to_string(dims.size()) + " (4: images, 2: vectors)");
+    }
+    set_base(input->name(), false);
+  }
+
+  // ---- node helpers ----
+
+  [[noreturn]] void unsupported(const std::string& why) const {
+    std::string where = "onnx: node " + std::to_string(index_) + " (" + node_->op_type();
+    if (!node_->name().empty()) where += " '" + node_->name() + "'";
+    throw Error(ErrorCode::Unsupported, where + "): " + why);
+  }
+  const onnx::AttributeProto* attr(const std::string& name) const {
+    for (const auto& a : node_->attribute())
+      if (a.name() == name) return &a;
+    return nullptr;
+  }
+  int64_t attr_int(const std::string& name, int64_t fallback) const {
+    const auto* a = attr(name);
+    return a ? a->i() : fallback;
+  }
+  double attr_float(const std::string& name, double fallback) const {
+    const auto* a = attr(name);
+    return a ? a->f() : fallback;
+  }
+  std::vector<int64_t> attr_ints(const std::string& name) const {
+    const auto* a = attr(name);
+    return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : std::vector<int64_t>{};
+  }
+  std::string attr_string(const std::string& name) const {
+    const auto* a = attr(name);
+    return a ? a->s() : std::string{};
+  }
+  void inputs_between(int lo, int hi) const {
+    if (node_->input_size() < lo || node_->input_size() > hi)
+      unsupported("takes " + std::to_string(node_->input_size()) + " inputs");
+  }
+  const std::string& input(int i) const { return node_->input(i); }
+  const std::string& output() const {
+    if (node_->output_size() < 1) unsupported("has no output");
+    return node_->output(0);
+  }
+  bool is_const(const std::string& name) const { return consts_.count(name) > 0; }
+  const Tensor& constant(const std::string& name) const {
+    auto it = consts_.find(name);
+    if (it == consts_.end()) unsupported("input '" + name + "' must be a constant");
+    return it->second;
+  }
+  // A data tensor of the chain (a polynomial of the base).
+  const Poly& expr(const std::string& name) const {
+    auto it = exprs_.find(name);
+    if (it == exprs_.end())
+      unsupported("input '" + name + "' is neither a constant nor the output of the chain so far "
+                  "(branches and skip connections are not supported)");
+    return it->second;
+  }
+
+  void set_base(const std::string& name, bool affine) {
+    base_ = name;
+    exprs_.clear();
+    exprs_[name] = kIdentity;
+    last_affine_ = affine;
+  }
+  void layer_done(bool affine) { set_base(output(), affine); }
+
+  // Turns the polynomial `name` holds into layers, so that `name` is the new base.
+  void materialize(const std::string& name) {
+    const Poly p = expr(name);
+    if (p == kIdentity) {
+      set_base(name, last_affine_);  // an alias of the base (Identity, Pad, x * 1)
+      return;
+    }
+    if (degree(p) < 1) unsupported("tensor '" + name + "' does not depend on the input");
+    if (degree(p) == 1 && last_affine_) {  // a * x + b after conv2d / linear: fold into it
+      fold_affine(std::vector<double>(features(), p[1]), std::vector<double>(features(), p[0]));
+      set_base(name, true);
+      return;
+    }
+    if (p == Poly{0.0, 0.0, 1.0}) {
+      seq_->square();
+    } else {
+      if (degree(p) > kMaxPolynomialDegree) unsupported("polynomial of degree " + std::to_string(degree(p)));
+      seq_->activation(Polynomial::from_power(p));
+    }
+    set_base(name, false);
+  }
+
+  // Channels (spatial) or features (flat) of the current output.
+  size_t features() const {
+    const TensorShape s = seq_->output_shape();
+    return s.flat ? s.size() : s.channels;
+  }
+  // y = gamma * x + beta per channel / feature, folded into the previous conv2d / linear.
+  void fold_affine(const std::vector<double>& gamma, const std::vector<double>& beta) {
+    const std::vector<double> zero(gamma.size(), 0.0), one(gamma.size(), 1.0);
+    seq_->batch_norm(gamma, beta, zero, one, 0.0);
+  }
+
+  // A constant broadcast against the current output: one value (scalar) or one per
+  // channel ([C,1,1] / [1,C,1,1]) or per feature ([F] / [1,F]).
+  std::optional<std::vector<double>> per_feature(const Tensor& c) const {
+    const TensorShape s = seq_->output_shape();
+    std::vector<int64_t> d = c.dims;
+    while (!d.empty() && d.front() == 1 && d.size() > (s.flat ? 1u : 3u)) d.erase(d.begin());
+    const size_t f = features();
+    bool ok = false;
+    if (s.flat) ok = d.size() == 1 && static_cast<size_t>(d[0]) == f;
+    else ok = d.size() == 3 && static_cast<size_t>(d[0]) == f && d[1] == 1 && d[2] == 1;
+    if (!ok) return std::nullopt;
+    return c.values;
+  }
+
+  // ---- operators ----
+
+  void visit(const onnx::NodeProto& n) {
+    if (!n.domain().empty() && n.domain() != "ai.onnx") unsupported("operator domain '" + n.domain() + "'");
+    const std::string& op = n.op_type();
+    if (op == "Constant") return constant_node();
+    if (op == "Identity" || op == "Dropout") return alias();
+    if (op == "Pad") return pad();
+    if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return arithmetic(op);
+    if (op == "Pow") return power();
+    if (op == "Neg") {
+      inputs_between(1, 1);
+      exprs_[output()] = poly_scale(expr(input(0)), -1);
+      return;
+    }
+    if (op == "Conv") return conv();
+    if (op == "Gemm") return gemm();
+    if (op == "MatMul") return matmul();
+    if (op == "BatchNormalization") return batch_norm();
+    if (op == "AveragePool") return average_pool();
+    if (op == "GlobalAveragePool") return global_average_pool();
+    if (op == "Flatten") return flatten();
+    if (op == "Reshape") return reshape();
+    if (op == "Relu" || op == "Sigmoid") return approximated_activation(op);
+    unsupported("operator not supported on ciphertexts by the importer (include/veil/nn/onnx.hpp lists them)");
+  }
+
+  void constant_node() {
+    Tensor t;
+    if (const auto* a = attr("value")) {
+      t = read_tensor(a->t());
+    } else if (const auto* f = attr("value_float")) {
+      t.values = {f->f()};
+    } else if (const auto* fs = attr("value_floats")) {
+      t.values.assign(fs->floats().begin(), fs->floats().end());
+      t.dims = {static_cast<int64_t>(t.values.size())};
+    } else if (const auto* i = attr("value_int")) {
+      t.values = {static_cast<double>(i->i())};
+    } else if (const auto* is = attr("value_ints")) {
+      t.values.assign(is->ints().begin(), is->ints().end());
+      t.dims = {static_cast<int64_t>(t.values.size())};
+    } else {
+      unsupported("Constant without a numeric value");
+    }
+    consts_[output()] = std::move(t);
+  }
+
+  void alias() {
+    inputs_between(1, 3);
+    if (is_const(input(0))) {
+      consts_[output()] = consts_.at(input(0));
+      return;
+    }
+    if (node_->op_type() == "Dropout" && attr_int("training_mode", 0) != 0) unsupported("training mode");
+    exprs_[output()] = expr(input(0));
+  }
+
+  void pad() {
+    inputs_between(1, 4);
+    std::vector<int64_t> pads = attr_ints("pads");  // opset < 11
+    if (node_->input_size() >= 2 && !input(1).empty()) {
+      const Tensor& t = constant(input(1));
+      pads.assign(t.values.begin(), t.values.end());
+    }
+    for (int64_t p : pads)
+      if (p != 0) unsupported("padding is not supported (only Pad with all-zero pads, a no-op)");
+    exprs_[output()] = expr(input(0));
+  }
+
+  void arithmetic(const std::string& op) {
+    inputs_between(2, 2);
+    const bool c0 = is_const(input(0)), c1 = is_const(input(1));
+    if (c0 && c1) unsupported("both operands are constants (fold them before export)");
+    const std::string& data = c0 ? input(1) : input(0);
+    if (c0 || c1) {
+      const Tensor& c = constant(c0 ? input(0) : input(1));
+      if (c.size() == 1) return scalar_arithmetic(op, data, c.values[0], c0);
+      return feature_arithmetic(op, data, c, c0);
+    }
+    const Poly &a = expr(input(0)), &b = expr(input(1));
+    Poly r;
+    if (op == "Add") r = poly_add(a, b);
+    else if (op == "Sub") r = poly_add(a, b, -1);
+    else if (op == "Mul") r = poly_mul(a, b);
+    else unsupported("division by a tensor that depends on the input");
+    if (degree(r) > kMaxPolynomialDegree) unsupported("polynomial of degree " + std::to_string(degree(r)));
+    exprs_[output()] = r;
+  }
+
+  // data (op) s, or s (op) data when const_first.
+  void scalar_arithmetic(const std::string& op, const std::string& data, double s, bool const_first) {
+    if (!std::isfinite(s)) unsupported("non-finite constant");
+    const Poly& p = expr(data);
+    Poly r;
+    if (op == "Add") r = poly_add(p, Poly{s});
+    else if (op == "Sub") r = const_first ? poly_add(Poly{s}, p, -1) : poly_add(p, Poly{s}, -1);
+    else if (op == "Mul") r = poly_scale(p, s);
+    else if (const_first) unsupported("division by a tensor that depends on the input");
+    else if (s == 0) unsupported("division by zero");
+    else r = poly_scale(p, 1.0 / s);
+    exprs_[output()] = r;
+  }
+
+  // Per-channel / per-feature constants: folded into the conv2d / linear before them.
+  void feature_arithmetic(const std::string& op, const std::string& data, const Tensor& c, bool const_first) {
+    materialize(data);
+    if (!last_affine_)
+      unsupported("a per-channel constant must directly follow a Conv, Gemm or MatMul (it is folded into it)");
+    const auto v = per_feature(c);
+    if (!v) unsupported("constant of shape not broadcast per channel / feature of the data");
+    const size_t f = v->size();
+    std::vector<double> gamma(f, 1.0), beta(f, 0.0);
+    for (size_t i = 0; i < f; ++i) {
+      const double x = (*v)[i];
+      if (!std::isfinite(x)) unsupported("non-finite constant");
+      if (op == "Add") beta[i] = x;
+      else if (op == "Sub") (const_first ? (gamma[i] = -1, beta[i] = x) : beta[i] = -x);
+      else if (op == "Mul") gamma[i] = x;
+      else if (const_first || x == 0) unsupported("division by a tensor or by zero");
+      else gamma[i] = 1.0 / x;
+    }
+    fold_affine(gamma, beta);
+    layer_done(true);
+  }
+
+  void power() {
+    inputs_between(2, 2);
+    const Tensor& e = constant(input(1));
+    if (e.size() != 1) unsupported("exponent must be a scalar");
+    const double k = e.values[0];
+    if (k != std::floor(k) || k < 1 || k > kMaxPolynomialDegree) unsupported("exponent must be an integer 1 .. 63");
+    const Poly& p = expr(input(0));
+    Poly r = p;
+    for (int i = 1; i < static_cast<int>(k); ++i) {
+      r = poly_mul(r, p);
+      if (degree(r) > kMaxPolynomialDegree) unsupported("polynomial of degree > 63");
+    }
+    exprs_[output()] = r;
+  }
+
+  void conv() {
+    inputs_between(2, 3);
+    materialize(input(0));
+    const Tensor& w = constant(input(1));
+    if (w.dims.size() != 4) unsupported("weight must be 4-D");
+    const size_t out = static_cast<size_t>(w.dims[0]), k = static_cast<size_t>(w.dims[2]);
+    if (w.dims[1] != 1) unsupported("one input channel is supported");
+    if (w.dims[2] != w.dims[3]) unsupported("kernel must be square");
+    if (attr_int("group", 1) != 1) unsupported("group must be 1");
+    const std::string pad_mode = attr_string("auto_pad");
+    if (!pad_mode.empty() && pad_mode != "NOTSET" && pad_mode != "VALID") unsupported("auto_pad " + pad_mode);
+    for (int64_t p : attr_ints("pads"))
+      if (p != 0) unsupported("padding is not supported");
+    for (int64_t d : attr_ints("dilations"))
+      if (d != 1) unsupported("dilation must be 1");
+    const auto ks = attr_ints("kernel_shape");
+    if (!ks.empty() && (ks.size() != 2 || static_cast<size_t>(ks[0]) != k || static_cast<size_t>(ks[1]) != k))
+      unsupported("kernel_shape does not match the weight");
+    auto strides = attr_ints("strides");
+    if (strides.empty()) strides = {1, 1};
+    if (strides.size() != 2 || strides[0] != strides[1] || strides[0] < 1) unsupported("strides must be equal");
+    std::vector<double> bias;
+    if (node_->input_size() == 3 && !input(2).empty()) bias = constant(input(2)).values;
+    seq_->conv2d(out, k, static_cast<size_t>(strides[0]), w.values, bias);
+    layer_done(true);
+  }
+
+  void gemm() {
+    inputs_between(2, 3);
+    materialize(input(0));
+    if (attr_int("transA", 0) != 0) unsupported("transA must be 0");
+    const bool trans_b = attr_int("transB", 0) != 0;
+    const double alpha = attr_float("alpha", 1.0), beta = attr_float("beta", 1.0);
+    const Tensor& b = constant(input(1));
+    if (b.dims.size() != 2) unsupported("B must be a 2-D constant");
+    const size_t out = static_cast<size_t>(trans_b ? b.dims[0] : b.dims[1]);
+    const size_t in = static_cast<size_t>(trans_b ? b.dims[1] : b.dims[0]);
+    std::vector<double> w(out * in);
+    for (size_t o = 0; o < out; ++o)
+      for (size_t i = 0; i < in; ++i) w[o * in + i] = alpha * (trans_b ? b.values[o * in + i] : b.values[i * out + o]);
+    std::vector<double> bias;
+    if (node_->input_size() == 3 && !input(2).empty()) {
+      const Tensor& c = constant(input(2));
+      if (c.size() != out && c.size() != 1) unsupported("C must have one value per output feature");
+      bias.resize(out);
+      for (size_t o = 0; o < out; ++o) bias[o] = beta * c.values[c.size() == 1 ? 0 : o];
+    }
+    seq_->linear(out, std::move(w), std::move(bias));
+    layer_done(true);
+  }
+
+  void matmul() {
+    inputs_between(2, 2);
+    if (is_const(input(0))) unsupported("constant times data is not supported (data must come first)");
+    materialize(input(0));
+    const Tensor& b = constant(input(1));
+    if (b.dims.size() != 2) unsupported("the matrix must be a 2-D constant");
+    const size_t in = static_cast<size_t>(b.dims[0]), out = static_cast<size_t>(b.dims[1]);
+    std::vector<double> w(out * in);
+    for (size_t o = 0; o < out; ++o)
+      for (size_t i = 0; i < in; ++i) w[o * in + i] = b.values[i * out + o];
+    seq_->linear(out, std::move(w));
+    layer_done(true);
+  }
+
+  void batch_norm() {
+    inputs_between(5, 5);
+    if (node_->output_size() > 1)
+      for (int i = 1; i < node_->output_size(); ++i)
+        if (!node_->output(i).empty()) unsupported("training-mode outputs");
+    if (attr_int("training_mode", 0) != 0) unsupported("training mode");
+    if (attr_int("spatial", 1) != 1) unsupported("spatial = 0");
+    materialize(input(0));
+    if (!last_affine_) unsupported("BatchNormalization must directly follow a Conv, Gemm or MatMul (it is folded)");
+    seq_->batch_norm(constant(input(1)).values, constant(input(2)).values, constant(input(3)).values,
+                     constant(input(4)).values, attr_float("epsilon", 1e-5));
+    layer_done(true);
+  }
+
+  void average_pool() {
+    inputs_between(1, 1);
+    materialize(input(0));
+    const auto ks = attr_ints("kernel_shape");
+    if (ks.size() != 2 || ks[0] != ks[1] || ks[0] < 1) unsupported("kernel must be square");
+    auto strides = attr_ints("strides");
+    if (strides.empty()) strides = {1, 1};
+    if (strides.size() != 2 || strides[0] != ks[0] || strides[1] != ks[1])
+      unsupported("stride must equal the kernel size");
+    for (int64_t p : attr_ints("pads"))
+      if (p != 0) unsupported("padding is not supported");
+    if (attr_int("ceil_mode", 0) != 0) unsupported("ceil_mode must be 0");
+    const std::string pad_mode = attr_string("auto_pad");
+    if (!pad_mode.empty() && pad_mode != "NOTSET" && pad_mode != "VALID") unsupported("auto_pad " + pad_mode);
+    seq_->avg_pool2d(static_cast<size_t>(ks[0]));
+    layer_done(false);
+  }
+
+  void global_average_pool() {
+    inputs_between(1, 1);
+    materialize(input(0));
+    const TensorShape s = seq_->output_shape();
+    if (s.flat || s.height != s.width) unsupported("square spatial input needed");
+    seq_->avg_pool2d(s.height);
+    layer_done(false);
+  }
+
+  void flatten() {
+    inputs_between(1, 1);
+    if (attr_int("axis", 1) != 1) unsupported("axis must be 1");
+    to_flat();
+  }
+
+  void reshape() {
+    inputs_between(2, 2);
+    const Tensor& shape = constant(input(1));
+    const size_t size = seq_->output_shape().size();
+    bool ok = shape.size() == 2;
+    if (ok) {
+      const double d0 = shape.values[0], d1 = shape.values[1];
+      ok = (d0 == 1 || d0 == -1 || d0 == 0) && (d1 == -1 || d1 == static_cast<double>(size)) && !(d0 == -1 && d1 == -1);
+    }
+    if (!ok) unsupported("only a reshape to (batch, features) is supported");
+    to_flat();
+  }
+
+  void to_flat() {
+    if (seq_->output_shape().flat) {  // already a vector: nothing to do
+      exprs_[output()] = expr(input(0));
+      return;
+    }
+    materialize(input(0));
+    seq_->flatten();
+    layer_done(false);
+  }
+
+  void approximated_activation(const std::string& op) {
+    inputs_between(1, 1);
+    if (options_.activation_bound <= 0)
+      unsupported(op + " cannot be evaluated on ciphertexts: replace it with a polynomial (x * x, or a Chebyshev "
+                       "approximation, docs/nn_activations.md), or set OnnxImportOptions::activation_bound");
+    materialize(input(0));
+    const Approximation a = op == "Relu" ? relu_approximation(options_.activation_bound, options_.activation_degree)
+                                         : sigmoid_approximation(options_.activation_bound, options_.activation_degree);
+    seq_->activation(a.poly);
+    layer_done(false);
+  }
+
+  const onnx::ModelProto& model_;
+  const OnnxImportOptions& options_;
+  std::map<std::string, Tensor> consts_;
+  std::map<std::string, Poly> exprs_;
+  std::optional<Sequential> seq_;
+  std::string base_;
+  bool last_affine_ = false;  // the base is the output of a conv2d / linear (affine folds allowed)
+  size_t index_ = 0;
+  const onnx::NodeProto* node_ = nullptr;
+};
+
+}  // namespace
+
+bool onnx_import_available() { return true; }
+
+Sequential import_onnx_bytes(std::string_view bytes, const OnnxImportOptions& options) {
+  if (bytes.size() > options.max_file_bytes)
+    bad_file("model of " + std::to_string(bytes.size()) + " bytes exceeds the limit of " +
+             std::to_string(options.max_file_bytes));
+  if (bytes.size() > static_cast<size_t>(INT32_MAX)) bad_file("model too large for protobuf");
+  onnx::ModelProto model;
+  if (!model.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    bad_file("the data is not an ONNX model (protobuf parse failed)");
+  if (!model.has_graph()) bad_file("the model has no graph");
+  return Importer(model, options).run();
+}
+
+Sequential import_onnx(const std::string& path, const OnnxImportOptions& options) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) bad_file("cannot open '" + path + "'");
+  const std::streamoff size = in.tellg();
+  if (size < 0) bad_file("cannot read '" + path + "'");
+  if (static_cast<uint64_t>(size) > options.max_file_bytes)
+    bad_file("'" + path + "' has " + std::to_string(size) + " bytes, over the limit of " +
+             std::to_string(options.max_file_bytes));
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(bytes.data(), size)) bad_file("cannot read '" + path + "'");
+  return import_onnx_bytes(bytes, options);
+}
+
+}  // namespace veil::nn
+
+#endif

@@ -1,0 +1,59 @@
+// ONNX import: an ONNX model file (e.g. from torch.onnx.export) becomes the
+// nn::Sequential it describes, ready for CompiledModel (docs/models.md, "ONNX").
+//
+// The graph must be one chain from its single input to its single output
+// (no branches or residual connections). Operators (default domain, opset 9..21):
+//   Conv                 one input channel, square kernel, equal strides, no padding,
+//                        group 1, dilation 1 (-> conv2d; first layer only)
+//   Gemm                 alpha, beta, transB 0 or 1, transA 0 (-> linear)
+//   MatMul               x times a constant [in][out] matrix (-> linear); a following
+//                        Add of a per-feature constant becomes its bias
+//   BatchNormalization   inference mode (-> folded into the conv2d / linear before it)
+//   AveragePool          kernel k x k, stride k, no padding, floor mode (-> avg_pool2d)
+//   GlobalAveragePool    square inputs (-> avg_pool2d(height))
+//   Flatten (axis 1), Reshape to (batch, features)  (-> flatten)
+//   Add, Sub, Mul, Div, Pow, Neg on the data and scalar constants: collected into one
+//     polynomial of the tensor they start from, e.g. x*x -> square(), 0.1*x^3 + x -> an
+//     activation(Polynomial) in the power basis on [-1, 1]; a degree-1 polynomial right
+//     after a conv2d / linear is folded into its weights instead. Per-channel (per-feature)
+//     constants of Add/Sub/Mul/Div are folded into the conv2d / linear right before them.
+//   Identity, Dropout (inference), Pad with all-zero pads, Constant: no-ops / values.
+//   Relu, Sigmoid: only when OnnxImportOptions::activation_bound > 0, replaced by the
+//     Chebyshev approximations relu_approximation / sigmoid_approximation on
+//     [-bound, bound] (the caller must know the pre-activation range; docs/nn_activations.md).
+// The input is [batch, 1, H, W] (images) or [batch, F] (vectors). Weights may be
+// float32, float64, in raw_data or the typed fields; external data is refused.
+//
+// Errors (veil::Error): Serialization for a file that cannot be read or parsed, an
+// oversized file or tensor, or tensor data whose size does not match its shape;
+// Unsupported for an operator, attribute or graph shape outside the list above (the
+// message names the node and why); InvalidArgument for shapes that do not fit
+// (from Sequential's checks, naming the layer); Unsupported for every call when Veil
+// was built without ONNX (onnx_import_available() is false).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "veil/nn/model.hpp"
+
+namespace veil::nn {
+
+struct OnnxImportOptions {
+  size_t max_file_bytes = size_t{256} << 20;  // larger files are refused (Serialization)
+  size_t max_nodes = 100000;                  // more nodes are refused (Unsupported)
+  // > 0: Relu and Sigmoid become Chebyshev approximations on [-bound, bound] of degree
+  // activation_degree (1..63). 0: they are refused with Error(Unsupported).
+  double activation_bound = 0;
+  int activation_degree = 15;
+};
+
+// True when this build can read ONNX files (built with libonnx / protobuf).
+bool onnx_import_available();
+
+// Reads an ONNX file / an in-memory model.
+Sequential import_onnx(const std::string& path, const OnnxImportOptions& options = {});
+Sequential import_onnx_bytes(std::string_view bytes, const OnnxImportOptions& options = {});
+
+}  // namespace veil::nn
