@@ -7,25 +7,63 @@
 #include <cmath>
 #include <chrono>
 #include <utility>
+#include <memory>
+#include <type_traits>
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
+// Static shared arrays are function-local statics, shared by the threads (fibers)
+// of the block that runs. convert.py follows each `__shared__ T name[...];` with
+// SIM_SHARED_TOUCH(name), which fills the array with 0xA5 bytes the first time a
+// thread of a new block passes the declaration, i.e. before any thread of that
+// block can touch it; reads of words no thread of the block wrote show up as wrong
+// results instead of stale values of the previous block. convert.py rejects
+// `extern __shared__` (dynamic shared memory is not simulated).
 #define __shared__ static
 #define __launch_bounds__(x)
-struct dim3 { unsigned x, y, z; dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {} };
+struct dim3 {
+  unsigned x, y, z;
+  constexpr dim3(unsigned a = 1, unsigned b = 1, unsigned c = 1) : x(a), y(b), z(c) {}
+};
 struct sim_uint3 { unsigned x = 0, y = 0, z = 0; };
+// One OS thread runs a whole launch (every thread of a block is a fiber on it), so
+// these are set by the scheduler on every switch into a fiber.
 inline thread_local sim_uint3 threadIdx, blockIdx;
 inline thread_local dim3 blockDim, gridDim;
-template <class F> void sim_launch(dim3 grid, dim3 block, F&& f) {
-  (void)block;
-  gridDim = grid; blockDim = dim3(1, 1, 1);
-  for (unsigned z = 0; z < grid.z; ++z) for (unsigned y = 0; y < grid.y; ++y) for (unsigned x = 0; x < grid.x; ++x) {
-    blockIdx.x = x; blockIdx.y = y; blockIdx.z = z; threadIdx = sim_uint3{};
-    f();
+
+// The scheduler (sim_fiber.cpp). A launch runs its blocks one after another; a
+// block runs blockDim.x * y * z fibers in phases separated by __syncthreads. The
+// order of threads in a phase and of blocks in the grid comes from VEIL_SIM_ORDER
+// (forward | reverse | shuffle, with VEIL_SIM_SEED); VEIL_SIM_THREADS=1 runs one
+// thread per block (blockDim forced to 1, no fibers, __syncthreads a no-op).
+namespace sim_detail {
+using body_fn = void (*)(void*);
+void launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, body_fn fn, void* ctx);
+void syncthreads(const char* file, int line);
+inline thread_local unsigned long long block_serial = 0;  // incremented before every block
+struct shared_reg { unsigned long long serial = 0; };      // last block that poisoned the array
+inline void shared_touch(shared_reg& r, void* p, size_t bytes) {
+  if (r.serial != block_serial) {
+    r.serial = block_serial;
+    std::memset(p, 0xA5, bytes);
   }
 }
-inline void __syncthreads() {}
+}  // namespace sim_detail
+#define SIM_SHARED_TOUCH(name)                                                          \
+  do {                                                                                  \
+    static ::sim_detail::shared_reg sim_shared_reg_;                                    \
+    ::sim_detail::shared_touch(sim_shared_reg_, (void*)&(name), sizeof(name));          \
+  } while (0)
+#define __syncthreads() ::sim_detail::syncthreads(__FILE__, __LINE__)
+
+// kernel<<<grid, block, smem, stream>>>(args) -> sim_launch(grid, block, smem, "kernel", [&] { kernel(args); })
+template <class F> void sim_launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, F&& f) {
+  using Fn = std::remove_reference_t<F>;
+  sim_detail::launch(grid, block, dynamic_smem, kernel, [](void* p) { (*static_cast<Fn*>(p))(); },
+                     const_cast<void*>(static_cast<const void*>(std::addressof(f))));
+}
+template <class F> void sim_launch(dim3 grid, dim3 block, F&& f) { sim_launch(grid, block, 0, "kernel", f); }
 inline uint64_t __umul64hi(uint64_t a, uint64_t b) { return (uint64_t)(((unsigned __int128)a * b) >> 64); }
 inline unsigned __brev(unsigned x) { unsigned r = 0; for (int i = 0; i < 32; ++i) { r = (r << 1) | (x & 1); x >>= 1; } return r; }
 inline double __dadd_rn(double a, double b) { volatile double r = a + b; return r; }
