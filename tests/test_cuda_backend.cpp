@@ -321,6 +321,28 @@ TEST_P(CudaPrimitives, KeySwitchInnerProduct) {
 
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaPrimitives, ::testing::ValuesIn(all_cases(true)), case_name);
 
+// N = 2^12, the smallest ring Veil's parameters allow: the strided pass has a
+// single stage and the contiguous one eleven (the other cases above have more rows).
+TEST(CudaNtt, SmallestRingRoundTrips) {
+  VEIL_REQUIRE_CUDA();
+  ParameterSpec spec;
+  spec.log_n = 12;
+  spec.q_bits = {40, 30};
+  spec.p_bits = {35};
+  spec.default_scale = 0x1p30;
+  Backends B(Parameters::create(spec));
+  const Basis b{2, true};
+  for (bool lazy : {false, true}) {
+    auto [c, g] = B.put(B.random(b, 1, lazy));
+    B.cpu->ntt_forward(b, c.data());
+    B.gpu->ntt_forward(b, g.data());
+    ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "forward, lazy " << lazy;
+    B.cpu->ntt_inverse(b, c.data());
+    B.gpu->ntt_inverse(b, g.data());
+    ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "inverse, lazy " << lazy;
+  }
+}
+
 // ---- CKKS operations through a cpu context and a cuda context ----
 
 // One side of a comparison: Keyed (test_util.hpp) on a given backend.
@@ -483,6 +505,37 @@ TEST(CudaBackend, RejectsObjectsOfACpuContext) {
   // Keys of the other context.
   EXPECT_VEIL_ERROR(gpu.eval->multiply(g, g, cpu.rk), ErrorCode::ContextMismatch);
   EXPECT_VEIL_ERROR(gpu.eval->rotate(g, 1, cpu.gk), ErrorCode::ContextMismatch);
+}
+
+// The client/server split across devices: encrypt on the cpu, move the ciphertexts
+// and evaluation keys into a cuda context (Ciphertext::to), compute there, move the
+// result back: word for word what the cpu computes, and it decrypts on the cpu.
+TEST(CudaBackend, ObjectsMoveBetweenCpuAndCudaContexts) {
+  VEIL_REQUIRE_CUDA();
+  const Parameters params = Parameters::preset(13);
+  Side cpu(params, 71, true, BackendKind::Cpu, {1, 5});
+  const ContextPtr gpu = Context::create(params, BackendKind::Cuda);
+  ASSERT_EQ(gpu->backend().name(), "cuda");
+  const auto x = random_reals(cpu.slots(), 92), y = random_reals(cpu.slots(), 93);
+  const Ciphertext xc = cpu.encrypt(x), yc = cpu.encrypt(y, false);
+  const Ciphertext xg = xc.to(gpu), yg = yc.to(gpu);
+  ASSERT_TRUE(same_words(words_of(xc), words_of(xg), params.n()));
+  const RelinKey rk = cpu.rk.to(gpu);
+  const GaloisKeys gk = cpu.gk.to(gpu);
+  Evaluator eval(gpu);
+  const Ciphertext out_g = eval.rotate(eval.rescale(eval.multiply(xg, yg, rk)), 5, gk);
+  const Ciphertext out_c = cpu.eval->rotate(cpu.eval->rescale(cpu.eval->multiply(xc, yc, cpu.rk)), 5, cpu.gk);
+  const Ciphertext back = out_g.to(cpu.ctx);
+  EXPECT_EQ(back.context()->id(), cpu.ctx->id());
+  ASSERT_TRUE(same_words(words_of(out_c), words_of(back), params.n()));
+  // A secret key moved to the device decrypts there to the same plaintext words.
+  Decryptor dec_g(gpu, cpu.keygen->secret_key().to(gpu));
+  const Plaintext pg = dec_g.decrypt(out_g), pc = cpu.decryptor->decrypt(out_c);
+  const size_t pw = params.n() * (pc.level() + 1);
+  EXPECT_TRUE(same_words(download(cpu.ctx, pc.data(), pw), download(gpu, pg.data(), pw), params.n()));
+  // Another device's context of other parameters is refused.
+  const ContextPtr other = Context::create(Parameters::preset(14), BackendKind::Cuda);
+  EXPECT_VEIL_ERROR(xc.to(other), ErrorCode::ContextMismatch);
 }
 
 TEST(CudaBackend, AutoPicksCudaAndBadCallsThrow) {
