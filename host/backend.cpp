@@ -1,6 +1,8 @@
 // Backend selection and the Buffer handle.
 #include "veil/backend.hpp"
 
+#include <sodium.h>
+
 #include <chrono>
 
 #include "cpu_backend.hpp"
@@ -143,6 +145,24 @@ std::vector<uint64_t> Buffer::to_host() const {
 void Buffer::from_host(const uint64_t* src, size_t words) {
   require(words == words_, ErrorCode::InvalidArgument, "Buffer::from_host: size mismatch");
   if (ptr_) backend_->upload(ptr_, src, words);
+}
+
+Buffer Buffer::copy_to(std::shared_ptr<Backend> target) const {
+  require(target != nullptr, ErrorCode::InvalidArgument, "Buffer::copy_to: no target backend");
+  if (target == backend_) return Buffer(*this);
+  Buffer out(target, words_, secret_, /*zero=*/false);
+  if (!ptr_) return out;
+  std::vector<uint64_t> host(words_);
+  struct Wipe {  // the host copy of a secret buffer is wiped on every path out
+    std::vector<uint64_t>& v;
+    bool on;
+    ~Wipe() {
+      if (on) sodium_memzero(v.data(), v.size() * sizeof(uint64_t));
+    }
+  } wipe{host, secret_};
+  backend_->download(host.data(), ptr_, words_);
+  out.from_host(host.data(), words_);
+  return out;
 }
 
 }  // namespace veil

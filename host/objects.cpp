@@ -3,6 +3,8 @@
 #include "veil/error.hpp"
 #include "veil/keys.hpp"
 
+#include <string>
+
 namespace veil {
 
 namespace {
@@ -46,6 +48,66 @@ SwitchingKey::SwitchingKey(ContextPtr ctx) : ctx_(std::move(ctx)) {
 }
 size_t SwitchingKey::poly_words() const {
   return ctx_->words(Basis{ctx_->max_level() + 1, true});
+}
+
+namespace {
+// The target context for Object::to(): same parameters, any backend.
+const ContextPtr& transfer_target(const ContextPtr& from, const ContextPtr& to, const char* what) {
+  require(from != nullptr, ErrorCode::InvalidArgument, std::string("cannot copy an empty ") + what);
+  require(to != nullptr, ErrorCode::InvalidArgument, std::string(what) + "::to: null target context");
+  require(to->params().fingerprint() == from->params().fingerprint(), ErrorCode::ContextMismatch,
+          std::string(what) + "::to: the target context has different parameters");
+  return to;
+}
+}  // namespace
+
+Plaintext Plaintext::to(const ContextPtr& target) const {
+  Plaintext out;
+  out.ctx_ = transfer_target(ctx_, target, "Plaintext");
+  out.buf_ = buf_.copy_to(target->backend_ptr());
+  out.level_ = level_;
+  out.scale_ = scale_;
+  return out;
+}
+
+Ciphertext Ciphertext::to(const ContextPtr& target) const {
+  Ciphertext out;
+  out.ctx_ = transfer_target(ctx_, target, "Ciphertext");
+  out.buf_ = buf_.copy_to(target->backend_ptr());
+  out.size_ = size_;
+  out.level_ = level_;
+  out.scale_ = scale_;
+  out.c1_seed_ = c1_seed_;
+  return out;
+}
+
+SecretKey SecretKey::to(const ContextPtr& target) const {
+  SecretKey out;
+  out.ctx_ = transfer_target(ctx_, target, "SecretKey");
+  out.buf_ = buf_.copy_to(target->backend_ptr());  // stays a wiped-on-release buffer
+  return out;
+}
+
+PublicKey PublicKey::to(const ContextPtr& target) const {
+  PublicKey out;
+  out.ctx_ = transfer_target(ctx_, target, "PublicKey");
+  out.buf_ = buf_.copy_to(target->backend_ptr());
+  out.a_seed_ = a_seed_;
+  return out;
+}
+
+SwitchingKey SwitchingKey::to(const ContextPtr& target) const {
+  SwitchingKey out;
+  out.ctx_ = transfer_target(ctx_, target, "SwitchingKey");
+  out.buf_ = buf_.copy_to(target->backend_ptr());
+  out.a_seed_ = a_seed_;
+  return out;
+}
+
+GaloisKeys GaloisKeys::to(const ContextPtr& target) const {
+  GaloisKeys out;
+  for (const auto& [g, key] : keys) out.keys.emplace(g, key.to(target));
+  return out;
 }
 
 uint64_t galois_element_for_step(const Context& ctx, int64_t step) {

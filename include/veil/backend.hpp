@@ -184,6 +184,10 @@ class Buffer {
   Backend& backend() const { return *backend_; }
   std::vector<uint64_t> to_host() const;
   void from_host(const uint64_t* src, size_t words);
+  // The same words in a new buffer on `target` (any backend: cpu <-> cuda, or
+  // another device). Through host memory when the backends differ; a secret
+  // buffer stays secret and its host copy is wiped.
+  Buffer copy_to(std::shared_ptr<Backend> target) const;
 
  private:
   void reset() noexcept;

@@ -25,6 +25,9 @@ class Plaintext {
   uint64_t* data() { return buf_.data(); }
   const uint64_t* data() const { return buf_.data(); }
   bool empty() const { return !ctx_; }
+  // A copy in `target`, a context of the same parameters on any backend (see
+  // Ciphertext::to).
+  Plaintext to(const ContextPtr& target) const;
 
  private:
   ContextPtr ctx_;
@@ -59,6 +62,13 @@ class Ciphertext {
   // this seed, so serialization can send the seed instead of c_1.
   const std::optional<Seed>& c1_seed() const { return c1_seed_; }
   void set_c1_seed(std::optional<Seed> seed) { c1_seed_ = seed; }
+
+  // A copy in `target`: a context with the same parameters, typically on another
+  // backend (a client's cpu context -> a server's cuda context and back), so that
+  // objects move between devices without serialization. Same words, level, scale
+  // and seed. Throws ContextMismatch when the parameters differ (fingerprint),
+  // InvalidArgument for a null target or an empty ciphertext.
+  Ciphertext to(const ContextPtr& target) const;
 
  private:
   ContextPtr ctx_;

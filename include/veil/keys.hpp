@@ -23,6 +23,9 @@ class SecretKey {
   uint64_t* data() { return buf_.data(); }
   const uint64_t* data() const { return buf_.data(); }
   bool empty() const { return !ctx_; }
+  // A copy in another context of the same parameters (Ciphertext::to), for a client
+  // that keeps its secret key on its own GPU. Device and host copies are wiped.
+  SecretKey to(const ContextPtr& target) const;
 
  private:
   ContextPtr ctx_;
@@ -42,6 +45,8 @@ class PublicKey {
   bool empty() const { return !ctx_; }
   const std::optional<Seed>& a_seed() const { return a_seed_; }
   void set_a_seed(std::optional<Seed> s) { a_seed_ = s; }
+  // A copy in another context of the same parameters (Ciphertext::to).
+  PublicKey to(const ContextPtr& target) const;
 
  private:
   ContextPtr ctx_;
@@ -65,6 +70,8 @@ class SwitchingKey {
   // All a_j are expanded from this seed (stream j) when present.
   const std::optional<Seed>& a_seed() const { return a_seed_; }
   void set_a_seed(std::optional<Seed> s) { a_seed_ = s; }
+  // A copy in another context of the same parameters (Ciphertext::to).
+  SwitchingKey to(const ContextPtr& target) const;
 
  private:
   ContextPtr ctx_;
@@ -76,12 +83,15 @@ class SwitchingKey {
 class RelinKey {
  public:
   SwitchingKey key;
+  RelinKey to(const ContextPtr& target) const { return RelinKey{key.to(target)}; }
 };
 
 // Switching keys for automorphisms X -> X^g, indexed by Galois element g.
 class GaloisKeys {
  public:
   bool has(uint64_t galois_elt) const { return keys.count(galois_elt) != 0; }
+  // Every key copied into another context of the same parameters (Ciphertext::to).
+  GaloisKeys to(const ContextPtr& target) const;
   std::map<uint64_t, SwitchingKey> keys;
 };
 
