@@ -88,6 +88,12 @@ std::shared_ptr<Backend> make_backend(BackendKind kind, std::shared_ptr<const Rn
 #endif
 }
 
+void Backend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "mod_up_all: bad level");
+  const size_t stride = static_cast<size_t>(tables_->limbs(Basis{level + 1, true})) * tables_->n;
+  for (uint32_t j = 0; j < tables_->digits(level); ++j) mod_up(level, j, out_digits + j * stride, coeff, ntt);
+}
+
 Buffer::Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret, bool zero)
     : backend_(std::move(backend)), words_(words), secret_(secret) {
   ptr_ = backend_->allocate(words);

@@ -15,8 +15,7 @@ Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level
   Buffer coeff = ctx.allocate_scratch(q);
   be.copy(coeff.data(), poly, coeff.words());
   be.ntt_inverse(q, coeff.data());
-  const size_t stride = ctx.words(qp);
-  for (uint32_t j = 0; j < dec.count; ++j) be.mod_up(level, j, dec.digits.data() + j * stride, coeff.data(), poly);
+  be.mod_up_all(level, dec.digits.data(), coeff.data(), poly);
   return dec;
 }
 

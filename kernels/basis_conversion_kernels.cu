@@ -87,6 +87,36 @@ __global__ void mod_up_convert_kernel(DeviceTablesView tv, uint32_t level, ModUp
   VEIL_FOR_COEFF(c, n) dst[c] = fast_base_convert(y, plan.count, n, c, f, fs, t);
 }
 
+__global__ void mod_up_all_own_kernel(DeviceTablesView tv, uint32_t alpha, size_t stride, const uint64_t* ntt,
+                                      uint64_t* out) {
+  const size_t n = size_t{1} << tv.log_n;
+  const uint32_t i = blockIdx.y;
+  const uint64_t* src = ntt + static_cast<size_t>(i) * n;
+  uint64_t* dst = out + (i / alpha) * stride + static_cast<size_t>(i) * n;
+  VEIL_FOR_COEFF(c, n) dst[c] = src[c];
+}
+
+__global__ void mod_up_all_scale_kernel(DeviceTablesView tv, ModUpAllView plan, const uint64_t* coeff,
+                                        uint64_t* y) {
+  const size_t n = size_t{1} << tv.log_n;
+  const uint32_t i = blockIdx.y;
+  const uint64_t d = tv.mod[i].value, w = plan.qhat_inv[i], ws = plan.qhat_inv_shoup[i];
+  const size_t off = static_cast<size_t>(i) * n;
+  VEIL_FOR_COEFF(c, n) y[off + c] = mul_shoup(coeff[off + c], w, ws, d);
+}
+
+__global__ void mod_up_all_convert_kernel(DeviceTablesView tv, uint32_t level, ModUpAllView plan, size_t stride,
+                                          const uint64_t* y, uint64_t* out) {
+  const size_t n = size_t{1} << tv.log_n;
+  const ModUpRow row = plan.row[blockIdx.y];
+  const uint64_t t = tv.mod[qp_prime(tv, level, row.limb)].value;
+  const uint64_t* src = y + static_cast<size_t>(row.first) * n;
+  const uint64_t* f = plan.factors + row.factor_off;
+  const uint64_t* fs = plan.factors_shoup + row.factor_off;
+  uint64_t* dst = out + row.digit * stride + static_cast<size_t>(row.limb) * n;
+  VEIL_FOR_COEFF(c, n) dst[c] = fast_base_convert(src, row.count, n, c, f, fs, t);
+}
+
 __global__ void mod_down_scale_kernel(DeviceTablesView tv, ModDownView md, uint64_t* p_part) {
   const size_t n = size_t{1} << tv.log_n;
   const uint32_t k = blockIdx.y;
@@ -175,6 +205,26 @@ void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpView&
   if (plan.targets == 0 || plan.count == 0) return;
   mod_up_convert_kernel<<<rows_grid(tv, plan.targets), kBlockThreads, 0, stream>>>(tv, level, plan, y, out_qp);
   check_launch("mod_up_convert_kernel");
+}
+
+void mod_up_all_own(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, size_t stride, const uint64_t* ntt,
+                    uint64_t* out, cudaStream_t stream) {
+  mod_up_all_own_kernel<<<rows_grid(tv, level + 1), kBlockThreads, 0, stream>>>(tv, alpha, stride, ntt, out);
+  check_launch("mod_up_all_own_kernel");
+}
+
+void mod_up_all_scale(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, const uint64_t* coeff,
+                      uint64_t* y, cudaStream_t stream) {
+  mod_up_all_scale_kernel<<<rows_grid(tv, level + 1), kBlockThreads, 0, stream>>>(tv, plan, coeff, y);
+  check_launch("mod_up_all_scale_kernel");
+}
+
+void mod_up_all_convert(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, size_t stride,
+                        const uint64_t* y, uint64_t* out, cudaStream_t stream) {
+  if (plan.rows == 0) return;
+  mod_up_all_convert_kernel<<<rows_grid(tv, plan.rows), kBlockThreads, 0, stream>>>(tv, level, plan, stride, y,
+                                                                                     out);
+  check_launch("mod_up_all_convert_kernel");
 }
 
 void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, uint64_t* p_part,

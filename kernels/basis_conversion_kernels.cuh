@@ -28,6 +28,24 @@ struct ModUpView {
   const uint64_t* factors_shoup;    // [targets][count]
 };
 
+// One target row of a level's ModUp over all digits: digit `digit` (source limbs
+// [first, first + count) of Q_l) converted to limb `limb` of Q_l u P, with the factors
+// (D/d_i) mod t at factor_off of ModUpAllView::factors.
+struct ModUpRow {
+  uint32_t digit, limb, first, count;
+  size_t factor_off;
+};
+
+// Every digit of one level at once, device pointers.
+struct ModUpAllView {
+  uint32_t rows = 0;            // sum over digits of the targets
+  const ModUpRow* row;          // [rows]
+  const uint64_t* qhat_inv;     // [level + 1]: (D/d_i)^-1 mod d_i of each limb's digit
+  const uint64_t* qhat_inv_shoup;
+  const uint64_t* factors;
+  const uint64_t* factors_shoup;
+};
+
 // ModDown constants, device pointers.
 struct ModDownView {
   const uint64_t* phat_inv;           // [alpha]
@@ -58,6 +76,19 @@ void mod_up_scale(const DeviceTablesView& tv, const ModUpView& plan, const uint6
 // out_qp[target] = sum_i y[i] (D/d_i) mod t (coefficient form).
 void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* y,
                     uint64_t* out_qp, cudaStream_t stream);
+
+// All digits of a level-`level` polynomial at once (out: [digits][Q_l u P][N], digit
+// stride `stride` words). Own limbs: out[i / alpha][i] = ntt[i] for every i <= level.
+void mod_up_all_own(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, size_t stride, const uint64_t* ntt,
+                    uint64_t* out, cudaStream_t stream);
+// y[i] = coeff[i] (D/d_i)^-1 mod d_i for every limb i <= level (each in its own digit).
+void mod_up_all_scale(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, const uint64_t* coeff,
+                      uint64_t* y, cudaStream_t stream);
+// out[row.digit][row.limb] = sum_i y[row.first + i] (D/d_i) mod t for every row (coefficient form).
+// One-prime digits (alpha = 1) convert as x mod t: congruent to the cpu's copy, and
+// the forward NTT that follows outputs canonical residues, so the words agree.
+void mod_up_all_convert(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, size_t stride,
+                        const uint64_t* y, uint64_t* out, cudaStream_t stream);
 
 // p_part[k] = p_part[k] (P/p_k)^-1 mod p_k (coefficient form, in place).
 void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, uint64_t* p_part,

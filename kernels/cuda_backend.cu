@@ -60,6 +60,10 @@ struct DeviceRns {
     bool single = false;  // the CPU's one-prime path: count == 1 && qhat_inv[0] == 1
   };
   std::vector<std::vector<PlanOffsets>> mu_plans;  // [level][digit]
+  // ModUp of all digits at once: every (digit, target) row of a level, concatenated.
+  DeviceArray<ModUpRow> mu_rows;
+  std::vector<size_t> mu_rows_off;    // [level]: first row of the level
+  std::vector<uint32_t> mu_rows_count;  // [level]
   // ModDown.
   DeviceArray<uint64_t> md_phat_inv, md_phat_inv_shoup, md_phat_mod_q, md_phat_mod_q_shoup;
   DeviceArray<uint64_t> md_p_mod_q, md_p_mod_q_shoup, md_p_inv_mod_q, md_p_inv_mod_q_shoup;
@@ -159,6 +163,22 @@ void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
       d.mu_plans[l].push_back(off);
     }
   }
+  // Rows for mod_up_all: digit order, then target order, as the per-digit plans.
+  std::vector<ModUpRow> all_rows;
+  d.mu_rows_off.assign(rows, 0);
+  d.mu_rows_count.assign(rows, 0);
+  for (uint32_t l = 0; l <= L; ++l) {
+    d.mu_rows_off[l] = all_rows.size();
+    for (uint32_t j = 0; j < t.mod_up[l].size(); ++j) {
+      const auto& plan = t.mod_up[l][j];
+      const DeviceRns::PlanOffsets& off = d.mu_plans[l][j];
+      for (size_t k = 0; k < plan.target_limbs.size(); ++k)
+        all_rows.push_back(
+            ModUpRow{j, plan.target_limbs[k], plan.first, plan.count, off.factor_off + k * plan.count});
+    }
+    d.mu_rows_count[l] = static_cast<uint32_t>(all_rows.size() - d.mu_rows_off[l]);
+  }
+  d.mu_rows = DeviceArray<ModUpRow>(all_rows);
   d.mu_targets = DeviceArray<uint32_t>(targets);
   d.mu_qhat_inv = DeviceArray<uint64_t>(qhat);
   d.mu_qhat_inv_shoup = DeviceArray<uint64_t>(qhat_s);
@@ -234,6 +254,7 @@ class CudaBackend final : public Backend {
   void rescale(uint32_t level, const uint64_t* in, uint64_t* out) override;
   void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
               const uint64_t* ntt) override;
+  void mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) override;
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
@@ -523,6 +544,34 @@ void CudaBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const
   targets.skip_lo = off.first;
   targets.skip_hi = off.first + off.count;
   cuda::ntt_forward(view_, targets, out_qp, stream());
+}
+
+// Every digit in five launches (own limbs, scale, convert, two NTT passes over all
+// digits' target limbs) instead of five per digit.
+void CudaBackend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_up_all: bad level");
+  use_device(device_);
+  const size_t n = t.n;
+  const uint32_t digits = t.digits(level);
+  const size_t stride = static_cast<size_t>(level + 1 + t.alpha) * n;  // words of one Q_l u P polynomial
+  const DeviceRns::PlanOffsets& first = rns_.mu_plans[level][0];
+  ModUpAllView plan;
+  plan.rows = rns_.mu_rows_count[level];
+  plan.row = rns_.mu_rows.get() + rns_.mu_rows_off[level];
+  plan.qhat_inv = rns_.mu_qhat_inv.get() + first.qhat_off;  // the level's digits are consecutive: l + 1 entries
+  plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + first.qhat_off;
+  plan.factors = rns_.mu_factors.get();
+  plan.factors_shoup = rns_.mu_factors_shoup.get();
+  mod_up_all_own(view_, level, t.alpha, stride, ntt, out_digits, stream());
+  Scratch y(*this, (level + 1) * n);
+  mod_up_all_scale(view_, level, plan, coeff, y.get(), stream());
+  mod_up_all_convert(view_, level, plan, stride, y.get(), out_digits, stream());
+  LimbMap targets = map(Basis{level + 1, true});
+  targets.polys = digits;
+  targets.poly_stride = stride;
+  targets.skip_digit = t.alpha;
+  cuda::ntt_forward(view_, targets, out_digits, stream());
 }
 
 void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {

@@ -200,18 +200,18 @@ __device__ __forceinline__ Pass make_pass(const DeviceTablesView& tv, uint32_t p
 }
 
 // Stages with t >= C: forward stages 0 .. log_rows - 1, or inverse t = C .. N / 2.
-// grid: (N / 2^11 tiles, limbs).
+// grid: (N / 2^11 tiles, limbs, polys).
 template <bool kForward>
 __global__ void __launch_bounds__(kThreads) strided_pass(DeviceTablesView tv, LimbMap map, uint64_t* data,
                                                          uint32_t log_rows) {
   __shared__ uint64_t sh[kTile];
-  const uint32_t limb = blockIdx.y;
-  if (map.skipped(limb)) return;
+  const uint32_t limb = blockIdx.y, poly = blockIdx.z;
+  if (map.skipped(limb, poly)) return;
   const uint32_t pi = map.prime(limb);
   const uint32_t log_n = tv.log_n;
   const uint32_t log_w = kLogTile - log_rows, log_stride = log_n - log_rows;
   const size_t col0 = static_cast<size_t>(blockIdx.x) << log_w;
-  uint64_t* a = data + (static_cast<size_t>(limb) << log_n);
+  uint64_t* a = data + poly * map.poly_stride + (static_cast<size_t>(limb) << log_n);
   // Tile rows are C = 2^log_stride apart and 2^log_w wide: local distance d is global d * 2^(log_n - 11).
   const Pass p = make_pass(tv, pi, kForward, log_n - kLogTile, 0);
   auto gload = [=](uint32_t e) { return a[strided_index(e, log_w, log_stride, col0)]; };
@@ -224,12 +224,12 @@ template <bool kForward>
 __global__ void __launch_bounds__(kThreads) contiguous_pass(DeviceTablesView tv, LimbMap map, uint64_t* data,
                                                             uint32_t log_rows) {
   __shared__ uint64_t sh[kTile];
-  const uint32_t limb = blockIdx.y;
-  if (map.skipped(limb)) return;
+  const uint32_t limb = blockIdx.y, poly = blockIdx.z;
+  if (map.skipped(limb, poly)) return;
   const uint32_t pi = map.prime(limb);
   const uint32_t log_n = tv.log_n, log_c = log_n - log_rows;
   const size_t c0 = static_cast<size_t>(blockIdx.x) << log_c;
-  uint64_t* a = data + (static_cast<size_t>(limb) << log_n) + c0;
+  uint64_t* a = data + poly * map.poly_stride + (static_cast<size_t>(limb) << log_n) + c0;
   const Pass p = make_pass(tv, pi, kForward, 0, c0);
   const uint64_t q = p.q, two_q = p.two_q;
   auto gload = [=](uint32_t e) { return a[e]; };
@@ -251,11 +251,11 @@ void check_size(uint32_t log_n) {
 }  // namespace
 
 void ntt_forward(const DeviceTablesView& tv, const LimbMap& map, uint64_t* data, cudaStream_t stream) {
-  if (map.limbs == 0) return;
+  if (map.limbs == 0 || map.polys == 0) return;
   check_size(tv.log_n);
   const uint32_t log_rows = log_rows_for(tv.log_n);
-  const dim3 strided_grid(1u << (tv.log_n - kLogTile), map.limbs);
-  const dim3 contiguous_grid(1u << log_rows, map.limbs);
+  const dim3 strided_grid(1u << (tv.log_n - kLogTile), map.limbs, map.polys);
+  const dim3 contiguous_grid(1u << log_rows, map.limbs, map.polys);
   strided_pass<true><<<strided_grid, kThreads, 0, stream>>>(tv, map, data, log_rows);
   check_launch("forward strided_pass");
   contiguous_pass<true><<<contiguous_grid, kThreads, 0, stream>>>(tv, map, data, log_rows);
@@ -263,11 +263,11 @@ void ntt_forward(const DeviceTablesView& tv, const LimbMap& map, uint64_t* data,
 }
 
 void ntt_inverse(const DeviceTablesView& tv, const LimbMap& map, uint64_t* data, cudaStream_t stream) {
-  if (map.limbs == 0) return;
+  if (map.limbs == 0 || map.polys == 0) return;
   check_size(tv.log_n);
   const uint32_t log_rows = log_rows_for(tv.log_n);
-  const dim3 strided_grid(1u << (tv.log_n - kLogTile), map.limbs);
-  const dim3 contiguous_grid(1u << log_rows, map.limbs);
+  const dim3 strided_grid(1u << (tv.log_n - kLogTile), map.limbs, map.polys);
+  const dim3 contiguous_grid(1u << log_rows, map.limbs, map.polys);
   contiguous_pass<false><<<contiguous_grid, kThreads, 0, stream>>>(tv, map, data, log_rows);
   check_launch("inverse contiguous_pass");
   strided_pass<false><<<strided_grid, kThreads, 0, stream>>>(tv, map, data, log_rows);

@@ -1,5 +1,5 @@
-// Negacyclic NTT on the device, every limb of a LimbMap in one pair of
-// launches. Same transform as host/ntt.cpp: forward takes natural-order
+// Negacyclic NTT on the device, every limb of every polynomial of a LimbMap in
+// one pair of launches. Same transform as host/ntt.cpp: forward takes natural-order
 // coefficients (< 4q) to bit-reversed evaluations, inverse undoes it with 1/N;
 // both outputs are fully reduced to [0, q), so they equal the CPU's word for word.
 #pragma once

@@ -288,6 +288,27 @@ TEST_P(CudaPrimitives, ModUpEveryDigit) {
   }
 }
 
+// The batched ModUp (all digits in one launch per step) against the cpu's digit-by-digit one.
+TEST_P(CudaPrimitives, ModUpAllDigitsAtOnce) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  for (uint32_t level : some_levels(0, B.t().max_level)) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    const uint32_t digits = B.t().digits(level);
+    auto coeff = B.random(q);
+    auto [cc, cg] = B.put(coeff);
+    Buffer ntt_c(B.cpu, coeff.size(), false, false);
+    ntt_c.from_host(coeff.data(), coeff.size());
+    B.cpu->ntt_forward(q, ntt_c.data());
+    const auto ntt = ntt_c.to_host();
+    auto [nc, ng] = B.put(ntt);
+    auto [oc, og] = B.scratch(B.words(qp, digits));
+    B.cpu->mod_up_all(level, oc.data(), cc.data(), nc.data());
+    B.gpu->mod_up_all(level, og.data(), cg.data(), ng.data());
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level << ", " << digits << " digits";
+  }
+}
+
 TEST_P(CudaPrimitives, ModDown) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();

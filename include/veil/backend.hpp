@@ -119,6 +119,11 @@ class Backend {
   // coeff: the polynomial in coefficient form (Q_l); ntt: the same in NTT form.
   virtual void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
                       const uint64_t* ntt) = 0;
+  // Every digit of the level-`level` polynomial at once: out_digits holds
+  // digits(level) polynomials over Q_l u P ([digit][Q_l u P][N]), digit j equal to
+  // mod_up(level, j, ...). Default: one mod_up per digit; the cuda backend batches
+  // the digits into one launch per step (what key switching calls).
+  virtual void mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt);
   // out_q = round(x / P) over Q_l, NTT form: (x - [x]_P) * P^-1 where [x]_P is the
   // centered residue mod P, made exact by the float correction
   // v = round(sum_k y_k / p_k) (y_k = [x_k (P/p_k)^-1]_{p_k}, summed in k order in IEEE
