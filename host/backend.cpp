@@ -94,6 +94,12 @@ void Backend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* c
   for (uint32_t j = 0; j < tables_->digits(level); ++j) mod_up(level, j, out_digits + j * stride, coeff, ntt);
 }
 
+void Backend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "mod_down_pair: bad level");
+  mod_down(level, out0, in_qp2);
+  mod_down(level, out1, in_qp2 + static_cast<size_t>(tables_->limbs(Basis{level + 1, true})) * tables_->n);
+}
+
 Buffer::Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret, bool zero)
     : backend_(std::move(backend)), words_(words), secret_(secret) {
   ptr_ = backend_->allocate(words);

@@ -29,8 +29,7 @@ void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key
   uint64_t* acc0 = acc.data();
   uint64_t* acc1 = acc.data() + ctx.words(qp);
   be.key_switch_inner_product(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);
-  be.mod_down(dec.level, out0, acc0);
-  be.mod_down(dec.level, out1, acc1);
+  be.mod_down_pair(dec.level, out0, out1, acc0);  // acc1 follows acc0
 }
 
 }  // namespace veil::keyswitch

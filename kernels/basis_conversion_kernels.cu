@@ -117,20 +117,23 @@ __global__ void mod_up_all_convert_kernel(DeviceTablesView tv, uint32_t level, M
   VEIL_FOR_COEFF(c, n) dst[c] = fast_base_convert(src, row.count, n, c, f, fs, t);
 }
 
-__global__ void mod_down_scale_kernel(DeviceTablesView tv, ModDownView md, uint64_t* p_part) {
+// ModDown kernels take polynomial z = blockIdx.z of a ModDownPolys batch.
+__global__ void mod_down_scale_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, uint64_t* p_part) {
   const size_t n = size_t{1} << tv.log_n;
   const uint32_t k = blockIdx.y;
   const uint64_t pk = tv.mod[tv.max_level + 1 + k].value, w = md.phat_inv[k], ws = md.phat_inv_shoup[k];
-  uint64_t* limb = p_part + k * n;
+  uint64_t* limb = p_part + blockIdx.z * mp.in_stride + k * n;
   VEIL_FOR_COEFF(c, n) limb[c] = mul_shoup(limb[c], w, ws, pk);
 }
 
 // The rounding correction must round exactly as the host's IEEE double code
 // (compiled with -ffp-contract=off): explicit round-to-nearest intrinsics, so
 // nvcc cannot fuse the multiply and add into an FMA.
-__global__ void mod_down_round_kernel(DeviceTablesView tv, ModDownView md, uint32_t alpha, const uint64_t* p_part,
-                                      uint64_t* v) {
+__global__ void mod_down_round_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, uint32_t alpha,
+                                      const uint64_t* p_part, uint64_t* v) {
   const size_t n = size_t{1} << tv.log_n;
+  p_part += blockIdx.z * mp.in_stride;
+  v += blockIdx.z * n;
   VEIL_FOR_COEFF(c, n) {
     double sum = 0;
     for (uint32_t k = 0; k < alpha; ++k)
@@ -139,10 +142,13 @@ __global__ void mod_down_round_kernel(DeviceTablesView tv, ModDownView md, uint3
   }
 }
 
-__global__ void mod_down_convert_kernel(DeviceTablesView tv, ModDownView md, uint32_t alpha, const uint64_t* p_part,
-                                        const uint64_t* v, uint64_t* conv) {
+__global__ void mod_down_convert_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, uint32_t alpha,
+                                        const uint64_t* p_part, const uint64_t* v, uint64_t* conv) {
   const size_t n = size_t{1} << tv.log_n;
   const uint32_t i = blockIdx.y;
+  p_part += blockIdx.z * mp.in_stride;
+  v += blockIdx.z * n;
+  conv += blockIdx.z * mp.conv_stride;
   const uint64_t qi = tv.mod[i].value;
   const uint64_t* f = md.phat_mod_q + static_cast<size_t>(i) * alpha;
   const uint64_t* fs = md.phat_mod_q_shoup + static_cast<size_t>(i) * alpha;
@@ -154,10 +160,13 @@ __global__ void mod_down_convert_kernel(DeviceTablesView tv, ModDownView md, uin
   }
 }
 
-__global__ void mod_down_finish_kernel(DeviceTablesView tv, ModDownView md, const uint64_t* x, const uint64_t* conv,
-                                       uint64_t* out) {
+__global__ void mod_down_finish_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, const uint64_t* x,
+                                       const uint64_t* conv) {
   const size_t n = size_t{1} << tv.log_n;
   const uint32_t i = blockIdx.y;
+  x += blockIdx.z * mp.in_stride;
+  conv += blockIdx.z * mp.conv_stride;
+  uint64_t* out = mp.out[blockIdx.z];
   const uint64_t qi = tv.mod[i].value, w = md.p_inv_mod_q[i], ws = md.p_inv_mod_q_shoup[i];
   const size_t off = i * n;
   VEIL_FOR_COEFF(c, n) out[off + c] = mul_shoup(sub_mod(x[off + c], conv[off + c], qi), w, ws, qi);
@@ -166,8 +175,8 @@ __global__ void mod_down_finish_kernel(DeviceTablesView tv, ModDownView md, cons
 #undef VEIL_FOR_COEFF
 
 // Blocks per row: N / 256 threads, one coefficient each.
-dim3 rows_grid(const DeviceTablesView& tv, uint32_t rows) {
-  return dim3(grid_for(size_t{1} << tv.log_n), rows);
+dim3 rows_grid(const DeviceTablesView& tv, uint32_t rows, uint32_t polys = 1) {
+  return dim3(grid_for(size_t{1} << tv.log_n), rows, polys);
 }
 
 }  // namespace
@@ -227,29 +236,31 @@ void mod_up_all_convert(const DeviceTablesView& tv, uint32_t level, const ModUpA
   check_launch("mod_up_all_convert_kernel");
 }
 
-void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, uint64_t* p_part,
-                    cudaStream_t stream) {
+void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
+                    uint64_t* p_part, cudaStream_t stream) {
   if (alpha == 0) return;
-  mod_down_scale_kernel<<<rows_grid(tv, alpha), kBlockThreads, 0, stream>>>(tv, md, p_part);
+  mod_down_scale_kernel<<<rows_grid(tv, alpha, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, p_part);
   check_launch("mod_down_scale_kernel");
 }
 
-void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, const uint64_t* p_part,
-                    uint64_t* v, cudaStream_t stream) {
-  mod_down_round_kernel<<<rows_grid(tv, 1), kBlockThreads, 0, stream>>>(tv, md, alpha, p_part, v);
+void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
+                    const uint64_t* p_part, uint64_t* v, cudaStream_t stream) {
+  mod_down_round_kernel<<<rows_grid(tv, 1, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, alpha, p_part, v);
   check_launch("mod_down_round_kernel");
 }
 
-void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, uint32_t alpha,
-                      const uint64_t* p_part, const uint64_t* v, uint64_t* conv, cudaStream_t stream) {
+void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
+                      uint32_t alpha, const uint64_t* p_part, const uint64_t* v, uint64_t* conv,
+                      cudaStream_t stream) {
   if (alpha == 0) return;
-  mod_down_convert_kernel<<<rows_grid(tv, level + 1), kBlockThreads, 0, stream>>>(tv, md, alpha, p_part, v, conv);
+  mod_down_convert_kernel<<<rows_grid(tv, level + 1, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, alpha,
+                                                                                            p_part, v, conv);
   check_launch("mod_down_convert_kernel");
 }
 
-void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const uint64_t* x,
-                     const uint64_t* conv, uint64_t* out, cudaStream_t stream) {
-  mod_down_finish_kernel<<<rows_grid(tv, level + 1), kBlockThreads, 0, stream>>>(tv, md, x, conv, out);
+void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
+                     const uint64_t* x, const uint64_t* conv, cudaStream_t stream) {
+  mod_down_finish_kernel<<<rows_grid(tv, level + 1, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, x, conv);
   check_launch("mod_down_finish_kernel");
 }
 

@@ -90,17 +90,28 @@ void mod_up_all_scale(const DeviceTablesView& tv, uint32_t level, const ModUpAll
 void mod_up_all_convert(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, size_t stride,
                         const uint64_t* y, uint64_t* out, cudaStream_t stream);
 
+// The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 or 2)
+// inputs over Q_l u P, in_stride words apart; their coefficient-form conversions
+// conv_stride words apart in scratch; outputs out[z] over Q_l.
+struct ModDownPolys {
+  uint32_t polys = 1;
+  size_t in_stride = 0, conv_stride = 0;
+  uint64_t* out[2] = {nullptr, nullptr};
+};
+
 // p_part[k] = p_part[k] (P/p_k)^-1 mod p_k (coefficient form, in place).
-void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, uint64_t* p_part,
-                    cudaStream_t stream);
+void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
+                    uint64_t* p_part, cudaStream_t stream);
 // v[c] = (uint64)(sum_k double(p_part[k][c]) * p_inv[k] + 0.5), in k order, IEEE round-to-nearest, no FMA.
-void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, uint32_t alpha, const uint64_t* p_part,
-                    uint64_t* v, cudaStream_t stream);
+// v: [polys][N].
+void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
+                    const uint64_t* p_part, uint64_t* v, cudaStream_t stream);
 // conv[i] = sum_k p_part[k] (P/p_k) - v P mod q_i, i <= level (coefficient form).
-void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, uint32_t alpha,
-                      const uint64_t* p_part, const uint64_t* v, uint64_t* conv, cudaStream_t stream);
+void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
+                      uint32_t alpha, const uint64_t* p_part, const uint64_t* v, uint64_t* conv,
+                      cudaStream_t stream);
 // out[i] = (x[i] - conv[i]) P^-1 mod q_i, i <= level (conv in NTT form).
-void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const uint64_t* x,
-                     const uint64_t* conv, uint64_t* out, cudaStream_t stream);
+void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
+                     const uint64_t* x, const uint64_t* conv, cudaStream_t stream);
 
 }  // namespace veil::cuda

@@ -256,6 +256,7 @@ class CudaBackend final : public Backend {
               const uint64_t* ntt) override;
   void mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) override;
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
+  void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
 
@@ -305,6 +306,7 @@ class CudaBackend final : public Backend {
   }
   cudaStream_t stream() const { return stream_.get(); }
   void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
+  void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
 
   int device_;
   Stream stream_;
@@ -575,6 +577,22 @@ void CudaBackend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_
 }
 
 void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
+  ModDownPolys mp;
+  mp.out[0] = out_q;
+  mod_down_polys(level, mp, in_qp);
+}
+
+void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) {
+  ModDownPolys mp;
+  mp.polys = 2;
+  mp.in_stride = tables_->limbs(Basis{level + 1, true}) * tables_->n;
+  mp.out[0] = out0;
+  mp.out[1] = out1;
+  mod_down_polys(level, mp, in_qp2);
+}
+
+// ModDown of mp.polys polynomials in one launch sequence.
+void CudaBackend::mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp) {
   const RnsTables& t = *tables_;
   require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
   use_device(device_);
@@ -582,20 +600,26 @@ void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
   const uint32_t alpha = t.alpha;
   uint64_t* p_part = in_qp + (level + 1) * n;
   const ModDownView md = mod_down_view();
-  // P part to coefficients, then y_k = x_k (P/p_k)^-1 mod p_k in place.
+  // P parts to coefficients, then y_k = x_k (P/p_k)^-1 mod p_k in place.
   LimbMap p_map;
   p_map.limbs = alpha;
   p_map.q_count = 0;
   p_map.p_first = t.max_level + 1;
+  p_map.polys = mp.polys;
+  p_map.poly_stride = mp.in_stride;
   cuda::ntt_inverse(view_, p_map, p_part, stream());
-  mod_down_scale(view_, md, alpha, p_part, stream());
-  Scratch scratch(*this, (level + 2) * n);
-  uint64_t* conv = scratch.get();           // [level + 1][N]
-  uint64_t* v = conv + (level + 1) * n;     // [N]: multiples of P to subtract
-  mod_down_round(view_, md, alpha, p_part, v, stream());
-  mod_down_convert(view_, level, md, alpha, p_part, v, conv, stream());
-  cuda::ntt_forward(view_, map(Basis{level + 1, false}), conv, stream());
-  mod_down_finish(view_, level, md, in_qp, conv, out_q, stream());
+  mod_down_scale(view_, md, mp, alpha, p_part, stream());
+  mp.conv_stride = (level + 1) * n;
+  Scratch scratch(*this, mp.polys * (level + 2) * n);
+  uint64_t* conv = scratch.get();                     // [polys][level + 1][N]
+  uint64_t* v = conv + mp.polys * mp.conv_stride;     // [polys][N]: multiples of P to subtract
+  mod_down_round(view_, md, mp, alpha, p_part, v, stream());
+  mod_down_convert(view_, level, md, mp, alpha, p_part, v, conv, stream());
+  LimbMap conv_map = map(Basis{level + 1, false});
+  conv_map.polys = mp.polys;
+  conv_map.poly_stride = mp.conv_stride;
+  cuda::ntt_forward(view_, conv_map, conv, stream());
+  mod_down_finish(view_, level, md, mp, in_qp, conv, stream());
 }
 
 void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,

@@ -267,29 +267,9 @@ TEST_P(CudaPrimitives, Rescale) {
   }
 }
 
-TEST_P(CudaPrimitives, ModUpEveryDigit) {
-  VEIL_REQUIRE_CUDA();
-  auto& B = be();
-  for (uint32_t level : some_levels(0, B.t().max_level)) {
-    const Basis q{level + 1, false}, qp{level + 1, true};
-    auto coeff = B.random(q);
-    auto [cc, cg] = B.put(coeff);
-    Buffer ntt_c(B.cpu, coeff.size(), false, false);
-    ntt_c.from_host(coeff.data(), coeff.size());
-    B.cpu->ntt_forward(q, ntt_c.data());
-    const auto ntt = ntt_c.to_host();
-    auto [nc, ng] = B.put(ntt);
-    for (uint32_t digit = 0; digit < B.t().digits(level); ++digit) {
-      auto [oc, og] = B.scratch(B.words(qp));
-      B.cpu->mod_up(level, digit, oc.data(), cc.data(), nc.data());
-      B.gpu->mod_up(level, digit, og.data(), cg.data(), ng.data());
-      ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level << ", digit " << digit;
-    }
-  }
-}
-
-// The batched ModUp (all digits in one launch per step) against the cpu's digit-by-digit one.
-TEST_P(CudaPrimitives, ModUpAllDigitsAtOnce) {
+// ModUp digit by digit, and all digits at once (the cuda backend batches them into
+// one launch per step; the cpu's default calls mod_up per digit).
+TEST_P(CudaPrimitives, ModUpEveryDigitAndAllAtOnce) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
   for (uint32_t level : some_levels(0, B.t().max_level)) {
@@ -302,10 +282,16 @@ TEST_P(CudaPrimitives, ModUpAllDigitsAtOnce) {
     B.cpu->ntt_forward(q, ntt_c.data());
     const auto ntt = ntt_c.to_host();
     auto [nc, ng] = B.put(ntt);
-    auto [oc, og] = B.scratch(B.words(qp, digits));
-    B.cpu->mod_up_all(level, oc.data(), cc.data(), nc.data());
-    B.gpu->mod_up_all(level, og.data(), cg.data(), ng.data());
-    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level << ", " << digits << " digits";
+    for (uint32_t digit = 0; digit < digits; ++digit) {
+      auto [oc, og] = B.scratch(B.words(qp));
+      B.cpu->mod_up(level, digit, oc.data(), cc.data(), nc.data());
+      B.gpu->mod_up(level, digit, og.data(), cg.data(), ng.data());
+      ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level << ", digit " << digit;
+    }
+    auto [ac, ag] = B.scratch(B.words(qp, digits));
+    B.cpu->mod_up_all(level, ac.data(), cc.data(), nc.data());
+    B.gpu->mod_up_all(level, ag.data(), cg.data(), ng.data());
+    ASSERT_TRUE(same_words(ac.to_host(), ag.to_host(), B.n())) << "level " << level << ", all " << digits << " digits";
   }
 }
 
@@ -319,6 +305,12 @@ TEST_P(CudaPrimitives, ModDown) {
     B.cpu->mod_down(level, oc.data(), xc.data());
     B.gpu->mod_down(level, og.data(), xg.data());
     ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level;
+    // Both halves of a key-switch result at once (one launch sequence on the device).
+    auto [pc, pg] = B.put(B.random(qp, 2));
+    auto [rc, rg] = B.scratch(B.words(q, 2));
+    B.cpu->mod_down_pair(level, rc.data(), rc.data() + B.words(q), pc.data());
+    B.gpu->mod_down_pair(level, rg.data(), rg.data() + B.words(q), pg.data());
+    ASSERT_TRUE(same_words(rc.to_host(), rg.to_host(), B.n())) << "pair, level " << level;
   }
 }
 

@@ -132,6 +132,10 @@ class Backend {
   // centered, so it adds no bias to the slots. in_qp (Q_l u P, NTT form) is used
   // as scratch and left unspecified.
   virtual void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) = 0;
+  // Both halves of a key-switch result: in_qp2 holds two polynomials over Q_l u P
+  // ([2][Q_l u P][N]); out0 = mod_down of the first, out1 of the second. Default:
+  // two mod_down calls; the cuda backend runs both in one launch sequence.
+  virtual void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2);
   // out0 = sum_j digits[j] * key[j][0], out1 = sum_j digits[j] * key[j][1] over Q_l u P.
   // digits: [num_digits][Q_l u P][N]; key: [dnum][2][Q_L u P][N] (top-level key).
   virtual void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
