@@ -100,8 +100,11 @@ stage_bench() {
     --benchmark_min_time="${BENCH_MIN_TIME:-0.2}" --benchmark_out="$out/bench.json" \
     --benchmark_out_format=json >"$out/bench.log" 2>&1
   local rc=$?
-  [ -s "$out/bench.json" ] || tail -5 "$out/bench.log"
-  python3 bench/gpu_table.py "$out/bench.json" | tee "$out/gpu-table.md"
+  if [ -s "$out/bench.json" ]; then
+    python3 bench/gpu_table.py "$out/bench.json" | tee "$out/gpu-table.md"
+  else
+    tail -5 "$out/bench.log" 2>/dev/null
+  fi
   note "bench: rc $rc, $((SECONDS - t0)) s, table in gpu-table.md"
 }
 
