@@ -53,67 +53,36 @@ __global__ void rescale_finish_kernel(DeviceTablesView tv, RescaleView rv, const
   VEIL_FOR_COEFF(c, n) out[off + c] = mul_shoup(in[off + c] + qi - tmp[off + c], w, ws, qi);
 }
 
-__global__ void mod_up_single_kernel(DeviceTablesView tv, uint32_t level, ModUpView plan, const uint64_t* coeff,
-                                     uint64_t* out_qp) {
+// ModUp kernels cover the digits [plan.first_digit, plan.first_digit + polys) of a
+// level; out points at the first of them, `stride` words per digit.
+__global__ void mod_up_own_kernel(DeviceTablesView tv, ModUpDigitsView plan, size_t stride, const uint64_t* ntt,
+                                  uint64_t* out) {
   const size_t n = size_t{1} << tv.log_n;
-  const uint32_t limb = plan.target_limbs[blockIdx.y];
-  const DeviceModulus m = tv.mod[qp_prime(tv, level, limb)];
-  const uint64_t d = tv.mod[plan.first].value;
-  const uint64_t* src = coeff + static_cast<size_t>(plan.first) * n;
-  uint64_t* dst = out_qp + static_cast<size_t>(limb) * n;
-  // The forward NTT accepts inputs below 4t, so small sources are copied as they are.
-  const bool copy = d < 4 * m.value;
-  VEIL_FOR_COEFF(c, n) dst[c] = copy ? src[c] : reduce64(src[c], m);
-}
-
-__global__ void mod_up_scale_kernel(DeviceTablesView tv, ModUpView plan, const uint64_t* coeff, uint64_t* y) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
-  const uint64_t d = tv.mod[plan.first + i].value, w = plan.qhat_inv[i], ws = plan.qhat_inv_shoup[i];
-  const uint64_t* src = coeff + static_cast<size_t>(plan.first + i) * n;
-  uint64_t* dst = y + i * n;
-  VEIL_FOR_COEFF(c, n) dst[c] = mul_shoup(src[c], w, ws, d);
-}
-
-__global__ void mod_up_convert_kernel(DeviceTablesView tv, uint32_t level, ModUpView plan, const uint64_t* y,
-                                      uint64_t* out_qp) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t k = blockIdx.y;
-  const uint32_t limb = plan.target_limbs[k];
-  const uint64_t t = tv.mod[qp_prime(tv, level, limb)].value;
-  const uint64_t* f = plan.factors + static_cast<size_t>(k) * plan.count;
-  const uint64_t* fs = plan.factors_shoup + static_cast<size_t>(k) * plan.count;
-  uint64_t* dst = out_qp + static_cast<size_t>(limb) * n;
-  VEIL_FOR_COEFF(c, n) dst[c] = fast_base_convert(y, plan.count, n, c, f, fs, t);
-}
-
-__global__ void mod_up_all_own_kernel(DeviceTablesView tv, uint32_t alpha, size_t stride, const uint64_t* ntt,
-                                      uint64_t* out) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
+  const uint32_t i = plan.first_limb + blockIdx.y;
   const uint64_t* src = ntt + static_cast<size_t>(i) * n;
-  uint64_t* dst = out + (i / alpha) * stride + static_cast<size_t>(i) * n;
+  uint64_t* dst = out + (i / plan.alpha - plan.first_digit) * stride + static_cast<size_t>(i) * n;
   VEIL_FOR_COEFF(c, n) dst[c] = src[c];
 }
 
-__global__ void mod_up_all_scale_kernel(DeviceTablesView tv, ModUpAllView plan, const uint64_t* coeff,
-                                        uint64_t* y) {
+__global__ void mod_up_scale_kernel(DeviceTablesView tv, ModUpDigitsView plan, const uint64_t* coeff,
+                                    uint64_t* y) {
   const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
-  const uint64_t d = tv.mod[i].value, w = plan.qhat_inv[i], ws = plan.qhat_inv_shoup[i];
-  const size_t off = static_cast<size_t>(i) * n;
-  VEIL_FOR_COEFF(c, n) y[off + c] = mul_shoup(coeff[off + c], w, ws, d);
+  const uint32_t k = blockIdx.y, i = plan.first_limb + k;
+  const uint64_t d = tv.mod[i].value, w = plan.qhat_inv[k], ws = plan.qhat_inv_shoup[k];
+  const uint64_t* src = coeff + static_cast<size_t>(i) * n;
+  uint64_t* dst = y + static_cast<size_t>(k) * n;
+  VEIL_FOR_COEFF(c, n) dst[c] = mul_shoup(src[c], w, ws, d);
 }
 
-__global__ void mod_up_all_convert_kernel(DeviceTablesView tv, uint32_t level, ModUpAllView plan, size_t stride,
-                                          const uint64_t* y, uint64_t* out) {
+__global__ void mod_up_convert_kernel(DeviceTablesView tv, uint32_t level, ModUpDigitsView plan, size_t stride,
+                                      const uint64_t* y, uint64_t* out) {
   const size_t n = size_t{1} << tv.log_n;
   const ModUpRow row = plan.row[blockIdx.y];
   const uint64_t t = tv.mod[qp_prime(tv, level, row.limb)].value;
-  const uint64_t* src = y + static_cast<size_t>(row.first) * n;
+  const uint64_t* src = y + static_cast<size_t>(row.first - plan.first_limb) * n;
   const uint64_t* f = plan.factors + row.factor_off;
   const uint64_t* fs = plan.factors_shoup + row.factor_off;
-  uint64_t* dst = out + row.digit * stride + static_cast<size_t>(row.limb) * n;
+  uint64_t* dst = out + (row.digit - plan.first_digit) * stride + static_cast<size_t>(row.limb) * n;
   VEIL_FOR_COEFF(c, n) dst[c] = fast_base_convert(src, row.count, n, c, f, fs, t);
 }
 
@@ -195,45 +164,25 @@ void rescale_finish(const DeviceTablesView& tv, uint32_t level, const RescaleVie
   check_launch("rescale_finish_kernel");
 }
 
-void mod_up_single(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* coeff,
-                   uint64_t* out_qp, cudaStream_t stream) {
-  if (plan.targets == 0) return;
-  mod_up_single_kernel<<<rows_grid(tv, plan.targets), kBlockThreads, 0, stream>>>(tv, level, plan, coeff, out_qp);
-  check_launch("mod_up_single_kernel");
+void mod_up_own(const DeviceTablesView& tv, const ModUpDigitsView& plan, size_t stride, const uint64_t* ntt,
+                uint64_t* out, cudaStream_t stream) {
+  if (plan.limbs == 0) return;
+  mod_up_own_kernel<<<rows_grid(tv, plan.limbs), kBlockThreads, 0, stream>>>(tv, plan, stride, ntt, out);
+  check_launch("mod_up_own_kernel");
 }
 
-void mod_up_scale(const DeviceTablesView& tv, const ModUpView& plan, const uint64_t* coeff, uint64_t* y,
+void mod_up_scale(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* coeff, uint64_t* y,
                   cudaStream_t stream) {
-  if (plan.count == 0) return;
-  mod_up_scale_kernel<<<rows_grid(tv, plan.count), kBlockThreads, 0, stream>>>(tv, plan, coeff, y);
+  if (plan.limbs == 0) return;
+  mod_up_scale_kernel<<<rows_grid(tv, plan.limbs), kBlockThreads, 0, stream>>>(tv, plan, coeff, y);
   check_launch("mod_up_scale_kernel");
 }
 
-void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* y,
-                    uint64_t* out_qp, cudaStream_t stream) {
-  if (plan.targets == 0 || plan.count == 0) return;
-  mod_up_convert_kernel<<<rows_grid(tv, plan.targets), kBlockThreads, 0, stream>>>(tv, level, plan, y, out_qp);
-  check_launch("mod_up_convert_kernel");
-}
-
-void mod_up_all_own(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, size_t stride, const uint64_t* ntt,
-                    uint64_t* out, cudaStream_t stream) {
-  mod_up_all_own_kernel<<<rows_grid(tv, level + 1), kBlockThreads, 0, stream>>>(tv, alpha, stride, ntt, out);
-  check_launch("mod_up_all_own_kernel");
-}
-
-void mod_up_all_scale(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, const uint64_t* coeff,
-                      uint64_t* y, cudaStream_t stream) {
-  mod_up_all_scale_kernel<<<rows_grid(tv, level + 1), kBlockThreads, 0, stream>>>(tv, plan, coeff, y);
-  check_launch("mod_up_all_scale_kernel");
-}
-
-void mod_up_all_convert(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, size_t stride,
-                        const uint64_t* y, uint64_t* out, cudaStream_t stream) {
+void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan, size_t stride,
+                    const uint64_t* y, uint64_t* out, cudaStream_t stream) {
   if (plan.rows == 0) return;
-  mod_up_all_convert_kernel<<<rows_grid(tv, plan.rows), kBlockThreads, 0, stream>>>(tv, level, plan, stride, y,
-                                                                                     out);
-  check_launch("mod_up_all_convert_kernel");
+  mod_up_convert_kernel<<<rows_grid(tv, plan.rows), kBlockThreads, 0, stream>>>(tv, level, plan, stride, y, out);
+  check_launch("mod_up_convert_kernel");
 }
 
 void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,

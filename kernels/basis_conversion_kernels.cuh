@@ -18,29 +18,22 @@ struct RescaleView {
   const uint64_t* half_ql_mod_q;
 };
 
-// One ModUp plan (level, digit), device pointers.
-struct ModUpView {
-  uint32_t first = 0, count = 0, targets = 0;
-  const uint32_t* target_limbs;     // [targets] limb positions in Q_l u P
-  const uint64_t* qhat_inv;         // [count]
-  const uint64_t* qhat_inv_shoup;   // [count]
-  const uint64_t* factors;          // [targets][count] (D/d_i) mod t
-  const uint64_t* factors_shoup;    // [targets][count]
-};
-
-// One target row of a level's ModUp over all digits: digit `digit` (source limbs
-// [first, first + count) of Q_l) converted to limb `limb` of Q_l u P, with the factors
-// (D/d_i) mod t at factor_off of ModUpAllView::factors.
+// One target row of a level's ModUp: digit `digit` (source limbs [first, first +
+// count) of Q_l) converted to limb `limb` of Q_l u P, with the factors (D/d_i) mod t
+// at factor_off of ModUpDigitsView::factors.
 struct ModUpRow {
   uint32_t digit, limb, first, count;
   size_t factor_off;
 };
 
-// Every digit of one level at once, device pointers.
-struct ModUpAllView {
-  uint32_t rows = 0;            // sum over digits of the targets
-  const ModUpRow* row;          // [rows]
-  const uint64_t* qhat_inv;     // [level + 1]: (D/d_i)^-1 mod d_i of each limb's digit
+// Consecutive digits [first_digit, first_digit + digits) of one level, device
+// pointers: their own limbs [first_limb, first_limb + limbs) of Q_l and their rows.
+struct ModUpDigitsView {
+  uint32_t first_digit = 0, alpha = 1;
+  uint32_t first_limb = 0, limbs = 0;
+  uint32_t rows = 0;                  // sum over the digits of their targets
+  const ModUpRow* row;                // [rows]
+  const uint64_t* qhat_inv;           // [limbs]: (D/d_i)^-1 mod d_i of each limb's digit
   const uint64_t* qhat_inv_shoup;
   const uint64_t* factors;
   const uint64_t* factors_shoup;
@@ -67,28 +60,19 @@ void rescale_prepare(const DeviceTablesView& tv, uint32_t level, const RescaleVi
 void rescale_finish(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* in,
                     const uint64_t* tmp, uint64_t* out, cudaStream_t stream);
 
-// One-prime digit: out_qp[target] = coeff[first] (or its reduction when d >= 4t).
-void mod_up_single(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* coeff,
-                   uint64_t* out_qp, cudaStream_t stream);
-// y[i] = coeff[first + i] (D/d_i)^-1 mod d_i.
-void mod_up_scale(const DeviceTablesView& tv, const ModUpView& plan, const uint64_t* coeff, uint64_t* y,
+// ModUp of the digits of a ModUpDigitsView (out: one polynomial over Q_l u P per digit,
+// `stride` words apart, starting with digit first_digit). Own limbs:
+// out[i / alpha][i] = ntt[i] (exact, already NTT form).
+void mod_up_own(const DeviceTablesView& tv, const ModUpDigitsView& plan, size_t stride, const uint64_t* ntt,
+                uint64_t* out, cudaStream_t stream);
+// y[k] = coeff[first_limb + k] (D/d_i)^-1 mod d_i for each own limb (of its digit).
+void mod_up_scale(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* coeff, uint64_t* y,
                   cudaStream_t stream);
-// out_qp[target] = sum_i y[i] (D/d_i) mod t (coefficient form).
-void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpView& plan, const uint64_t* y,
-                    uint64_t* out_qp, cudaStream_t stream);
-
-// All digits of a level-`level` polynomial at once (out: [digits][Q_l u P][N], digit
-// stride `stride` words). Own limbs: out[i / alpha][i] = ntt[i] for every i <= level.
-void mod_up_all_own(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, size_t stride, const uint64_t* ntt,
-                    uint64_t* out, cudaStream_t stream);
-// y[i] = coeff[i] (D/d_i)^-1 mod d_i for every limb i <= level (each in its own digit).
-void mod_up_all_scale(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, const uint64_t* coeff,
-                      uint64_t* y, cudaStream_t stream);
-// out[row.digit][row.limb] = sum_i y[row.first + i] (D/d_i) mod t for every row (coefficient form).
-// One-prime digits (alpha = 1) convert as x mod t: congruent to the cpu's copy, and
-// the forward NTT that follows outputs canonical residues, so the words agree.
-void mod_up_all_convert(const DeviceTablesView& tv, uint32_t level, const ModUpAllView& plan, size_t stride,
-                        const uint64_t* y, uint64_t* out, cudaStream_t stream);
+// out[row.digit][row.limb] = sum_i y[row.first + i] (D/d_i) mod t for every row (coefficient
+// form). One-prime digits (alpha = 1) convert as x mod t: congruent to the cpu's copy,
+// and the forward NTT that follows outputs canonical residues, so the words agree.
+void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan, size_t stride,
+                    const uint64_t* y, uint64_t* out, cudaStream_t stream);
 
 // The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 or 2)
 // inputs over Q_l u P, in_stride words apart; their coefficient-form conversions

@@ -52,18 +52,14 @@ struct DeviceRns {
   // Rescale: [level][i], row stride L + 1.
   DeviceArray<uint64_t> rs_ql_inv, rs_ql_inv_shoup, rs_half;
   // ModUp plans, concatenated; offsets per (level, digit) below.
-  DeviceArray<uint32_t> mu_targets;
   DeviceArray<uint64_t> mu_qhat_inv, mu_qhat_inv_shoup, mu_factors, mu_factors_shoup;
   struct PlanOffsets {
     uint32_t first = 0, count = 0, targets = 0;
-    size_t target_off = 0, qhat_off = 0, factor_off = 0;
-    bool single = false;  // the CPU's one-prime path: count == 1 && qhat_inv[0] == 1
+    size_t qhat_off = 0, row_off = 0;
   };
   std::vector<std::vector<PlanOffsets>> mu_plans;  // [level][digit]
-  // ModUp of all digits at once: every (digit, target) row of a level, concatenated.
+  // Every (digit, target) row of every level: level order, digit order, target order.
   DeviceArray<ModUpRow> mu_rows;
-  std::vector<size_t> mu_rows_off;    // [level]: first row of the level
-  std::vector<uint32_t> mu_rows_count;  // [level]
   // ModDown.
   DeviceArray<uint64_t> md_phat_inv, md_phat_inv_shoup, md_phat_mod_q, md_phat_mod_q_shoup;
   DeviceArray<uint64_t> md_p_mod_q, md_p_mod_q_shoup, md_p_inv_mod_q, md_p_inv_mod_q_shoup;
@@ -132,27 +128,27 @@ void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
   d.rs_ql_inv_shoup = DeviceArray<uint64_t>(ql_inv_s);
   d.rs_half = DeviceArray<uint64_t>(half);
 
-  // ModUp: the Shoup companions the CPU computes per call, precomputed once.
-  std::vector<uint32_t> targets;
+  // ModUp: the Shoup companions the CPU computes per call, precomputed once, and
+  // one row per (digit, target) with the offset of its factors.
+  std::vector<ModUpRow> mu_rows;
   std::vector<uint64_t> qhat, qhat_s, factors, factors_s;
   d.mu_plans.assign(rows, {});
   for (uint32_t l = 0; l <= L; ++l) {
     const Basis qp{l + 1, true};
-    for (const auto& plan : t.mod_up[l]) {
+    for (uint32_t j = 0; j < t.mod_up[l].size(); ++j) {
+      const auto& plan = t.mod_up[l][j];
       DeviceRns::PlanOffsets off;
       off.first = plan.first;
       off.count = plan.count;
       off.targets = static_cast<uint32_t>(plan.target_limbs.size());
-      off.target_off = targets.size();
       off.qhat_off = qhat.size();
-      off.factor_off = factors.size();
-      off.single = plan.count == 1 && plan.qhat_inv[0] == 1;
-      targets.insert(targets.end(), plan.target_limbs.begin(), plan.target_limbs.end());
+      off.row_off = mu_rows.size();
       for (uint32_t i = 0; i < plan.count; ++i) {
         qhat.push_back(plan.qhat_inv[i]);
         qhat_s.push_back(arith::shoup_precompute(plan.qhat_inv[i], t.primes[plan.first + i]));
       }
       for (size_t k = 0; k < plan.target_limbs.size(); ++k) {
+        mu_rows.push_back(ModUpRow{j, plan.target_limbs[k], plan.first, plan.count, factors.size()});
         const uint64_t target = t.primes[t.prime_index(qp, plan.target_limbs[k])];
         for (uint32_t i = 0; i < plan.count; ++i) {
           const uint64_t f = plan.qhat_mod_target[k * plan.count + i];
@@ -163,23 +159,7 @@ void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
       d.mu_plans[l].push_back(off);
     }
   }
-  // Rows for mod_up_all: digit order, then target order, as the per-digit plans.
-  std::vector<ModUpRow> all_rows;
-  d.mu_rows_off.assign(rows, 0);
-  d.mu_rows_count.assign(rows, 0);
-  for (uint32_t l = 0; l <= L; ++l) {
-    d.mu_rows_off[l] = all_rows.size();
-    for (uint32_t j = 0; j < t.mod_up[l].size(); ++j) {
-      const auto& plan = t.mod_up[l][j];
-      const DeviceRns::PlanOffsets& off = d.mu_plans[l][j];
-      for (size_t k = 0; k < plan.target_limbs.size(); ++k)
-        all_rows.push_back(
-            ModUpRow{j, plan.target_limbs[k], plan.first, plan.count, off.factor_off + k * plan.count});
-    }
-    d.mu_rows_count[l] = static_cast<uint32_t>(all_rows.size() - d.mu_rows_off[l]);
-  }
-  d.mu_rows = DeviceArray<ModUpRow>(all_rows);
-  d.mu_targets = DeviceArray<uint32_t>(targets);
+  d.mu_rows = DeviceArray<ModUpRow>(mu_rows);
   d.mu_qhat_inv = DeviceArray<uint64_t>(qhat);
   d.mu_qhat_inv_shoup = DeviceArray<uint64_t>(qhat_s);
   d.mu_factors = DeviceArray<uint64_t>(factors);
@@ -306,6 +286,8 @@ class CudaBackend final : public Backend {
   }
   cudaStream_t stream() const { return stream_.get(); }
   void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
+  void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
+                     const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
 
   int device_;
@@ -516,64 +498,49 @@ void CudaBackend::rescale(uint32_t level, const uint64_t* in, uint64_t* out) {
 
 void CudaBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
                          const uint64_t* ntt) {
-  const RnsTables& t = *tables_;
-  require(level <= t.max_level && digit < t.digits(level), ErrorCode::InvalidArgument, "mod_up: bad level/digit");
-  use_device(device_);
-  const DeviceRns::PlanOffsets& off = rns_.mu_plans[level][digit];
-  const size_t n = t.n;
-  // The digit's own limbs are exact: copy them (already NTT form).
-  if (off.count)
-    VEIL_CUDA_CHECK(cudaMemcpyAsync(out_qp + off.first * n, ntt + off.first * n, off.count * n * sizeof(uint64_t),
-                                    cudaMemcpyDeviceToDevice, stream()));
-  ModUpView plan;
-  plan.first = off.first;
-  plan.count = off.count;
-  plan.targets = off.targets;
-  plan.target_limbs = rns_.mu_targets.get() + off.target_off;
-  plan.qhat_inv = rns_.mu_qhat_inv.get() + off.qhat_off;
-  plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + off.qhat_off;
-  plan.factors = rns_.mu_factors.get() + off.factor_off;
-  plan.factors_shoup = rns_.mu_factors_shoup.get() + off.factor_off;
-  if (off.single) {
-    mod_up_single(view_, level, plan, coeff, out_qp, stream());
-  } else {
-    Scratch y(*this, off.count * n);
-    mod_up_scale(view_, plan, coeff, y.get(), stream());
-    mod_up_convert(view_, level, plan, y.get(), out_qp, stream());
-  }
-  // Every target limb to NTT form; the digit's own limbs are left as copied.
-  LimbMap targets = map(Basis{level + 1, true});
-  targets.skip_lo = off.first;
-  targets.skip_hi = off.first + off.count;
-  cuda::ntt_forward(view_, targets, out_qp, stream());
+  require(level <= tables_->max_level && digit < tables_->digits(level), ErrorCode::InvalidArgument,
+          "mod_up: bad level/digit");
+  mod_up_digits(level, digit, 1, out_qp, coeff, ntt);
 }
 
-// Every digit in five launches (own limbs, scale, convert, two NTT passes over all
-// digits' target limbs) instead of five per digit.
 void CudaBackend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "mod_up_all: bad level");
+  mod_up_digits(level, 0, tables_->digits(level), out_digits, coeff, ntt);
+}
+
+// Digits [first_digit, first_digit + digits) in five launches (own limbs, scale,
+// convert, two NTT passes over every digit's target limbs), however many digits.
+void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out,
+                                const uint64_t* coeff, const uint64_t* ntt) {
   const RnsTables& t = *tables_;
-  require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_up_all: bad level");
   use_device(device_);
   const size_t n = t.n;
-  const uint32_t digits = t.digits(level);
-  const size_t stride = static_cast<size_t>(level + 1 + t.alpha) * n;  // words of one Q_l u P polynomial
-  const DeviceRns::PlanOffsets& first = rns_.mu_plans[level][0];
-  ModUpAllView plan;
-  plan.rows = rns_.mu_rows_count[level];
-  plan.row = rns_.mu_rows.get() + rns_.mu_rows_off[level];
-  plan.qhat_inv = rns_.mu_qhat_inv.get() + first.qhat_off;  // the level's digits are consecutive: l + 1 entries
+  const size_t stride = t.limbs(Basis{level + 1, true}) * n;  // words of one Q_l u P polynomial
+  const auto& plans = rns_.mu_plans[level];
+  const DeviceRns::PlanOffsets& first = plans[first_digit];
+  ModUpDigitsView plan;
+  plan.first_digit = first_digit;
+  plan.alpha = t.alpha;
+  plan.first_limb = first.first;
+  for (uint32_t j = first_digit; j < first_digit + digits; ++j) {  // a level's digits are consecutive
+    plan.limbs += plans[j].count;
+    plan.rows += plans[j].targets;
+  }
+  plan.row = rns_.mu_rows.get() + first.row_off;
+  plan.qhat_inv = rns_.mu_qhat_inv.get() + first.qhat_off;
   plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + first.qhat_off;
   plan.factors = rns_.mu_factors.get();
   plan.factors_shoup = rns_.mu_factors_shoup.get();
-  mod_up_all_own(view_, level, t.alpha, stride, ntt, out_digits, stream());
-  Scratch y(*this, (level + 1) * n);
-  mod_up_all_scale(view_, level, plan, coeff, y.get(), stream());
-  mod_up_all_convert(view_, level, plan, stride, y.get(), out_digits, stream());
+  mod_up_own(view_, plan, stride, ntt, out, stream());
+  Scratch y(*this, plan.limbs * n);
+  mod_up_scale(view_, plan, coeff, y.get(), stream());
+  mod_up_convert(view_, level, plan, stride, y.get(), out, stream());
   LimbMap targets = map(Basis{level + 1, true});
   targets.polys = digits;
   targets.poly_stride = stride;
   targets.skip_digit = t.alpha;
-  cuda::ntt_forward(view_, targets, out_digits, stream());
+  targets.first_digit = first_digit;
+  cuda::ntt_forward(view_, targets, out, stream());
 }
 
 void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {

@@ -34,25 +34,24 @@ struct DeviceTablesView {
 // Limbs [0, q_count) use primes q_first + limb, the others p_first + (limb -
 // q_count). A backend Basis b is {limbs(b), b.q_count, 0, L + 1}. NTT launches
 // cover `polys` polynomials of `limbs` limbs, poly_stride words apart (blockIdx.z),
-// and leave some limbs untouched: [skip_lo, skip_hi) of every polynomial, or, with
-// skip_digit = alpha, the limbs [z alpha, min((z + 1) alpha, q_count)) of polynomial z
-// (the own limbs of ModUp digit z, copied rather than converted).
+// and, with skip_digit = alpha, leave the limbs [j alpha, min((j + 1) alpha, q_count))
+// of polynomial z untouched, j = first_digit + z (the own limbs of ModUp digit j,
+// copied rather than converted).
 struct LimbMap {
   uint32_t limbs = 0;
   uint32_t q_count = 0;
   uint32_t q_first = 0;
   uint32_t p_first = 0;
-  uint32_t skip_lo = 0, skip_hi = 0;
   uint32_t polys = 1;
-  uint32_t skip_digit = 0;
+  uint32_t skip_digit = 0, first_digit = 0;
   size_t poly_stride = 0;
 
   __host__ __device__ uint32_t prime(uint32_t limb) const {
     return limb < q_count ? q_first + limb : p_first + (limb - q_count);
   }
   __host__ __device__ bool skipped(uint32_t limb, uint32_t poly) const {
-    if (skip_digit == 0) return limb >= skip_lo && limb < skip_hi;
-    const uint32_t lo = poly * skip_digit, hi = lo + skip_digit < q_count ? lo + skip_digit : q_count;
+    if (skip_digit == 0) return false;
+    const uint32_t lo = (first_digit + poly) * skip_digit, hi = lo + skip_digit < q_count ? lo + skip_digit : q_count;
     return limb >= lo && limb < hi;
   }
 };
