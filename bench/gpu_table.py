@@ -7,7 +7,8 @@
 Pairs each cpu row "BM_<Op>/<N>" with its cuda row "BM_<Op>/<N>/cuda/manual_time" of the
 same run and prints, as markdown: the wall-clock time of each (cpu rows are wall clock,
 cuda rows CUDA-event time on device-resident data), the speed-up cpu / cuda, the
-key-switching inner product's achieved bandwidth against the device's peak, and the
+key-switching inner product's and the whole relinearization's achieved bandwidth
+against the device's peak, one stream against two for independent work, and the
 transfer rows. Exit status 1 when the file holds no cuda row.
 """
 import json
@@ -16,7 +17,7 @@ import sys
 
 UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 ORDER = ["NTT", "INTT", "Encode", "Encrypt", "Decrypt", "Add", "Mul", "MulRelin", "Relin", "Rescale",
-         "Rotate", "RotateHoisted8", "KeySwitchInner"]
+         "Rotate", "RotateHoisted8", "KeySwitchInner", "KeySwitchApply"]
 TARGETS = {"MulRelin": 50.0, "Rotate": 50.0}  # the brief: >= 50x the cpu path at N = 2^16
 
 
@@ -27,7 +28,7 @@ def ms(row):
 def main(path):
     with open(path) as f:
         data = json.load(f)
-    cpu, gpu, transfers = {}, {}, []
+    cpu, gpu, transfers, pairs = {}, {}, [], {}
     for row in data["benchmarks"]:
         if row.get("run_type") == "aggregate" or row.get("error_occurred"):
             continue
@@ -39,6 +40,10 @@ def main(path):
         m = re.fullmatch(r"BM_(\w+)/(\d+)/cuda/manual_time", name)
         if m:
             gpu[(m.group(1), int(m.group(2)))] = row
+            continue
+        m = re.fullmatch(r"BM_MulRelinPair/(\d+)/cuda/(one_stream|two_streams)/manual_time", name)
+        if m:
+            pairs[(int(m.group(1)), m.group(2))] = row
             continue
         m = re.fullmatch(r"BM_(Upload|Download)/(\d+)/cuda", name)
         if m:
@@ -69,19 +74,33 @@ def main(path):
             print("| %s | %d | %d | %s | %.4f | %s%s |" % (
                 op, n, limbs, cms, ms(g), "%.1fx" % speed if speed else "-", note))
 
-    print("\nKey-switching inner product (bytes that must move: digits and key read once, two outputs written):\n")
-    print("| N | MB moved | cuda (us) | achieved GB/s | peak GB/s | achieved / peak |")
-    print("|---|---|---|---|---|---|")
+    print("\nBandwidth bound (bytes that must move / achieved rate against the device's peak):\n")
+    print("| operation | N | what must move | MB | cuda (us) | achieved GB/s | peak GB/s | achieved / peak |")
+    print("|---|---|---|---|---|---|---|---|")
+    moved = {"KeySwitchInner": "digits and key read once, two outputs written",
+             "KeySwitchApply": "as KeySwitchInner (the decomposition is as large as the digits)",
+             "Relin": "c0, c1, c2 and the key read once, two outputs written (the whole key switch)"}
     for n in ns:
-        g = gpu.get(("KeySwitchInner", n))
-        if not g:
-            continue
-        achieved = g["bytes_per_second"] / 1e9
-        peak = g.get("peak_GBps", 0.0)
-        ratio = achieved / peak if peak else float("nan")
-        verdict = "within 2x of the bound" if ratio >= 0.5 else "NOT within 2x"
-        print("| %d | %.1f | %.1f | %.0f | %.0f | %.2f (%s) |" % (
-            n, g["bytes"] / 1e6, ms(g) * 1e3, achieved, peak, ratio, verdict))
+        for op in ("KeySwitchInner", "KeySwitchApply", "Relin"):
+            g = gpu.get((op, n))
+            if not g or "bytes" not in g:
+                continue
+            achieved = g["bytes_per_second"] / 1e9
+            peak = g.get("peak_GBps", 0.0)
+            ratio = achieved / peak if peak else float("nan")
+            verdict = "within 2x of the bound" if ratio >= 0.5 else "NOT within 2x"
+            print("| %s | %d | %s | %.1f | %.1f | %.0f | %.0f | %.2f (%s) |" % (
+                op, n, moved[op], g["bytes"] / 1e6, ms(g) * 1e3, achieved, peak, ratio, verdict))
+
+    if pairs:
+        print("\nTwo independent multiply+relinearize per iteration: one context (one stream) "
+              "vs two contexts (two streams) on the device, wall clock of the pair:\n")
+        print("| N | one stream (us) | two streams (us) | one / two |")
+        print("|---|---|---|---|")
+        for n in sorted({n for n, _ in pairs}):
+            one, two = pairs.get((n, "one_stream")), pairs.get((n, "two_streams"))
+            if one and two:
+                print("| %d | %.1f | %.1f | %.2fx |" % (n, ms(one) * 1e3, ms(two) * 1e3, ms(one) / ms(two)))
 
     if transfers:
         print("\nTransfers of one top-level ciphertext (pageable host memory, wall clock):\n")

@@ -19,6 +19,12 @@
 // counters bytes (what must move: digits + key read, two outputs written),
 // bytes_per_second (achieved) and, on cuda, peak_GBps (the device's theoretical
 // bandwidth: achieved / peak = bytes_per_second / 1e9 / peak_GBps).
+// "BM_MulRelinPair/<N>/cuda/{one_stream,two_streams}": two independent multiply +
+// relinearize per iteration in one context, or in two contexts (two streams) on the
+// same device (wall clock of the pair): what overlapping independent work gains.
+// "BM_KeySwitchApply/<N>[/cuda...]": what key switching actually runs after the
+// decomposition (cuda: the digits' last NTT pass fused into the inner product), with
+// the same counters as BM_KeySwitchInner.
 // --benchmark_filter='/cuda' selects the cuda rows, --benchmark_filter='^BM_[A-Za-z0-9]+/[0-9]+$' the cpu rows.
 //
 // Moduli. For N = 2^13..2^15 the bit sizes are SEAL's CoeffModulus::BFVDefault
@@ -38,6 +44,7 @@
 // machine-readable output (bench/compare.py parses it).
 #include <benchmark/benchmark.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -267,6 +274,18 @@ void BM_Relin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
     benchmark::DoNotOptimize(c.poly(0));
   });
   f.set_counters(state, f.top_limbs());
+  // The whole key switch plus the two additions: what must move is the three input
+  // polynomials over Q_L, the key (dnum x 2 polynomials over Q_L u P) and the two
+  // outputs. Every intermediate (ModUp digits, accumulators, ModDown scratch) is
+  // extra traffic, so achieved / peak measures the pipeline, not one kernel.
+  const RnsTables& t = f.ctx->tables();
+  const uint32_t level = f.ctx->max_level();
+  const double poly_q = 8.0 * f.ctx->words(Basis{level + 1, false});
+  const double poly_qp = 8.0 * f.ctx->words(Basis{level + 1, true});
+  const double bytes = 5.0 * poly_q + 2.0 * t.digits(level) * poly_qp;
+  state.counters["bytes"] = bytes;
+  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  if (f.ctx->backend().name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
 }
 
 void BM_Rescale(benchmark::State& state, uint32_t log_n, BackendKind kind) {
@@ -322,6 +341,61 @@ void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n, BackendKind kind
   if (be.name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
 }
 
+// Two independent multiply+relinearize operations per iteration, both in the
+// fixture's context (one stream) or one in a second context on the same device
+// (its own stream, operands and key moved there device to device), so the second
+// can overlap the first. Wall clock of the pair from issue to both streams done.
+void BM_MulRelinPair(benchmark::State& state, uint32_t log_n, bool two_streams) {
+  Fixture& f = fixture(log_n, BackendKind::Cuda);
+  const ContextPtr ctx2 = two_streams ? Context::create(f.ctx->params(), BackendKind::Cuda) : f.ctx;
+  const RelinKey rk2 = two_streams ? f.rk.to(ctx2) : f.rk;
+  const Ciphertext a2 = f.ct_b.to(ctx2), b2 = f.ct_a.to(ctx2);
+  const Evaluator eval2(ctx2);
+  Backend& be1 = f.ctx->backend();
+  Backend& be2 = ctx2->backend();
+  be1.synchronize();
+  be2.synchronize();
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    {
+      Ciphertext c1 = f.evaluator.multiply(f.ct_a, f.ct_b, f.rk);
+      Ciphertext c2 = eval2.multiply(a2, b2, rk2);
+      be1.synchronize();
+      be2.synchronize();
+      benchmark::DoNotOptimize(c1.poly(0));
+      benchmark::DoNotOptimize(c2.poly(0));
+    }
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  f.set_counters(state, f.top_limbs());
+  state.counters["streams"] = two_streams ? 2 : 1;
+}
+
+// What key switching runs after the decomposition: Backend::key_switch_apply on
+// key_switch_decompose's output (cuda: the digits' last NTT pass fused with the inner
+// product; cpu: the inner product itself). Same bytes that must move as
+// BM_KeySwitchInner: the decomposition is as large as the digits.
+void BM_KeySwitchApply(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  const RnsTables& t = f.ctx->tables();
+  const uint32_t level = f.ctx->max_level(), digits = t.digits(level);
+  const Basis qp{level + 1, true};
+  Buffer dec = f.ctx->allocate(qp, digits), out = f.ctx->allocate(qp, 2);
+  Backend& be = f.ctx->backend();
+  be.key_switch_decompose(level, dec.data(), f.poly.data());
+  const size_t poly = f.ctx->words(qp);
+  run_timed(state, f, [&] {
+    be.key_switch_apply(level, digits, dec.data(), f.rk.key.data(), out.data(), out.data() + poly);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  });
+  f.set_counters(state, f.top_limbs());
+  const double bytes = 8.0 * static_cast<double>(poly) * (digits + 2.0 * digits + 2.0);
+  state.counters["bytes"] = bytes;
+  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  if (be.name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
+}
+
 // One top-level ciphertext (2 polynomials over Q_L) host -> device and back.
 void BM_Upload(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   Fixture& f = fixture(log_n, kind);
@@ -363,6 +437,7 @@ const Entry kEntries[] = {
     {"BM_Rotate", BM_Rotate, benchmark::kMillisecond},
     {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond},
     {"BM_KeySwitchInner", BM_KeySwitchInner, benchmark::kMicrosecond},
+    {"BM_KeySwitchApply", BM_KeySwitchApply, benchmark::kMicrosecond},
 };
 
 // N-major registration so each N's context and keys are built once per backend.
@@ -379,6 +454,12 @@ void register_all() {
       auto fn = e.fn;
       benchmark::RegisterBenchmark((std::string(e.name) + suffix + "/cuda").c_str(),
                                    [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseManualTime();
+    }
+    for (bool two : {false, true}) {
+      benchmark::RegisterBenchmark((std::string("BM_MulRelinPair") + suffix + (two ? "/cuda/two_streams" : "/cuda/one_stream")).c_str(),
+                                   [two, log_n](benchmark::State& st) { BM_MulRelinPair(st, log_n, two); })
           ->Unit(benchmark::kMicrosecond)
           ->UseManualTime();
     }

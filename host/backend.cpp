@@ -63,6 +63,30 @@ double Backend::timer_stop_ms() {
   return static_cast<double>(now - timer_start_ns_) * 1e-6;
 }
 
+void Backend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
+  const Basis q{level + 1, false};
+  const size_t words = static_cast<size_t>(tables_->limbs(q)) * tables_->n;
+  struct Scratch {  // released on every path out
+    Backend& be;
+    size_t words;
+    uint64_t* ptr;
+    ~Scratch() { be.release(ptr, words, false); }
+  } coeff{*this, words, allocate(words)};
+  copy(coeff.ptr, ntt, words);
+  ntt_inverse(q, coeff.ptr);
+  mod_up_all(level, out_digits, coeff.ptr, ntt);
+}
+
+void Backend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* key,
+                               uint64_t* out0, uint64_t* out1) {
+  require(num_digits <= tables_->digits(level), ErrorCode::InvalidArgument,
+          "key_switch_apply: more digits than the level has");
+  key_switch_inner_product(level, num_digits, decomposed, key, out0, out1);
+}
+
+bool Backend::copy_from(uint64_t*, Backend&, const uint64_t*, size_t) { return false; }
+
 std::string backend_kind_name(BackendKind kind) {
   switch (kind) {
     case BackendKind::Cpu: return "cpu";
@@ -164,6 +188,7 @@ Buffer Buffer::copy_to(std::shared_ptr<Backend> target) const {
   if (target == backend_) return Buffer(*this);
   Buffer out(target, words_, secret_, /*zero=*/false);
   if (!ptr_) return out;
+  if (target->copy_from(out.data(), *backend_, ptr_, words_)) return out;  // no host copy
   std::vector<uint64_t> host(words_);
   struct Wipe {  // the host copy of a secret buffer is wiped on every path out
     std::vector<uint64_t>& v;

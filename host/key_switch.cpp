@@ -7,15 +7,12 @@ namespace veil::keyswitch {
 Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level) {
   const auto& t = ctx.tables();
   Backend& be = ctx.backend();
-  const Basis q{level + 1, false}, qp{level + 1, true};
+  const Basis qp{level + 1, true};
   Decomposition dec;
   dec.level = level;
   dec.count = t.digits(level);
-  dec.digits = ctx.allocate_scratch(qp, dec.count);  // mod_up writes every limb
-  Buffer coeff = ctx.allocate_scratch(q);
-  be.copy(coeff.data(), poly, coeff.words());
-  be.ntt_inverse(q, coeff.data());
-  be.mod_up_all(level, dec.digits.data(), coeff.data(), poly);
+  dec.digits = ctx.allocate_scratch(qp, dec.count);  // every limb is written
+  be.key_switch_decompose(level, dec.digits.data(), poly);
   return dec;
 }
 
@@ -28,7 +25,7 @@ void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key
   Buffer acc = ctx.allocate_scratch(qp, 2);  // fully written by the inner product
   uint64_t* acc0 = acc.data();
   uint64_t* acc1 = acc.data() + ctx.words(qp);
-  be.key_switch_inner_product(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);
+  be.key_switch_apply(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);
   be.mod_down_pair(dec.level, out0, out1, acc0);  // acc1 follows acc0
 }
 

@@ -4,6 +4,7 @@
 #include "basis_conversion_kernels.cuh"
 #include "cuda_check.cuh"
 #include "elementwise_kernels.cuh"
+#include "ntt_passes.cuh"
 
 namespace veil::cuda {
 namespace {
@@ -11,11 +12,6 @@ namespace {
 #define VEIL_FOR_COEFF(c, n)                                                                     \
   for (size_t c = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < (n); \
        c += static_cast<size_t>(blockDim.x) * gridDim.x)
-
-// Prime index of a limb of Q_level u P (host: RnsTables::prime_index).
-__device__ __forceinline__ uint32_t qp_prime(const DeviceTablesView& tv, uint32_t level, uint32_t limb) {
-  return limb < level + 1 ? limb : tv.max_level + 1 + (limb - (level + 1));
-}
 
 // sum_i y[i][c] f[i] mod t: lazy Shoup terms in [0, 2t), the running sum
 // folded below 2t, one final correction (host: fast_base_convert).
@@ -74,72 +70,136 @@ __global__ void mod_up_scale_kernel(DeviceTablesView tv, ModUpDigitsView plan, c
   VEIL_FOR_COEFF(c, n) dst[c] = mul_shoup(src[c], w, ws, d);
 }
 
-__global__ void mod_up_convert_kernel(DeviceTablesView tv, uint32_t level, ModUpDigitsView plan, size_t stride,
-                                      const uint64_t* y, uint64_t* out) {
-  const size_t n = size_t{1} << tv.log_n;
-  const ModUpRow row = plan.row[blockIdx.y];
-  const uint64_t t = tv.mod[qp_prime(tv, level, row.limb)].value;
-  const uint64_t* src = y + static_cast<size_t>(row.first - plan.first_limb) * n;
-  const uint64_t* f = plan.factors + row.factor_off;
-  const uint64_t* fs = plan.factors_shoup + row.factor_off;
-  uint64_t* dst = out + (row.digit - plan.first_digit) * stride + static_cast<size_t>(row.limb) * n;
-  VEIL_FOR_COEFF(c, n) dst[c] = fast_base_convert(src, row.count, n, c, f, fs, t);
-}
+// ---- Io policies of the fused NTT passes (ntt_passes.cuh) ----
 
-// ModDown kernels take polynomial z = blockIdx.z of a ModDownPolys batch.
-__global__ void mod_down_scale_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, uint64_t* p_part) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t k = blockIdx.y;
-  const uint64_t pk = tv.mod[tv.max_level + 1 + k].value, w = md.phat_inv[k], ws = md.phat_inv_shoup[k];
-  uint64_t* limb = p_part + blockIdx.z * mp.in_stride + k * n;
-  VEIL_FOR_COEFF(c, n) limb[c] = mul_shoup(limb[c], w, ws, pk);
-}
-
-// The rounding correction must round exactly as the host's IEEE double code
-// (compiled with -ffp-contract=off): explicit round-to-nearest intrinsics, so
-// nvcc cannot fuse the multiply and add into an FMA.
-__global__ void mod_down_round_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, uint32_t alpha,
-                                      const uint64_t* p_part, uint64_t* v) {
-  const size_t n = size_t{1} << tv.log_n;
-  p_part += blockIdx.z * mp.in_stride;
-  v += blockIdx.z * n;
-  VEIL_FOR_COEFF(c, n) {
-    double sum = 0;
-    for (uint32_t k = 0; k < alpha; ++k)
-      sum = __dadd_rn(sum, __dmul_rn(__ull2double_rn(p_part[k * n + c]), md.p_inv[k]));
-    v[c] = __double2ull_rz(__dadd_rn(sum, 0.5));  // static_cast<uint64_t> truncates
+// ModUp: the forward strided pass loads each target row's conversion of y and stores
+// it in the digit's limb (where the contiguous pass continues in place).
+struct ModUpConvertIo {
+  ModUpDigitsView plan;
+  const uint64_t* y;
+  uint64_t* out;
+  size_t stride;
+  uint32_t level, log_n;
+  const DeviceModulus* mod;
+  struct At {
+    const uint64_t* src;
+    const uint64_t* f;
+    const uint64_t* fs;
+    uint64_t* dst;
+    uint64_t t;
+    size_t n;
+    uint32_t count;
+    __device__ uint64_t load(size_t i) const { return fast_base_convert(src, count, n, i, f, fs, t); }
+    __device__ void store(size_t i, uint64_t v) const { dst[i] = v; }
+  };
+  // Rows are in digit order, each digit's in limb order over its targets (Q_l u P
+  // minus its own limbs); every digit before the level's last has alpha own limbs,
+  // so digit first_digit + poly starts at row poly * (level + 1).
+  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+    const uint32_t own_first = (plan.first_digit + poly) * plan.alpha;
+    const uint32_t own_end = own_first + plan.alpha < level + 1 ? own_first + plan.alpha : level + 1;
+    const uint32_t target = limb < own_first ? limb : limb - (own_end - own_first);
+    const ModUpRow row = plan.row[poly * (level + 1) + target];
+    const size_t n = size_t{1} << log_n;
+    return At{y + static_cast<size_t>(row.first - plan.first_limb) * n, plan.factors + row.factor_off,
+              plan.factors_shoup + row.factor_off, out + poly * stride + static_cast<size_t>(limb) * n,
+              mod[prime].value, n, row.count};
   }
-}
+};
 
-__global__ void mod_down_convert_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, uint32_t alpha,
-                                        const uint64_t* p_part, const uint64_t* v, uint64_t* conv) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
-  p_part += blockIdx.z * mp.in_stride;
-  v += blockIdx.z * n;
-  conv += blockIdx.z * mp.conv_stride;
-  const uint64_t qi = tv.mod[i].value;
-  const uint64_t* f = md.phat_mod_q + static_cast<size_t>(i) * alpha;
-  const uint64_t* fs = md.phat_mod_q_shoup + static_cast<size_t>(i) * alpha;
-  const uint64_t pm = md.p_mod_q[i], pms = md.p_mod_q_shoup[i];
-  uint64_t* dst = conv + i * n;
-  VEIL_FOR_COEFF(c, n) {
-    const uint64_t x = fast_base_convert(p_part, alpha, n, c, f, fs, qi);
-    dst[c] = sub_mod(x, mul_shoup(v[c], pm, pms, qi), qi);
+// In place, each limb's stores multiplied by its scalar (Shoup): the inverse strided
+// pass of ModDown's P parts (y_k = x_k (P/p_k)^-1 mod p_k) and of ModUp's input
+// (y_i = x_i (D/d_i)^-1 mod d_i). Inverse outputs are < q, as mul_shoup needs.
+struct ScaleIo {
+  uint64_t* data;
+  size_t stride;
+  uint32_t log_n;
+  const uint64_t* w;  // [limb of the LimbMap]
+  const uint64_t* w_shoup;
+  const DeviceModulus* mod;
+  struct At {
+    uint64_t* a;
+    uint64_t w, ws, q;
+    __device__ uint64_t load(size_t i) const { return a[i]; }
+    __device__ void store(size_t i, uint64_t v) const { a[i] = mul_shoup(v, w, ws, q); }
+  };
+  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+    return At{data + poly * stride + (static_cast<size_t>(limb) << log_n), w[limb], w_shoup[limb], mod[prime].value};
   }
-}
+};
 
-__global__ void mod_down_finish_kernel(DeviceTablesView tv, ModDownView md, ModDownPolys mp, const uint64_t* x,
-                                       const uint64_t* conv) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
-  x += blockIdx.z * mp.in_stride;
-  conv += blockIdx.z * mp.conv_stride;
-  uint64_t* out = mp.out[blockIdx.z];
-  const uint64_t qi = tv.mod[i].value, w = md.p_inv_mod_q[i], ws = md.p_inv_mod_q_shoup[i];
-  const size_t off = i * n;
-  VEIL_FOR_COEFF(c, n) out[off + c] = mul_shoup(sub_mod(x[off + c], conv[off + c], qi), w, ws, qi);
-}
+// ModDown, Q limbs: the forward strided pass loads the conversion of the P part
+// (with the rounding correction v computed per coefficient) and stores it in conv.
+// The rounding must match the host's IEEE double code (compiled with
+// -ffp-contract=off): explicit round-to-nearest intrinsics, so nvcc cannot fuse the
+// multiply and add into an FMA.
+struct ModDownConvertIo {
+  ModDownView md;
+  ModDownPolys mp;
+  const uint64_t* p_part;
+  uint64_t* conv;
+  uint32_t alpha, log_n;
+  const DeviceModulus* mod;
+  struct At {
+    const uint64_t* p;
+    const uint64_t* f;
+    const uint64_t* fs;
+    const double* p_inv;
+    uint64_t* dst;
+    uint64_t qi, pm, pms;
+    size_t n;
+    uint32_t alpha;
+    // One pass over the alpha words: the double sum and fast_base_convert's lazy
+    // sum, each in the same order and with the same operations as on the host.
+    __device__ uint64_t load(size_t i) const {
+      const uint64_t two_q = 2 * qi;
+      uint64_t y = p[i];
+      double sum = __dmul_rn(__ull2double_rn(y), p_inv[0]);
+      uint64_t acc = mul_shoup_lazy(y, f[0], fs[0], qi);
+      for (uint32_t k = 1; k < alpha; ++k) {
+        y = p[k * n + i];
+        sum = __dadd_rn(sum, __dmul_rn(__ull2double_rn(y), p_inv[k]));
+        const uint64_t s = acc + mul_shoup_lazy(y, f[k], fs[k], qi);  // < 4q
+        acc = s - ((s >= two_q) ? two_q : 0);
+      }
+      acc -= (acc >= qi) ? qi : 0;
+      const uint64_t v = __double2ull_rz(__dadd_rn(sum, 0.5));  // static_cast<uint64_t> truncates
+      return sub_mod(acc, mul_shoup(v, pm, pms, qi), qi);
+    }
+    __device__ void store(size_t i, uint64_t v) const { dst[i] = v; }
+  };
+  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+    const size_t n = size_t{1} << log_n;
+    return At{p_part + poly * mp.in_stride, md.phat_mod_q + static_cast<size_t>(limb) * alpha,
+              md.phat_mod_q_shoup + static_cast<size_t>(limb) * alpha, md.p_inv,
+              conv + poly * mp.conv_stride + static_cast<size_t>(limb) * n, mod[prime].value, md.p_mod_q[limb],
+              md.p_mod_q_shoup[limb], n, alpha};
+  }
+};
+
+// ModDown, Q limbs: the forward contiguous pass reads conv and stores
+// out[i] = (x[i] - conv[i]) P^-1 mod q_i (conv now in NTT form, reduced).
+struct ModDownFinishIo {
+  ModDownView md;
+  ModDownPolys mp;
+  const uint64_t* x;
+  const uint64_t* conv;
+  uint32_t log_n;
+  const DeviceModulus* mod;
+  struct At {
+    const uint64_t* src;
+    const uint64_t* x;
+    uint64_t* out;
+    uint64_t qi, w, ws;
+    __device__ uint64_t load(size_t i) const { return src[i]; }
+    __device__ void store(size_t i, uint64_t c) const { out[i] = mul_shoup(sub_mod(x[i], c, qi), w, ws, qi); }
+  };
+  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+    const size_t off = static_cast<size_t>(limb) << log_n;
+    return At{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
+              mod[prime].value, md.p_inv_mod_q[limb], md.p_inv_mod_q_shoup[limb]};
+  }
+};
 
 #undef VEIL_FOR_COEFF
 
@@ -178,39 +238,45 @@ void mod_up_scale(const DeviceTablesView& tv, const ModUpDigitsView& plan, const
   check_launch("mod_up_scale_kernel");
 }
 
-void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan, size_t stride,
-                    const uint64_t* y, uint64_t* out, cudaStream_t stream) {
+void mod_up_scale_from_ntt(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* ntt, uint64_t* y,
+                           cudaStream_t stream) {
+  if (plan.limbs == 0) return;
+  LimbMap own;  // the digits' own limbs of Q_l, with their primes
+  own.limbs = own.q_count = plan.limbs;
+  own.q_first = plan.first_limb;
+  const CopyIo first{ntt + (static_cast<size_t>(plan.first_limb) << tv.log_n), y, 0, tv.log_n};
+  const ScaleIo scale{y, 0, tv.log_n, plan.qhat_inv, plan.qhat_inv_shoup, tv.mod};
+  launch_inverse(tv, own, first, scale, stream, "mod_up_scale_from_ntt");
+}
+
+void mod_up_convert_ntt(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
+                        const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream) {
   if (plan.rows == 0) return;
-  mod_up_convert_kernel<<<rows_grid(tv, plan.rows), kBlockThreads, 0, stream>>>(tv, level, plan, stride, y, out);
-  check_launch("mod_up_convert_kernel");
+  const ModUpConvertIo convert{plan, y, out, targets.poly_stride, level, tv.log_n, tv.mod};
+  const InPlaceIo rest{out, targets.poly_stride, tv.log_n};
+  launch_forward(tv, targets, convert, rest, stream, "mod_up_convert_ntt");
 }
 
-void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
-                    uint64_t* p_part, cudaStream_t stream) {
-  if (alpha == 0) return;
-  mod_down_scale_kernel<<<rows_grid(tv, alpha, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, p_part);
-  check_launch("mod_down_scale_kernel");
+void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
+                            const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream) {
+  if (plan.rows == 0) return;
+  const ModUpConvertIo convert{plan, y, out, targets.poly_stride, level, tv.log_n, tv.mod};
+  launch_forward_strided(tv, targets, convert, stream, "mod_up_convert_strided");
 }
 
-void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
-                    const uint64_t* p_part, uint64_t* v, cudaStream_t stream) {
-  mod_down_round_kernel<<<rows_grid(tv, 1, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, alpha, p_part, v);
-  check_launch("mod_down_round_kernel");
+void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
+                         const LimbMap& p_map, uint64_t* p_part, cudaStream_t stream) {
+  const InPlaceIo first{p_part, mp.in_stride, tv.log_n};
+  const ScaleIo scale{p_part, mp.in_stride, tv.log_n, md.phat_inv, md.phat_inv_shoup, tv.mod};
+  launch_inverse(tv, p_map, first, scale, stream, "mod_down_p_to_coeff");
 }
 
-void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
-                      uint32_t alpha, const uint64_t* p_part, const uint64_t* v, uint64_t* conv,
-                      cudaStream_t stream) {
-  if (alpha == 0) return;
-  mod_down_convert_kernel<<<rows_grid(tv, level + 1, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, alpha,
-                                                                                            p_part, v, conv);
-  check_launch("mod_down_convert_kernel");
-}
-
-void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
-                     const uint64_t* x, const uint64_t* conv, cudaStream_t stream) {
-  mod_down_finish_kernel<<<rows_grid(tv, level + 1, mp.polys), kBlockThreads, 0, stream>>>(tv, md, mp, x, conv);
-  check_launch("mod_down_finish_kernel");
+void mod_down_convert_finish(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
+                             const LimbMap& conv_map, uint32_t alpha, const uint64_t* x, const uint64_t* p_part,
+                             uint64_t* conv, cudaStream_t stream) {
+  const ModDownConvertIo convert{md, mp, p_part, conv, alpha, tv.log_n, tv.mod};
+  const ModDownFinishIo finish{md, mp, x, conv, tv.log_n, tv.mod};
+  launch_forward(tv, conv_map, convert, finish, stream, "mod_down_convert_finish");
 }
 
 }  // namespace veil::cuda

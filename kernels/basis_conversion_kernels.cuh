@@ -68,11 +68,24 @@ void mod_up_own(const DeviceTablesView& tv, const ModUpDigitsView& plan, size_t 
 // y[k] = coeff[first_limb + k] (D/d_i)^-1 mod d_i for each own limb (of its digit).
 void mod_up_scale(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* coeff, uint64_t* y,
                   cudaStream_t stream);
-// out[row.digit][row.limb] = sum_i y[row.first + i] (D/d_i) mod t for every row (coefficient
-// form). One-prime digits (alpha = 1) convert as x mod t: congruent to the cpu's copy,
-// and the forward NTT that follows outputs canonical residues, so the words agree.
-void mod_up_convert(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan, size_t stride,
-                    const uint64_t* y, uint64_t* out, cudaStream_t stream);
+// The same y from the NTT form of the input: y[k] = INTT(ntt[first_limb + k]) (D/d_i)^-1
+// mod d_i, the inverse transform out of place (its first pass reads ntt, writes y) and
+// the scaling done by its last pass, so no coefficient-form copy of the input is made.
+void mod_up_scale_from_ntt(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* ntt, uint64_t* y,
+                           cudaStream_t stream);
+// out[row.digit][row.limb] = NTT(sum_i y[row.first + i] (D/d_i) mod t) for every row: the
+// conversion runs inside the forward NTT's first pass (ntt_passes.cuh), so the
+// coefficient-form rows are never stored. `targets` is the LimbMap of the digits'
+// Q_l u P limbs with their own limbs skipped. One-prime digits (alpha = 1) convert as
+// x mod t: congruent to the cpu's copy, and the NTT outputs canonical residues, so the
+// words agree.
+void mod_up_convert_ntt(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
+                        const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream);
+// The same with only the NTT's first (strided) pass: the target rows are left half
+// transformed, for key_switch_decomposed (key_switch_kernels.cuh), whose kernel runs
+// the second pass itself.
+void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
+                            const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream);
 
 // The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 or 2)
 // inputs over Q_l u P, in_stride words apart; their coefficient-form conversions
@@ -83,19 +96,18 @@ struct ModDownPolys {
   uint64_t* out[2] = {nullptr, nullptr};
 };
 
-// p_part[k] = p_part[k] (P/p_k)^-1 mod p_k (coefficient form, in place).
-void mod_down_scale(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
-                    uint64_t* p_part, cudaStream_t stream);
-// v[c] = (uint64)(sum_k double(p_part[k][c]) * p_inv[k] + 0.5), in k order, IEEE round-to-nearest, no FMA.
-// v: [polys][N].
-void mod_down_round(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp, uint32_t alpha,
-                    const uint64_t* p_part, uint64_t* v, cudaStream_t stream);
-// conv[i] = sum_k p_part[k] (P/p_k) - v P mod q_i, i <= level (coefficient form).
-void mod_down_convert(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
-                      uint32_t alpha, const uint64_t* p_part, const uint64_t* v, uint64_t* conv,
-                      cudaStream_t stream);
-// out[i] = (x[i] - conv[i]) P^-1 mod q_i, i <= level (conv in NTT form).
-void mod_down_finish(const DeviceTablesView& tv, uint32_t level, const ModDownView& md, const ModDownPolys& mp,
-                     const uint64_t* x, const uint64_t* conv, cudaStream_t stream);
+// P parts to coefficients: p_part[k] = INTT(p_part[k]) (P/p_k)^-1 mod p_k in place, the
+// scaling done by the inverse NTT's last pass. p_map: the alpha P limbs of mp.polys
+// polynomials, mp.in_stride apart.
+void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
+                         const LimbMap& p_map, uint64_t* p_part, cudaStream_t stream);
+// The rest of ModDown for limbs i <= level, in one forward NTT whose first pass computes
+// the conversion conv[i] = sum_k p_part[k] (P/p_k) - v P mod q_i (coefficient form; v =
+// (uint64)(sum_k double(p_part[k][c]) * p_inv[k] + 0.5), in k order, IEEE round-to-nearest,
+// no FMA) into conv, and whose last pass writes out[i] = (x[i] - NTT(conv)[i]) P^-1 mod q_i.
+// conv_map: the Q_l limbs of mp.polys polynomials, mp.conv_stride apart in conv.
+void mod_down_convert_finish(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
+                             const LimbMap& conv_map, uint32_t alpha, const uint64_t* x, const uint64_t* p_part,
+                             uint64_t* conv, cudaStream_t stream);
 
 }  // namespace veil::cuda

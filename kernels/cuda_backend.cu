@@ -217,6 +217,7 @@ class CudaBackend final : public Backend {
   void download(uint64_t* host_dst, const uint64_t* src, size_t words) override;
   void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
   void set_zero(uint64_t* dst, size_t words) override;
+  bool copy_from(uint64_t* dst, Backend& from, const uint64_t* src, size_t words) override;
 
   void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
@@ -239,6 +240,9 @@ class CudaBackend final : public Backend {
   void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
+  void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) override;
+  void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* key,
+                        uint64_t* out0, uint64_t* out1) override;
 
  private:
   // Pooled scratch released (stream-ordered) at scope exit.
@@ -286,6 +290,8 @@ class CudaBackend final : public Backend {
   }
   cudaStream_t stream() const { return stream_.get(); }
   void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
+  // coeff null: derived from ntt inside the scaling step, and the target limbs get
+  // only the forward NTT's first pass (key_switch_decompose's layout).
   void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
@@ -394,6 +400,37 @@ void CudaBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
     return;
   }
   VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+}
+
+// Stream-to-stream ordering with two events: the copy (on this backend's stream)
+// waits for the work issued on `from`, and `from`'s later work (which may reuse
+// src) waits for the copy. Neither host thread blocks.
+bool CudaBackend::copy_from(uint64_t* dst, Backend& from, const uint64_t* src, size_t words) {
+  auto* other = dynamic_cast<CudaBackend*>(&from);
+  if (!other) return false;
+  if (!words) return true;
+  if (other == this) {
+    copy(dst, src, words);
+    return true;
+  }
+  const size_t bytes = words * sizeof(uint64_t);
+  use_device(other->device_);
+  cudaEvent_t produced = nullptr, copied = nullptr;
+  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming));
+  VEIL_CUDA_CHECK(cudaEventRecord(produced, other->stream()));
+  use_device(device_);
+  VEIL_CUDA_CHECK(cudaStreamWaitEvent(stream(), produced, 0));
+  cudaEventDestroy(produced);  // released once the recorded work completes
+  if (other->device_ == device_)
+    VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+  else
+    VEIL_CUDA_CHECK(cudaMemcpyPeerAsync(dst, device_, src, other->device_, bytes, stream()));
+  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
+  VEIL_CUDA_CHECK(cudaEventRecord(copied, stream()));
+  use_device(other->device_);
+  VEIL_CUDA_CHECK(cudaStreamWaitEvent(other->stream(), copied, 0));
+  cudaEventDestroy(copied);
+  return true;
 }
 
 void CudaBackend::set_zero(uint64_t* dst, size_t words) {
@@ -508,8 +545,10 @@ void CudaBackend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_
   mod_up_digits(level, 0, tables_->digits(level), out_digits, coeff, ntt);
 }
 
-// Digits [first_digit, first_digit + digits) in five launches (own limbs, scale,
-// convert, two NTT passes over every digit's target limbs), however many digits.
+// Digits [first_digit, first_digit + digits) in four launches (own limbs, scale,
+// two NTT passes over every digit's target limbs, the first computing the
+// conversion), however many digits; for key_switch_decompose (coeff null) the scale
+// is an inverse NTT's two passes and the forward NTT stops after its first.
 void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out,
                                 const uint64_t* coeff, const uint64_t* ntt) {
   const RnsTables& t = *tables_;
@@ -533,14 +572,29 @@ void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t d
   plan.factors_shoup = rns_.mu_factors_shoup.get();
   mod_up_own(view_, plan, stride, ntt, out, stream());
   Scratch y(*this, plan.limbs * n);
-  mod_up_scale(view_, plan, coeff, y.get(), stream());
-  mod_up_convert(view_, level, plan, stride, y.get(), out, stream());
+  if (coeff) mod_up_scale(view_, plan, coeff, y.get(), stream());
+  else mod_up_scale_from_ntt(view_, plan, ntt, y.get(), stream());
   LimbMap targets = map(Basis{level + 1, true});
   targets.polys = digits;
   targets.poly_stride = stride;
   targets.skip_digit = t.alpha;
   targets.first_digit = first_digit;
-  cuda::ntt_forward(view_, targets, out, stream());
+  if (coeff) mod_up_convert_ntt(view_, level, plan, targets, y.get(), out, stream());
+  else mod_up_convert_strided(view_, level, plan, targets, y.get(), out, stream());
+}
+
+void CudaBackend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
+  mod_up_digits(level, 0, tables_->digits(level), out_digits, nullptr, ntt);
+}
+
+void CudaBackend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
+                                   const uint64_t* key, uint64_t* out0, uint64_t* out1) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
+          "key_switch_apply: bad level/digits");
+  use_device(device_);
+  cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, decomposed, key, out0, out1, stream());
 }
 
 void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
@@ -567,26 +621,21 @@ void CudaBackend::mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_q
   const uint32_t alpha = t.alpha;
   uint64_t* p_part = in_qp + (level + 1) * n;
   const ModDownView md = mod_down_view();
-  // P parts to coefficients, then y_k = x_k (P/p_k)^-1 mod p_k in place.
+  // P parts to coefficients, y_k = x_k (P/p_k)^-1 mod p_k in place; then the
+  // conversion to Q_l, its NTT and the final (x - conv) P^-1 in one forward transform.
   LimbMap p_map;
   p_map.limbs = alpha;
   p_map.q_count = 0;
   p_map.p_first = t.max_level + 1;
   p_map.polys = mp.polys;
   p_map.poly_stride = mp.in_stride;
-  cuda::ntt_inverse(view_, p_map, p_part, stream());
-  mod_down_scale(view_, md, mp, alpha, p_part, stream());
+  mod_down_p_to_coeff(view_, md, mp, p_map, p_part, stream());
   mp.conv_stride = (level + 1) * n;
-  Scratch scratch(*this, mp.polys * (level + 2) * n);
-  uint64_t* conv = scratch.get();                     // [polys][level + 1][N]
-  uint64_t* v = conv + mp.polys * mp.conv_stride;     // [polys][N]: multiples of P to subtract
-  mod_down_round(view_, md, mp, alpha, p_part, v, stream());
-  mod_down_convert(view_, level, md, mp, alpha, p_part, v, conv, stream());
+  Scratch conv(*this, mp.polys * mp.conv_stride);  // [polys][level + 1][N]
   LimbMap conv_map = map(Basis{level + 1, false});
   conv_map.polys = mp.polys;
   conv_map.poly_stride = mp.conv_stride;
-  cuda::ntt_forward(view_, conv_map, conv, stream());
-  mod_down_finish(view_, level, md, mp, in_qp, conv, stream());
+  mod_down_convert_finish(view_, md, mp, conv_map, alpha, in_qp, p_part, conv.get(), stream());
 }
 
 void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,

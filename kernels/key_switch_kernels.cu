@@ -5,6 +5,7 @@
 #include "cuda_check.cuh"
 #include "elementwise_kernels.cuh"
 #include "key_switch_kernels.cuh"
+#include "ntt_passes.cuh"
 
 namespace veil::cuda {
 namespace {
@@ -35,7 +36,65 @@ __global__ void inner_product_kernel(DeviceTablesView tv, uint32_t level, uint32
   }
 }
 
+// Block (run of C words, limb). For each digit: finish the run (contiguous NTT
+// pass in shared memory) unless the limb is one of the digit's own, then add its
+// products with both key words into acc0 / acc1 (shared, slot-swizzled like the tile).
+__global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView tv, uint32_t level, uint32_t alpha,
+                                                              uint32_t num_digits, uint32_t log_rows,
+                                                              const uint64_t* digits, const uint64_t* key,
+                                                              uint64_t* out0, uint64_t* out1) {
+  __shared__ uint64_t sh[kTile];
+  __shared__ uint64_t acc0[kTile];
+  __shared__ uint64_t acc1[kTile];
+  const uint32_t limb = blockIdx.y;
+  const uint32_t log_n = tv.log_n, log_c = log_n - log_rows, len = 1u << log_c;
+  const size_t n = size_t{1} << log_n;
+  const size_t c0 = static_cast<size_t>(blockIdx.x) << log_c;
+  const uint32_t limbs = level + 1 + alpha;
+  const uint32_t pi = limb < level + 1 ? limb : tv.max_level + 1 + (limb - (level + 1));
+  const DeviceModulus m = tv.mod[pi];
+  const size_t key_poly = static_cast<size_t>(tv.max_level + 1 + alpha) * n;
+  const size_t digit_words = static_cast<size_t>(limbs) * n;
+  const Pass p = make_pass(tv, pi, true, 0, c0);
+  for (uint32_t j = 0; j < num_digits; ++j) {
+    const uint64_t* d = digits + j * digit_words + static_cast<size_t>(limb) * n + c0;
+    const uint64_t* k0 = key + 2 * j * key_poly + static_cast<size_t>(pi) * n + c0;
+    const uint64_t* k1 = k0 + key_poly;
+    auto accumulate = [&](uint32_t e, uint64_t v) {
+      const uint32_t s = slot(e);
+      U128 t0{j ? acc0[s] : 0, 0}, t1{j ? acc1[s] : 0, 0};
+      mac_wide(t0, v, k0[e]);
+      mac_wide(t1, v, k1[e]);
+      acc0[s] = reduce128(t0, m);
+      acc1[s] = reduce128(t1, m);
+    };
+    const uint32_t own_first = j * alpha, own_end = own_first + alpha < level + 1 ? own_first + alpha : level + 1;
+    if (limb >= own_first && limb < own_end) {  // block-uniform: no barrier inside the branch differs
+      for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) accumulate(e, d[e]);
+    } else {
+      run_pass<true>(
+          sh, p, log_c, log_c, [=](uint32_t e) { return d[e]; },
+          [&](uint32_t e, uint64_t v) { accumulate(e, reduce_4q(v, p.q, p.two_q)); });
+    }
+    __syncthreads();  // the next digit reuses sh, and its accumulate may run on other threads
+  }
+  for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
+    out0[static_cast<size_t>(limb) * n + c0 + e] = acc0[slot(e)];
+    out1[static_cast<size_t>(limb) * n + c0 + e] = acc1[slot(e)];
+  }
+}
+
 }  // namespace
+
+void key_switch_decomposed(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
+                           const uint64_t* decomposed, const uint64_t* key, uint64_t* out0, uint64_t* out1,
+                           cudaStream_t stream) {
+  const uint32_t log_rows = log_rows_for(tv.log_n);
+  const dim3 grid(1u << log_rows, level + 1 + alpha);
+  decomposed_kernel<<<grid, kThreads, 0, stream>>>(tv, level, alpha, num_digits, log_rows, decomposed, key, out0,
+                                                    out1);
+  check_launch("key_switch_decomposed");
+}
 
 void key_switch_inner_product(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
                               const uint64_t* digits, const uint64_t* key, uint64_t* out0, uint64_t* out1,

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <random>
 #include <sstream>
+#include <thread>
 
 #include "test_util.hpp"
 #include "veil/backend.hpp"
@@ -332,6 +333,52 @@ TEST_P(CudaPrimitives, KeySwitchInnerProduct) {
   }
 }
 
+// The two halves of key switching as the scheme calls them: the cuda backend's own
+// decomposition layout (target limbs half transformed) and its fused inner product
+// give the cpu's mod_up_all + inner product words, for every key of a hoisted set
+// (the decomposition is read, never changed) and for fewer digits than the level has.
+TEST_P(CudaPrimitives, KeySwitchDecomposeAndApply) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  const uint32_t dnum = B.t().digits(L);
+  auto [k1c, k1g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  auto [k2c, k2g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  for (uint32_t level : some_levels(0, L)) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    const uint32_t digits = B.t().digits(level);
+    auto coeff = B.random(q);
+    auto [cc, cg] = B.put(coeff);
+    Buffer ntt_c(B.cpu, coeff.size(), false, false);
+    ntt_c.from_host(coeff.data(), coeff.size());
+    B.cpu->ntt_forward(q, ntt_c.data());
+    auto [nc, ng] = B.put(ntt_c.to_host());
+    auto [dc, dg] = B.scratch(B.words(qp, digits));
+    B.cpu->mod_up_all(level, dc.data(), cc.data(), nc.data());
+    B.gpu->key_switch_decompose(level, dg.data(), ng.data());
+    const auto decomposed = dg.to_host();
+    Buffer dc2(B.cpu, B.words(qp, digits), false, true);
+    B.cpu->key_switch_decompose(level, dc2.data(), nc.data());
+    ASSERT_EQ(dc2.to_host(), dc.to_host()) << "the cpu's decomposition is mod_up_all's digits";
+    for (uint32_t used : {digits, 1u}) {
+      for (const auto* key : {&k1c, &k2c}) {
+        const Buffer& kg = key == &k1c ? k1g : k2g;
+        auto [oc, og] = B.scratch(B.words(qp, 2));
+        B.cpu->key_switch_inner_product(level, used, dc.data(), key->data(), oc.data(), oc.data() + B.words(qp));
+        B.gpu->key_switch_apply(level, used, dg.data(), kg.data(), og.data(), og.data() + B.words(qp));
+        ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n()))
+            << "level " << level << ", " << used << " of " << digits << " digits, key " << (key == &k1c ? 1 : 2);
+      }
+    }
+    ASSERT_EQ(dg.to_host(), decomposed) << "key_switch_apply changed the decomposition";
+    auto [oc, og] = B.scratch(B.words(qp, 2));
+    EXPECT_VEIL_ERROR(B.gpu->key_switch_apply(level, digits + 1, dg.data(), k1g.data(), og.data(), og.data()),
+                      ErrorCode::InvalidArgument);
+    EXPECT_VEIL_ERROR(B.cpu->key_switch_apply(level, digits + 1, dc.data(), k1c.data(), oc.data(), oc.data()),
+                      ErrorCode::InvalidArgument);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaPrimitives, ::testing::ValuesIn(all_cases(true)), case_name);
 
 // N = 2^12, the smallest ring Veil's parameters allow: the strided pass has a
@@ -549,6 +596,64 @@ TEST(CudaBackend, ObjectsMoveBetweenCpuAndCudaContexts) {
   // Another device's context of other parameters is refused.
   const ContextPtr other = Context::create(Parameters::preset(14), BackendKind::Cuda);
   EXPECT_VEIL_ERROR(xc.to(other), ErrorCode::ContextMismatch);
+}
+
+// Independent work overlaps across contexts: each cuda context has its own stream
+// and memory pool, so two host threads driving two contexts on one device run at
+// the same time. Results move between them device to device (Backend::copy_from,
+// ordered by events, no host copy), and every word equals the cpu's.
+TEST(CudaBackend, ContextsOnOneDeviceRunConcurrentlyAndExchangeObjects) {
+  VEIL_REQUIRE_CUDA();
+  const Parameters params = Parameters::preset(13);
+  Side cpu(params, 71, true, BackendKind::Cpu, {1});
+  const auto x = random_reals(cpu.slots(), 94), y = random_reals(cpu.slots(), 95);
+  const Ciphertext xc = cpu.encrypt(x), yc = cpu.encrypt(y);
+  auto work = [](const Evaluator& e, const Ciphertext& a, const Ciphertext& b, const RelinKey& rk,
+                 const GaloisKeys& gk) { return e.rotate(e.rescale(e.multiply(a, b, rk)), 1, gk); };
+  struct Lane {
+    ContextPtr ctx;
+    Ciphertext a, b;
+    RelinKey rk;
+    GaloisKeys gk;
+    Ciphertext out;
+    std::exception_ptr error;
+  };
+  auto lane = [&](const Ciphertext& a, const Ciphertext& b) {
+    const ContextPtr ctx = Context::create(params, BackendKind::Cuda);
+    return Lane{ctx, a.to(ctx), b.to(ctx), cpu.rk.to(ctx), cpu.gk.to(ctx), {}, nullptr};
+  };
+  Lane la = lane(xc, yc), lb = lane(xc, xc);
+  auto run = [&](Lane& l) {
+    try {
+      Evaluator e(l.ctx);
+      l.out = work(e, l.a, l.b, l.rk, l.gk);
+    } catch (...) {
+      l.error = std::current_exception();
+    }
+  };
+  std::thread ta(run, std::ref(la)), tb(run, std::ref(lb));
+  ta.join();
+  tb.join();
+  if (la.error) std::rethrow_exception(la.error);
+  if (lb.error) std::rethrow_exception(lb.error);
+  const Ciphertext want_a = work(*cpu.eval, xc, yc, cpu.rk, cpu.gk), want_b = work(*cpu.eval, xc, xc, cpu.rk, cpu.gk);
+  ASSERT_TRUE(same_words(words_of(want_a), words_of(la.out), params.n())) << "context A";
+  ASSERT_TRUE(same_words(words_of(want_b), words_of(lb.out), params.n())) << "context B";
+
+  // A's result into B without a host copy, used there at once.
+  const Ciphertext moved = la.out.to(lb.ctx);
+  EXPECT_EQ(moved.context()->id(), lb.ctx->id());
+  const Ciphertext sum = Evaluator(lb.ctx).add(moved, lb.out);
+  ASSERT_TRUE(same_words(words_of(cpu.eval->add(want_a, want_b)), words_of(sum), params.n()));
+
+  // The device path is taken between cuda backends only.
+  const size_t w = la.out.poly_words();
+  Buffer dst(lb.ctx->backend_ptr(), w, false, false);
+  EXPECT_TRUE(lb.ctx->backend().copy_from(dst.data(), la.ctx->backend(), la.out.poly(0), w));
+  EXPECT_TRUE(same_words(download(la.ctx, la.out.poly(0), w), dst.to_host(), params.n()));
+  EXPECT_FALSE(lb.ctx->backend().copy_from(dst.data(), cpu.ctx->backend(), xc.poly(0), w));
+  Buffer on_cpu(cpu.ctx->backend_ptr(), w);
+  EXPECT_FALSE(cpu.ctx->backend().copy_from(on_cpu.data(), la.ctx->backend(), la.out.poly(0), w));
 }
 
 TEST(CudaBackend, AutoPicksCudaAndBadCallsThrow) {

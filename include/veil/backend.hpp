@@ -89,6 +89,14 @@ class Backend {
   virtual void download(uint64_t* host_dst, const uint64_t* src, size_t words) = 0;
   virtual void copy(uint64_t* dst, const uint64_t* src, size_t words) = 0;
   virtual void set_zero(uint64_t* dst, size_t words) = 0;
+  // dst (this backend's memory) = `words` words at src (memory of backend `from`),
+  // without a trip through host memory: ordered after the work already issued on
+  // `from`, and before any later work on either backend (so `from` may reuse src at
+  // once). Returns false, copying nothing, when the pair has no such path; the
+  // caller then goes through the host (Buffer::copy_to does). Default: false. cuda:
+  // any two cuda backends (same device: a device-to-device copy; two devices: a peer
+  // copy), each backend keeping its own stream, so their other work still overlaps.
+  virtual bool copy_from(uint64_t* dst, Backend& from, const uint64_t* src, size_t words);
 
   // ---- element-wise mod q_i, every limb of basis b; out may alias inputs ----
   virtual void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
@@ -140,6 +148,20 @@ class Backend {
   // digits: [num_digits][Q_l u P][N]; key: [dnum][2][Q_L u P][N] (top-level key).
   virtual void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                         const uint64_t* key, uint64_t* out0, uint64_t* out1) = 0;
+  // Key switching in the two halves that hoisting separates (key_switch.cpp): the
+  // decomposition of a level-`level` polynomial given in NTT form (`ntt`, Q_l), in a
+  // layout the backend chooses, of the same size as mod_up_all's digits (digits(level)
+  // polynomials over Q_l u P); then, for any key, the inner product from it: out0,
+  // out1 equal key_switch_inner_product on mod_up_all's digits, word for word. Only
+  // key_switch_apply reads what key_switch_decompose writes, and it leaves it
+  // unchanged (several keys may use it). num_digits <= digits(level). Default: an
+  // inverse NTT of a copy, mod_up_all and key_switch_inner_product; cuda runs the
+  // inverse NTT out of place with ModUp's scaling in its last pass, leaves the target
+  // limbs after the forward NTT's first pass and finishes them inside the inner
+  // product's kernel.
+  virtual void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt);
+  virtual void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
+                                const uint64_t* key, uint64_t* out0, uint64_t* out1);
 
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}

@@ -13,14 +13,15 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
-// Static shared arrays are function-local statics, shared by the threads (fibers)
-// of the block that runs. convert.py follows each `__shared__ T name[...];` with
+// Static shared arrays are function-local thread_local statics, shared by the
+// threads (fibers) of the block that runs, and separate for each OS thread that
+// launches kernels (two host threads driving two backends at once). convert.py follows each `__shared__ T name[...];` with
 // SIM_SHARED_TOUCH(name), which fills the array with 0xA5 bytes the first time a
 // thread of a new block passes the declaration, i.e. before any thread of that
 // block can touch it; reads of words no thread of the block wrote show up as wrong
 // results instead of stale values of the previous block. convert.py rejects
 // `extern __shared__` (dynamic shared memory is not simulated).
-#define __shared__ static
+#define __shared__ static thread_local
 #define __launch_bounds__(x)
 struct dim3 {
   unsigned x, y, z;
@@ -52,7 +53,7 @@ inline void shared_touch(shared_reg& r, void* p, size_t bytes) {
 }  // namespace sim_detail
 #define SIM_SHARED_TOUCH(name)                                                          \
   do {                                                                                  \
-    static ::sim_detail::shared_reg sim_shared_reg_;                                    \
+    static thread_local ::sim_detail::shared_reg sim_shared_reg_;                                  \
     ::sim_detail::shared_touch(sim_shared_reg_, (void*)&(name), sizeof(name));          \
   } while (0)
 #define __syncthreads() ::sim_detail::syncthreads(__FILE__, __LINE__)
@@ -89,6 +90,7 @@ inline cudaError_t cudaMalloc(void** p, size_t b) { size_t r = (b + 255) / 256 *
 inline cudaError_t cudaFree(void* p) { std::free(p); return 0; }
 inline cudaError_t cudaMemcpy(void* d, const void* s, size_t b, cudaMemcpyKind) { std::memcpy(d, s, b); return 0; }
 inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t b, cudaMemcpyKind, cudaStream_t) { std::memcpy(d, s, b); return 0; }
+inline cudaError_t cudaMemcpyPeerAsync(void* d, int, const void* s, int, size_t b, cudaStream_t) { std::memcpy(d, s, b); return 0; }
 inline cudaError_t cudaMemset(void* p, int v, size_t b) { std::memset(p, v, b); return 0; }
 inline cudaError_t cudaMemsetAsync(void* p, int v, size_t b, cudaStream_t) { std::memset(p, v, b); return 0; }
 inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = *t = size_t{16} << 30; return 0; }
@@ -99,6 +101,10 @@ typedef struct sim_event { std::chrono::steady_clock::time_point t; }* cudaEvent
 enum cudaDeviceAttr { cudaDevAttrMemoryClockRate = 36, cudaDevAttrGlobalMemoryBusWidth = 37 };
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new sim_event{}; return 0; }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return 0; }
+constexpr unsigned cudaEventDisableTiming = 2;
+inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { *e = new sim_event{}; return 0; }
+// Launches and copies run at once on the calling thread: every stream is always idle.
+inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return 0; }
 inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { e->t = std::chrono::steady_clock::now(); return 0; }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {

@@ -16,7 +16,7 @@
 # script keeps to a deadline: DEADLINE seconds after it starts (default 500, for a
 # 600-second call) every stage still to run is skipped, and each stage is cut off
 # (timeout) when it would pass the deadline. The summary says what was skipped.
-# Environment: BENCH_FILTER (default '/65536'), BENCH_MIN_TIME (seconds, default 0.2),
+# Environment: BENCH_FILTER (default '/65536|^BM_MulRelinPair/8192/'), BENCH_MIN_TIME (seconds, default 0.2),
 # DEADLINE (seconds, default 500).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -96,7 +96,7 @@ stage_sanitize() {
 
 stage_bench() {
   local t0=$SECONDS
-  LD_LIBRARY_PATH="$kit/lib" timed 60 "$kit/bin/veil-bench" --benchmark_filter="${BENCH_FILTER:-/65536}" \
+  LD_LIBRARY_PATH="$kit/lib" timed 60 "$kit/bin/veil-bench" --benchmark_filter="${BENCH_FILTER:-/65536|^BM_MulRelinPair/8192/}" \
     --benchmark_min_time="${BENCH_MIN_TIME:-0.2}" --benchmark_out="$out/bench.json" \
     --benchmark_out_format=json >"$out/bench.log" 2>&1
   local rc=$?
