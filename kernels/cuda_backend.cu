@@ -1,6 +1,6 @@
 // The `cuda` backend: every Backend primitive on device memory, bit-identical
 // to the `cpu` backend (host/cpu_backend.cpp). Buffers are limb-major
-// uint64_t[limbs][N] blocks from a pool of cudaMalloc allocations; all work of
+// uint64_t[limbs][N] blocks from the backend's stream-ordered memory pool; all work of
 // one backend runs in order on its own stream, and the calls that hand data
 // to the host (download, upload's source reuse) synchronise that stream.
 #include <cuda_runtime.h>
@@ -304,7 +304,7 @@ class CudaBackend final : public Backend {
   DeviceTablesView view_{};
 };
 
-// Released blocks kept for reuse: at most a quarter of the current device's memory.
+// Released memory kept reserved for reuse: at most a quarter of the device's memory.
 size_t pool_limit() {
   size_t free_bytes = 0, total = 0;
   if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) {
@@ -315,7 +315,7 @@ size_t pool_limit() {
 }
 
 CudaBackend::CudaBackend(std::shared_ptr<const RnsTables> tables, int device)
-    : Backend(std::move(tables)), device_((use_device(device), device)), pool_(pool_limit()) {
+    : Backend(std::move(tables)), device_((use_device(device), device)), pool_(device, pool_limit()) {
   const RnsTables& t = *tables_;
   require(t.log_n >= kNttMinLogN && t.log_n <= kNttMaxLogN, ErrorCode::Unsupported,
           "cuda backend: N must be 2^11 .. 2^17");
@@ -345,7 +345,7 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream());
   if (timer_start_event_) cudaEventDestroy(timer_start_event_);
   if (timer_stop_event_) cudaEventDestroy(timer_stop_event_);
-  pool_.trim();
+  pool_.trim(stream());
 }
 
 // ---- memory ----
@@ -364,14 +364,14 @@ void CudaBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
   if (wipe) {
     // Secret material is zeroed (stream-ordered after its last use) before the
     // block can be handed out again; if that cannot be queued, do it synchronously.
-    if (cudaMemsetAsync(ptr, 0, DevicePool::block_bytes(bytes), stream()) != cudaSuccess) {
+    if (cudaMemsetAsync(ptr, 0, bytes, stream()) != cudaSuccess) {
       cudaGetLastError();
       cudaStreamSynchronize(stream());
-      cudaMemset(ptr, 0, DevicePool::block_bytes(bytes));
+      cudaMemset(ptr, 0, bytes);
       cudaDeviceSynchronize();
     }
   }
-  pool_.release(ptr, bytes);
+  pool_.release(ptr, stream());
 }
 
 void CudaBackend::upload(uint64_t* dst, const uint64_t* src, size_t words) {

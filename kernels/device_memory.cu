@@ -4,62 +4,52 @@
 
 namespace veil::cuda {
 
-DevicePool::~DevicePool() { trim(); }
+DevicePool::DevicePool(int device, size_t max_pooled_bytes) {
+  int supported = 0;
+  VEIL_CUDA_CHECK(cudaDeviceGetAttribute(&supported, cudaDevAttrMemoryPoolsSupported, device));
+  require(supported != 0, ErrorCode::Unsupported,
+          "cuda backend: device " + std::to_string(device) + " has no stream-ordered memory pools");
+  cudaMemPoolProps props{};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = device;
+  VEIL_CUDA_CHECK(cudaMemPoolCreate(&pool_, &props));
+  uint64_t threshold = max_pooled_bytes;
+  VEIL_CUDA_CHECK(cudaMemPoolSetAttribute(pool_, cudaMemPoolAttrReleaseThreshold, &threshold));
+}
+
+DevicePool::~DevicePool() {
+  if (pool_) cudaMemPoolDestroy(pool_);  // the backend synchronised its stream first
+}
 
 void* DevicePool::allocate(size_t bytes, cudaStream_t stream) {
-  const size_t size = block_bytes(bytes);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.find(size);
-    if (it != free_.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      pooled_ -= size;
-      return p;
-    }
-  }
   void* p = nullptr;
-  cudaError_t err = cudaMalloc(&p, size);
+  cudaError_t err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream);
   if (err == cudaErrorMemoryAllocation) {
-    cudaGetLastError();  // clear it, give the pooled blocks back, retry once
-    cudaStreamSynchronize(stream);
-    trim();
-    err = cudaMalloc(&p, size);
+    cudaGetLastError();  // clear it, give the reserve back, retry once
+    trim(stream);
+    err = cudaMallocFromPoolAsync(&p, bytes, pool_, stream);
   }
   if (err != cudaSuccess) {
     cudaGetLastError();
     throw Error(ErrorCode::Backend,
-                "cudaMalloc(" + std::to_string(size) + " bytes): " + cudaGetErrorString(err));
+                "cudaMallocFromPoolAsync(" + std::to_string(bytes) + " bytes): " + cudaGetErrorString(err));
   }
   return p;
 }
 
-void DevicePool::release(void* ptr, size_t bytes) noexcept {
+void DevicePool::release(void* ptr, cudaStream_t stream) noexcept {
   if (!ptr) return;
-  const size_t size = block_bytes(bytes);
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (pooled_ + size <= max_pooled_) {
-      try {
-        free_[size].push_back(ptr);
-        pooled_ += size;
-        return;
-      } catch (...) {  // no host memory for the bookkeeping: free the block instead
-      }
-    }
+  if (cudaFreeAsync(ptr, stream) != cudaSuccess) {
+    cudaGetLastError();  // cannot be queued: wait for the stream's work, then free
+    cudaStreamSynchronize(stream);
+    cudaFree(ptr);
   }
-  // Over the cap: free it once every queued use (and a queued wipe) is done.
-  cudaDeviceSynchronize();
-  cudaFree(ptr);
 }
 
-void DevicePool::trim() noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (!free_.empty()) cudaDeviceSynchronize();  // pooled blocks may still be read by queued work
-  for (auto& [size, blocks] : free_)
-    for (void* p : blocks) cudaFree(p);
-  free_.clear();
-  pooled_ = 0;
+void DevicePool::trim(cudaStream_t stream) noexcept {
+  cudaStreamSynchronize(stream);
+  cudaMemPoolTrimTo(pool_, 0);
 }
 
 }  // namespace veil::cuda

@@ -1,13 +1,14 @@
-// Device memory: a pool of cudaMalloc blocks keyed by size (steady-state
-// operations allocate nothing), and an owning array for the constant tables.
+// Device memory: each backend's blocks come from its own CUDA stream-ordered
+// memory pool (cudaMallocFromPoolAsync / cudaFreeAsync), which keeps released
+// memory reserved up to a threshold, so steady-state operations reach no OS
+// allocator, and which orders every reuse after the work queued on the releasing
+// stream; plus an owning array for the constant tables.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <vector>
 
 #include "cuda_check.cuh"
@@ -16,29 +17,24 @@ namespace veil::cuda {
 
 class DevicePool {
  public:
-  // Keeps at most max_pooled_bytes of released blocks for reuse.
-  explicit DevicePool(size_t max_pooled_bytes) : max_pooled_(max_pooled_bytes) {}
+  // A pool on `device` that keeps up to max_pooled_bytes of released memory
+  // reserved. Error(Unsupported) when the device has no stream-ordered pools.
+  DevicePool(int device, size_t max_pooled_bytes);
   ~DevicePool();
   DevicePool(const DevicePool&) = delete;
   DevicePool& operator=(const DevicePool&) = delete;
 
-  // Rounded-up size of the block that serves `bytes`.
-  static size_t block_bytes(size_t bytes) { return (bytes + 255) / 256 * 256; }
-  // A block of block_bytes(bytes). When cudaMalloc runs out of memory the pool
-  // is emptied (after the queued work on `stream` is done) and the allocation
-  // retried once.
+  // `bytes` of device memory, usable by work queued on `stream` from now on. When
+  // the device is out of memory, the pool's reserve is released (after the work
+  // queued on `stream`) and the allocation retried once; then Error(Backend).
   void* allocate(size_t bytes, cudaStream_t stream);
-  // Returns a block (work already queued on the backend's single stream that
-  // uses it stays ordered before any reuse). Never throws.
-  void release(void* ptr, size_t bytes) noexcept;
-  // Frees every pooled block.
-  void trim() noexcept;
+  // Returns a block once the work queued on `stream` so far is done. Never throws.
+  void release(void* ptr, cudaStream_t stream) noexcept;
+  // Gives the reserved memory back to the device (after `stream`'s queued work).
+  void trim(cudaStream_t stream) noexcept;
 
  private:
-  std::mutex mutex_;
-  std::map<size_t, std::vector<void*>> free_;
-  size_t pooled_ = 0;
-  size_t max_pooled_;
+  cudaMemPool_t pool_ = nullptr;
 };
 
 // An owning device array of trivially copyable T, filled once from the host.

@@ -98,7 +98,8 @@ inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::snprin
 
 // Events (host wall clock) and device attributes.
 typedef struct sim_event { std::chrono::steady_clock::time_point t; }* cudaEvent_t;
-enum cudaDeviceAttr { cudaDevAttrMemoryClockRate = 36, cudaDevAttrGlobalMemoryBusWidth = 37 };
+enum cudaDeviceAttr { cudaDevAttrMemoryClockRate = 36, cudaDevAttrGlobalMemoryBusWidth = 37,
+                      cudaDevAttrMemoryPoolsSupported = 115 };
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new sim_event{}; return 0; }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return 0; }
 constexpr unsigned cudaEventDisableTiming = 2;
@@ -110,4 +111,20 @@ inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count(); return 0; }
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
-  *v = a == cudaDevAttrMemoryClockRate ? 2619000 : 5120; return 0; }  // an H100 SXM's values
+  *v = a == cudaDevAttrMemoryPoolsSupported ? 1 : a == cudaDevAttrMemoryClockRate ? 2619000 : 5120;  // an H100 SXM's values
+  return 0; }
+
+// Stream-ordered pools: every allocation is a fresh poisoned block (as cudaMalloc),
+// every free immediate (streams never have pending work here).
+typedef struct sim_mem_pool* cudaMemPool_t;
+enum cudaMemAllocationType { cudaMemAllocationTypePinned = 1 };
+enum cudaMemLocationType { cudaMemLocationTypeDevice = 1 };
+enum cudaMemPoolAttr { cudaMemPoolAttrReleaseThreshold = 4 };
+struct cudaMemLocation { cudaMemLocationType type; int id; };
+struct cudaMemPoolProps { cudaMemAllocationType allocType; int handleTypes; cudaMemLocation location; };
+inline cudaError_t cudaMemPoolCreate(cudaMemPool_t* p, const cudaMemPoolProps*) { *p = (cudaMemPool_t)0x20; return 0; }
+inline cudaError_t cudaMemPoolDestroy(cudaMemPool_t) { return 0; }
+inline cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void*) { return 0; }
+inline cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, size_t) { return 0; }
+inline cudaError_t cudaMallocFromPoolAsync(void** p, size_t b, cudaMemPool_t, cudaStream_t) { return cudaMalloc(p, b); }
+inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
