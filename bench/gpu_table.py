@@ -93,8 +93,8 @@ def main(path):
                 op, n, moved[op], g["bytes"] / 1e6, ms(g) * 1e3, achieved, peak, ratio, verdict))
 
     if pairs:
-        print("\nTwo independent multiply+relinearize per iteration: one context (one stream) "
-              "vs two contexts (two streams) on the device, wall clock of the pair:\n")
+        print("\nTwo independent multiply+relinearize per iteration in one context: one stream "
+              "vs two streams, wall clock of the pair:\n")
         print("| N | one stream (us) | two streams (us) | one / two |")
         print("|---|---|---|---|")
         for n in sorted({n for n, _ in pairs}):

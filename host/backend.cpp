@@ -85,6 +85,10 @@ void Backend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64
   key_switch_inner_product(level, num_digits, decomposed, key, out0, out1);
 }
 
+void Backend::push_stream(BackendStream* s) {
+  require(s == nullptr, ErrorCode::InvalidArgument, "push_stream: the " + name() + " backend has no streams");
+}
+
 bool Backend::copy_from(uint64_t*, Backend&, const uint64_t*, size_t) { return false; }
 
 std::string backend_kind_name(BackendKind kind) {

@@ -5,6 +5,7 @@
 // to the host (download, upload's source reuse) synchronise that stream.
 #include <cuda_runtime.h>
 
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -202,12 +203,34 @@ class Stream {
   cudaStream_t stream_ = nullptr;
 };
 
+// A stream made by CudaBackend::create_stream, and the streams each thread has
+// pushed (innermost last), keyed by backend.
+class CudaStream final : public BackendStream {
+ public:
+  explicit CudaStream(const void* owner) : owner_(owner) {}
+  cudaStream_t get() const { return stream_.get(); }
+  const void* owner() const { return owner_; }
+
+ private:
+  const void* owner_;
+  Stream stream_;
+};
+
+struct PushedStream {
+  const void* backend;
+  cudaStream_t stream;
+};
+thread_local std::vector<PushedStream> t_pushed_streams;
+
 class CudaBackend final : public Backend {
  public:
   CudaBackend(std::shared_ptr<const RnsTables> tables, int device);
   ~CudaBackend() override;
   std::string name() const override { return "cuda"; }
   void synchronize() override;
+  std::unique_ptr<BackendStream> create_stream() override;
+  void push_stream(BackendStream* s) override;
+  void pop_stream() override;
   void timer_start() override;
   double timer_stop_ms() override;
 
@@ -288,7 +311,12 @@ class CudaBackend final : public Backend {
                        rns_.md_phat_mod_q_shoup.get(), rns_.md_p_mod_q.get(),  rns_.md_p_mod_q_shoup.get(),
                        rns_.md_p_inv_mod_q.get(), rns_.md_p_inv_mod_q_shoup.get(), rns_.md_p_inv.get()};
   }
-  cudaStream_t stream() const { return stream_.get(); }
+  // The calling thread's current stream of this backend.
+  cudaStream_t stream() const {
+    for (auto it = t_pushed_streams.rbegin(); it != t_pushed_streams.rend(); ++it)
+      if (it->backend == this) return it->stream;
+    return stream_.get();
+  }
   void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
   // coeff null: derived from ntt inside the scaling step, and the target limbs get
   // only the forward NTT's first pass (key_switch_decompose's layout).
@@ -652,6 +680,34 @@ void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, 
 void CudaBackend::synchronize() {
   use_device(device_);
   VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+std::unique_ptr<BackendStream> CudaBackend::create_stream() {
+  use_device(device_);
+  auto s = std::make_unique<CudaStream>(this);
+  cudaEvent_t issued = nullptr;  // the new stream starts after the caller's work so far
+  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&issued, cudaEventDisableTiming));
+  VEIL_CUDA_CHECK(cudaEventRecord(issued, stream()));
+  VEIL_CUDA_CHECK(cudaStreamWaitEvent(s->get(), issued, 0));
+  cudaEventDestroy(issued);
+  return s;
+}
+
+void CudaBackend::push_stream(BackendStream* s) {
+  auto* cs = dynamic_cast<CudaStream*>(s);
+  require(cs != nullptr && cs->owner() == this, ErrorCode::InvalidArgument,
+          "push_stream: not a stream of this cuda backend");
+  t_pushed_streams.push_back({this, cs->get()});
+}
+
+void CudaBackend::pop_stream() {
+  for (auto it = t_pushed_streams.rbegin(); it != t_pushed_streams.rend(); ++it) {
+    if (it->backend == this) {
+      t_pushed_streams.erase(std::next(it).base());
+      return;
+    }
+  }
+  throw Error(ErrorCode::InvalidArgument, "pop_stream: this thread pushed no stream of this backend");
 }
 
 void CudaBackend::timer_start() {

@@ -11,6 +11,7 @@
 #include "test_util.hpp"
 #include "veil/backend.hpp"
 #include "veil/nn/convnet.hpp"
+#include "veil/stream_scope.hpp"
 
 namespace veil::test {
 namespace {
@@ -645,6 +646,9 @@ TEST(CudaBackend, ContextsOnOneDeviceRunConcurrentlyAndExchangeObjects) {
   EXPECT_EQ(moved.context()->id(), lb.ctx->id());
   const Ciphertext sum = Evaluator(lb.ctx).add(moved, lb.out);
   ASSERT_TRUE(same_words(words_of(cpu.eval->add(want_a, want_b)), words_of(sum), params.n()));
+  // Without the move, B refuses A's objects (same device, same parameters, other context).
+  EXPECT_VEIL_ERROR(Evaluator(lb.ctx).add(la.out, lb.out), ErrorCode::ContextMismatch);
+  EXPECT_VEIL_ERROR(Evaluator(lb.ctx).rotate(lb.out, 1, la.gk), ErrorCode::ContextMismatch);
 
   // The device path is taken between cuda backends only.
   const size_t w = la.out.poly_words();
@@ -654,6 +658,63 @@ TEST(CudaBackend, ContextsOnOneDeviceRunConcurrentlyAndExchangeObjects) {
   EXPECT_FALSE(lb.ctx->backend().copy_from(dst.data(), cpu.ctx->backend(), xc.poly(0), w));
   Buffer on_cpu(cpu.ctx->backend_ptr(), w);
   EXPECT_FALSE(cpu.ctx->backend().copy_from(on_cpu.data(), la.ctx->backend(), la.out.poly(0), w));
+}
+
+// One context and one set of keys shared by three host threads, each in a
+// StreamScope (a stream of its own, so their kernels may run at the same time):
+// every word equals the cpu's. Nested scopes, and streams of another backend.
+TEST(CudaBackend, ThreadsShareOneContextOnStreamsOfTheirOwn) {
+  VEIL_REQUIRE_CUDA();
+  const Parameters params = Parameters::preset(13);
+  Side cpu(params, 71, true, BackendKind::Cpu, {1});
+  Side gpu(params, 71, true, BackendKind::Cuda, {1});
+  auto work = [](Side& s, const Ciphertext& a, const Ciphertext& b) {
+    return s.eval->rotate(s.eval->rescale(s.eval->multiply(a, b, s.rk)), 1, s.gk);
+  };
+  std::vector<Ciphertext> in_c, in_g;
+  for (uint64_t i = 0; i < 4; ++i) {
+    const auto v = random_reals(cpu.slots(), 96 + i);
+    in_c.push_back(cpu.encrypt(v));
+    in_g.push_back(gpu.encrypt(v));
+  }
+  std::vector<Ciphertext> out(3);
+  std::vector<std::exception_ptr> errors(3);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 3; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        StreamScope scope(gpu.ctx);
+        Ciphertext r = work(gpu, in_g[i], in_g[i + 1]);
+        {
+          StreamScope inner(gpu.ctx);  // starts after the outer scope's work so far
+          r = gpu.eval->add(r, r);
+        }
+        out[i] = gpu.eval->negate(r);  // back on the outer scope's stream
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  for (size_t i = 0; i < 3; ++i) {
+    const Ciphertext w = work(cpu, in_c[i], in_c[i + 1]);
+    const Ciphertext want = cpu.eval->negate(cpu.eval->add(w, w));
+    ASSERT_TRUE(same_words(words_of(want), words_of(out[i]), params.n())) << "thread " << i;
+  }
+
+  Backend& be = gpu.ctx->backend();
+  auto mine = be.create_stream();
+  ASSERT_NE(mine, nullptr);
+  const ContextPtr other = Context::create(params, BackendKind::Cuda);
+  auto theirs = other->backend().create_stream();
+  EXPECT_VEIL_ERROR(be.push_stream(theirs.get()), ErrorCode::InvalidArgument);
+  EXPECT_VEIL_ERROR(be.push_stream(nullptr), ErrorCode::InvalidArgument);
+  EXPECT_VEIL_ERROR(be.pop_stream(), ErrorCode::InvalidArgument);
+  EXPECT_VEIL_ERROR(cpu.ctx->backend().push_stream(mine.get()), ErrorCode::InvalidArgument);
+  be.push_stream(mine.get());
+  be.pop_stream();
 }
 
 TEST(CudaBackend, AutoPicksCudaAndBadCallsThrow) {

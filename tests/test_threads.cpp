@@ -1,5 +1,9 @@
-// The OpenMP-parallel CPU primitives give the same bits with 1 and 2 threads.
+// The OpenMP-parallel CPU primitives give the same bits with 1 and 2 threads, and
+// several host threads can share one context and its keys (each in a StreamScope).
+#include <thread>
+
 #include "test_util.hpp"
+#include "veil/stream_scope.hpp"
 
 namespace veil::test {
 namespace {
@@ -26,6 +30,38 @@ TEST(Threads, OneAndTwoThreadsAgreeBitForBit) {
   set_cpu_threads(before);
   EXPECT_EQ(one, two);
   EXPECT_THROW(set_cpu_threads(0), Error);
+}
+
+// Three threads, one context, one set of keys, each thread in its own StreamScope
+// (on the cpu a scope changes nothing; on cuda it is a stream of its own, see
+// test_cuda_backend.cpp): the words each thread computes equal the sequential ones.
+TEST(Threads, ThreadsShareAContextAndItsKeys) {
+  Keyed& k = Keyed::preset(13);
+  std::vector<Ciphertext> in;
+  for (uint64_t i = 0; i < 3; ++i) in.push_back(k.encrypt(random_reals(k.slots(), 60 + i)));
+  auto work = [&](const Ciphertext& a) {
+    return words(k.eval->rotate(k.eval->rescale(k.eval->multiply(a, a, k.rk)), 1, k.gk));
+  };
+  std::vector<std::vector<uint64_t>> want, got(in.size());
+  for (const auto& a : in) want.push_back(work(a));
+  std::vector<std::thread> threads;
+  std::vector<std::exception_ptr> errors(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        StreamScope scope(k.ctx);
+        got[i] = work(in[i]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(k.ctx->backend().create_stream(), nullptr);
+  EXPECT_VEIL_ERROR(StreamScope(nullptr), ErrorCode::InvalidArgument);
 }
 
 }  // namespace

@@ -67,14 +67,34 @@ struct RnsTables {
   static std::shared_ptr<const RnsTables> build(const Parameters& params);
 };
 
+// An extra stream of a backend (opaque; veil::StreamScope is how users get one).
+class BackendStream {
+ public:
+  virtual ~BackendStream() = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
 
-  // Waits until every operation issued so far has finished (device backends
-  // run asynchronously; the cpu backend is synchronous: a no-op).
+  // Waits until every operation the calling thread issued on its current stream
+  // has finished (device backends run asynchronously; the cpu backend is
+  // synchronous: a no-op).
   virtual void synchronize() {}
+
+  // ---- streams: independent work from several threads overlaps on a device ----
+  // Every call a thread makes goes to that thread's current stream of the backend:
+  // the backend's own stream unless the thread pushed another. create_stream()
+  // makes a new stream whose work starts after everything issued so far on the
+  // calling thread's current stream; nullptr when the backend has no streams (cpu:
+  // every call runs to completion on the calling thread). push_stream makes `s` (from
+  // this backend's create_stream) the calling thread's current stream until the
+  // matching pop_stream; pushes nest, and `s` must outlive them. Error(InvalidArgument)
+  // for a stream of another backend, or a pop without a push.
+  virtual std::unique_ptr<BackendStream> create_stream() { return nullptr; }
+  virtual void push_stream(BackendStream* s);
+  virtual void pop_stream() {}
   // Benchmark timing of the work issued between timer_start() and timer_stop_ms()
   // (milliseconds; waits for that work). cpu: wall clock; cuda: CUDA events on the
   // backend's stream. Not thread-safe: one timing at a time per backend.

@@ -13,3 +13,4 @@
 #include "veil/params.hpp"
 #include "veil/random.hpp"
 #include "veil/serialization.hpp"
+#include "veil/stream_scope.hpp"

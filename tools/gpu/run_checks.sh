@@ -83,7 +83,7 @@ $(grep -cE '^\[  FAILED  \] ' "$out/cuda-tests.log") failed lines, $((SECONDS - 
 }
 
 stage_sanitize() {
-  local filter='Cuda/CudaPrimitives.*N2e13_dnum2:CudaNtt.*:CudaBackend.ContextsOnOneDevice*'
+  local filter='Cuda/CudaPrimitives.*N2e13_dnum2:CudaNtt.*:CudaBackend.ContextsOnOneDevice*:CudaBackend.ThreadsShare*'
   for tool in memcheck racecheck synccheck; do
     local t0=$SECONDS
     LD_LIBRARY_PATH="$kit/lib" timed 20 compute-sanitizer --tool $tool --error-exitcode 99 \
