@@ -169,6 +169,14 @@ Fixture& fixture(uint32_t log_n, BackendKind kind) {
   return *cache;
 }
 
+// bytes: what must move per iteration; bytes_per_second: achieved; peak_GBps (cuda):
+// the device's theoretical bandwidth, so achieved / peak = bytes_per_second / 1e9 / peak_GBps.
+void set_bandwidth_counters(benchmark::State& state, const Fixture& f, double bytes) {
+  state.counters["bytes"] = bytes;
+  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  if (f.ctx->backend().name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
+}
+
 // Runs `op` once per iteration: cpu as before (wall clock by the framework); cuda
 // with manual time from CUDA events around the op.
 template <class Op>
@@ -282,10 +290,7 @@ void BM_Relin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   const uint32_t level = f.ctx->max_level();
   const double poly_q = 8.0 * f.ctx->words(Basis{level + 1, false});
   const double poly_qp = 8.0 * f.ctx->words(Basis{level + 1, true});
-  const double bytes = 5.0 * poly_q + 2.0 * t.digits(level) * poly_qp;
-  state.counters["bytes"] = bytes;
-  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  if (f.ctx->backend().name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
+  set_bandwidth_counters(state, f, 5.0 * poly_q + 2.0 * t.digits(level) * poly_qp);
 }
 
 void BM_Rescale(benchmark::State& state, uint32_t log_n, BackendKind kind) {
@@ -335,10 +340,7 @@ void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n, BackendKind kind
   });
   f.set_counters(state, f.top_limbs());
   // Read every digit word and both key words per digit, write two outputs.
-  const double bytes = 8.0 * static_cast<double>(poly) * (digits + 2.0 * digits + 2.0);
-  state.counters["bytes"] = bytes;
-  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  if (be.name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
+  set_bandwidth_counters(state, f, 8.0 * static_cast<double>(poly) * (digits + 2.0 * digits + 2.0));
 }
 
 // Two independent multiply+relinearize operations per iteration in one context with
@@ -391,10 +393,7 @@ void BM_KeySwitchApply(benchmark::State& state, uint32_t log_n, BackendKind kind
     benchmark::ClobberMemory();
   });
   f.set_counters(state, f.top_limbs());
-  const double bytes = 8.0 * static_cast<double>(poly) * (digits + 2.0 * digits + 2.0);
-  state.counters["bytes"] = bytes;
-  state.counters["bytes_per_second"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  if (be.name() == "cuda") state.counters["peak_GBps"] = cuda_peak_bandwidth_gbs(0);
+  set_bandwidth_counters(state, f, 8.0 * static_cast<double>(poly) * (digits + 2.0 * digits + 2.0));
 }
 
 // One top-level ciphertext (2 polynomials over Q_L) host -> device and back.

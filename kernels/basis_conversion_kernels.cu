@@ -26,29 +26,6 @@ __device__ __forceinline__ uint64_t fast_base_convert(const uint64_t* y, uint32_
   return acc - ((acc >= t) ? t : 0);
 }
 
-__global__ void rescale_prepare_kernel(DeviceTablesView tv, uint32_t level, RescaleView rv, const uint64_t* last,
-                                       uint64_t* tmp) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
-  const uint64_t ql = tv.mod[level].value, half = ql >> 1;
-  const DeviceModulus m = tv.mod[i];
-  const uint64_t minus_h = m.value - rv.half_ql_mod_q[i];
-  uint64_t* dst = tmp + i * n;
-  VEIL_FOR_COEFF(c, n) {
-    const uint64_t rounded = add_mod(last[c], half, ql);  // round instead of floor
-    dst[c] = reduce64(rounded, m) + minus_h;               // < 2 q_i: the NTT takes lazy input
-  }
-}
-
-__global__ void rescale_finish_kernel(DeviceTablesView tv, RescaleView rv, const uint64_t* in, const uint64_t* tmp,
-                                      uint64_t* out) {
-  const size_t n = size_t{1} << tv.log_n;
-  const uint32_t i = blockIdx.y;
-  const uint64_t qi = tv.mod[i].value, w = rv.ql_inv_mod_q[i], ws = rv.ql_inv_mod_q_shoup[i];
-  const size_t off = i * n;
-  VEIL_FOR_COEFF(c, n) out[off + c] = mul_shoup(in[off + c] + qi - tmp[off + c], w, ws, qi);
-}
-
 // ModUp kernels cover the digits [plan.first_digit, plan.first_digit + polys) of a
 // level; out points at the first of them, `stride` words per digit.
 __global__ void mod_up_own_kernel(DeviceTablesView tv, ModUpDigitsView plan, size_t stride, const uint64_t* ntt,
@@ -71,6 +48,60 @@ __global__ void mod_up_scale_kernel(DeviceTablesView tv, ModUpDigitsView plan, c
 }
 
 // ---- Io policies of the fused NTT passes (ntt_passes.cuh) ----
+
+// The last pass of rescale and ModDown: reads t (the limb's NTT output) and stores
+// out[i] = (x[i] - t[i]) w mod q (w: q_l^-1 or P^-1 mod q). mul_shoup's result is
+// canonical, so it equals the cpu's (x + q - t) w word for word.
+struct SubtractScaleAt {
+  const uint64_t* src;
+  const uint64_t* x;
+  uint64_t* out;
+  uint64_t q, w, ws;
+  __device__ uint64_t load(size_t i) const { return src[i]; }
+  __device__ void store(size_t i, uint64_t t) const { out[i] = mul_shoup(sub_mod(x[i], t, q), w, ws, q); }
+};
+
+// Rescale: the forward strided pass loads tmp[i] = reduce_{q_i}(last + floor(q_l/2)
+// mod q_l) + q_i - (floor(q_l/2) mod q_i) (< 2 q_i, lazy NTT input) and stores it in tmp.
+struct RescalePrepareIo {
+  RescaleView rv;
+  const uint64_t* last;
+  uint64_t* tmp;
+  uint32_t level, log_n;
+  const DeviceModulus* mod;
+  struct At {
+    const uint64_t* last;
+    uint64_t* dst;
+    DeviceModulus m;
+    uint64_t ql, half, minus_h;
+    __device__ uint64_t load(size_t i) const {
+      const uint64_t rounded = add_mod(last[i], half, ql);  // round instead of floor
+      return reduce64(rounded, m) + minus_h;
+    }
+    __device__ void store(size_t i, uint64_t v) const { dst[i] = v; }
+  };
+  __device__ At at(uint32_t limb, uint32_t, uint32_t prime) const {
+    const DeviceModulus m = mod[prime];
+    const uint64_t ql = mod[level].value;
+    return At{last, tmp + (static_cast<size_t>(limb) << log_n), m, ql, ql >> 1, m.value - rv.half_ql_mod_q[limb]};
+  }
+};
+
+// Rescale: the forward contiguous pass reads tmp and stores out[i] = (in[i] -
+// tmp[i]) q_l^-1 mod q_i (tmp now in NTT form, reduced). out may alias in.
+struct RescaleFinishIo {
+  RescaleView rv;
+  const uint64_t* in;
+  const uint64_t* tmp;
+  uint64_t* out;
+  uint32_t log_n;
+  const DeviceModulus* mod;
+  __device__ SubtractScaleAt at(uint32_t limb, uint32_t, uint32_t prime) const {
+    const size_t off = static_cast<size_t>(limb) << log_n;
+    return SubtractScaleAt{tmp + off, in + off, out + off, mod[prime].value, rv.ql_inv_mod_q[limb],
+                           rv.ql_inv_mod_q_shoup[limb]};
+  }
+};
 
 // ModUp: the forward strided pass loads each target row's conversion of y and stores
 // it in the digit's limb (where the contiguous pass continues in place).
@@ -186,17 +217,9 @@ struct ModDownFinishIo {
   const uint64_t* conv;
   uint32_t log_n;
   const DeviceModulus* mod;
-  struct At {
-    const uint64_t* src;
-    const uint64_t* x;
-    uint64_t* out;
-    uint64_t qi, w, ws;
-    __device__ uint64_t load(size_t i) const { return src[i]; }
-    __device__ void store(size_t i, uint64_t c) const { out[i] = mul_shoup(sub_mod(x[i], c, qi), w, ws, qi); }
-  };
-  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+  __device__ SubtractScaleAt at(uint32_t limb, uint32_t poly, uint32_t prime) const {
     const size_t off = static_cast<size_t>(limb) << log_n;
-    return At{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
+    return SubtractScaleAt{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
               mod[prime].value, md.p_inv_mod_q[limb], md.p_inv_mod_q_shoup[limb]};
   }
 };
@@ -210,18 +233,12 @@ dim3 rows_grid(const DeviceTablesView& tv, uint32_t rows, uint32_t polys = 1) {
 
 }  // namespace
 
-void rescale_prepare(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* last,
-                     uint64_t* tmp, cudaStream_t stream) {
+void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const LimbMap& q_map,
+                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, cudaStream_t stream) {
   if (level == 0) return;
-  rescale_prepare_kernel<<<rows_grid(tv, level), kBlockThreads, 0, stream>>>(tv, level, rv, last, tmp);
-  check_launch("rescale_prepare_kernel");
-}
-
-void rescale_finish(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* in,
-                    const uint64_t* tmp, uint64_t* out, cudaStream_t stream) {
-  if (level == 0) return;
-  rescale_finish_kernel<<<rows_grid(tv, level), kBlockThreads, 0, stream>>>(tv, rv, in, tmp, out);
-  check_launch("rescale_finish_kernel");
+  const RescalePrepareIo prepare{rv, last, tmp, level, tv.log_n, tv.mod};
+  const RescaleFinishIo finish{rv, in, tmp, out, tv.log_n, tv.mod};
+  launch_forward(tv, q_map, prepare, finish, stream, "rescale_ntt");
 }
 
 void mod_up_own(const DeviceTablesView& tv, const ModUpDigitsView& plan, size_t stride, const uint64_t* ntt,

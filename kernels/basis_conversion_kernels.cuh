@@ -52,13 +52,14 @@ struct ModDownView {
   const double* p_inv;                // [alpha]
 };
 
-// tmp[i] = reduce_{q_i}(last + floor(q_l/2) mod q_l) + q_i - (floor(q_l/2) mod q_i), i < level;
-// last: limb `level` in coefficient form.
-void rescale_prepare(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* last,
-                     uint64_t* tmp, cudaStream_t stream);
-// out[i] = (in[i] + q_i - tmp[i]) q_l^-1 mod q_i, i < level (tmp in NTT form). out may alias in.
-void rescale_finish(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const uint64_t* in,
-                    const uint64_t* tmp, uint64_t* out, cudaStream_t stream);
+// Rescale of one polynomial given its dropped limb `last` (limb `level`, coefficient
+// form): out[i] = (in[i] + q_i - NTT(tmp)[i]) q_l^-1 mod q_i for i < level, where
+// tmp[i] = reduce_{q_i}(last + floor(q_l/2) mod q_l) + q_i - (floor(q_l/2) mod q_i) is
+// computed by the forward NTT's first pass (into tmp, [level][N] scratch) and the
+// final step done by its last pass. q_map: the `level` limbs of Q_{level-1}. out may
+// alias in.
+void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const LimbMap& q_map,
+                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, cudaStream_t stream);
 
 // ModUp of the digits of a ModUpDigitsView (out: one polynomial over Q_l u P per digit,
 // `stride` words apart, starting with digit first_digit). Own limbs:

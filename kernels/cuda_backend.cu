@@ -553,12 +553,8 @@ void CudaBackend::rescale(uint32_t level, const uint64_t* in, uint64_t* out) {
   Scratch scratch(*this, (level + 1) * n);
   uint64_t* tmp = scratch.get();            // [level][N]
   uint64_t* last = tmp + level * n;         // [N]: the dropped limb, to coefficients
-  VEIL_CUDA_CHECK(cudaMemcpyAsync(last, in + level * n, n * sizeof(uint64_t), cudaMemcpyDeviceToDevice, stream()));
-  cuda::ntt_inverse(view_, single(level), last, stream());
-  const RescaleView rv = rescale_view(level);
-  rescale_prepare(view_, level, rv, last, tmp, stream());
-  cuda::ntt_forward(view_, map(Basis{level, false}), tmp, stream());
-  rescale_finish(view_, level, rv, in, tmp, out, stream());
+  cuda::ntt_inverse_to(view_, single(level), in + level * n, last, stream());
+  rescale_ntt(view_, level, rescale_view(level), map(Basis{level, false}), in, last, tmp, out, stream());
 }
 
 void CudaBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,

@@ -157,6 +157,20 @@ struct Backends {
   std::pair<Buffer, Buffer> scratch(size_t words) {
     return {Buffer(cpu, words, false, true), Buffer(gpu, words, false, true)};
   }
+  // A random polynomial over q on both backends, in coefficient form and in NTT form
+  // (the cpu's transform of it).
+  struct Forms {
+    Buffer coeff_c, coeff_g, ntt_c, ntt_g;
+  };
+  Forms coeff_and_ntt(Basis q) {
+    const auto coeff = random(q);
+    auto [cc, cg] = put(coeff);
+    Buffer ntt(cpu, coeff.size(), false, false);
+    ntt.from_host(coeff.data(), coeff.size());
+    cpu->ntt_forward(q, ntt.data());
+    auto [nc, ng] = put(ntt.to_host());
+    return {std::move(cc), std::move(cg), std::move(nc), std::move(ng)};
+  }
 };
 
 class CudaPrimitives : public ::testing::TestWithParam<Case> {
@@ -277,13 +291,7 @@ TEST_P(CudaPrimitives, ModUpEveryDigitAndAllAtOnce) {
   for (uint32_t level : some_levels(0, B.t().max_level)) {
     const Basis q{level + 1, false}, qp{level + 1, true};
     const uint32_t digits = B.t().digits(level);
-    auto coeff = B.random(q);
-    auto [cc, cg] = B.put(coeff);
-    Buffer ntt_c(B.cpu, coeff.size(), false, false);
-    ntt_c.from_host(coeff.data(), coeff.size());
-    B.cpu->ntt_forward(q, ntt_c.data());
-    const auto ntt = ntt_c.to_host();
-    auto [nc, ng] = B.put(ntt);
+    auto [cc, cg, nc, ng] = B.coeff_and_ntt(q);
     for (uint32_t digit = 0; digit < digits; ++digit) {
       auto [oc, og] = B.scratch(B.words(qp));
       B.cpu->mod_up(level, digit, oc.data(), cc.data(), nc.data());
@@ -348,12 +356,8 @@ TEST_P(CudaPrimitives, KeySwitchDecomposeAndApply) {
   for (uint32_t level : some_levels(0, L)) {
     const Basis q{level + 1, false}, qp{level + 1, true};
     const uint32_t digits = B.t().digits(level);
-    auto coeff = B.random(q);
-    auto [cc, cg] = B.put(coeff);
-    Buffer ntt_c(B.cpu, coeff.size(), false, false);
-    ntt_c.from_host(coeff.data(), coeff.size());
-    B.cpu->ntt_forward(q, ntt_c.data());
-    auto [nc, ng] = B.put(ntt_c.to_host());
+    auto [cc, cg, nc, ng] = B.coeff_and_ntt(q);
+    (void)cg;  // the cuda decomposition starts from the NTT form only
     auto [dc, dg] = B.scratch(B.words(qp, digits));
     B.cpu->mod_up_all(level, dc.data(), cc.data(), nc.data());
     B.gpu->key_switch_decompose(level, dg.data(), ng.data());
