@@ -122,10 +122,22 @@ void Backend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* c
   for (uint32_t j = 0; j < tables_->digits(level); ++j) mod_up(level, j, out_digits + j * stride, coeff, ntt);
 }
 
-void Backend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) {
+void Backend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
+                            const uint64_t* add1) {
   require(level <= tables_->max_level, ErrorCode::InvalidArgument, "mod_down_pair: bad level");
+  const Basis q{level + 1, false};
   mod_down(level, out0, in_qp2);
   mod_down(level, out1, in_qp2 + static_cast<size_t>(tables_->limbs(Basis{level + 1, true})) * tables_->n);
+  if (add0) add(q, out0, out0, add0);
+  if (add1) add(q, out1, out1, add1);
+}
+
+void Backend::tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
+                     const uint64_t* b0, const uint64_t* b1) {
+  multiply(b, d0, a0, b0);
+  multiply(b, d1, a0, b1);
+  multiply_accumulate(b, d1, a1, b0);
+  multiply(b, d2, a1, b1);
 }
 
 Buffer::Buffer(std::shared_ptr<Backend> backend, size_t words, bool secret, bool zero)

@@ -173,10 +173,7 @@ Ciphertext Evaluator::multiply_no_relin(const Ciphertext& a_in, const Ciphertext
   Backend& be = ctx_->backend();
   const Basis bs = q_basis(level);
   Ciphertext out(ctx_, 3, level, scale, false);
-  be.multiply(bs, out.poly(0), a.poly(0), b.poly(0));
-  be.multiply(bs, out.poly(1), a.poly(0), b.poly(1));
-  be.multiply_accumulate(bs, out.poly(1), a.poly(1), b.poly(0));
-  be.multiply(bs, out.poly(2), a.poly(1), b.poly(1));
+  be.tensor(bs, out.poly(0), out.poly(1), out.poly(2), a.poly(0), a.poly(1), b.poly(0), b.poly(1));
   return out;
 }
 
@@ -186,12 +183,9 @@ Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKey& rk) const
   require(rk.key.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
           "relinearization key belongs to a different context");
   if (a.size() == 2) return a;
-  const Basis bs = q_basis(a.level());
   Ciphertext out(ctx_, 2, a.level(), a.scale(), false);
   auto dec = keyswitch::decompose(*ctx_, a.poly(2), a.level());
-  keyswitch::apply(*ctx_, dec, rk.key, out.poly(0), out.poly(1));
-  ctx_->backend().add(bs, out.poly(0), out.poly(0), a.poly(0));
-  ctx_->backend().add(bs, out.poly(1), out.poly(1), a.poly(1));
+  keyswitch::apply(*ctx_, dec, rk.key, out.poly(0), out.poly(1), a.poly(0), a.poly(1));
   return out;
 }
 
@@ -260,8 +254,7 @@ static Ciphertext rotate_from_decomposition(const Context& ctx, const Ciphertext
   Buffer tmp = ctx.allocate_scratch(bs, 2);
   uint64_t* d0 = tmp.data();
   uint64_t* d1 = tmp.data() + a.poly_words();
-  keyswitch::apply(ctx, dec, key, d0, d1);
-  be.add(bs, d0, d0, a.poly(0));
+  keyswitch::apply(ctx, dec, key, d0, d1, a.poly(0), nullptr);
   Ciphertext out(a.context(), 2, a.level(), a.scale(), false);
   be.automorphism_ntt(bs, out.poly(0), d0, g);
   be.automorphism_ntt(bs, out.poly(1), d1, g);

@@ -17,7 +17,7 @@ Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level
 }
 
 void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
-           uint64_t* out1) {
+           uint64_t* out1, const uint64_t* add0, const uint64_t* add1) {
   require(!key.empty() && key.context()->id() == ctx.id(), ErrorCode::ContextMismatch,
           "switching key belongs to a different context");
   Backend& be = ctx.backend();
@@ -26,7 +26,7 @@ void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key
   uint64_t* acc0 = acc.data();
   uint64_t* acc1 = acc.data() + ctx.words(qp);
   be.key_switch_apply(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);
-  be.mod_down_pair(dec.level, out0, out1, acc0);  // acc1 follows acc0
+  be.mod_down_pair(dec.level, out0, out1, acc0, add0, add1);  // acc1 follows acc0
 }
 
 }  // namespace veil::keyswitch

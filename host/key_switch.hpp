@@ -1,7 +1,8 @@
 // Hybrid key switching (Han-Ki / Kim et al. RNS variant), split in two so a
 // decomposition can be shared by many keys (hoisting):
 //   decompose: INTT, then ModUp each of the ceil((l+1)/alpha) digits to Q_l u P;
-//   apply:     inner product with the key's digits, then ModDown by P.
+//   apply:     inner product with the key's digits, then ModDown by P (and any
+//              addends, e.g. relinearization's c0 and c1).
 #pragma once
 
 #include "veil/backend.hpp"
@@ -11,15 +12,16 @@
 namespace veil::keyswitch {
 
 struct Decomposition {
-  Buffer digits;  // [count][Q_l u P][N], NTT form
+  Buffer digits;  // [count][Q_l u P][N], in Backend::key_switch_decompose's layout
   uint32_t level = 0;
   uint32_t count = 0;
 };
 
 // poly: a level-`level` polynomial over Q_l in NTT form.
 Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level);
-// (out0, out1) over Q_l, NTT form, with out0 + out1 s ~ poly * s' for the key from s' to s.
+// (out0, out1) over Q_l, NTT form, with out0 + out1 s ~ poly * s' for the key from s' to s,
+// plus add0 / add1 (over Q_l, NTT form; null: nothing), added in the same pass.
 void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
-           uint64_t* out1);
+           uint64_t* out1, const uint64_t* add0 = nullptr, const uint64_t* add1 = nullptr);
 
 }  // namespace veil::keyswitch

@@ -1,6 +1,7 @@
-// Rescale, ModUp and ModDown pieces. Rows (limbs or conversion targets) are
-// blockIdx.y; coefficients are a grid-stride loop over blockIdx.x. The lazy
-// sums follow host/cpu_backend.cpp step for step.
+// Rescale, ModUp and ModDown on the device: two plain kernels (ModUp's own-limb copy
+// and scaling; rows are blockIdx.y, coefficients a grid-stride loop) and the I/O
+// policies that run every other step inside the passes of the NTTs between them
+// (ntt_passes.cuh). The lazy sums follow host/cpu_backend.cpp step for step.
 #include "basis_conversion_kernels.cuh"
 #include "cuda_check.cuh"
 #include "elementwise_kernels.cuh"
@@ -50,15 +51,20 @@ __global__ void mod_up_scale_kernel(DeviceTablesView tv, ModUpDigitsView plan, c
 // ---- Io policies of the fused NTT passes (ntt_passes.cuh) ----
 
 // The last pass of rescale and ModDown: reads t (the limb's NTT output) and stores
-// out[i] = (x[i] - t[i]) w mod q (w: q_l^-1 or P^-1 mod q). mul_shoup's result is
-// canonical, so it equals the cpu's (x + q - t) w word for word.
+// out[i] = (x[i] - t[i]) w (+ add[i]) mod q (w: q_l^-1 or P^-1 mod q; add may be
+// null; out may alias x, never add). mul_shoup's result is canonical, so it equals
+// the cpu's (x + q - t) w and its separate addition word for word.
 struct SubtractScaleAt {
   const uint64_t* src;
   const uint64_t* x;
   uint64_t* out;
   uint64_t q, w, ws;
+  const uint64_t* add = nullptr;
   __device__ uint64_t load(size_t i) const { return src[i]; }
-  __device__ void store(size_t i, uint64_t t) const { out[i] = mul_shoup(sub_mod(x[i], t, q), w, ws, q); }
+  __device__ void store(size_t i, uint64_t t) const {
+    const uint64_t r = mul_shoup(sub_mod(x[i], t, q), w, ws, q);
+    out[i] = add ? add_mod(r, add[i], q) : r;
+  }
 };
 
 // Rescale: the forward strided pass loads tmp[i] = reduce_{q_i}(last + floor(q_l/2)
@@ -219,8 +225,10 @@ struct ModDownFinishIo {
   const DeviceModulus* mod;
   __device__ SubtractScaleAt at(uint32_t limb, uint32_t poly, uint32_t prime) const {
     const size_t off = static_cast<size_t>(limb) << log_n;
+    const uint64_t* add = mp.add[poly];
     return SubtractScaleAt{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
-              mod[prime].value, md.p_inv_mod_q[limb], md.p_inv_mod_q_shoup[limb]};
+                           mod[prime].value, md.p_inv_mod_q[limb],
+                           md.p_inv_mod_q_shoup[limb], add ? add + off : nullptr};
   }
 };
 

@@ -90,11 +90,13 @@ void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const Mo
 
 // The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 or 2)
 // inputs over Q_l u P, in_stride words apart; their coefficient-form conversions
-// conv_stride words apart in scratch; outputs out[z] over Q_l.
+// conv_stride words apart in scratch; outputs out[z] over Q_l, plus add[z] when that
+// is not null (an addend must not alias an output).
 struct ModDownPolys {
   uint32_t polys = 1;
   size_t in_stride = 0, conv_stride = 0;
   uint64_t* out[2] = {nullptr, nullptr};
+  const uint64_t* add[2] = {nullptr, nullptr};
 };
 
 // P parts to coefficients: p_part[k] = INTT(p_part[k]) (P/p_k)^-1 mod p_k in place, the
@@ -105,7 +107,7 @@ void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, cons
 // The rest of ModDown for limbs i <= level, in one forward NTT whose first pass computes
 // the conversion conv[i] = sum_k p_part[k] (P/p_k) - v P mod q_i (coefficient form; v =
 // (uint64)(sum_k double(p_part[k][c]) * p_inv[k] + 0.5), in k order, IEEE round-to-nearest,
-// no FMA) into conv, and whose last pass writes out[i] = (x[i] - NTT(conv)[i]) P^-1 mod q_i.
+// no FMA) into conv, and whose last pass writes out[i] = (x[i] - NTT(conv)[i]) P^-1 (+ add[i]) mod q_i.
 // conv_map: the Q_l limbs of mp.polys polynomials, mp.conv_stride apart in conv.
 void mod_down_convert_finish(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
                              const LimbMap& conv_map, uint32_t alpha, const uint64_t* x, const uint64_t* p_part,

@@ -260,7 +260,10 @@ class CudaBackend final : public Backend {
               const uint64_t* ntt) override;
   void mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) override;
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
-  void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) override;
+  void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
+                     const uint64_t* add1) override;
+  void tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
+              const uint64_t* b0, const uint64_t* b1) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
   void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) override;
@@ -488,6 +491,13 @@ void CudaBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x,
   binary(BinaryOp::MultiplyAccumulate, b, out, x, y);
 }
 
+void CudaBackend::tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
+                         const uint64_t* b0, const uint64_t* b1) {
+  check_limbs(b);
+  use_device(device_);
+  elementwise_tensor(view_, map(b), d0, d1, d2, a0, a1, b0, b1, stream());
+}
+
 void CudaBackend::negate(Basis b, uint64_t* out, const uint64_t* x) {
   check_limbs(b);
   use_device(device_);
@@ -627,12 +637,15 @@ void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
   mod_down_polys(level, mp, in_qp);
 }
 
-void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2) {
+void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
+                                const uint64_t* add0, const uint64_t* add1) {
   ModDownPolys mp;
   mp.polys = 2;
   mp.in_stride = tables_->limbs(Basis{level + 1, true}) * tables_->n;
   mp.out[0] = out0;
   mp.out[1] = out1;
+  mp.add[0] = add0;
+  mp.add[1] = add1;
   mod_down_polys(level, mp, in_qp2);
 }
 

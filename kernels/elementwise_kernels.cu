@@ -29,6 +29,22 @@ __global__ void binary_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, c
   }
 }
 
+// The canonical residues equal the cpu's multiply / multiply_accumulate sequence.
+__global__ void tensor_kernel(DeviceTablesView tv, LimbMap map, uint64_t* d0, uint64_t* d1, uint64_t* d2,
+                              const uint64_t* a0, const uint64_t* a1, const uint64_t* b0, const uint64_t* b1,
+                              size_t total) {
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const DeviceModulus m = tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))];
+    const uint64_t x0 = a0[i], x1 = a1[i], y0 = b0[i], y1 = b1[i];
+    d0[i] = mul_mod(x0, y0, m);
+    U128 cross = mul_wide(x0, y1);
+    mac_wide(cross, x1, y0);
+    d1[i] = reduce128(cross, m);
+    d2[i] = mul_mod(x1, y1, m);
+  }
+}
+
 __global__ void negate_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x, size_t total) {
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<size_t>(blockDim.x) * gridDim.x) {
@@ -109,6 +125,15 @@ void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& 
       break;
   }
   check_launch("binary_kernel");
+}
+
+void elementwise_tensor(const DeviceTablesView& tv, const LimbMap& map, uint64_t* d0, uint64_t* d1, uint64_t* d2,
+                        const uint64_t* a0, const uint64_t* a1, const uint64_t* b0, const uint64_t* b1,
+                        cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  tensor_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, map, d0, d1, d2, a0, a1, b0, b1, total);
+  check_launch("tensor_kernel");
 }
 
 void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* x,

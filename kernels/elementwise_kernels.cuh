@@ -16,6 +16,11 @@ enum class ScalarOp { Multiply, Add };
 // out = x op y (MultiplyAccumulate: out = (x * y + out) mod q). out may alias x or y.
 void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const uint64_t* y, cudaStream_t stream);
+// d0 = a0 b0, d1 = a0 b1 + a1 b0 (one 128-bit sum, reduced once), d2 = a1 b1; each
+// input word read once. Outputs must not alias inputs.
+void elementwise_tensor(const DeviceTablesView& tv, const LimbMap& map, uint64_t* d0, uint64_t* d1, uint64_t* d2,
+                        const uint64_t* a0, const uint64_t* a1, const uint64_t* b0, const uint64_t* b1,
+                        cudaStream_t stream);
 void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* x,
                         cudaStream_t stream);
 // out = x * s[limb] (Shoup) or x + s[limb].

@@ -234,6 +234,19 @@ TEST_P(CudaPrimitives, ElementWise) {
       op(*B.gpu, b, ag.data(), ag.data(), yg.data(), s.data());
       ASSERT_TRUE(same_words(ac.to_host(), ag.to_host(), B.n())) << name << " in place";
     }
+    // The tensor of two size-2 ciphertexts, and of one with itself (squaring).
+    auto [zc, zg] = B.put(B.random(b));
+    auto [tc, tg] = B.scratch(B.words(b, 3));
+    const size_t w = B.words(b);
+    for (bool square : {false, true}) {
+      const uint64_t* b0c = square ? xc.data() : yc.data();
+      const uint64_t* b1c = square ? zc.data() : xc.data();
+      const uint64_t* b0g = square ? xg.data() : yg.data();
+      const uint64_t* b1g = square ? zg.data() : xg.data();
+      B.cpu->tensor(b, tc.data(), tc.data() + w, tc.data() + 2 * w, xc.data(), zc.data(), b0c, b1c);
+      B.gpu->tensor(b, tg.data(), tg.data() + w, tg.data() + 2 * w, xg.data(), zg.data(), b0g, b1g);
+      ASSERT_TRUE(same_words(tc.to_host(), tg.to_host(), B.n())) << (square ? "tensor (square)" : "tensor");
+    }
   }
 }
 
@@ -315,12 +328,23 @@ TEST_P(CudaPrimitives, ModDown) {
     B.cpu->mod_down(level, oc.data(), xc.data());
     B.gpu->mod_down(level, og.data(), xg.data());
     ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level;
-    // Both halves of a key-switch result at once (one launch sequence on the device).
-    auto [pc, pg] = B.put(B.random(qp, 2));
+    // Both halves of a key-switch result at once (one launch sequence on the device),
+    // without addends, then with an addend for one half only and for both.
+    const auto pair_in = B.random(qp, 2);
+    auto [pc, pg] = B.put(pair_in);
     auto [rc, rg] = B.scratch(B.words(q, 2));
-    B.cpu->mod_down_pair(level, rc.data(), rc.data() + B.words(q), pc.data());
-    B.gpu->mod_down_pair(level, rg.data(), rg.data() + B.words(q), pg.data());
+    B.cpu->mod_down_pair(level, rc.data(), rc.data() + B.words(q), pc.data(), nullptr, nullptr);
+    B.gpu->mod_down_pair(level, rg.data(), rg.data() + B.words(q), pg.data(), nullptr, nullptr);
     ASSERT_TRUE(same_words(rc.to_host(), rg.to_host(), B.n())) << "pair, level " << level;
+    auto [ac, ag] = B.put(B.random(q, 2));
+    const size_t wq = B.words(q);
+    for (bool both : {false, true}) {
+      auto [pc2, pg2] = B.put(pair_in);  // the input is scratch for ModDown
+      auto [sc, sg] = B.scratch(B.words(q, 2));
+      B.cpu->mod_down_pair(level, sc.data(), sc.data() + wq, pc2.data(), both ? ac.data() : nullptr, ac.data() + wq);
+      B.gpu->mod_down_pair(level, sg.data(), sg.data() + wq, pg2.data(), both ? ag.data() : nullptr, ag.data() + wq);
+      ASSERT_TRUE(same_words(sc.to_host(), sg.to_host(), B.n())) << "pair with addends, level " << level;
+    }
   }
 }
 

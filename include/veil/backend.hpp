@@ -125,6 +125,11 @@ class Backend {
   virtual void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
   // out += x * y
   virtual void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
+  // The tensor of two size-2 ciphertexts: d0 = a0 b0, d1 = a0 b1 + a1 b0, d2 = a1 b1.
+  // The outputs must not alias the inputs (a and b may be the same). Default: four
+  // element-wise calls; cuda: one kernel that reads each input word once.
+  virtual void tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
+                      const uint64_t* b0, const uint64_t* b1);
   // out = x * s[limb]; s is a host array of per-limb scalars, each < its prime.
   virtual void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) = 0;
   // out = x + s[limb] (every coefficient / every NTT point)
@@ -161,9 +166,12 @@ class Backend {
   // as scratch and left unspecified.
   virtual void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) = 0;
   // Both halves of a key-switch result: in_qp2 holds two polynomials over Q_l u P
-  // ([2][Q_l u P][N]); out0 = mod_down of the first, out1 of the second. Default:
-  // two mod_down calls; the cuda backend runs both in one launch sequence.
-  virtual void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2);
+  // ([2][Q_l u P][N]); out0 = mod_down of the first + add0, out1 = mod_down of the
+  // second + add1 (over Q_l, NTT form; a null addend adds nothing; addends must not
+  // alias the outputs). Default: two mod_down calls and the additions; the cuda backend runs
+  // both in one launch sequence, the additions inside its last pass.
+  virtual void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
+                             const uint64_t* add1);
   // out0 = sum_j digits[j] * key[j][0], out1 = sum_j digits[j] * key[j][1] over Q_l u P.
   // digits: [num_digits][Q_l u P][N]; key: [dnum][2][Q_L u P][N] (top-level key).
   virtual void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
