@@ -388,7 +388,7 @@ void BM_KeySwitchApply(benchmark::State& state, uint32_t log_n, BackendKind kind
   be.key_switch_decompose(level, dec.data(), f.poly.data());
   const size_t poly = f.ctx->words(qp);
   run_timed(state, f, [&] {
-    be.key_switch_apply(level, digits, dec.data(), f.rk.key.data(), out.data(), out.data() + poly);
+    be.key_switch_apply(level, digits, dec.data(), f.poly.data(), f.rk.key.data(), out.data(), out.data() + poly);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   });

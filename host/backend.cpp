@@ -78,8 +78,8 @@ void Backend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const u
   mod_up_all(level, out_digits, coeff.ptr, ntt);
 }
 
-void Backend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* key,
-                               uint64_t* out0, uint64_t* out1) {
+void Backend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t*,
+                               const uint64_t* key, uint64_t* out0, uint64_t* out1) {
   require(num_digits <= tables_->digits(level), ErrorCode::InvalidArgument,
           "key_switch_apply: more digits than the level has");
   key_switch_inner_product(level, num_digits, decomposed, key, out0, out1);

@@ -9,9 +9,10 @@ Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level
   Backend& be = ctx.backend();
   const Basis qp{level + 1, true};
   Decomposition dec;
+  dec.input = poly;
   dec.level = level;
   dec.count = t.digits(level);
-  dec.digits = ctx.allocate_scratch(qp, dec.count);  // every limb is written
+  dec.digits = ctx.allocate_scratch(qp, dec.count);
   be.key_switch_decompose(level, dec.digits.data(), poly);
   return dec;
 }
@@ -25,7 +26,7 @@ void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key
   Buffer acc = ctx.allocate_scratch(qp, 2);  // fully written by the inner product
   uint64_t* acc0 = acc.data();
   uint64_t* acc1 = acc.data() + ctx.words(qp);
-  be.key_switch_apply(dec.level, dec.count, dec.digits.data(), key.data(), acc0, acc1);
+  be.key_switch_apply(dec.level, dec.count, dec.digits.data(), dec.input, key.data(), acc0, acc1);
   be.mod_down_pair(dec.level, out0, out1, acc0, add0, add1);  // acc1 follows acc0
 }
 

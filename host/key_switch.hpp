@@ -13,11 +13,13 @@ namespace veil::keyswitch {
 
 struct Decomposition {
   Buffer digits;  // [count][Q_l u P][N], in Backend::key_switch_decompose's layout
+  const uint64_t* input = nullptr;  // the polynomial decomposed (read again by apply)
   uint32_t level = 0;
   uint32_t count = 0;
 };
 
-// poly: a level-`level` polynomial over Q_l in NTT form.
+// poly: a level-`level` polynomial over Q_l in NTT form; it must stay unchanged and
+// alive while the decomposition is applied.
 Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level);
 // (out0, out1) over Q_l, NTT form, with out0 + out1 s ~ poly * s' for the key from s' to s,
 // plus add0 / add1 (over Q_l, NTT form; null: nothing), added in the same pass.

@@ -267,8 +267,8 @@ class CudaBackend final : public Backend {
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
   void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) override;
-  void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* key,
-                        uint64_t* out0, uint64_t* out1) override;
+  void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* ntt,
+                        const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
 
  private:
   // Pooled scratch released (stream-ordered) at scope exit.
@@ -581,8 +581,9 @@ void CudaBackend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_
 
 // Digits [first_digit, first_digit + digits) in four launches (own limbs, scale,
 // two NTT passes over every digit's target limbs, the first computing the
-// conversion), however many digits; for key_switch_decompose (coeff null) the scale
-// is an inverse NTT's two passes and the forward NTT stops after its first.
+// conversion), however many digits; for key_switch_decompose (coeff null) the own
+// limbs are not copied, the scale is an inverse NTT's two passes and the forward NTT
+// stops after its first.
 void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out,
                                 const uint64_t* coeff, const uint64_t* ntt) {
   const RnsTables& t = *tables_;
@@ -604,7 +605,7 @@ void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t d
   plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + first.qhat_off;
   plan.factors = rns_.mu_factors.get();
   plan.factors_shoup = rns_.mu_factors_shoup.get();
-  mod_up_own(view_, plan, stride, ntt, out, stream());
+  if (coeff) mod_up_own(view_, plan, stride, ntt, out, stream());  // key_switch_apply reads them from ntt
   Scratch y(*this, plan.limbs * n);
   if (coeff) mod_up_scale(view_, plan, coeff, y.get(), stream());
   else mod_up_scale_from_ntt(view_, plan, ntt, y.get(), stream());
@@ -623,12 +624,13 @@ void CudaBackend::key_switch_decompose(uint32_t level, uint64_t* out_digits, con
 }
 
 void CudaBackend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
-                                   const uint64_t* key, uint64_t* out0, uint64_t* out1) {
+                                   const uint64_t* ntt, const uint64_t* key, uint64_t* out0, uint64_t* out1) {
   const RnsTables& t = *tables_;
   require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
           "key_switch_apply: bad level/digits");
+  require(ntt != nullptr, ErrorCode::InvalidArgument, "key_switch_apply: the decomposed polynomial is needed");
   use_device(device_);
-  cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, decomposed, key, out0, out1, stream());
+  cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, decomposed, ntt, key, out0, out1, stream());
 }
 
 void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {

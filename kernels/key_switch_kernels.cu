@@ -41,8 +41,8 @@ __global__ void inner_product_kernel(DeviceTablesView tv, uint32_t level, uint32
 // products with both key words into acc0 / acc1 (shared, slot-swizzled like the tile).
 __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView tv, uint32_t level, uint32_t alpha,
                                                               uint32_t num_digits, uint32_t log_rows,
-                                                              const uint64_t* digits, const uint64_t* key,
-                                                              uint64_t* out0, uint64_t* out1) {
+                                                              const uint64_t* digits, const uint64_t* ntt,
+                                                              const uint64_t* key, uint64_t* out0, uint64_t* out1) {
   __shared__ uint64_t sh[kTile];
   __shared__ uint64_t acc0[kTile];
   __shared__ uint64_t acc1[kTile];
@@ -70,7 +70,8 @@ __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView t
     };
     const uint32_t own_first = j * alpha, own_end = own_first + alpha < level + 1 ? own_first + alpha : level + 1;
     if (limb >= own_first && limb < own_end) {  // block-uniform: no barrier inside the branch differs
-      for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) accumulate(e, d[e]);
+      const uint64_t* own = ntt + static_cast<size_t>(limb) * n + c0;  // exact: the input's own limb
+      for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) accumulate(e, own[e]);
     } else {
       run_pass<true>(
           sh, p, log_c, log_c, [=](uint32_t e) { return d[e]; },
@@ -87,12 +88,12 @@ __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView t
 }  // namespace
 
 void key_switch_decomposed(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
-                           const uint64_t* decomposed, const uint64_t* key, uint64_t* out0, uint64_t* out1,
-                           cudaStream_t stream) {
+                           const uint64_t* decomposed, const uint64_t* ntt, const uint64_t* key, uint64_t* out0,
+                           uint64_t* out1, cudaStream_t stream) {
   const uint32_t log_rows = log_rows_for(tv.log_n);
   const dim3 grid(1u << log_rows, level + 1 + alpha);
-  decomposed_kernel<<<grid, kThreads, 0, stream>>>(tv, level, alpha, num_digits, log_rows, decomposed, key, out0,
-                                                    out1);
+  decomposed_kernel<<<grid, kThreads, 0, stream>>>(tv, level, alpha, num_digits, log_rows, decomposed, ntt, key,
+                                                    out0, out1);
   check_launch("key_switch_decomposed");
 }
 

@@ -394,16 +394,19 @@ TEST_P(CudaPrimitives, KeySwitchDecomposeAndApply) {
         const Buffer& kg = key == &k1c ? k1g : k2g;
         auto [oc, og] = B.scratch(B.words(qp, 2));
         B.cpu->key_switch_inner_product(level, used, dc.data(), key->data(), oc.data(), oc.data() + B.words(qp));
-        B.gpu->key_switch_apply(level, used, dg.data(), kg.data(), og.data(), og.data() + B.words(qp));
+        B.gpu->key_switch_apply(level, used, dg.data(), ng.data(), kg.data(), og.data(), og.data() + B.words(qp));
         ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n()))
             << "level " << level << ", " << used << " of " << digits << " digits, key " << (key == &k1c ? 1 : 2);
       }
     }
     ASSERT_EQ(dg.to_host(), decomposed) << "key_switch_apply changed the decomposition";
+    ASSERT_TRUE(same_words(nc.to_host(), ng.to_host(), B.n())) << "key_switch_decompose/apply changed the input";
     auto [oc, og] = B.scratch(B.words(qp, 2));
-    EXPECT_VEIL_ERROR(B.gpu->key_switch_apply(level, digits + 1, dg.data(), k1g.data(), og.data(), og.data()),
+    EXPECT_VEIL_ERROR(B.gpu->key_switch_apply(level, digits + 1, dg.data(), ng.data(), k1g.data(), og.data(), og.data()),
                       ErrorCode::InvalidArgument);
-    EXPECT_VEIL_ERROR(B.cpu->key_switch_apply(level, digits + 1, dc.data(), k1c.data(), oc.data(), oc.data()),
+    EXPECT_VEIL_ERROR(B.gpu->key_switch_apply(level, digits, dg.data(), nullptr, k1g.data(), og.data(), og.data()),
+                      ErrorCode::InvalidArgument);
+    EXPECT_VEIL_ERROR(B.cpu->key_switch_apply(level, digits + 1, dc.data(), nc.data(), k1c.data(), oc.data(), oc.data()),
                       ErrorCode::InvalidArgument);
   }
 }

@@ -178,18 +178,20 @@ class Backend {
                                         const uint64_t* key, uint64_t* out0, uint64_t* out1) = 0;
   // Key switching in the two halves that hoisting separates (key_switch.cpp): the
   // decomposition of a level-`level` polynomial given in NTT form (`ntt`, Q_l), in a
-  // layout the backend chooses, of the same size as mod_up_all's digits (digits(level)
-  // polynomials over Q_l u P); then, for any key, the inner product from it: out0,
-  // out1 equal key_switch_inner_product on mod_up_all's digits, word for word. Only
+  // layout the backend chooses, in a buffer the size of mod_up_all's digits
+  // (digits(level) polynomials over Q_l u P); then, for any key, the inner product
+  // from it and from the same `ntt` polynomial (unchanged in between): out0, out1
+  // equal key_switch_inner_product on mod_up_all's digits, word for word. Only
   // key_switch_apply reads what key_switch_decompose writes, and it leaves it
   // unchanged (several keys may use it). num_digits <= digits(level). Default: an
-  // inverse NTT of a copy, mod_up_all and key_switch_inner_product; cuda runs the
-  // inverse NTT out of place with ModUp's scaling in its last pass, leaves the target
-  // limbs after the forward NTT's first pass and finishes them inside the inner
-  // product's kernel.
+  // inverse NTT of a copy, mod_up_all and key_switch_inner_product (ntt unused);
+  // cuda runs the inverse NTT out of place with ModUp's scaling in its last pass,
+  // leaves the target limbs after the forward NTT's first pass (the digits' own limbs
+  // are not stored: they are ntt's), and finishes them inside the inner product's
+  // kernel.
   virtual void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt);
   virtual void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
-                                const uint64_t* key, uint64_t* out0, uint64_t* out1);
+                                const uint64_t* ntt, const uint64_t* key, uint64_t* out0, uint64_t* out1);
 
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
