@@ -3,21 +3,28 @@
 // run the model on the ciphertexts, decrypt, and compare with the float64 reference.
 //
 //   veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk]
-//                [--backend cpu|cuda|auto] [--onnx FILE] [--data DIR] [--json]
+//                [--backend cpu|cuda|auto] [--streams S] [--onnx FILE] [--data DIR] [--json]
 //
 // --packing taps (default): 49 ciphertexts carry up to 64 images (N = 8192) or 128 (16384);
 // --packing im2col: one ciphertext per image (N = 8192) or per 2 images (16384), the
 // TenSEAL tutorial's setting. --batch: images per run (default: as many as fit).
 // --encrypt sk (default): the client encrypts with its own secret key; the uniform half
 // of each ciphertext is a seed, so uploads are half as large. --encrypt pk: public key.
+// --streams S: the server runs up to S batches at once, one host thread each in a
+// veil::StreamScope (its own stream on cuda), sharing one context and one set of keys;
+// inference time is then the wall clock of all runs. Default 1.
 // --onnx FILE: run the model of an ONNX file (nn::import_onnx) instead of the weights
 // file, e.g. tests/data/convnet_digits.onnx (tools/export_onnx.py); 28x28 inputs.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "veil/nn/convnet.hpp"
 #include "veil/nn/onnx.hpp"
@@ -43,12 +50,13 @@ struct Options {
   size_t batch = 0;
   bool secret_key_encryption = true;
   veil::BackendKind backend = veil::BackendKind::Auto;  // auto: the GPU when one is usable
+  size_t streams = 1;  // batches the server runs at once
   std::string onnx;  // empty: the built-in weights file
   bool json = false;  // progress to stderr, a JSON summary on stdout (bench/convnet_compare.py)
 };
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--onnx FILE] [--data DIR] [--json]\n", msg);
+  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--streams S] [--onnx FILE] [--data DIR] [--json]\n", msg);
   std::exit(2);
 }
 
@@ -84,6 +92,10 @@ Options parse(int argc, char** argv) {
     } else if (a == "--backend") {
       if (v != "cpu" && v != "cuda" && v != "auto") usage("--backend must be cpu, cuda or auto");
       o.backend = v == "cpu" ? veil::BackendKind::Cpu : v == "cuda" ? veil::BackendKind::Cuda : veil::BackendKind::Auto;
+    } else if (a == "--streams") {
+      long n = std::strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || n < 1 || n > 64) usage("--streams needs an integer 1..64");
+      o.streams = static_cast<size_t>(n);
     } else if (a == "--onnx") {
       o.onnx = v;
     } else if (a == "--data") {
@@ -96,18 +108,18 @@ Options parse(int argc, char** argv) {
 }
 
 struct Totals {
-  size_t n = 0, runs = 0, correct = 0, agree = 0, batch = 0, upload_bytes = 0, input_cts = 0;
+  size_t n = 0, runs = 0, correct = 0, agree = 0, batch = 0, upload_bytes = 0, input_cts = 0, streams = 1;
   double max_err = 0, sum_err = 0, enc_ms = 0, infer_ms = 0, dec_ms = 0, keygen_s = 0;
   std::string packing, encryption, backend;
 };
 
 void print_json(const Totals& t) {
   const double n = static_cast<double>(t.n);
-  std::printf("{\"library\": \"Veil\", \"backend\": \"%s\", \"packing\": \"%s\", \"encryption\": \"%s\", \"images\": %zu, \"batch\": %zu, "
+  std::printf("{\"library\": \"Veil\", \"backend\": \"%s\", \"streams\": %zu, \"packing\": \"%s\", \"encryption\": \"%s\", \"images\": %zu, \"batch\": %zu, "
               "\"input_ciphertexts\": %zu, \"accuracy\": %.6f, \"agreement\": %.6f, "
               "\"max_logit_error\": %.6g, \"encrypt_ms\": %.4f, \"infer_ms\": %.4f, \"decrypt_ms\": %.4f, "
               "\"run_ms\": %.4f, \"upload_bytes_per_run\": %zu, \"keygen_s\": %.4f}\n",
-              t.backend.c_str(), t.packing.c_str(), t.encryption.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
+              t.backend.c_str(), t.streams, t.packing.c_str(), t.encryption.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
               t.infer_ms / n, t.dec_ms / n, t.infer_ms / static_cast<double>(t.runs), t.upload_bytes, t.keygen_s);
 }
 
@@ -123,8 +135,8 @@ void print_summary(const Totals& t, const veil::nn::ConvNetTestSet& set) {
   std::printf("mean |logit error|           %.3g (%.1f bits)\n", t.sum_err / (n * 10), -std::log2(t.sum_err / (n * 10)));
   std::printf("packing                      %s, %zu image(s) per run, %zu input ciphertext(s) (%.2f MB, %s) per run\n",
               t.packing.c_str(), t.batch, t.input_cts, t.upload_bytes / 1e6, t.encryption.c_str());
-  std::printf("time per run                 infer %.1f ms (%zu runs)\n", t.infer_ms / static_cast<double>(t.runs),
-              t.runs);
+  std::printf("time per run                 infer %.1f ms (%zu runs, %zu at once)\n",
+              t.infer_ms / static_cast<double>(t.runs), t.runs, t.streams);
   std::printf("time per image (amortized)   encrypt %.2f ms, infer %.2f ms, decrypt %.2f ms\n", t.enc_ms / n,
               t.infer_ms / n, t.dec_ms / n);
 }
@@ -164,29 +176,62 @@ int run(const Options& o) {
                                                       : veil::Encryptor(ctx, pk);
   veil::Decryptor decryptor(ctx, keygen.secret_key());
   veil::Evaluator eval(ctx);
+  t.streams = o.streams;
+  // Client: encrypt every batch. Server: run them, o.streams at a time. Client: decrypt.
+  struct Run {
+    size_t first = 0, count = 0;
+    std::vector<veil::Ciphertext> inputs, outputs;
+  };
+  std::vector<Run> runs;
   for (size_t first = 0; first < set.size(); first += model.batch()) {
-    const size_t count = std::min(model.batch(), set.size() - first);
+    Run r;
+    r.first = first;
+    r.count = std::min(model.batch(), set.size() - first);
     std::vector<std::vector<double>> images(set.images.begin() + static_cast<std::ptrdiff_t>(first),
-                                            set.images.begin() + static_cast<std::ptrdiff_t>(first + count));
+                                            set.images.begin() + static_cast<std::ptrdiff_t>(first + r.count));
     auto t1 = clock_type::now();
-    std::vector<veil::Ciphertext> inputs;
-    for (const auto& slots : model.encode(images)) inputs.push_back(encryptor.encrypt(encoder.encode(slots)));
+    for (const auto& slots : model.encode(images)) r.inputs.push_back(encryptor.encrypt(encoder.encode(slots)));
     t.enc_ms += ms_since(t1);
     if (first == 0)  // what the client uploads per run
-      for (const auto& ct : inputs) t.upload_bytes += veil::serialize(ct).size();
-    auto t2 = clock_type::now();
-    auto outputs = model.run(eval, inputs, rk, gk);
+      for (const auto& ct : r.inputs) t.upload_bytes += veil::serialize(ct).size();
+    runs.push_back(std::move(r));
+  }
+  ctx->backend().synchronize();  // encryption's queued work is not inference time
+
+  auto t2 = clock_type::now();
+  if (o.streams == 1) {
+    for (Run& r : runs) r.outputs = model.run(eval, r.inputs, rk, gk);
     ctx->backend().synchronize();  // a GPU backend returns before its queued work ends
-    t.infer_ms += ms_since(t2);
+  } else {
+    std::atomic<size_t> next{0};
+    std::vector<std::exception_ptr> errors(o.streams);
+    std::vector<std::thread> workers;
+    for (size_t w = 0; w < o.streams; ++w) {
+      workers.emplace_back([&, w] {
+        try {
+          veil::StreamScope scope(ctx);  // ends after its runs' work is done
+          for (size_t i = next++; i < runs.size(); i = next++) runs[i].outputs = model.run(eval, runs[i].inputs, rk, gk);
+        } catch (...) {
+          errors[w] = std::current_exception();
+        }
+      });
+    }
+    for (auto& worker : workers) worker.join();
+    for (auto& e : errors)
+      if (e) std::rethrow_exception(e);
+  }
+  t.infer_ms = ms_since(t2);
+
+  for (const Run& r : runs) {
     auto t3 = clock_type::now();
     std::vector<std::vector<double>> decoded;
-    for (const auto& ct : outputs) decoded.push_back(encoder.decode(decryptor.decrypt(ct)));
-    auto logits = model.decode(decoded, count);
+    for (const auto& ct : r.outputs) decoded.push_back(encoder.decode(decryptor.decrypt(ct)));
+    auto logits = model.decode(decoded, r.count);
     t.dec_ms += ms_since(t3);
     ++t.runs;
 
-    for (size_t j = 0; j < count; ++j) {
-      const size_t k = first + j;
+    for (size_t j = 0; j < r.count; ++j) {
+      const size_t k = r.first + j;
       const int cls = veil::nn::argmax(logits[j]);
       t.correct += cls == set.labels[k];
       t.agree += cls == set.predicted[k];
@@ -197,10 +242,12 @@ int run(const Options& o) {
       }
       ++t.n;
     }
-    std::fprintf(log, "[%zu/%zu] accuracy %.1f%%, agreement %.1f%%, max |err| %.3g, infer %.1f ms/image\n", t.n,
-                 set.size(), 100.0 * t.correct / t.n, 100.0 * t.agree / t.n, t.max_err, t.infer_ms / t.n);
+    std::fprintf(log, "[%zu/%zu] accuracy %.1f%%, agreement %.1f%%, max |err| %.3g\n", t.n, set.size(),
+                 100.0 * t.correct / t.n, 100.0 * t.agree / t.n, t.max_err);
     std::fflush(log);
   }
+  std::fprintf(log, "inference: %.1f ms for %zu runs (%zu at once), %.2f ms/image\n", t.infer_ms, t.runs, t.streams,
+               t.infer_ms / static_cast<double>(t.n));
   if (o.json) print_json(t);
   else print_summary(t, set);
   return 0;

@@ -113,10 +113,13 @@ stage_convnet() {
   LD_LIBRARY_PATH="$kit/lib" timed 30 "$kit/bin/veil-convnet" --backend cuda --data tests/data --json \
     >"$out/convnet-cuda.json" 2>"$out/convnet-cuda.log"
   local rc=$?
+  # The same images with four batches in flight (StreamScope per server thread).
+  LD_LIBRARY_PATH="$kit/lib" timed 20 "$kit/bin/veil-convnet" --backend cuda --streams 4 --data tests/data --json \
+    >"$out/convnet-cuda-streams4.json" 2>"$out/convnet-cuda-streams4.log"
   LD_LIBRARY_PATH="$kit/lib" timed 20 "$kit/bin/veil-convnet" --backend cpu --images 64 --data tests/data --json \
     >"$out/convnet-cpu.json" 2>"$out/convnet-cpu.log"
-  cat "$out/convnet-cuda.json" "$out/convnet-cpu.json"
-  note "convnet: rc $rc, $((SECONDS - t0)) s (convnet-cuda.json, convnet-cpu.json)"
+  cat "$out/convnet-cuda.json" "$out/convnet-cuda-streams4.json" "$out/convnet-cpu.json"
+  note "convnet: rc $rc, $((SECONDS - t0)) s (convnet-cuda.json, convnet-cuda-streams4.json, convnet-cpu.json)"
 }
 
 stages=("$@")
