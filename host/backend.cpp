@@ -67,15 +67,10 @@ void Backend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const u
   require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
   const Basis q{level + 1, false};
   const size_t words = static_cast<size_t>(tables_->limbs(q)) * tables_->n;
-  struct Scratch {  // released on every path out
-    Backend& be;
-    size_t words;
-    uint64_t* ptr;
-    ~Scratch() { be.release(ptr, words, false); }
-  } coeff{*this, words, allocate(words)};
-  copy(coeff.ptr, ntt, words);
-  ntt_inverse(q, coeff.ptr);
-  mod_up_all(level, out_digits, coeff.ptr, ntt);
+  Scratch coeff(*this, words);
+  copy(coeff.get(), ntt, words);
+  ntt_inverse(q, coeff.get());
+  mod_up_all(level, out_digits, coeff.get(), ntt);
 }
 
 void Backend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t*,

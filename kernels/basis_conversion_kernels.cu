@@ -14,17 +14,25 @@ namespace {
   for (size_t c = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < (n); \
        c += static_cast<size_t>(blockDim.x) * gridDim.x)
 
-// sum_i y[i][c] f[i] mod t: lazy Shoup terms in [0, 2t), the running sum
-// folded below 2t, one final correction (host: fast_base_convert).
-__device__ __forceinline__ uint64_t fast_base_convert(const uint64_t* y, uint32_t count, size_t n, size_t c,
-                                                      const uint64_t* f, const uint64_t* fs, uint64_t t) {
-  const uint64_t two_t = 2 * t;
-  uint64_t acc = mul_shoup_lazy(y[c], f[0], fs[0], t);
-  for (uint32_t i = 1; i < count; ++i) {
-    const uint64_t s = acc + mul_shoup_lazy(y[i * n + c], f[i], fs[i], t);  // < 4t
+// sum_i y_i f_i mod t as fast_base_convert on the host sums it: lazy Shoup terms in
+// [0, 2t), the running sum folded below 2t, one final correction.
+struct LazySum {
+  uint64_t t, two_t, acc;
+  __device__ LazySum(uint64_t y0, uint64_t f0, uint64_t fs0, uint64_t t_)
+      : t(t_), two_t(2 * t_), acc(mul_shoup_lazy(y0, f0, fs0, t_)) {}
+  __device__ void add(uint64_t y, uint64_t f, uint64_t fs) {
+    const uint64_t s = acc + mul_shoup_lazy(y, f, fs, t);  // < 4t
     acc = s - ((s >= two_t) ? two_t : 0);
   }
-  return acc - ((acc >= t) ? t : 0);
+  __device__ uint64_t result() const { return acc - ((acc >= t) ? t : 0); }
+};
+
+// sum_i y[i][c] f[i] mod t (host: fast_base_convert).
+__device__ __forceinline__ uint64_t fast_base_convert(const uint64_t* y, uint32_t count, size_t n, size_t c,
+                                                      const uint64_t* f, const uint64_t* fs, uint64_t t) {
+  LazySum sum(y[c], f[0], fs[0], t);
+  for (uint32_t i = 1; i < count; ++i) sum.add(y[i * n + c], f[i], fs[i]);
+  return sum.result();
 }
 
 // ModUp kernels cover the digits [plan.first_digit, plan.first_digit + polys) of a
@@ -133,9 +141,8 @@ struct ModUpConvertIo {
   // minus its own limbs); every digit before the level's last has alpha own limbs,
   // so digit first_digit + poly starts at row poly * (level + 1).
   __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
-    const uint32_t own_first = (plan.first_digit + poly) * plan.alpha;
-    const uint32_t own_end = own_first + plan.alpha < level + 1 ? own_first + plan.alpha : level + 1;
-    const uint32_t target = limb < own_first ? limb : limb - (own_end - own_first);
+    const DigitLimbs own = digit_limbs(plan.first_digit + poly, plan.alpha, level + 1);
+    const uint32_t target = limb < own.first ? limb : limb - own.count();
     const ModUpRow row = plan.row[poly * (level + 1) + target];
     const size_t n = size_t{1} << log_n;
     return At{y + static_cast<size_t>(row.first - plan.first_limb) * n, plan.factors + row.factor_off,
@@ -189,19 +196,16 @@ struct ModDownConvertIo {
     // One pass over the alpha words: the double sum and fast_base_convert's lazy
     // sum, each in the same order and with the same operations as on the host.
     __device__ uint64_t load(size_t i) const {
-      const uint64_t two_q = 2 * qi;
       uint64_t y = p[i];
       double sum = __dmul_rn(__ull2double_rn(y), p_inv[0]);
-      uint64_t acc = mul_shoup_lazy(y, f[0], fs[0], qi);
+      LazySum conv(y, f[0], fs[0], qi);
       for (uint32_t k = 1; k < alpha; ++k) {
         y = p[k * n + i];
         sum = __dadd_rn(sum, __dmul_rn(__ull2double_rn(y), p_inv[k]));
-        const uint64_t s = acc + mul_shoup_lazy(y, f[k], fs[k], qi);  // < 4q
-        acc = s - ((s >= two_q) ? two_q : 0);
+        conv.add(y, f[k], fs[k]);
       }
-      acc -= (acc >= qi) ? qi : 0;
       const uint64_t v = __double2ull_rz(__dadd_rn(sum, 0.5));  // static_cast<uint64_t> truncates
-      return sub_mod(acc, mul_shoup(v, pm, pms, qi), qi);
+      return sub_mod(conv.result(), mul_shoup(v, pm, pms, qi), qi);
     }
     __device__ void store(size_t i, uint64_t v) const { dst[i] = v; }
   };

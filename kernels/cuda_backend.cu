@@ -45,6 +45,19 @@ void use_device(int device) {
   if (cudaGetDevice(&current) != cudaSuccess || current != device) VEIL_CUDA_CHECK(cudaSetDevice(device));
 }
 
+// Work queued on `waiter` from now on starts after the work queued so far on
+// `producer` (of device producer_device); neither host thread blocks.
+void order_after(cudaStream_t waiter, int waiter_device, cudaStream_t producer, int producer_device) {
+  use_device(producer_device);
+  cudaEvent_t done = nullptr;
+  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  VEIL_CUDA_CHECK(cudaEventRecord(done, producer));
+  use_device(waiter_device);
+  const cudaError_t err = cudaStreamWaitEvent(waiter, done, 0);
+  cudaEventDestroy(done);  // released once the recorded work completes
+  VEIL_CUDA_CHECK(err);
+}
+
 // Constant tables derived from RnsTables, uploaded once per backend.
 struct DeviceRns {
   DeviceArray<DeviceModulus> mod;
@@ -271,21 +284,6 @@ class CudaBackend final : public Backend {
                         const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
 
  private:
-  // Pooled scratch released (stream-ordered) at scope exit.
-  class Scratch {
-   public:
-    Scratch(CudaBackend& be, size_t words) : be_(be), words_(words), ptr_(be.allocate(words)) {}
-    ~Scratch() { be_.release(ptr_, words_, false); }
-    Scratch(const Scratch&) = delete;
-    Scratch& operator=(const Scratch&) = delete;
-    uint64_t* get() const { return ptr_; }
-
-   private:
-    CudaBackend& be_;
-    size_t words_;
-    uint64_t* ptr_;
-  };
-
   LimbMap map(Basis b) const {
     LimbMap m;
     m.limbs = tables_->limbs(b);
@@ -321,8 +319,11 @@ class CudaBackend final : public Backend {
     return stream_.get();
   }
   void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
-  // coeff null: derived from ntt inside the scaling step, and the target limbs get
-  // only the forward NTT's first pass (key_switch_decompose's layout).
+  struct ModUpLaunch {
+    ModUpDigitsView plan;
+    LimbMap targets;
+  };
+  ModUpLaunch mod_up_launch(uint32_t level, uint32_t first_digit, uint32_t digits) const;
   void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
@@ -433,9 +434,9 @@ void CudaBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
   VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
 }
 
-// Stream-to-stream ordering with two events: the copy (on this backend's stream)
-// waits for the work issued on `from`, and `from`'s later work (which may reuse
-// src) waits for the copy. Neither host thread blocks.
+// Stream-to-stream ordering both ways: the copy (on this backend's stream) waits for
+// the work issued on `from`, and `from`'s later work (which may reuse src) waits for
+// the copy.
 bool CudaBackend::copy_from(uint64_t* dst, Backend& from, const uint64_t* src, size_t words) {
   auto* other = dynamic_cast<CudaBackend*>(&from);
   if (!other) return false;
@@ -445,22 +446,12 @@ bool CudaBackend::copy_from(uint64_t* dst, Backend& from, const uint64_t* src, s
     return true;
   }
   const size_t bytes = words * sizeof(uint64_t);
-  use_device(other->device_);
-  cudaEvent_t produced = nullptr, copied = nullptr;
-  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&produced, cudaEventDisableTiming));
-  VEIL_CUDA_CHECK(cudaEventRecord(produced, other->stream()));
-  use_device(device_);
-  VEIL_CUDA_CHECK(cudaStreamWaitEvent(stream(), produced, 0));
-  cudaEventDestroy(produced);  // released once the recorded work completes
+  order_after(stream(), device_, other->stream(), other->device_);  // src is ready
   if (other->device_ == device_)
     VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
   else
     VEIL_CUDA_CHECK(cudaMemcpyPeerAsync(dst, device_, src, other->device_, bytes, stream()));
-  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
-  VEIL_CUDA_CHECK(cudaEventRecord(copied, stream()));
-  use_device(other->device_);
-  VEIL_CUDA_CHECK(cudaStreamWaitEvent(other->stream(), copied, 0));
-  cudaEventDestroy(copied);
+  order_after(other->stream(), other->device_, stream(), device_);  // src may be reused after the copy
   return true;
 }
 
@@ -579,48 +570,56 @@ void CudaBackend::mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_
   mod_up_digits(level, 0, tables_->digits(level), out_digits, coeff, ntt);
 }
 
-// Digits [first_digit, first_digit + digits) in four launches (own limbs, scale,
-// two NTT passes over every digit's target limbs, the first computing the
-// conversion), however many digits; for key_switch_decompose (coeff null) the own
-// limbs are not copied, the scale is an inverse NTT's two passes and the forward NTT
-// stops after its first.
-void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out,
-                                const uint64_t* coeff, const uint64_t* ntt) {
+// The ModUp plan of digits [first_digit, first_digit + digits) of a level (a level's
+// digits are consecutive) and the LimbMap of their target limbs: one polynomial over
+// Q_l u P per digit, each digit's own limbs skipped.
+CudaBackend::ModUpLaunch CudaBackend::mod_up_launch(uint32_t level, uint32_t first_digit, uint32_t digits) const {
   const RnsTables& t = *tables_;
-  use_device(device_);
-  const size_t n = t.n;
-  const size_t stride = t.limbs(Basis{level + 1, true}) * n;  // words of one Q_l u P polynomial
   const auto& plans = rns_.mu_plans[level];
   const DeviceRns::PlanOffsets& first = plans[first_digit];
-  ModUpDigitsView plan;
-  plan.first_digit = first_digit;
-  plan.alpha = t.alpha;
-  plan.first_limb = first.first;
-  for (uint32_t j = first_digit; j < first_digit + digits; ++j) {  // a level's digits are consecutive
-    plan.limbs += plans[j].count;
-    plan.rows += plans[j].targets;
+  ModUpLaunch m;
+  m.plan.first_digit = first_digit;
+  m.plan.alpha = t.alpha;
+  m.plan.first_limb = first.first;
+  for (uint32_t j = first_digit; j < first_digit + digits; ++j) {
+    m.plan.limbs += plans[j].count;
+    m.plan.rows += plans[j].targets;
   }
-  plan.row = rns_.mu_rows.get() + first.row_off;
-  plan.qhat_inv = rns_.mu_qhat_inv.get() + first.qhat_off;
-  plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + first.qhat_off;
-  plan.factors = rns_.mu_factors.get();
-  plan.factors_shoup = rns_.mu_factors_shoup.get();
-  if (coeff) mod_up_own(view_, plan, stride, ntt, out, stream());  // key_switch_apply reads them from ntt
-  Scratch y(*this, plan.limbs * n);
-  if (coeff) mod_up_scale(view_, plan, coeff, y.get(), stream());
-  else mod_up_scale_from_ntt(view_, plan, ntt, y.get(), stream());
-  LimbMap targets = map(Basis{level + 1, true});
-  targets.polys = digits;
-  targets.poly_stride = stride;
-  targets.skip_digit = t.alpha;
-  targets.first_digit = first_digit;
-  if (coeff) mod_up_convert_ntt(view_, level, plan, targets, y.get(), out, stream());
-  else mod_up_convert_strided(view_, level, plan, targets, y.get(), out, stream());
+  m.plan.row = rns_.mu_rows.get() + first.row_off;
+  m.plan.qhat_inv = rns_.mu_qhat_inv.get() + first.qhat_off;
+  m.plan.qhat_inv_shoup = rns_.mu_qhat_inv_shoup.get() + first.qhat_off;
+  m.plan.factors = rns_.mu_factors.get();
+  m.plan.factors_shoup = rns_.mu_factors_shoup.get();
+  m.targets = map(Basis{level + 1, true});
+  m.targets.polys = digits;
+  m.targets.poly_stride = t.limbs(Basis{level + 1, true}) * t.n;  // words of one Q_l u P polynomial
+  m.targets.skip_digit = t.alpha;
+  m.targets.first_digit = first_digit;
+  return m;
 }
 
+// Four launches however many digits: own limbs, scale, and the forward NTT's two
+// passes over every digit's target limbs, the first computing the conversion.
+void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out,
+                                const uint64_t* coeff, const uint64_t* ntt) {
+  use_device(device_);
+  const ModUpLaunch m = mod_up_launch(level, first_digit, digits);
+  mod_up_own(view_, m.plan, m.targets.poly_stride, ntt, out, stream());
+  Scratch y(*this, m.plan.limbs * tables_->n);
+  mod_up_scale(view_, m.plan, coeff, y.get(), stream());
+  mod_up_convert_ntt(view_, level, m.plan, m.targets, y.get(), out, stream());
+}
+
+// Three launches: the inverse NTT of ntt with the scaling in its last pass, then the
+// forward NTT's first pass computing the conversion. The own limbs are not copied
+// (key_switch_apply reads them from ntt) and the second pass is key_switch_apply's.
 void CudaBackend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
   require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
-  mod_up_digits(level, 0, tables_->digits(level), out_digits, nullptr, ntt);
+  use_device(device_);
+  const ModUpLaunch m = mod_up_launch(level, 0, tables_->digits(level));
+  Scratch y(*this, m.plan.limbs * tables_->n);
+  mod_up_scale_from_ntt(view_, m.plan, ntt, y.get(), stream());
+  mod_up_convert_strided(view_, level, m.plan, m.targets, y.get(), out_digits, stream());
 }
 
 void CudaBackend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
@@ -696,11 +695,7 @@ void CudaBackend::synchronize() {
 std::unique_ptr<BackendStream> CudaBackend::create_stream() {
   use_device(device_);
   auto s = std::make_unique<CudaStream>(this);
-  cudaEvent_t issued = nullptr;  // the new stream starts after the caller's work so far
-  VEIL_CUDA_CHECK(cudaEventCreateWithFlags(&issued, cudaEventDisableTiming));
-  VEIL_CUDA_CHECK(cudaEventRecord(issued, stream()));
-  VEIL_CUDA_CHECK(cudaStreamWaitEvent(s->get(), issued, 0));
-  cudaEventDestroy(issued);
+  order_after(s->get(), device_, stream(), device_);  // starts after the caller's work so far
   return s;
 }
 

@@ -31,6 +31,24 @@ struct DeviceTablesView {
   uint32_t max_level;             // L: special prime k has index L + 1 + k
 };
 
+// The own limbs of ModUp digit `digit` of a level with q_count Q limbs (host:
+// RnsTables' ModUp plans): [digit alpha, min((digit + 1) alpha, q_count)).
+struct DigitLimbs {
+  uint32_t first, end;
+  __host__ __device__ bool contains(uint32_t limb) const { return limb >= first && limb < end; }
+  __host__ __device__ uint32_t count() const { return end - first; }
+};
+__host__ __device__ inline DigitLimbs digit_limbs(uint32_t digit, uint32_t alpha, uint32_t q_count) {
+  const uint32_t first = digit * alpha;
+  return DigitLimbs{first, first + alpha < q_count ? first + alpha : q_count};
+}
+
+// Prime index of limb `limb` of Q_level u P (host: RnsTables::prime_index); it is
+// also the limb's index in a top-level key.
+__host__ __device__ inline uint32_t qp_prime_index(uint32_t max_level, uint32_t level, uint32_t limb) {
+  return limb < level + 1 ? limb : max_level + 1 + (limb - (level + 1));
+}
+
 // Limbs [0, q_count) use primes q_first + limb, the others p_first + (limb -
 // q_count). A backend Basis b is {limbs(b), b.q_count, 0, L + 1}. NTT launches
 // cover `polys` polynomials of `limbs` limbs, poly_stride words apart (blockIdx.z),
@@ -50,9 +68,7 @@ struct LimbMap {
     return limb < q_count ? q_first + limb : p_first + (limb - q_count);
   }
   __host__ __device__ bool skipped(uint32_t limb, uint32_t poly) const {
-    if (skip_digit == 0) return false;
-    const uint32_t lo = (first_digit + poly) * skip_digit, hi = lo + skip_digit < q_count ? lo + skip_digit : q_count;
-    return limb >= lo && limb < hi;
+    return skip_digit != 0 && digit_limbs(first_digit + poly, skip_digit, q_count).contains(limb);
   }
 };
 

@@ -1,7 +1,9 @@
-// One thread per (limb, coefficient): it streams the digit word and the two
-// key words of every digit once (the bytes that must move) and keeps both
-// 128-bit sums in registers, so the kernel is bound by memory bandwidth.
-// Coalesced: adjacent threads read adjacent coefficients of the same limb.
+// The key-switching inner product, two ways. inner_product_kernel: one thread per
+// (limb, coefficient) streams the digit word and the two key words of every digit
+// once (the bytes that must move) and keeps both 128-bit sums in registers, so it is
+// bound by memory bandwidth; adjacent threads read adjacent coefficients.
+// decomposed_kernel: the same sums from key_switch_decompose's half-transformed
+// digits, finishing their NTT in shared memory first.
 #include "cuda_check.cuh"
 #include "elementwise_kernels.cuh"
 #include "key_switch_kernels.cuh"
@@ -15,8 +17,7 @@ __global__ void inner_product_kernel(DeviceTablesView tv, uint32_t level, uint32
   const size_t n = size_t{1} << tv.log_n;
   const uint32_t limb = blockIdx.y;
   const uint32_t limbs = level + 1 + alpha;
-  // Prime index == limb index within the top-level key.
-  const uint32_t pi = limb < level + 1 ? limb : tv.max_level + 1 + (limb - (level + 1));
+  const uint32_t pi = qp_prime_index(tv.max_level, level, limb);  // also the key's limb
   const DeviceModulus m = tv.mod[pi];
   const size_t key_poly = static_cast<size_t>(tv.max_level + 1 + alpha) * n;
   const size_t digit_words = static_cast<size_t>(limbs) * n;
@@ -51,7 +52,7 @@ __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView t
   const size_t n = size_t{1} << log_n;
   const size_t c0 = static_cast<size_t>(blockIdx.x) << log_c;
   const uint32_t limbs = level + 1 + alpha;
-  const uint32_t pi = limb < level + 1 ? limb : tv.max_level + 1 + (limb - (level + 1));
+  const uint32_t pi = qp_prime_index(tv.max_level, level, limb);
   const DeviceModulus m = tv.mod[pi];
   const size_t key_poly = static_cast<size_t>(tv.max_level + 1 + alpha) * n;
   const size_t digit_words = static_cast<size_t>(limbs) * n;
@@ -68,8 +69,7 @@ __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView t
       acc0[s] = reduce128(t0, m);
       acc1[s] = reduce128(t1, m);
     };
-    const uint32_t own_first = j * alpha, own_end = own_first + alpha < level + 1 ? own_first + alpha : level + 1;
-    if (limb >= own_first && limb < own_end) {  // block-uniform: no barrier inside the branch differs
+    if (digit_limbs(j, alpha, level + 1).contains(limb)) {  // block-uniform: no barrier inside the branch differs
       const uint64_t* own = ntt + static_cast<size_t>(limb) * n + c0;  // exact: the input's own limb
       for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) accumulate(e, own[e]);
     } else {

@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <random>
 #include <sstream>
-#include <thread>
 
 #include "test_util.hpp"
 #include "veil/backend.hpp"
@@ -648,26 +647,16 @@ TEST(CudaBackend, ContextsOnOneDeviceRunConcurrentlyAndExchangeObjects) {
     RelinKey rk;
     GaloisKeys gk;
     Ciphertext out;
-    std::exception_ptr error;
   };
   auto lane = [&](const Ciphertext& a, const Ciphertext& b) {
     const ContextPtr ctx = Context::create(params, BackendKind::Cuda);
-    return Lane{ctx, a.to(ctx), b.to(ctx), cpu.rk.to(ctx), cpu.gk.to(ctx), {}, nullptr};
+    return Lane{ctx, a.to(ctx), b.to(ctx), cpu.rk.to(ctx), cpu.gk.to(ctx), {}};
   };
   Lane la = lane(xc, yc), lb = lane(xc, xc);
-  auto run = [&](Lane& l) {
-    try {
-      Evaluator e(l.ctx);
-      l.out = work(e, l.a, l.b, l.rk, l.gk);
-    } catch (...) {
-      l.error = std::current_exception();
-    }
-  };
-  std::thread ta(run, std::ref(la)), tb(run, std::ref(lb));
-  ta.join();
-  tb.join();
-  if (la.error) std::rethrow_exception(la.error);
-  if (lb.error) std::rethrow_exception(lb.error);
+  run_on_threads(2, [&](size_t i) {
+    Lane& l = i == 0 ? la : lb;
+    l.out = work(Evaluator(l.ctx), l.a, l.b, l.rk, l.gk);
+  });
   const Ciphertext want_a = work(*cpu.eval, xc, yc, cpu.rk, cpu.gk), want_b = work(*cpu.eval, xc, xc, cpu.rk, cpu.gk);
   ASSERT_TRUE(same_words(words_of(want_a), words_of(la.out), params.n())) << "context A";
   ASSERT_TRUE(same_words(words_of(want_b), words_of(lb.out), params.n())) << "context B";
@@ -709,26 +698,15 @@ TEST(CudaBackend, ThreadsShareOneContextOnStreamsOfTheirOwn) {
     in_g.push_back(gpu.encrypt(v));
   }
   std::vector<Ciphertext> out(3);
-  std::vector<std::exception_ptr> errors(3);
-  std::vector<std::thread> threads;
-  for (size_t i = 0; i < 3; ++i) {
-    threads.emplace_back([&, i] {
-      try {
-        StreamScope scope(gpu.ctx);
-        Ciphertext r = work(gpu, in_g[i], in_g[i + 1]);
-        {
-          StreamScope inner(gpu.ctx);  // starts after the outer scope's work so far
-          r = gpu.eval->add(r, r);
-        }
-        out[i] = gpu.eval->negate(r);  // back on the outer scope's stream
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  run_on_threads(3, [&](size_t i) {
+    StreamScope scope(gpu.ctx);
+    Ciphertext r = work(gpu, in_g[i], in_g[i + 1]);
+    {
+      StreamScope inner(gpu.ctx);  // starts after the outer scope's work so far
+      r = gpu.eval->add(r, r);
+    }
+    out[i] = gpu.eval->negate(r);  // back on the outer scope's stream
+  });
   for (size_t i = 0; i < 3; ++i) {
     const Ciphertext w = work(cpu, in_c[i], in_c[i + 1]);
     const Ciphertext want = cpu.eval->negate(cpu.eval->add(w, w));

@@ -1,7 +1,5 @@
 // The OpenMP-parallel CPU primitives give the same bits with 1 and 2 threads, and
 // several host threads can share one context and its keys (each in a StreamScope).
-#include <thread>
-
 #include "test_util.hpp"
 #include "veil/stream_scope.hpp"
 
@@ -44,21 +42,10 @@ TEST(Threads, ThreadsShareAContextAndItsKeys) {
   };
   std::vector<std::vector<uint64_t>> want, got(in.size());
   for (const auto& a : in) want.push_back(work(a));
-  std::vector<std::thread> threads;
-  std::vector<std::exception_ptr> errors(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    threads.emplace_back([&, i] {
-      try {
-        StreamScope scope(k.ctx);
-        got[i] = work(in[i]);
-      } catch (...) {
-        errors[i] = std::current_exception();
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  run_on_threads(in.size(), [&](size_t i) {
+    StreamScope scope(k.ctx);
+    got[i] = work(in[i]);
+  });
   EXPECT_EQ(got, want);
   EXPECT_EQ(k.ctx->backend().create_stream(), nullptr);
   EXPECT_VEIL_ERROR(StreamScope(nullptr), ErrorCode::InvalidArgument);

@@ -7,16 +7,38 @@
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "veil/veil.hpp"
 
 namespace veil::test {
+
+// Runs fn(i) for i = 0 .. count - 1, each on a thread of its own, all at once; then
+// rethrows the first exception a thread raised.
+template <class Fn>
+void run_on_threads(size_t count, Fn fn) {
+  std::vector<std::exception_ptr> errors(count);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < count; ++i) {
+    threads.emplace_back([&, i] {
+      try {
+        fn(i);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
 
 // -log2 of the mean and of the worst absolute slot error.
 struct Precision {

@@ -197,6 +197,22 @@ class Backend {
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
   std::shared_ptr<const RnsTables> tables_;
 
+  // This backend's memory for the length of a scope: released (not wiped) at its
+  // end, on every path out.
+  class Scratch {
+   public:
+    Scratch(Backend& be, size_t words) : be_(be), words_(words), ptr_(be.allocate(words)) {}
+    ~Scratch() { be_.release(ptr_, words_, false); }
+    Scratch(const Scratch&) = delete;
+    Scratch& operator=(const Scratch&) = delete;
+    uint64_t* get() const { return ptr_; }
+
+   private:
+    Backend& be_;
+    size_t words_;
+    uint64_t* ptr_;
+  };
+
  private:
   int64_t timer_start_ns_ = 0;  // the base class's wall-clock timer
 };

@@ -15,10 +15,10 @@
 #define __forceinline__ inline
 // Static shared arrays are function-local thread_local statics, shared by the
 // threads (fibers) of the block that runs, and separate for each OS thread that
-// launches kernels (two host threads driving two backends at once). convert.py follows each `__shared__ T name[...];` with
-// SIM_SHARED_TOUCH(name), which fills the array with 0xA5 bytes the first time a
-// thread of a new block passes the declaration, i.e. before any thread of that
-// block can touch it; reads of words no thread of the block wrote show up as wrong
+// launches kernels (two host threads driving two backends at once). convert.py
+// follows each `__shared__ T name[...];` with SIM_SHARED_TOUCH(name), which fills
+// the array with 0xA5 bytes the first time a thread of a new block passes the
+// declaration, i.e. before any thread of that block can touch it; reads of words no thread of the block wrote show up as wrong
 // results instead of stale values of the previous block. convert.py rejects
 // `extern __shared__` (dynamic shared memory is not simulated).
 #define __shared__ static thread_local
