@@ -102,6 +102,19 @@ def main(path):
             if one and two:
                 print("| %d | %.1f | %.1f | %.2fx |" % (n, ms(one) * 1e3, ms(two) * 1e3, ms(one) / ms(two)))
 
+    bursts = [(op, n) for n in ns for op in ("Add", "Rescale", "MulRelin") if (op + "Burst", n) in gpu]
+    if bursts:
+        print("\nOne op alone (CUDA events around it) against %s ops issued back to back (per op), and the "
+              "host's time to issue one op:\n" % "16")
+        print("| operation | N | alone (us) | in a burst (us/op) | host issue (us/op) | alone - burst (us) |")
+        print("|---|---|---|---|---|---|")
+        for op, n in bursts:
+            b = gpu[(op + "Burst", n)]
+            alone = gpu.get((op, n))
+            a_us = ms(alone) * 1e3 if alone else float("nan")
+            print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (
+                op, n, a_us, ms(b) * 1e3, b.get("host_us_per_op", float("nan")), a_us - ms(b) * 1e3))
+
     if transfers:
         print("\nTransfers of one top-level ciphertext (pageable host memory, wall clock):\n")
         print("| direction | N | MB | time (ms) | GB/s |")

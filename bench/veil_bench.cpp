@@ -22,6 +22,9 @@
 // "BM_MulRelinPair/<N>/cuda/{one_stream,two_streams}": two independent multiply +
 // relinearize per iteration in one context, on one stream or on two (wall clock of
 // the pair): what overlapping independent work gains.
+// "BM_{Add,Rescale,MulRelin}Burst/<N>/cuda": 16 ops issued back to back, per-op
+// CUDA-event time of the burst and the host's issue time per op (host_us_per_op):
+// against the single-op rows, how much of an op's latency is host work.
 // "BM_KeySwitchApply/<N>[/cuda...]": what key switching actually runs after the
 // decomposition (cuda: the digits' last NTT pass fused into the inner product), with
 // the same counters as BM_KeySwitchInner.
@@ -191,6 +194,26 @@ void run_timed(benchmark::State& state, Fixture& f, Op&& op) {
     op();
     state.SetIterationTime(be.timer_stop_ms() * 1e-3);
   }
+}
+
+// cuda: kBurst ops issued back to back, timed with events around the burst: the
+// per-op time when the device never waits for one op's host work before the next
+// (what a model's run sees), against run_timed's single-op latency. The counter
+// host_us_per_op is the host's time to issue one op (no synchronisation inside).
+constexpr int kBurst = 16;
+template <class Op>
+void run_burst(benchmark::State& state, Fixture& f, Op&& op) {
+  Backend& be = f.ctx->backend();
+  double host_us = 0;
+  for (auto _ : state) {
+    be.timer_start();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kBurst; ++i) op();
+    const auto t1 = std::chrono::steady_clock::now();
+    state.SetIterationTime(be.timer_stop_ms() * 1e-3 / kBurst);
+    host_us += std::chrono::duration<double, std::micro>(t1 - t0).count() / kBurst;
+  }
+  state.counters["host_us_per_op"] = host_us / static_cast<double>(state.iterations());
 }
 
 // ---- benchmarks (argument: log_n) ----
@@ -397,6 +420,24 @@ void BM_KeySwitchApply(benchmark::State& state, uint32_t log_n, BackendKind kind
 }
 
 // One top-level ciphertext (2 polynomials over Q_L) host -> device and back.
+void BM_AddBurst(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  run_burst(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.add(f.ct_a, f.ct_b).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_RescaleBurst(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  run_burst(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.rescale(f.prod).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_MulRelinBurst(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  run_burst(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.multiply(f.ct_a, f.ct_b, f.rk).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
 void BM_Upload(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   Fixture& f = fixture(log_n, kind);
   std::vector<uint64_t> host(2 * f.ct_a.poly_words(), 1);
@@ -464,6 +505,13 @@ void register_all() {
           ->UseManualTime();
     }
     using Fn = void (*)(benchmark::State&, uint32_t, BackendKind);
+    const std::pair<const char*, Fn> bursts[] = {
+        {"BM_AddBurst", BM_AddBurst}, {"BM_RescaleBurst", BM_RescaleBurst}, {"BM_MulRelinBurst", BM_MulRelinBurst}};
+    for (auto [name, fn] : bursts) {
+      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })
+          ->Unit(benchmark::kMicrosecond)
+          ->UseManualTime();
+    }
     const std::pair<const char*, Fn> transfers[] = {{"BM_Upload", BM_Upload}, {"BM_Download", BM_Download}};
     for (auto [name, fn] : transfers) {
       benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })->Unit(benchmark::kMicrosecond);

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "cpu_backend.hpp"
+#include "sampling.hpp"
 #include "veil/error.hpp"
 #ifdef VEIL_HAVE_CUDA
 #include "cuda_seam.hpp"
@@ -61,6 +62,17 @@ double Backend::timer_stop_ms() {
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();
   return static_cast<double>(now - timer_start_ns_) * 1e-6;
+}
+
+void Backend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
+  sampling::SecretVector<uint64_t> rns(static_cast<size_t>(tables_->limbs(b)) * tables_->n);
+  sampling::signed_to_rns(host_coeffs, tables_->n, *tables_, b, rns.data());
+  upload(dst, rns.data(), rns.size());
+}
+
+void Backend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out) {
+  const size_t n = tables_->n;
+  for (uint32_t z = 0; z < polys; ++z) rescale(level, in + z * (level + 1) * n, out + z * level * n);
 }
 
 void Backend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "sampling.hpp"
 #include "veil/error.hpp"
 
 namespace veil {
@@ -109,6 +110,10 @@ void CpuBackend::download(uint64_t* dst, const uint64_t* src, size_t words) {
 }
 void CpuBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
   if (words && dst != src) std::memmove(dst, src, words * sizeof(uint64_t));
+}
+// Host memory already: convert straight into dst, no staging copy to wipe.
+void CpuBackend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
+  sampling::signed_to_rns(host_coeffs, tables_->n, *tables_, b, dst);
 }
 void CpuBackend::set_zero(uint64_t* dst, size_t words) {
   if (words) std::memset(dst, 0, words * sizeof(uint64_t));

@@ -23,6 +23,7 @@ class CpuBackend final : public Backend {
   void download(uint64_t* host_dst, const uint64_t* src, size_t words) override;
   void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
   void set_zero(uint64_t* dst, size_t words) override;
+  void upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) override;
 
   void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;

@@ -95,9 +95,25 @@ Plaintext Encoder::encode_coefficients(const std::vector<double>& coeffs, double
   const auto& t = ctx_->tables();
   const Basis b{static_cast<uint32_t>(level) + 1, false};
   const size_t n = t.n;
-  std::vector<uint64_t> host(ctx_->words(b));
-  for (size_t i = 0; i < n; ++i) rns::round_to_rns(coeffs[i] * scale, t, b, host.data() + i, n);
-  ctx_->backend().upload(pt.data(), host.data(), host.size());
+  // Rounded coefficients that fit an int64 (the usual case) travel as N words and
+  // become residues on the backend; larger ones take round_to_rns's exact path.
+  std::vector<int64_t> rounded(n);
+  bool fits = true;
+  for (size_t i = 0; i < n && fits; ++i) {
+    const double v = coeffs[i] * scale;
+    require(std::isfinite(v) && std::fabs(v) < 0x1p120, ErrorCode::InvalidArgument,
+            "value times scale must be finite and below 2^120 in magnitude");
+    const double r = std::nearbyint(v);
+    fits = std::fabs(r) < 0x1p63;
+    rounded[i] = fits ? static_cast<int64_t>(r) : 0;
+  }
+  if (fits) {
+    ctx_->backend().upload_signed(b, pt.data(), rounded.data());
+  } else {
+    std::vector<uint64_t> host(ctx_->words(b));
+    for (size_t i = 0; i < n; ++i) rns::round_to_rns(coeffs[i] * scale, t, b, host.data() + i, n);
+    ctx_->backend().upload(pt.data(), host.data(), host.size());
+  }
   ctx_->backend().ntt_forward(b, pt.data());
   return pt;
 }

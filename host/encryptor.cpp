@@ -17,9 +17,7 @@ void upload_error(const Context& ctx, Prng& prng, Basis b, uint64_t* dst) {
   const auto& t = ctx.tables();
   sampling::SecretVector<int64_t> e(t.n);
   sampling::centered_binomial(prng, e.data(), t.n);
-  sampling::SecretVector<uint64_t> rns(ctx.words(b));
-  sampling::signed_to_rns(e.data(), t.n, t, b, rns.data());
-  ctx.backend().upload(dst, rns.data(), rns.size());
+  ctx.backend().upload_signed(b, dst, e.data());
   ctx.backend().ntt_forward(b, dst);
 }
 }  // namespace
@@ -65,10 +63,8 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
   Prng prng(random_.next_seed());
   sampling::SecretVector<int64_t> v(n);
   sampling::ternary(prng, v.data(), n);
-  sampling::SecretVector<uint64_t> v_rns(ctx_->words(qp));
-  sampling::signed_to_rns(v.data(), n, t, qp, v_rns.data());
   Buffer v_buf = ctx_->allocate(qp, 1, true);
-  be.upload(v_buf.data(), v_rns.data(), v_rns.size());
+  be.upload_signed(qp, v_buf.data(), v.data());
   be.ntt_forward(qp, v_buf.data());
   // acc holds v * pk + e: ephemeral randomness that would reveal m, so it is wiped.
   Buffer key_part = ctx_->allocate(qp), acc = ctx_->allocate(qp, 1, /*secret=*/true);
@@ -123,10 +119,8 @@ Plaintext Decryptor::decrypt_flooded(const Ciphertext& ct, int flood_bits, Rando
     uint64_t r = prng.next_u64() & mask;
     if (r < range) e[i++] = static_cast<int64_t>(r) - static_cast<int64_t>(bound);
   }
-  sampling::SecretVector<uint64_t> rns(ctx_->words(b));
-  sampling::signed_to_rns(e.data(), t.n, t, b, rns.data());
   Buffer noise = ctx_->allocate(b);
-  ctx_->backend().upload(noise.data(), rns.data(), rns.size());
+  ctx_->backend().upload_signed(b, noise.data(), e.data());
   ctx_->backend().ntt_forward(b, noise.data());
   ctx_->backend().add(b, pt.data(), pt.data(), noise.data());
   return pt;

@@ -239,7 +239,7 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
   require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
   const uint32_t level = a.level();
   Ciphertext out(ctx_, a.size(), level - 1, a.scale() / static_cast<double>(ctx_->tables().primes[level]), false);
-  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().rescale(level, a.poly(i), out.poly(i));
+  ctx_->backend().rescale_polys(level, a.size(), a.poly(0), out.poly(0));
   return out;
 }
 

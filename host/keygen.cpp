@@ -31,9 +31,7 @@ KeyGenerator::KeyGenerator(ContextPtr ctx, RandomSource random)
   Prng prng(random_.next_seed());
   sampling::SecretVector<int64_t> s(t.n);
   sampling::ternary(prng, s.data(), t.n);
-  sampling::SecretVector<uint64_t> rns(ctx_->words(qp));
-  sampling::signed_to_rns(s.data(), t.n, t, qp, rns.data());
-  ctx_->backend().upload(sk_.data(), rns.data(), rns.size());
+  ctx_->backend().upload_signed(qp, sk_.data(), s.data());
   ctx_->backend().ntt_forward(qp, sk_.data());
 }
 
@@ -59,9 +57,7 @@ PublicKey KeyGenerator::create_public_key() {
   Prng prng(random_.next_seed());
   sampling::SecretVector<int64_t> e(t.n);
   sampling::centered_binomial(prng, e.data(), t.n);
-  sampling::SecretVector<uint64_t> e_rns(ctx_->words(q));
-  sampling::signed_to_rns(e.data(), t.n, t, q, e_rns.data());
-  be.upload(pk.poly(0), e_rns.data(), e_rns.size());
+  be.upload_signed(q, pk.poly(0), e.data());
   be.ntt_forward(q, pk.poly(0));
   Buffer as = ctx_->allocate(q, 1, /*secret=*/true);  // a s with public a reveals s
   be.multiply(q, as.data(), pk.poly(1), sk_.data());
@@ -81,7 +77,6 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
   const std::vector<uint64_t>& p_mod = t.mod_down.p_mod_q;  // [P]_{q_i} per Q limb
   Prng error_prng(random_.next_seed());
   sampling::SecretVector<int64_t> e(t.n);
-  sampling::SecretVector<uint64_t> e_rns(words);
   std::vector<uint64_t> a_host(words);
   Buffer tmp = ctx_->allocate(qp, 1, true);
   for (uint32_t j = 0; j < params.dnum(); ++j) {
@@ -91,8 +86,7 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
     sampling::uniform(a_prng, t, qp, a_host.data());
     be.upload(a, a_host.data(), words);
     sampling::centered_binomial(error_prng, e.data(), t.n);
-    sampling::signed_to_rns(e.data(), t.n, t, qp, e_rns.data());
-    be.upload(b, e_rns.data(), words);
+    be.upload_signed(qp, b, e.data());
     be.ntt_forward(qp, b);
     be.multiply(qp, tmp.data(), a, to);
     be.sub(qp, b, b, tmp.data());  // b = e - a s_to

@@ -81,6 +81,7 @@ struct RescalePrepareIo {
   RescaleView rv;
   const uint64_t* last;
   uint64_t* tmp;
+  size_t stride;  // between polynomials, for last and tmp alike
   uint32_t level, log_n;
   const DeviceModulus* mod;
   struct At {
@@ -94,10 +95,12 @@ struct RescalePrepareIo {
     }
     __device__ void store(size_t i, uint64_t v) const { dst[i] = v; }
   };
-  __device__ At at(uint32_t limb, uint32_t, uint32_t prime) const {
+  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
     const DeviceModulus m = mod[prime];
     const uint64_t ql = mod[level].value;
-    return At{last, tmp + (static_cast<size_t>(limb) << log_n), m, ql, ql >> 1, m.value - rv.half_ql_mod_q[limb]};
+    const size_t off = poly * stride;
+    return At{last + off, tmp + off + (static_cast<size_t>(limb) << log_n), m, ql, ql >> 1,
+              m.value - rv.half_ql_mod_q[limb]};
   }
 };
 
@@ -108,12 +111,13 @@ struct RescaleFinishIo {
   const uint64_t* in;
   const uint64_t* tmp;
   uint64_t* out;
+  size_t in_stride, out_stride;  // tmp: in_stride
   uint32_t log_n;
   const DeviceModulus* mod;
-  __device__ SubtractScaleAt at(uint32_t limb, uint32_t, uint32_t prime) const {
-    const size_t off = static_cast<size_t>(limb) << log_n;
-    return SubtractScaleAt{tmp + off, in + off, out + off, mod[prime].value, rv.ql_inv_mod_q[limb],
-                           rv.ql_inv_mod_q_shoup[limb]};
+  __device__ SubtractScaleAt at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+    const size_t off = static_cast<size_t>(limb) << log_n, in_off = poly * in_stride + off;
+    return SubtractScaleAt{tmp + in_off, in + in_off, out + poly * out_stride + off, mod[prime].value,
+                           rv.ql_inv_mod_q[limb], rv.ql_inv_mod_q_shoup[limb]};
   }
 };
 
@@ -246,10 +250,11 @@ dim3 rows_grid(const DeviceTablesView& tv, uint32_t rows, uint32_t polys = 1) {
 }  // namespace
 
 void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const LimbMap& q_map,
-                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, cudaStream_t stream) {
+                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, size_t in_stride,
+                 size_t out_stride, cudaStream_t stream) {
   if (level == 0) return;
-  const RescalePrepareIo prepare{rv, last, tmp, level, tv.log_n, tv.mod};
-  const RescaleFinishIo finish{rv, in, tmp, out, tv.log_n, tv.mod};
+  const RescalePrepareIo prepare{rv, last, tmp, in_stride, level, tv.log_n, tv.mod};
+  const RescaleFinishIo finish{rv, in, tmp, out, in_stride, out_stride, tv.log_n, tv.mod};
   launch_forward(tv, q_map, prepare, finish, stream, "rescale_ntt");
 }
 

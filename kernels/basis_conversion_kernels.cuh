@@ -56,10 +56,13 @@ struct ModDownView {
 // form): out[i] = (in[i] + q_i - NTT(tmp)[i]) q_l^-1 mod q_i for i < level, where
 // tmp[i] = reduce_{q_i}(last + floor(q_l/2) mod q_l) + q_i - (floor(q_l/2) mod q_i) is
 // computed by the forward NTT's first pass (into tmp, [level][N] scratch) and the
-// final step done by its last pass. q_map: the `level` limbs of Q_{level-1}. out may
-// alias in.
+// final step done by its last pass. q_map: the `level` limbs of Q_{level-1}, with
+// q_map.polys polynomials: polynomial z reads in + z * in_stride, last and tmp at
+// z * in_stride too, and writes out + z * out_stride. out may alias in when one
+// polynomial is rescaled.
 void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const LimbMap& q_map,
-                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, cudaStream_t stream);
+                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, size_t in_stride,
+                 size_t out_stride, cudaStream_t stream);
 
 // ModUp of the digits of a ModUpDigitsView (out: one polynomial over Q_l u P per digit,
 // `stride` words apart, starting with digit first_digit). Own limbs:

@@ -53,6 +53,19 @@ __global__ void negate_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, c
   }
 }
 
+// Residues of small signed integers, as sampling::signed_to_rns computes them:
+// r = x % q in (-q, q) (truncating, as C++), plus q when negative (branch-free).
+__global__ void signed_to_rns_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const int64_t* in,
+                                     size_t total) {
+  const size_t mask = (size_t{1} << tv.log_n) - 1;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint64_t q = tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))].value;
+    const int64_t r = in[i & mask] % static_cast<int64_t>(q);
+    out[i] = static_cast<uint64_t>(r) + (q & static_cast<uint64_t>(r >> 63));
+  }
+}
+
 template <ScalarOp OP>
 __global__ void scalar_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x, LimbScalars s,
                               size_t total) {
@@ -142,6 +155,14 @@ void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t
   if (total == 0) return;
   negate_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, map, out, x, total);
   check_launch("negate_kernel");
+}
+
+void elementwise_signed_to_rns(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const int64_t* in,
+                               cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  signed_to_rns_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, map, out, in, total);
+  check_launch("signed_to_rns_kernel");
 }
 
 void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,

@@ -23,6 +23,9 @@ void elementwise_tensor(const DeviceTablesView& tv, const LimbMap& map, uint64_t
                         cudaStream_t stream);
 void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* x,
                         cudaStream_t stream);
+// out[limb][c] = in[c] mod q_limb, canonical (in: N small signed integers, |in| < 2^62).
+void elementwise_signed_to_rns(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const int64_t* in,
+                               cudaStream_t stream);
 // out = x * s[limb] (Shoup) or x + s[limb].
 void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const LimbScalars& s, cudaStream_t stream);

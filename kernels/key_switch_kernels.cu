@@ -3,7 +3,7 @@
 // once (the bytes that must move) and keeps both 128-bit sums in registers, so it is
 // bound by memory bandwidth; adjacent threads read adjacent coefficients.
 // decomposed_kernel: the same sums from key_switch_decompose's half-transformed
-// digits, finishing their NTT in shared memory first.
+// digits, finishing their NTT in shared memory first (sums in registers too).
 #include "cuda_check.cuh"
 #include "elementwise_kernels.cuh"
 #include "key_switch_kernels.cuh"
@@ -38,50 +38,59 @@ __global__ void inner_product_kernel(DeviceTablesView tv, uint32_t level, uint32
 }
 
 // Block (run of C words, limb). For each digit: finish the run (contiguous NTT
-// pass in shared memory) unless the limb is one of the digit's own, then add its
-// products with both key words into acc0 / acc1 (shared, slot-swizzled like the tile).
+// pass, left in shared memory) unless the limb is one of the digit's own, then add
+// its products with both key words into 128-bit sums that each thread keeps in
+// registers for its own kPerThread elements (e = threadIdx.x + k * kThreads, the
+// same elements for every digit), reduced once at the end as the inner product and
+// the cpu do: the per-digit Barrett reductions and the shared accumulators are gone.
+constexpr uint32_t kPerThread = kTile / kThreads;
+
 __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView tv, uint32_t level, uint32_t alpha,
                                                               uint32_t num_digits, uint32_t log_rows,
                                                               const uint64_t* digits, const uint64_t* ntt,
                                                               const uint64_t* key, uint64_t* out0, uint64_t* out1) {
   __shared__ uint64_t sh[kTile];
-  __shared__ uint64_t acc0[kTile];
-  __shared__ uint64_t acc1[kTile];
   const uint32_t limb = blockIdx.y;
   const uint32_t log_n = tv.log_n, log_c = log_n - log_rows, len = 1u << log_c;
   const size_t n = size_t{1} << log_n;
   const size_t c0 = static_cast<size_t>(blockIdx.x) << log_c;
   const uint32_t limbs = level + 1 + alpha;
   const uint32_t pi = qp_prime_index(tv.max_level, level, limb);
-  const DeviceModulus m = tv.mod[pi];
   const size_t key_poly = static_cast<size_t>(tv.max_level + 1 + alpha) * n;
   const size_t digit_words = static_cast<size_t>(limbs) * n;
   const Pass p = make_pass(tv, pi, true, 0, c0);
+  U128 acc0[kPerThread], acc1[kPerThread];
+#pragma unroll
+  for (uint32_t k = 0; k < kPerThread; ++k) acc0[k] = acc1[k] = U128{0, 0};
   for (uint32_t j = 0; j < num_digits; ++j) {
     const uint64_t* d = digits + j * digit_words + static_cast<size_t>(limb) * n + c0;
     const uint64_t* k0 = key + 2 * j * key_poly + static_cast<size_t>(pi) * n + c0;
     const uint64_t* k1 = k0 + key_poly;
-    auto accumulate = [&](uint32_t e, uint64_t v) {
-      const uint32_t s = slot(e);
-      U128 t0{j ? acc0[s] : 0, 0}, t1{j ? acc1[s] : 0, 0};
-      mac_wide(t0, v, k0[e]);
-      mac_wide(t1, v, k1[e]);
-      acc0[s] = reduce128(t0, m);
-      acc1[s] = reduce128(t1, m);
-    };
-    if (digit_limbs(j, alpha, level + 1).contains(limb)) {  // block-uniform: no barrier inside the branch differs
-      const uint64_t* own = ntt + static_cast<size_t>(limb) * n + c0;  // exact: the input's own limb
-      for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) accumulate(e, own[e]);
-    } else {
-      run_pass<true>(
-          sh, p, log_c, log_c, [=](uint32_t e) { return d[e]; },
-          [&](uint32_t e, uint64_t v) { accumulate(e, reduce_4q(v, p.q, p.two_q)); });
+    const bool own = digit_limbs(j, alpha, level + 1).contains(limb);  // block-uniform
+    if (!own) {
+      run_pass<true, true>(
+          sh, p, log_c, log_c, [=](uint32_t e) { return d[e]; }, [](uint32_t, uint64_t) {});
     }
-    __syncthreads();  // the next digit reuses sh, and its accumulate may run on other threads
+    const uint64_t* own_limb = ntt + static_cast<size_t>(limb) * n + c0;  // exact: the input's own limb
+#pragma unroll
+    for (uint32_t k = 0; k < kPerThread; ++k) {
+      const uint32_t e = threadIdx.x + k * kThreads;
+      if (e < len) {
+        const uint64_t v = own ? own_limb[e] : reduce_4q(sh[slot(e)], p.q, p.two_q);
+        mac_wide(acc0[k], v, k0[e]);
+        mac_wide(acc1[k], v, k1[e]);
+      }
+    }
+    if (!own) __syncthreads();  // the next digit's pass overwrites sh
   }
-  for (uint32_t e = threadIdx.x; e < len; e += blockDim.x) {
-    out0[static_cast<size_t>(limb) * n + c0 + e] = acc0[slot(e)];
-    out1[static_cast<size_t>(limb) * n + c0 + e] = acc1[slot(e)];
+  const DeviceModulus m = tv.mod[pi];
+#pragma unroll
+  for (uint32_t k = 0; k < kPerThread; ++k) {
+    const uint32_t e = threadIdx.x + k * kThreads;
+    if (e < len) {
+      out0[static_cast<size_t>(limb) * n + c0 + e] = reduce128(acc0[k], m);
+      out1[static_cast<size_t>(limb) * n + c0 + e] = reduce128(acc1[k], m);
+    }
   }
 }
 

@@ -148,7 +148,9 @@ __device__ __forceinline__ void round_of(uint32_t r, const Pass& p, uint32_t log
 // gload(e) / gstore(e, v) address tile element e in global memory; out(v) maps a
 // value on its last store (the forward contiguous pass reduces to [0, q)).
 // Barrier count is uniform across the block (it depends on the pass only).
-template <bool kForward, class GLoad, class GStore>
+// kLeaveInShared: the last round always stores to shared memory and the tile is left
+// there (slot-swizzled) after a barrier, for a caller that consumes it itself.
+template <bool kForward, bool kLeaveInShared = false, class GLoad, class GStore>
 __device__ __forceinline__ void run_pass(uint64_t* sh, const Pass& p, uint32_t log_len, uint32_t stages, GLoad gload,
                                          GStore gstore) {
   auto sload = [sh](uint32_t e) { return sh[slot(e)]; };
@@ -161,7 +163,7 @@ __device__ __forceinline__ void run_pass(uint64_t* sh, const Pass& p, uint32_t l
     const uint32_t log_dlow = kForward ? log_len - done - r : log_len - stages + done;
     const bool first = done == 0, last = done + r == stages;
     const bool direct_in = first && (1u << log_dlow) >= kCoalesced;
-    const bool direct_out = last && (1u << log_dlow) >= kCoalesced;
+    const bool direct_out = !kLeaveInShared && last && (1u << log_dlow) >= kCoalesced;
     if (first && !direct_in) {  // stage the tile in shared memory, coalesced
       for (uint32_t e = threadIdx.x; e < (1u << log_len); e += blockDim.x) sh[slot(e)] = gload(e);
       in_shared = true;
@@ -176,7 +178,8 @@ __device__ __forceinline__ void run_pass(uint64_t* sh, const Pass& p, uint32_t l
   }
   if (in_shared) {  // the last round was not coalesced: write the tile out from shared memory
     __syncthreads();
-    for (uint32_t e = threadIdx.x; e < (1u << log_len); e += blockDim.x) gstore(e, sh[slot(e)]);
+    if constexpr (!kLeaveInShared)
+      for (uint32_t e = threadIdx.x; e < (1u << log_len); e += blockDim.x) gstore(e, sh[slot(e)]);
   }
 }
 

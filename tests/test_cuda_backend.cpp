@@ -249,6 +249,30 @@ TEST_P(CudaPrimitives, ElementWise) {
   }
 }
 
+// Small signed coefficients (noise, a ternary secret, flooding up to 2^62) uploaded as
+// residues: cuda converts on the device, the cpu on the host; the extremes included.
+TEST_P(CudaPrimitives, UploadSigned) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  std::vector<int64_t> small(B.n());
+  for (auto& v : small) v = static_cast<int64_t>(B.rng() % 43) - 21;
+  small[0] = (int64_t{1} << 62) - 1;
+  small[1] = -((int64_t{1} << 62) - 1);
+  small[2] = 0;
+  small[3] = -1;
+  for (Basis b : {Basis{L + 1, true}, Basis{L + 1, false}, Basis{1, false}}) {
+    auto [c, g] = B.scratch(B.words(b));
+    B.cpu->upload_signed(b, c.data(), small.data());
+    B.gpu->upload_signed(b, g.data(), small.data());
+    const auto got = g.to_host();
+    ASSERT_TRUE(same_words(c.to_host(), got, B.n())) << "limbs " << B.t().limbs(b);
+    const uint64_t q0 = B.prime(b, 0);
+    EXPECT_EQ(got[3], q0 - 1);  // -1 is q - 1
+    EXPECT_EQ(got[2], 0u);
+  }
+}
+
 TEST_P(CudaPrimitives, Automorphisms) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
@@ -292,6 +316,18 @@ TEST_P(CudaPrimitives, Rescale) {
     B.cpu->rescale(level, xc.data(), xc.data());  // out aliases in
     B.gpu->rescale(level, xg.data(), xg.data());
     ASSERT_TRUE(same_words(xc.to_host(), xg.to_host(), B.n())) << "level " << level << " in place";
+    // A ciphertext's three polynomials at once (cuda: one launch sequence; cpu: the
+    // default loop), against one rescale each on the cpu.
+    auto [tc, tg] = B.put(B.random(q, 3));
+    auto [pc, pg] = B.scratch(B.words(Basis{level, false}, 3));
+    auto [rc, rg] = B.scratch(B.words(Basis{level, false}, 3));
+    const size_t in_words = B.words(q), out_words = B.words(Basis{level, false});
+    for (uint32_t z = 0; z < 3; ++z) B.cpu->rescale(level, tc.data() + z * in_words, rc.data() + z * out_words);
+    B.cpu->rescale_polys(level, 3, tc.data(), pc.data());
+    B.gpu->rescale_polys(level, 3, tg.data(), pg.data());
+    const auto want = rc.to_host();
+    ASSERT_EQ(pc.to_host(), want) << "level " << level << ", cpu default";
+    ASSERT_TRUE(same_words(want, pg.to_host(), B.n())) << "level " << level << ", three polynomials";
   }
 }
 

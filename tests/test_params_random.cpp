@@ -1,5 +1,6 @@
 // Parameter presets, the HE Standard bound, and the randomness sources.
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "sampling.hpp"
@@ -123,6 +124,34 @@ TEST(Random, UniformResiduesBelowEachPrime) {
       mean += static_cast<double>(out[limb * t.n + i]) / static_cast<double>(q);
     }
     EXPECT_NEAR(mean / t.n, 0.5, 0.02);
+  }
+}
+
+// upload_signed: the cpu override (straight into dst) and the Backend default (host
+// conversion + upload) both give x mod q in [0, q), checked against 128-bit arithmetic.
+TEST(Random, UploadSignedGivesCanonicalResidues) {
+  auto ctx = Keyed::preset(13).ctx;
+  const auto& t = ctx->tables();
+  Backend& be = ctx->backend();
+  std::vector<int64_t> small(t.n);
+  std::mt19937_64 rng(7);
+  for (auto& v : small) v = static_cast<int64_t>(rng() % 43) - 21;
+  small[0] = (int64_t{1} << 62) - 1;
+  small[1] = -small[0];
+  small[2] = -1;
+  for (Basis b : {Basis{t.max_level + 1, true}, Basis{2, false}}) {
+    Buffer direct = ctx->allocate(b), staged = ctx->allocate(b);
+    be.upload_signed(b, direct.data(), small.data());
+    be.Backend::upload_signed(b, staged.data(), small.data());
+    const auto d = direct.to_host(), s = staged.to_host();
+    ASSERT_EQ(d, s);
+    for (uint32_t limb = 0; limb < t.limbs(b); ++limb) {
+      const __int128 q = t.primes[t.prime_index(b, limb)];
+      for (size_t i = 0; i < t.n; ++i) {
+        const __int128 want = ((small[i] % q) + q) % q;
+        ASSERT_EQ(static_cast<__int128>(d[limb * t.n + i]), want) << "limb " << limb << " coeff " << i;
+      }
+    }
   }
 }
 

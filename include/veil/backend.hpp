@@ -109,6 +109,12 @@ class Backend {
   virtual void download(uint64_t* host_dst, const uint64_t* src, size_t words) = 0;
   virtual void copy(uint64_t* dst, const uint64_t* src, size_t words) = 0;
   virtual void set_zero(uint64_t* dst, size_t words) = 0;
+  // dst (basis b, coefficient form) = the canonical residues of N signed integers
+  // from host memory (any int64: a sampled error, a ternary secret, an encoded
+  // plaintext's coefficients), the same words as sampling::signed_to_rns then upload. Default: converted on the host
+  // and uploaded (limbs x N words); cuda moves the N words and converts them on the
+  // device. The values may be secret: every host or device copy made here is wiped.
+  virtual void upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs);
   // dst (this backend's memory) = `words` words at src (memory of backend `from`),
   // without a trip through host memory: ordered after the work already issued on
   // `from`, and before any later work on either backend (so `from` may reuse src at
@@ -148,6 +154,10 @@ class Backend {
   // in: Q_level, NTT form; out: `level` limbs (Q_{level-1}), NTT form, receiving
   // round(x / q_level). out may alias in.
   virtual void rescale(uint32_t level, const uint64_t* in, uint64_t* out) = 0;
+  // rescale of `polys` consecutive polynomials (a ciphertext's): in holds them
+  // (level + 1) N words apart, out receives them level N words apart; out must not
+  // overlap in. Default: one rescale each; cuda runs them all in one launch sequence.
+  virtual void rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out);
   // Extends digit `digit` of a level-`level` polynomial to Q_l u P (NTT form).
   // coeff: the polynomial in coefficient form (Q_l); ntt: the same in NTT form.
   virtual void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,

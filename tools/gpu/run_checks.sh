@@ -11,6 +11,10 @@
 #     bench     veil-bench cpu and cuda rows (BENCH_FILTER), then the table
 #     convnet   the digits ConvNet on the GPU (all 400 images) and on the CPU (64)
 #     sanitize  compute-sanitizer memcheck, racecheck and synccheck on N = 2^13 primitives
+#     peers     Phantom (Veil's 2^16 and 2^13 chains) and Cheddar (its own 2^16 chain) side
+#               by side, when their kits are carried as .peer-phantom / .peer-cheddar
+#     profile   ncu per-kernel time, DRAM and SM throughput of one multiply + relinearize
+#               (2^16, 2^13), one rescale and one add (2^13): only the timed operations
 #     all       info tests bench convnet sanitize (most important first)
 # A task is lent at most 15 minutes of device time, machine start included, so the
 # script keeps to a deadline: DEADLINE seconds after it starts (default 500, for a
@@ -18,10 +22,13 @@
 # (timeout) when it would pass the deadline. The summary says what was skipped.
 # Environment: BENCH_FILTER (default '/65536|^BM_MulRelinPair/8192/'), BENCH_MIN_TIME (seconds, default 0.2),
 # DEADLINE (seconds, default 500).
+# Results: logs, JSON and tables in RESULTS_DIR (default /tmp/veil-gpu); when the device
+# tool's OUT is set, one archive of them ($OUT/veil-gpu-results.tgz, the tool brings back
+# at most 8 files) plus the tables and the summary as plain files.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 kit=$PWD/.gpukit
-out=${OUT:-/tmp/veil-gpu}
+out=${RESULTS_DIR:-/tmp/veil-gpu}
 mkdir -p "$out"
 [ -d "$kit/bin" ] || { echo "no $kit/bin: run tools/gpu/make_kit.sh here and carry .gpukit"; exit 2; }
 summary=()
@@ -122,15 +129,48 @@ stage_convnet() {
   note "convnet: rc $rc, $((SECONDS - t0)) s (convnet-cuda.json, convnet-cuda-streams4.json, convnet-cpu.json)"
 }
 
+stage_peers() {
+  local t0=$SECONDS
+  if [ -f .peer-phantom/run.sh ]; then
+    PHANTOM_CHAINS="${PHANTOM_CHAINS:-veil16:40 veil13:12}" PHANTOM_BUDGET_S=60 timed 20 bash .peer-phantom/run.sh \
+      >"$out/phantom.txt" 2>&1
+    grep -v '^#' "$out/phantom.txt" | head -30
+  fi
+  if [ -f .peer-cheddar/run.sh ]; then
+    (cd .peer-cheddar && chmod +x bench_cheddar && LD_LIBRARY_PATH="$PWD/lib" OMP_NUM_THREADS=$(nproc) \
+      timeout -k 3 45 ./bench_cheddar params/bootparam_40.json ops 30) >"$out/cheddar.txt" 2>&1
+    grep -v '^#' "$out/cheddar.txt" | head -20
+  fi
+  note "peers: $((SECONDS - t0)) s (phantom.txt, cheddar.txt)"
+}
+
+stage_profile() {
+  local t0=$SECONDS
+  local metrics=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
+  local spec
+  for spec in MulRelin/65536:20 MulRelin/8192:20 Rescale/8192:8 Add/8192:4 Encrypt/65536:30; do
+    local op=${spec%%:*} count=${spec##*:}
+    VEIL_CUDA_PROFILE_TIMED=1 LD_LIBRARY_PATH="$kit/lib" timed 15 ncu --clock-control none --profile-from-start off \
+      --launch-count "$count" --metrics "$metrics" --csv --page raw "$kit/bin/veil-bench" \
+      --benchmark_filter="^BM_${op}/cuda" --benchmark_min_time=0.001 >"$out/ncu-${op//\//-}.csv" 2>&1
+    echo "ncu $op: rc $?, $(grep -c '^"[0-9]' "$out/ncu-${op//\//-}.csv") kernels"
+  done
+  note "profile: $((SECONDS - t0)) s (ncu-*.csv)"
+}
+
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(all)
 for s in "${stages[@]}"; do
   case $s in
     all) stage_info; stage_tests; stage_bench; stage_convnet; stage_sanitize ;;
-    build | info | tests | sanitize | bench | convnet) "stage_$s" ;;
+    build | info | tests | sanitize | bench | convnet | peers | profile) "stage_$s" ;;
     *) echo "unknown stage $s"; exit 2 ;;
   esac
 done
 echo
-echo "==== summary ($SECONDS s of a ${deadline}-second deadline) ===="
-printf '%s\n' "${summary[@]}"
+echo "==== summary ($SECONDS s of a ${deadline}-second deadline) ====" | tee "$out/summary.txt"
+printf '%s\n' "${summary[@]}" | tee -a "$out/summary.txt"
+if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
+  tar czf "$OUT/veil-gpu-results.tgz" -C "$out" . && cp "$out/summary.txt" "$OUT/"
+  [ -f "$out/gpu-table.md" ] && cp "$out/gpu-table.md" "$OUT/"
+fi
