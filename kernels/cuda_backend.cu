@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "../host/cuda_seam.hpp"
-#include "../host/modarith.hpp"
-#include "../host/ntt.hpp"
-#include "../host/primes.hpp"
+#include "../host/backend/cuda_seam.hpp"
+#include "../host/arith/modarith.hpp"
+#include "../host/arith/ntt.hpp"
+#include "../host/arith/primes.hpp"
 #include "basis_conversion_kernels.cuh"
 #include "cuda_check.cuh"
 #include "device_memory.cuh"

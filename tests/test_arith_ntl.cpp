@@ -13,10 +13,10 @@
 #include <random>
 #include <vector>
 
-#include "cpu_backend.hpp"
-#include "modarith.hpp"
-#include "ntt.hpp"
-#include "primes.hpp"
+#include "backend/cpu_backend.hpp"
+#include "arith/modarith.hpp"
+#include "arith/ntt.hpp"
+#include "arith/primes.hpp"
 #include "veil/backend.hpp"
 #include "veil/error.hpp"
 #include "veil/params.hpp"

@@ -4,9 +4,9 @@
 
 #include <random>
 
-#include "ntt.hpp"
-#include "ntt_ifma.hpp"
-#include "primes.hpp"
+#include "arith/ntt.hpp"
+#include "arith/ntt_ifma.hpp"
+#include "arith/primes.hpp"
 
 namespace veil::arith {
 namespace {

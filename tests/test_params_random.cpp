@@ -3,7 +3,7 @@
 #include <random>
 #include <set>
 
-#include "sampling.hpp"
+#include "ckks/sampling.hpp"
 #include "test_util.hpp"
 
 namespace veil::test {

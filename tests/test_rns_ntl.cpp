@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "cpu_backend.hpp"
-#include "rns_convert.hpp"
+#include "backend/cpu_backend.hpp"
+#include "arith/rns_convert.hpp"
 #include "veil/backend.hpp"
 #include "veil/error.hpp"
 #include "veil/params.hpp"

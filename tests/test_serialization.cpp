@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
-#include "bit_packing.hpp"
-#include "serialization_format.hpp"
+#include "io/bit_packing.hpp"
+#include "io/serialization_format.hpp"
 #include "veil/veil.hpp"
 
 namespace {

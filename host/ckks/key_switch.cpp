@@ -1,4 +1,4 @@
-#include "key_switch.hpp"
+#include "ckks/key_switch.hpp"
 
 #include "veil/error.hpp"
 

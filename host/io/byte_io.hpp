@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "bit_packing.hpp"
+#include "io/bit_packing.hpp"
 #include "veil/error.hpp"
 
 namespace veil::io {

@@ -1,4 +1,4 @@
-#include "ntt_ifma.hpp"
+#include "arith/ntt_ifma.hpp"
 
 // GCC 12 flags the intrinsics' own _mm512_undefined_epi32() pass-through
 // (unmasked min) as maybe-uninitialized: a false positive.

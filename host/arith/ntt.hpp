@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "modarith.hpp"
+#include "arith/modarith.hpp"
 
 namespace veil::arith {
 

@@ -13,7 +13,7 @@
 #include "veil/nn/linear.hpp"
 #include "veil/nn/model.hpp"
 
-#include "nn_checks.hpp"
+#include "nn/checks.hpp"
 
 namespace veil::nn {
 

@@ -10,7 +10,7 @@
 #include <utility>
 
 #include "veil/encoder.hpp"
-#include "nn_checks.hpp"
+#include "nn/checks.hpp"
 #include "veil/error.hpp"
 
 namespace veil::nn {

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <sstream>
 
-#include "key_switch.hpp"
-#include "rns_convert.hpp"
+#include "ckks/key_switch.hpp"
+#include "arith/rns_convert.hpp"
 #include "veil/error.hpp"
 
 namespace veil {

@@ -36,7 +36,5 @@ void uniform(Prng& prng, const RnsTables& t, Basis b, uint64_t* out);
 void ternary(Prng& prng, int64_t* out, size_t n);
 // Centered binomial with k = 21 (sigma = sqrt(10.5) ~ 3.24), constant time.
 void centered_binomial(Prng& prng, int64_t* out, size_t n);
-// Signed integers (any int64) to canonical RNS residues on basis b, limb-major.
-void signed_to_rns(const int64_t* in, size_t n, const RnsTables& t, Basis b, uint64_t* out);
 
 }  // namespace veil::sampling

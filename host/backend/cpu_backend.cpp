@@ -1,4 +1,4 @@
-#include "cpu_backend.hpp"
+#include "backend/cpu_backend.hpp"
 
 #include <omp.h>
 #include <sodium.h>
@@ -8,7 +8,7 @@
 #include <cstring>
 #include <new>
 
-#include "sampling.hpp"
+#include "arith/rns_convert.hpp"
 #include "veil/error.hpp"
 
 namespace veil {
@@ -113,7 +113,7 @@ void CpuBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
 }
 // Host memory already: convert straight into dst, no staging copy to wipe.
 void CpuBackend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
-  sampling::signed_to_rns(host_coeffs, tables_->n, *tables_, b, dst);
+  rns::signed_to_rns(host_coeffs, tables_->n, *tables_, b, dst);
 }
 void CpuBackend::set_zero(uint64_t* dst, size_t words) {
   if (words) std::memset(dst, 0, words * sizeof(uint64_t));

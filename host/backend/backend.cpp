@@ -5,11 +5,11 @@
 
 #include <chrono>
 
-#include "cpu_backend.hpp"
-#include "sampling.hpp"
+#include "arith/rns_convert.hpp"
+#include "backend/cpu_backend.hpp"
 #include "veil/error.hpp"
 #ifdef VEIL_HAVE_CUDA
-#include "cuda_seam.hpp"
+#include "backend/cuda_seam.hpp"
 #endif
 
 namespace veil {
@@ -65,9 +65,10 @@ double Backend::timer_stop_ms() {
 }
 
 void Backend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
-  sampling::SecretVector<uint64_t> rns(static_cast<size_t>(tables_->limbs(b)) * tables_->n);
-  sampling::signed_to_rns(host_coeffs, tables_->n, *tables_, b, rns.data());
+  std::vector<uint64_t> rns(static_cast<size_t>(tables_->limbs(b)) * tables_->n);
+  rns::signed_to_rns(host_coeffs, tables_->n, *tables_, b, rns.data());
   upload(dst, rns.data(), rns.size());
+  sodium_memzero(rns.data(), rns.size() * sizeof(uint64_t));  // the values may be secret
 }
 
 void Backend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out) {

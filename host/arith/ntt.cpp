@@ -1,7 +1,7 @@
-#include "ntt.hpp"
+#include "arith/ntt.hpp"
 
-#include "ntt_ifma.hpp"
-#include "primes.hpp"
+#include "arith/ntt_ifma.hpp"
+#include "arith/primes.hpp"
 #include "veil/error.hpp"
 
 namespace veil::arith {

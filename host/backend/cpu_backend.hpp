@@ -5,8 +5,8 @@
 #include <mutex>
 #include <vector>
 
-#include "modarith.hpp"
-#include "ntt.hpp"
+#include "arith/modarith.hpp"
+#include "arith/ntt.hpp"
 #include "veil/backend.hpp"
 
 namespace veil {

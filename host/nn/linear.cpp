@@ -12,7 +12,7 @@
 #include "veil/error.hpp"
 #include "veil/nn/linear.hpp"
 
-#include "nn_checks.hpp"
+#include "nn/checks.hpp"
 
 namespace veil::nn {
 

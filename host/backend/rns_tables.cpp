@@ -1,5 +1,5 @@
 // Precomputed constants for RNS basis changes (ModUp, ModDown, rescale).
-#include "modarith.hpp"
+#include "arith/modarith.hpp"
 #include "veil/backend.hpp"
 
 namespace veil {

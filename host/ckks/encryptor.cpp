@@ -1,6 +1,6 @@
 #include "veil/encryptor.hpp"
 
-#include "sampling.hpp"
+#include "ckks/sampling.hpp"
 #include "veil/error.hpp"
 
 namespace veil {

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "rns_convert.hpp"
+#include "arith/rns_convert.hpp"
 #include "veil/error.hpp"
 
 namespace veil {

@@ -1,9 +1,9 @@
-#include "primes.hpp"
+#include "arith/primes.hpp"
 
 #include <algorithm>
 #include <string>
 
-#include "modarith.hpp"
+#include "arith/modarith.hpp"
 #include "veil/error.hpp"
 
 namespace veil::arith {

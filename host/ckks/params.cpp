@@ -7,8 +7,8 @@
 #include <cstring>
 #include <sstream>
 
-#include "modarith.hpp"
-#include "primes.hpp"
+#include "arith/modarith.hpp"
+#include "arith/primes.hpp"
 #include "veil/error.hpp"
 
 namespace veil {

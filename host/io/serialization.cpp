@@ -13,9 +13,9 @@
 #include <set>
 #include <string>
 
-#include "byte_io.hpp"
-#include "sampling.hpp"
-#include "serialization_format.hpp"
+#include "io/byte_io.hpp"
+#include "ckks/sampling.hpp"
+#include "io/serialization_format.hpp"
 #include "veil/error.hpp"
 
 namespace veil {

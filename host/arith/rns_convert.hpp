@@ -13,6 +13,10 @@ namespace veil::rns {
 // round(v) mod q for every limb of b into out[limb]. |v| < 2^120, finite.
 void round_to_rns(double v, const RnsTables& t, Basis b, uint64_t* out, size_t stride = 1);
 
+// Signed integers (any int64; n coefficients) to canonical residues on basis b,
+// limb-major (out: limbs x t.n words). Constant time in the values (secrets pass here).
+void signed_to_rns(const int64_t* in, size_t n, const RnsTables& t, Basis b, uint64_t* out);
+
 // Composes residues of the first `limbs` Q primes into the centered integer
 // in (-Q/2, Q/2], returned as a double.
 class CrtComposer {

@@ -1,9 +1,9 @@
-#include "rns_convert.hpp"
+#include "arith/rns_convert.hpp"
 
 #include <algorithm>
 #include <cmath>
 
-#include "modarith.hpp"
+#include "arith/modarith.hpp"
 #include "veil/error.hpp"
 
 namespace veil::rns {
@@ -36,6 +36,24 @@ void round_to_rns(double v, const RnsTables& t, Basis b, uint64_t* out, size_t s
     arith::Modulus m(q);
     uint64_t x = m.mul(mantissa % q, arith::pow_mod(2, static_cast<uint64_t>(shift), q));
     out[limb * stride] = (negative && x) ? q - x : x;
+  }
+}
+
+void signed_to_rns(const int64_t* in, size_t n, const RnsTables& t, Basis b, uint64_t* out) {
+  const uint32_t limbs = t.limbs(b);
+  for (uint32_t limb = 0; limb < limbs; ++limb) {
+    const arith::Modulus m(t.primes[t.prime_index(b, limb)]);
+    const uint64_t q = m.value;
+    uint64_t* dst = out + static_cast<size_t>(limb) * t.n;
+    for (size_t i = 0; i < n; ++i) {
+      // Branch-free on the (secret) sign, and Barrett instead of a division (whose
+      // time depends on the operand): |x| mod q, then q - r when x < 0 and r != 0.
+      const uint64_t sign = static_cast<uint64_t>(in[i] >> 63);  // all ones if negative
+      const uint64_t mag = (static_cast<uint64_t>(in[i]) ^ sign) - sign;
+      const uint64_t r = m.reduce(mag);
+      const uint64_t flip = sign & (0 - static_cast<uint64_t>(r != 0));
+      dst[i] = r ^ ((r ^ (q - r)) & flip);
+    }
   }
 }
 
