@@ -13,8 +13,8 @@
 #include <set>
 #include <string>
 
-#include "io/byte_io.hpp"
 #include "ckks/sampling.hpp"
+#include "io/byte_io.hpp"
 #include "io/serialization_format.hpp"
 #include "veil/error.hpp"
 
@@ -51,6 +51,7 @@ std::string type_name(uint16_t type) {
     case ObjectType::RelinKey: return "a relinearization key";
     case ObjectType::GaloisKeys: return "Galois keys";
     case ObjectType::SecretKey: return "a secret key";
+    case ObjectType::Model: return "a compiled model";
   }
   return "an unknown object type (" + std::to_string(type) + ")";
 }
@@ -282,6 +283,18 @@ void check_galois_element(const Context& ctx, uint64_t g, const std::set<uint64_
 }
 
 }  // namespace
+
+Bytes format::seal(ObjectType type, uint64_t fingerprint, ByteView payload) {
+  io::Writer w = begin_blob(type, fingerprint, payload.size());
+  w.bytes(payload.data(), payload.size());
+  return finish_blob(w, payload.size());
+}
+
+ByteView format::open(ByteView blob, ObjectType want, const SerializationLimits& limits, uint64_t& fingerprint) {
+  OpenedBlob b = open_blob(blob, want, limits);
+  fingerprint = b.fingerprint;
+  return b.payload;
+}
 
 // ============================================================== parameters
 // Payload: u32 log_n, u8 security, f64 scale, u32 #q, q[], u32 #p, p[].

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <span>
 
+#include "veil/serialization.hpp"
+
 namespace veil::format {
 
 inline constexpr uint8_t kMagic[4] = {'V', 'E', 'I', 'L'};
@@ -26,6 +28,7 @@ enum class ObjectType : uint16_t {
   RelinKey = 5,
   GaloisKeys = 6,
   SecretKey = 7,
+  Model = 8,  // nn::ModelFile (include/veil/nn/model_file.hpp)
 };
 
 // How the uniform half of an object is stored.
@@ -33,5 +36,12 @@ enum Encoding : uint8_t { kFull = 0, kSeeded = 1 };
 
 // BLAKE2b with a 16-byte output over `data` (libsodium crypto_generichash).
 void checksum(std::span<const uint8_t> data, uint8_t out[kChecksumBytes]);
+
+// A whole blob around `payload` (header, payload, checksum), for objects written by
+// other layers (the model file).
+Bytes seal(ObjectType type, uint64_t fingerprint, ByteView payload);
+// The payload of a blob after every frame check (size limit, magic, version, length,
+// checksum, type: Error(Serialization) otherwise); its fingerprint in `fingerprint`.
+ByteView open(ByteView blob, ObjectType want, const SerializationLimits& limits, uint64_t& fingerprint);
 
 }  // namespace veil::format

@@ -1,0 +1,270 @@
+// Model files: the payload layout (docs/models.md, "Model files") and its checks.
+// Writing appends to a growing buffer (weights are not secret); reading goes through
+// io::Reader, which never reads past the end, and bounds every count before it
+// allocates.
+#include "veil/nn/model_file.hpp"
+
+#include <sys/stat.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <optional>
+
+#include "io/byte_io.hpp"
+#include "io/serialization_format.hpp"
+#include "veil/error.hpp"
+
+namespace veil::nn {
+
+namespace {
+
+// Bounds that no real model reaches and that keep every product below 2^63.
+constexpr uint64_t kMaxSide = 4096;          // input height, width
+constexpr uint64_t kMaxFeatures = 1 << 20;   // channels, features
+constexpr uint64_t kMaxKernel = 64;
+constexpr uint64_t kMaxWeights = 1 << 28;    // per layer (2 GiB of doubles)
+constexpr uint32_t kMaxLayers = 256;
+constexpr size_t kMaxText = 256;
+
+[[noreturn]] void fail(const std::string& message) {
+  throw Error(ErrorCode::Serialization, "model file: " + message);
+}
+void check(bool ok, const std::string& message) {
+  if (!ok) fail(message);
+}
+
+class Sink {
+ public:
+  void u8(uint8_t v) { le(v, 1); }
+  void u32(uint32_t v) { le(v, 4); }
+  void u64(uint64_t v) { le(v, 8); }
+  void i32(int32_t v) { le(static_cast<uint32_t>(v), 4); }
+  void f64(double v) { u64(std::bit_cast<uint64_t>(v)); }
+  void text(const std::string& s) {
+    u32(static_cast<uint32_t>(s.size()));
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  void doubles(const std::vector<double>& v) {
+    u64(v.size());
+    for (double x : v) f64(x);
+  }
+  void blob(const Bytes& b) {
+    u64(b.size());
+    out.insert(out.end(), b.begin(), b.end());
+  }
+  Bytes out;
+
+ private:
+  void le(uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  }
+};
+
+std::string read_text(io::Reader& r, const char* what) {
+  const uint32_t n = r.u32();
+  check(n <= kMaxText, std::string(what) + " longer than " + std::to_string(kMaxText) + " bytes");
+  const auto b = r.bytes(n);
+  return std::string(b.begin(), b.end());
+}
+
+uint64_t read_bounded(io::Reader& r, uint64_t lo, uint64_t hi, const std::string& what) {
+  const uint64_t v = r.u64();
+  check(v >= lo && v <= hi, what + " must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                                std::to_string(v));
+  return v;
+}
+
+double read_finite(io::Reader& r, const std::string& what) {
+  const double v = r.f64();
+  check(std::isfinite(v), what + " must be finite");
+  return v;
+}
+
+// Exactly `count` finite doubles; the count is checked against what is left before allocating.
+std::vector<double> read_doubles(io::Reader& r, uint64_t count, const std::string& what) {
+  const uint64_t stored = r.u64();
+  check(stored == count, what + ": " + std::to_string(stored) + " values stored, the layer needs " +
+                             std::to_string(count));
+  check(count <= r.remaining() / 8, what + ": truncated");
+  std::vector<double> v(count);
+  for (auto& x : v) x = read_finite(r, what);
+  return v;
+}
+
+enum class Kind : uint8_t { Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6 };
+
+void write_layer(Sink& s, const Layer& l) {
+  switch (l.kind) {
+    case LayerKind::Conv2d:
+      s.u8(static_cast<uint8_t>(Kind::Conv2d));
+      s.u64(l.out), s.u64(l.kernel), s.u64(l.stride);
+      s.doubles(l.weight), s.doubles(l.bias);
+      return;
+    case LayerKind::Square: s.u8(static_cast<uint8_t>(Kind::Square)); return;
+    case LayerKind::Activation:
+      s.u8(static_cast<uint8_t>(Kind::Activation));
+      s.f64(l.poly->a()), s.f64(l.poly->b());
+      s.doubles(l.poly->coefficients());
+      return;
+    case LayerKind::AvgPool2d:
+      s.u8(static_cast<uint8_t>(Kind::AvgPool2d));
+      s.u64(l.kernel);
+      return;
+    case LayerKind::Flatten: s.u8(static_cast<uint8_t>(Kind::Flatten)); return;
+    case LayerKind::Linear:
+      s.u8(static_cast<uint8_t>(Kind::Linear));
+      s.u64(l.out);
+      s.doubles(l.weight), s.doubles(l.bias);
+      return;
+  }
+}
+
+// Reads one layer and appends it through Sequential's builders (which check shapes
+// against the current tensor); their InvalidArgument becomes a Serialization error.
+void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
+  const std::string at = "layer " + std::to_string(index);
+  const uint8_t kind = r.u8();
+  try {
+    switch (static_cast<Kind>(kind)) {
+      case Kind::Conv2d: {
+        const uint64_t out = read_bounded(r, 1, kMaxFeatures, at + " channels");
+        const uint64_t k = read_bounded(r, 1, kMaxKernel, at + " kernel");
+        const uint64_t stride = read_bounded(r, 1, kMaxKernel, at + " stride");
+        auto w = read_doubles(r, out * k * k, at + " weights");
+        auto b = read_doubles(r, out, at + " bias");
+        seq.conv2d(out, k, stride, std::move(w), std::move(b));
+        return;
+      }
+      case Kind::Square: seq.square(); return;
+      case Kind::Activation: {
+        const double a = read_finite(r, at + " interval"), b = read_finite(r, at + " interval");
+        const uint64_t count = r.u64();
+        check(count >= 1 && count <= 64, at + ": a polynomial needs 1..64 coefficients");
+        std::vector<double> c(count);
+        for (auto& x : c) x = read_finite(r, at + " coefficient");
+        seq.activation(Polynomial(std::move(c), a, b));
+        return;
+      }
+      case Kind::AvgPool2d: seq.avg_pool2d(read_bounded(r, 1, kMaxSide, at + " pool kernel")); return;
+      case Kind::Flatten: seq.flatten(); return;
+      case Kind::Linear: {
+        const uint64_t out = read_bounded(r, 1, kMaxFeatures, at + " features");
+        const uint64_t in = seq.output_shape().size();
+        check(in <= kMaxWeights / out, at + ": " + std::to_string(out) + " x " + std::to_string(in) +
+                                           " weights exceed the limit of " + std::to_string(kMaxWeights));
+        auto w = read_doubles(r, out * in, at + " weights");
+        auto b = read_doubles(r, out, at + " bias");
+        seq.linear(out, std::move(w), std::move(b));
+        return;
+      }
+    }
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::Serialization) throw;
+    fail(at + ": " + e.what());
+  }
+  fail(at + ": unknown layer kind " + std::to_string(kind));
+}
+
+}  // namespace
+
+bool valid_model_name(const std::string& name) {
+  if (name.empty() || name.size() > 64 || name[0] == '.') return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                    c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Bytes serialize_model(const ModelFile& m) {
+  require(valid_model_name(m.name), ErrorCode::InvalidArgument,
+          "model name must be 1..64 characters of [A-Za-z0-9._-], got \"" + m.name + "\"");
+  require(m.options.batch >= 1, ErrorCode::InvalidArgument, "model file: the batch must be resolved (>= 1)");
+  require(m.compiled_on.size() <= kMaxText, ErrorCode::InvalidArgument, "model file: compiled_on is too long");
+  Sink s;
+  s.u32(kModelFileVersion);
+  s.text(m.name);
+  s.text(m.compiled_on);
+  s.blob(serialize(m.params));
+  s.u8(m.options.packing == Packing::Taps ? 0 : 1);
+  s.u64(m.options.batch);
+  s.i32(m.options.level);
+  s.f64(m.options.scale);
+  s.f64(m.input_min), s.f64(m.input_max);
+  s.f64(m.promised_bits), s.f64(m.measured_bits), s.f64(m.dry_run_ms);
+  s.u64(m.model.height()), s.u64(m.model.width());
+  s.u32(static_cast<uint32_t>(m.model.layers().size()));
+  for (const Layer& l : m.model.layers()) write_layer(s, l);
+  return format::seal(format::ObjectType::Model, m.params.fingerprint(), s.out);
+}
+
+ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
+  uint64_t fingerprint = 0;
+  io::Reader r(format::open(blob, format::ObjectType::Model, limits, fingerprint));
+  const uint32_t version = r.u32();
+  check(version == kModelFileVersion, "unsupported model format version " + std::to_string(version) +
+                                          " (this build reads version " + std::to_string(kModelFileVersion) + ")");
+  std::string name = read_text(r, "name");
+  check(valid_model_name(name), "invalid model name");
+  std::string compiled_on = read_text(r, "compiled_on");
+  const uint64_t params_bytes = r.u64();
+  check(params_bytes <= r.remaining(), "parameters: truncated");
+  Parameters params = deserialize_parameters(r.bytes(params_bytes), limits);
+  check(params.fingerprint() == fingerprint, "the parameters do not match the file's fingerprint");
+  CompileOptions options;
+  const uint8_t packing = r.u8();
+  check(packing <= 1, "unknown packing " + std::to_string(packing));
+  options.packing = packing == 0 ? Packing::Taps : Packing::Im2col;
+  options.batch = read_bounded(r, 1, params.slots(), "batch");
+  options.level = static_cast<int32_t>(r.u32());
+  check(options.level >= -1 && options.level <= static_cast<int>(params.max_level()), "input level out of range");
+  options.scale = r.f64();
+  check(std::isfinite(options.scale) && options.scale >= 0, "input scale must be finite and >= 0");
+  const double lo = read_finite(r, "input range"), hi = read_finite(r, "input range");
+  check(lo <= hi, "input range is empty");
+  const double promised = r.f64(), measured = r.f64(), run_ms = r.f64();
+  check(!std::isnan(promised) && !std::isnan(measured) && std::isfinite(run_ms) && run_ms >= 0,
+        "precision or time fields are not numbers");
+  const uint64_t h = read_bounded(r, 1, kMaxSide, "input height");
+  const uint64_t w = read_bounded(r, 1, kMaxSide, "input width");
+  Sequential seq(h, w);
+  const uint32_t layers = r.u32();
+  check(layers >= 1 && layers <= kMaxLayers, "layer count must be in [1, " + std::to_string(kMaxLayers) + "]");
+  for (uint32_t i = 0; i < layers; ++i) read_layer(r, seq, i);
+  check(r.remaining() == 0, "trailing bytes after the last layer");
+  return ModelFile{std::move(name), std::move(seq), std::move(params), options, lo, hi, promised, measured,
+                   run_ms, std::move(compiled_on)};
+}
+
+void write_model_file(const std::string& path, const ModelFile& m) {
+  const Bytes bytes = serialize_model(m);
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    require(f.good(), ErrorCode::InvalidArgument, "cannot write " + tmp);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    require(f.good(), ErrorCode::InvalidArgument, "cannot write " + tmp);
+  }
+  ::chmod(tmp.c_str(), 0644);
+  require(std::rename(tmp.c_str(), path.c_str()) == 0, ErrorCode::InvalidArgument, "cannot write " + path);
+}
+
+ModelFile read_model_file(const std::string& path, const SerializationLimits& limits) {
+  std::ifstream f(path, std::ios::binary);
+  require(f.good(), ErrorCode::InvalidArgument, "cannot read model file " + path);
+  f.seekg(0, std::ios::end);
+  const auto size = static_cast<uint64_t>(f.tellg());
+  require(size <= limits.max_blob_bytes, ErrorCode::Serialization,
+          "model file " + path + " is larger than the limit of " + std::to_string(limits.max_blob_bytes) + " bytes");
+  f.seekg(0);
+  Bytes bytes(size);
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  require(f.good(), ErrorCode::InvalidArgument, "cannot read model file " + path);
+  return deserialize_model(bytes, limits);
+}
+
+}  // namespace veil::nn

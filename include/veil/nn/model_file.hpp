@@ -1,0 +1,50 @@
+// A compiled model file (".veil"): everything a server needs to run a model and a
+// client needs to query it, and nothing secret. It holds the layers (weights), the
+// CKKS parameters the compiler chose, the compile options that fix the plan (packing,
+// batch, input level and scale), the input range and the precision the compiler
+// promised and measured. It never holds a key.
+//
+// Format: one Veil blob (docs/serialization.md) of object type 8 whose fingerprint is
+// the parameters' and whose payload is described in docs/models.md ("Model files").
+// Loading validates everything before use (frame, checksum, version, every size
+// bounded before allocation, weights finite, layer shapes through Sequential's own
+// checks, the nested parameters through deserialize_parameters) and throws
+// Error(Serialization) for any mismatch, so a hostile file ends in an error.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "veil/nn/model.hpp"
+#include "veil/params.hpp"
+#include "veil/serialization.hpp"
+
+namespace veil::nn {
+
+struct ModelFile {
+  std::string name;  // 1..64 characters of [A-Za-z0-9._-] (a URL path segment)
+  Sequential model;
+  Parameters params;
+  CompileOptions options;  // batch resolved (never 0), level and scale as compiled
+  double input_min = 0, input_max = 1;  // the range the dry run drew inputs from
+  double promised_bits = 0;  // what compile was asked for
+  double measured_bits = 0;  // compile's encrypted dry run (nn/compile.hpp: precision_bits)
+  double dry_run_ms = 0;     // one encrypted run() there, wall clock
+  std::string compiled_on;   // backend and machine of the dry run (free text, <= 256 bytes)
+};
+
+inline constexpr uint32_t kModelFileVersion = 1;
+
+Bytes serialize_model(const ModelFile& m);
+ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits = {});
+
+// Files: written whole (to a temporary name, then renamed), mode 0644 (no secrets).
+// Errors: Error(InvalidArgument) when the file cannot be read or written, plus the
+// deserialization errors.
+void write_model_file(const std::string& path, const ModelFile& m);
+ModelFile read_model_file(const std::string& path, const SerializationLimits& limits = {});
+
+// True for 1..64 characters of [A-Za-z0-9._-], not starting with '.'.
+bool valid_model_name(const std::string& name);
+
+}  // namespace veil::nn
