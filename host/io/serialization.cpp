@@ -296,6 +296,22 @@ ByteView format::open(ByteView blob, ObjectType want, const SerializationLimits&
   return b.payload;
 }
 
+std::vector<ByteView> split_blobs(ByteView data, size_t max_blobs) {
+  std::vector<ByteView> out;
+  while (!data.empty()) {
+    check(out.size() < max_blobs, "too many blobs");
+    check(data.size() >= kHeaderBytes + kChecksumBytes, "truncated blob in a sequence of blobs");
+    io::Reader header(data.first(kHeaderBytes));
+    header.bytes(format::kLengthOffset);
+    const uint64_t payload = header.u64();
+    check(payload <= data.size() - kHeaderBytes - kChecksumBytes, "truncated blob in a sequence of blobs");
+    const size_t size = kHeaderBytes + static_cast<size_t>(payload) + kChecksumBytes;
+    out.push_back(data.first(size));
+    data = data.subspan(size);
+  }
+  return out;
+}
+
 // ============================================================== parameters
 // Payload: u32 log_n, u8 security, f64 scale, u32 #q, q[], u32 #p, p[].
 

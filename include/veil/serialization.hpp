@@ -52,6 +52,12 @@ Bytes serialize(const GaloisKeys& gk, bool compress = true);
 GaloisKeys deserialize_galois_keys(const ContextPtr& ctx, ByteView blob,
                                    const SerializationLimits& limits = {});
 
+// Splits a concatenation of blobs (a request body, a query file) at the lengths in
+// their headers. Checks the framing only: each blob must still be loaded by its own
+// deserialize_*. Error(Serialization) when the data does not split exactly into at
+// most max_blobs blobs.
+std::vector<ByteView> split_blobs(ByteView data, size_t max_blobs);
+
 // The secret key is for the client's own storage only: never send it.
 Bytes serialize_secret_key(const SecretKey& sk);
 SecretKey deserialize_secret_key(const ContextPtr& ctx, ByteView blob,

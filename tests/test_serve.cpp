@@ -1,0 +1,299 @@
+// The model server, started for real on a loopback port the test picks, and talked to
+// over HTTP: a full encrypted round trip of the digits ConvNet, hostile requests (each
+// followed by a good one), expiry, concurrent clients with their own keys, and two
+// servers sharing one key store.
+#include <httplib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "test_util.hpp"
+#include "veil/nn/convnet.hpp"
+#include "veil/serve/server.hpp"
+
+namespace veil::test {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+const std::string kData = (fs::path(__FILE__).parent_path() / "data").string();
+
+nn::ModelFile digits_file() {
+  static const nn::ModelFile file = [] {
+    nn::CompileOptions o;
+    o.batch = 64;
+    return nn::ModelFile{"digits", nn::convnet_model(nn::load_convnet_weights(kData + "/convnet_digits.weights")),
+                         nn::convnet_parameters(13), o, 0, 1, 10, 11, 0, "test"};
+  }();
+  return file;
+}
+
+// A temporary key-store directory, removed at the end.
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("veil-serve-" + std::to_string(::getpid()) + "-" +
+                                                std::to_string(counter()++));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { fs::remove_all(path); }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+};
+
+struct Server {
+  explicit Server(const std::string& store_dir, serve::ServerOptions o = {})
+      : server({digits_file()}, std::make_shared<serve::DirectoryKeyStore>(store_dir), o) {
+    server.start();
+  }
+  httplib::Client client() const { return httplib::Client("127.0.0.1", server.port()); }
+  serve::ModelServer server;
+};
+
+std::string body_of(const std::vector<Bytes>& blobs) {
+  std::string s;
+  for (const auto& b : blobs) s.append(reinterpret_cast<const char*>(b.data()), b.size());
+  return s;
+}
+
+// A client of the digits model: its own keys, encryption, decryption.
+struct Client {
+  Client()
+      : ctx(Context::create(digits_file().params, BackendKind::Cpu)),
+        plan(ctx, digits_file().model, digits_file().options),
+        keygen(ctx),
+        encoder(ctx),
+        encryptor(ctx, keygen.secret_key()),
+        decryptor(ctx, keygen.secret_key()) {}
+
+  std::string session_body() {
+    return body_of({serialize(keygen.create_relin_key()),
+                    serialize(keygen.create_galois_keys(plan.rotation_steps(), false))});
+  }
+  std::string open(const httplib::Client& http) {
+    auto r = const_cast<httplib::Client&>(http).Post("/v1/sessions?model=digits", session_body(),
+                                                     "application/octet-stream");
+    EXPECT_TRUE(r) << "no response";
+    if (!r) return "";
+    EXPECT_EQ(r->status, 201) << r->body;
+    return json::parse(r->body).value("session", "");
+  }
+  std::string query(const std::vector<std::vector<double>>& images) {
+    std::vector<Bytes> blobs;
+    for (const auto& slots : plan.encode(images))
+      blobs.push_back(serialize(encryptor.encrypt(
+          encoder.encode(slots, plan.input_scale(), static_cast<int>(plan.input_level())))));
+    return body_of(blobs);
+  }
+  // Classes from an answer body.
+  std::vector<int> classes(const std::string& body, size_t images) {
+    const ByteView view(reinterpret_cast<const uint8_t*>(body.data()), body.size());
+    std::vector<std::vector<double>> decoded;
+    for (const auto& b : split_blobs(view, 16)) decoded.push_back(encoder.decode(decryptor.decrypt(deserialize_ciphertext(ctx, b))));
+    std::vector<int> out;
+    for (const auto& logits : plan.decode(decoded, images)) out.push_back(nn::argmax(logits));
+    return out;
+  }
+
+  ContextPtr ctx;
+  nn::CompiledModel plan;
+  KeyGenerator keygen;
+  Encoder encoder;
+  Encryptor encryptor;
+  Decryptor decryptor;
+};
+
+std::vector<std::vector<double>> images(size_t count) { return nn::load_convnet_test_set(kData, count).images; }
+
+size_t agreement(const std::vector<int>& got, const std::vector<std::vector<double>>& imgs) {
+  const auto model = digits_file().model;
+  size_t same = 0;
+  for (size_t i = 0; i < imgs.size(); ++i) same += got[i] == nn::argmax(model.forward(imgs[i]));
+  return same;
+}
+
+// POST infer and the classes of the answer (status checked).
+std::vector<int> infer(Client& c, httplib::Client& http, const std::string& session,
+                       const std::vector<std::vector<double>>& imgs) {
+  auto r = http.Post(("/v1/sessions/" + session + "/infer").c_str(), c.query(imgs), "application/octet-stream");
+  if (!r) {
+    ADD_FAILURE() << "no response";
+    return {};
+  }
+  EXPECT_EQ(r->status, 200) << r->body;
+  if (r->status != 200) return {};
+  return c.classes(r->body, imgs.size());
+}
+
+void expect_json_error(const httplib::Result& r, int status, const std::string& what) {
+  ASSERT_TRUE(r) << what << ": no response";
+  EXPECT_EQ(r->status, status) << what << ": " << r->body;
+  if (r->status != 200 && r->status != 204) {
+    const json j = json::parse(r->body, nullptr, false);
+    EXPECT_TRUE(j.is_object() && j.contains("error")) << what << ": " << r->body;
+  }
+}
+
+TEST(Serve, DescribesItsModelsAndAnswersAnEncryptedQuery) {
+  TempDir store;
+  Server s(store.path.string());
+  auto http = s.client();
+  auto health = http.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->body, "ok\n");
+  auto models = http.Get("/v1/models");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(json::parse(models->body).size(), 1u);
+  auto desc = http.Get("/v1/models/digits");
+  ASSERT_TRUE(desc);
+  const json d = json::parse(desc->body);
+  Client c;
+  EXPECT_EQ(d["batch"], 64);
+  EXPECT_EQ(d["input_ciphertexts"], c.plan.input_ciphertexts());
+  EXPECT_EQ(d["rotation_steps"].get<std::vector<int64_t>>(), c.plan.rotation_steps());
+  EXPECT_EQ(desc->body.find("weight"), std::string::npos);  // never the weights
+  const std::string session = c.open(http);
+  ASSERT_EQ(session.size(), 64u);
+  const auto imgs = images(64);
+  const auto got = infer(c, http, session, imgs);
+  ASSERT_EQ(got.size(), 64u);
+  EXPECT_GE(agreement(got, imgs), 62u);
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("veil_infer_seconds_count 1"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("veil_sessions 1"), std::string::npos) << metrics->body;
+}
+
+TEST(Serve, HostileRequestsGetJsonErrorsAndTheServerKeepsServing) {
+  TempDir store;
+  serve::ServerOptions o;
+  o.max_body_bytes = 48 << 20;  // keys of this model: about 21 MB
+  Server s(store.path.string(), o);
+  auto http = s.client();
+  Client c;
+  const std::string session = c.open(http);
+  const auto imgs = images(8);
+  auto still_serving = [&](const std::string& after) {
+    const auto got = infer(c, http, session, imgs);
+    EXPECT_EQ(got.size(), 8u) << "after " << after;
+  };
+  expect_json_error(http.Get("/v1/models/nope"), 404, "unknown model");
+  expect_json_error(http.Get("/v2/nothing"), 404, "unknown route");
+  expect_json_error(http.Post("/v1/sessions", "x", "application/octet-stream"), 400, "no model parameter");
+  expect_json_error(http.Post("/v1/sessions?model=nope", "x", "application/octet-stream"), 404, "unknown model");
+  expect_json_error(http.Post("/v1/sessions?model=digits", "garbage", "application/octet-stream"), 400,
+                    "garbage keys");
+  // A secret key is refused like any wrong object.
+  expect_json_error(http.Post("/v1/sessions?model=digits",
+                              body_of({serialize_secret_key(c.keygen.secret_key()),
+                                       serialize(c.keygen.create_galois_keys(c.plan.rotation_steps(), false))}),
+                              "application/octet-stream"),
+                    400, "a secret key");
+  // Keys of another parameter set.
+  {
+    auto other = Context::create(nn::convnet_parameters(14), BackendKind::Cpu);
+    KeyGenerator kg(other);
+    expect_json_error(http.Post("/v1/sessions?model=digits",
+                                body_of({serialize(kg.create_relin_key()), serialize(kg.create_galois_keys({1}, false))}),
+                                "application/octet-stream"),
+                      400, "keys of other parameters");
+  }
+  expect_json_error(http.Post("/v1/sessions?model=digits",
+                              body_of({serialize(c.keygen.create_relin_key()),
+                                       serialize(c.keygen.create_galois_keys({1}, false))}),
+                              "application/octet-stream"),
+                    400, "Galois keys without the model's steps");
+  still_serving("bad sessions");
+  const std::string unknown(64, 'a');
+  expect_json_error(http.Post(("/v1/sessions/" + unknown + "/infer").c_str(), c.query(imgs), "application/octet-stream"),
+                    404, "unknown session");
+  expect_json_error(http.Post("/v1/sessions/..%2f..%2fetc/infer", "x", "application/octet-stream"), 404,
+                    "malformed session id");
+  expect_json_error(http.Post(("/v1/sessions/" + session + "/infer").c_str(), "garbage", "application/octet-stream"),
+                    400, "garbage ciphertexts");
+  {
+    const std::string one = c.query(imgs);
+    const auto first = split_blobs(ByteView(reinterpret_cast<const uint8_t*>(one.data()), one.size()), 64).front();
+    expect_json_error(http.Post(("/v1/sessions/" + session + "/infer").c_str(),
+                                std::string(reinterpret_cast<const char*>(first.data()), first.size()),
+                                "application/octet-stream"),
+                      400, "one ciphertext of 49");
+  }
+  expect_json_error(http.Post(("/v1/sessions/" + session + "/infer").c_str(), std::string(49 << 20, 'x'),
+                              "application/octet-stream"),
+                    413, "an oversized body");
+  still_serving("bad inferences");
+  auto del = http.Delete(("/v1/sessions/" + session).c_str());
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 204);
+  expect_json_error(http.Post(("/v1/sessions/" + session + "/infer").c_str(), c.query(imgs), "application/octet-stream"),
+                    404, "a deleted session");
+  const std::string again = c.open(http);
+  EXPECT_EQ(infer(c, http, again, imgs).size(), 8u);
+}
+
+TEST(Serve, SessionsExpire) {
+  TempDir store;
+  serve::ServerOptions o;
+  o.session_ttl = std::chrono::seconds(1);
+  Server s(store.path.string(), o);
+  auto http = s.client();
+  Client c;
+  const std::string session = c.open(http);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  expect_json_error(http.Post(("/v1/sessions/" + session + "/infer").c_str(), c.query(images(4)),
+                              "application/octet-stream"),
+                    404, "an expired session");
+}
+
+TEST(Serve, ConcurrentClientsEachGetTheirOwnAnswers) {
+  TempDir store;
+  serve::ServerOptions o;
+  o.threads = 4;
+  Server s(store.path.string(), o);
+  const auto imgs = images(64);
+  run_on_threads(4, [&](size_t i) {
+    auto http = s.client();
+    Client c;
+    const std::string session = c.open(http);
+    for (int r = 0; r < 2; ++r) {
+      // Each client sends a different slice so that mixed-up answers would show.
+      std::vector<std::vector<double>> mine(imgs.begin() + static_cast<std::ptrdiff_t>(8 * i + r),
+                                            imgs.begin() + static_cast<std::ptrdiff_t>(8 * i + r + 16));
+      const auto got = infer(c, http, session, mine);
+      ASSERT_EQ(got.size(), mine.size());
+      EXPECT_GE(agreement(got, mine), mine.size() - 1) << "client " << i << " request " << r;
+    }
+  });
+}
+
+TEST(Serve, TwoServersShareOneKeyStore) {
+  TempDir store;
+  Server a(store.path.string()), b(store.path.string());
+  auto ha = a.client(), hb = b.client();
+  Client c;
+  const std::string session = c.open(ha);
+  const auto imgs = images(8);
+  EXPECT_EQ(infer(c, hb, session, imgs).size(), 8u);  // opened on a, served by b
+  EXPECT_EQ(infer(c, ha, session, imgs).size(), 8u);
+  auto del = hb.Delete(("/v1/sessions/" + session).c_str());
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 204);
+  // a cached the keys, but the session is gone everywhere.
+  expect_json_error(ha.Post(("/v1/sessions/" + session + "/infer").c_str(), c.query(imgs), "application/octet-stream"),
+                    404, "a session deleted on the other server");
+}
+
+TEST(Serve, RefusesBadConfigurations) {
+  TempDir store;
+  auto ks = std::make_shared<serve::DirectoryKeyStore>(store.path.string());
+  EXPECT_THROW(serve::ModelServer({}, ks), Error);
+  EXPECT_THROW(serve::ModelServer({digits_file(), digits_file()}, ks), Error);
+  EXPECT_THROW(serve::ModelServer({digits_file()}, nullptr), Error);
+  EXPECT_FALSE(serve::valid_session_id("../../etc/passwd"));
+  EXPECT_TRUE(serve::valid_session_id(serve::new_session_id()));
+  EXPECT_NE(serve::new_session_id(), serve::new_session_id());
+}
+
+}  // namespace
+}  // namespace veil::test
