@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "redis_fixture.hpp"
 #include "test_util.hpp"
 #include "veil/nn/convnet.hpp"
 #include "veil/serve/server.hpp"
@@ -42,8 +43,9 @@ struct TempDir {
 };
 
 struct Server {
-  explicit Server(const std::string& store_dir, serve::ServerOptions o = {})
-      : server({digits_file()}, std::make_shared<serve::DirectoryKeyStore>(store_dir), o) {
+  // store: a directory, or redis://HOST:PORT/PREFIX.
+  explicit Server(const std::string& store, serve::ServerOptions o = {})
+      : server({digits_file()}, serve::open_key_store(store), o) {
     server.start();
   }
   httplib::Client client() const { return httplib::Client("127.0.0.1", server.port()); }
@@ -282,6 +284,49 @@ TEST(Serve, TwoServersShareOneKeyStore) {
   // a cached the keys, but the session is gone everywhere.
   expect_json_error(ha.Post(("/v1/sessions/" + session + "/infer").c_str(), c.query(imgs), "application/octet-stream"),
                     404, "a session deleted on the other server");
+}
+
+TEST(Serve, RedisKeyStoreKeepsExpiresAndForgets) {
+  RedisServer redis;
+  auto store = serve::open_key_store(redis.url());
+  const std::string a = serve::new_session_id(), b = serve::new_session_id();
+  const std::vector<uint8_t> value = {0, 1, 2, 255, 0, 7};  // binary-safe
+  store->put(a, value, std::chrono::seconds(60));
+  store->put(b, value, std::chrono::seconds(1));
+  EXPECT_EQ(store->get(a), value);
+  EXPECT_TRUE(store->alive(a));
+  EXPECT_EQ(store->count(), 2u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_FALSE(store->get(b).has_value());
+  EXPECT_FALSE(store->alive(b));
+  EXPECT_TRUE(store->erase(a));
+  EXPECT_FALSE(store->erase(a));
+  EXPECT_EQ(store->count(), 0u);
+  EXPECT_FALSE(store->get("../../etc").has_value());
+  EXPECT_THROW(serve::open_key_store("redis://127.0.0.1:" + std::to_string(free_loopback_port())), Error);
+}
+
+// Two replicas behind any load balancer: sessions opened on one are served by the
+// other, deleted everywhere at once, and survive the loss of the replica that opened them.
+TEST(Serve, TwoServersShareOneRedis) {
+  RedisServer redis;
+  auto b = std::make_unique<Server>(redis.url());
+  auto a = std::make_unique<Server>(redis.url());
+  auto ha = a->client(), hb = b->client();
+  Client c;
+  const auto imgs = images(8);
+  const std::string first = c.open(ha), second = c.open(ha);
+  for (int r = 0; r < 2; ++r) {  // alternating replicas
+    EXPECT_GE(agreement(infer(c, hb, first, imgs), imgs), 7u);
+    EXPECT_GE(agreement(infer(c, ha, first, imgs), imgs), 7u);
+  }
+  auto del = hb.Delete(("/v1/sessions/" + first).c_str());
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 204);
+  expect_json_error(ha.Post(("/v1/sessions/" + first + "/infer").c_str(), c.query(imgs), "application/octet-stream"),
+                    404, "a session deleted through the other replica");
+  a.reset();  // the replica that opened `second` is gone
+  EXPECT_GE(agreement(infer(c, hb, second, imgs), imgs), 7u);
 }
 
 TEST(Serve, RefusesBadConfigurations) {

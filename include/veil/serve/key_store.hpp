@@ -51,6 +51,33 @@ class DirectoryKeyStore final : public KeyStore {
   std::mutex sweep_mutex_;
 };
 
+// Redis (hiredis), so that several servers behind a load balancer share sessions:
+// each entry is one key "<prefix><id>" holding the value, with Redis's own expiry
+// (SET ... EX ttl). One connection, serialized by a mutex, reconnected after a
+// failure. Errors: Error(Backend) naming the server when Redis cannot be reached or
+// answers with an error.
+class RedisKeyStore final : public KeyStore {
+ public:
+  RedisKeyStore(std::string host, int port, std::string prefix = "veil:session:");
+  ~RedisKeyStore() override;
+  void put(const std::string& id, const std::vector<uint8_t>& value, std::chrono::seconds ttl) override;
+  std::optional<std::vector<uint8_t>> get(const std::string& id) override;
+  bool alive(const std::string& id) override;
+  bool erase(const std::string& id) override;
+  size_t count() override;
+  std::string describe() const override;
+
+ private:
+  struct Connection;
+  std::string host_, prefix_;
+  int port_;
+  std::mutex mutex_;
+  std::unique_ptr<Connection> conn_;
+};
+
+// A store from a command-line spec: "redis://HOST:PORT[/PREFIX]" or a directory path.
+std::shared_ptr<KeyStore> open_key_store(const std::string& spec);
+
 // True for exactly 64 lowercase hexadecimal characters (what new_session_id makes).
 bool valid_session_id(const std::string& id);
 // 32 bytes from the OS CSPRNG (libsodium), hex.
