@@ -5,11 +5,13 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "redis_fixture.hpp"
 #include "test_util.hpp"
 #include "veil/nn/convnet.hpp"
+#include "veil/serve/client.hpp"
 #include "veil/serve/server.hpp"
 
 namespace veil::test {
@@ -56,6 +58,11 @@ std::string body_of(const std::vector<Bytes>& blobs) {
   std::string s;
   for (const auto& b : blobs) s.append(reinterpret_cast<const char*>(b.data()), b.size());
   return s;
+}
+
+std::string read_bytes(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
 // A client of the digits model: its own keys, encryption, decryption.
@@ -327,6 +334,53 @@ TEST(Serve, TwoServersShareOneRedis) {
                     404, "a session deleted through the other replica");
   a.reset();  // the replica that opened `second` is gone
   EXPECT_GE(agreement(infer(c, hb, second, imgs), imgs), 7u);
+}
+
+// The query client against a real server: batches, cached keys (0600 secret key),
+// a reused session, and a server that forgot the session.
+TEST(Serve, QueryClientEncryptsSendsAndDecrypts) {
+  TempDir store, cache;
+  const auto imgs = images(70);  // a full batch of 64 and one of 6
+  std::string secret_before;
+  int port = 0;
+  {
+    Server s(store.path.string());
+    port = s.server.port();
+    serve::QueryOptions o;
+    o.cache_dir = cache.path.string();
+    std::vector<std::string> lines;
+    o.progress = [&](const std::string& l) { lines.push_back(l); };
+    serve::QueryClient q("http://127.0.0.1:" + std::to_string(s.server.port()), "digits", o);
+    EXPECT_EQ(q.batch(), 64u);
+    EXPECT_EQ(q.input_size(), 28u * 28u);
+    const auto out = q.infer(imgs);
+    ASSERT_EQ(out.size(), 70u);
+    std::vector<int> classes;
+    for (const auto& y : out) classes.push_back(nn::argmax(y));
+    EXPECT_GE(agreement(classes, imgs), 68u);
+    const fs::path sk = fs::path(q.key_dir()) / "secret.key";
+    ASSERT_TRUE(fs::exists(sk));
+    EXPECT_EQ(fs::status(sk).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+    secret_before = read_bytes(sk);
+    EXPECT_THROW(q.infer({std::vector<double>(5, 0.0)}), Error);  // wrong size, refused locally
+    EXPECT_GE(lines.size(), 3u);
+  }
+  // A restarted server on the same address with an empty store: the cached session is
+  // unknown there, the client opens another with the same cached keys.
+  serve::ServerOptions restarted;
+  restarted.port = port;
+  Server s2(store.path.string() + "-2", restarted);
+  serve::QueryOptions o;
+  o.cache_dir = cache.path.string();
+  serve::QueryClient q("http://127.0.0.1:" + std::to_string(port), "digits", o);
+  const auto out = q.infer(std::vector<std::vector<double>>(imgs.begin(), imgs.begin() + 4));
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(read_bytes(fs::path(q.key_dir()) / "secret.key"), secret_before);  // the same keys
+  q.close();
+  fs::remove_all(store.path.string() + "-2");
+  EXPECT_THROW(serve::QueryClient("http://127.0.0.1:" + std::to_string(s2.server.port()), "nope", o), Error);
+  EXPECT_THROW(serve::QueryClient("ftp://x", "digits", o), Error);
+  EXPECT_THROW(serve::QueryClient("http://127.0.0.1:" + std::to_string(free_loopback_port()), "digits", o), Error);
 }
 
 TEST(Serve, RefusesBadConfigurations) {

@@ -67,6 +67,27 @@ std::string base64(const Bytes& b) {
   return out;
 }
 
+// The layers without their values: what a client needs to rebuild the plan's input
+// and output layouts (serve/client.hpp), never a weight.
+json architecture(const nn::Sequential& model) {
+  json layers = json::array();
+  for (const nn::Layer& l : model.layers()) {
+    switch (l.kind) {
+      case nn::LayerKind::Conv2d:
+        layers.push_back({{"kind", "conv2d"}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride}});
+        break;
+      case nn::LayerKind::Square: layers.push_back({{"kind", "square"}}); break;
+      case nn::LayerKind::Activation:
+        layers.push_back({{"kind", "activation"}, {"degree", l.poly->degree()}, {"a", l.poly->a()}, {"b", l.poly->b()}});
+        break;
+      case nn::LayerKind::AvgPool2d: layers.push_back({{"kind", "avg_pool2d"}, {"kernel", l.kernel}}); break;
+      case nn::LayerKind::Flatten: layers.push_back({{"kind", "flatten"}}); break;
+      case nn::LayerKind::Linear: layers.push_back({{"kind", "linear"}, {"out", l.out}}); break;
+    }
+  }
+  return layers;
+}
+
 json describe_model(const ModelEntry& m) {
   const auto& f = m.file;
   const auto& p = f.params;
@@ -83,6 +104,8 @@ json describe_model(const ModelEntry& m) {
               {"input_level", plan.input_level()},
               {"input_scale", plan.input_scale()},
               {"rotation_steps", plan.rotation_steps()},
+              {"layers", architecture(f.model)},
+              {"options", {{"level", f.options.level}, {"scale", f.options.scale}}},
               {"precision", {{"promised_bits", f.promised_bits}, {"measured_bits", f.measured_bits}}},
               {"parameters",
                {{"log_n", p.log_n()},
