@@ -255,20 +255,23 @@ TEST(Serve, SessionsExpire) {
                     404, "an expired session");
 }
 
+// 16 clients x 4 requests at once, each client with its own keys: every answer
+// decrypts under its own key to its own images' classes (none mixed up, none lost).
 TEST(Serve, ConcurrentClientsEachGetTheirOwnAnswers) {
   TempDir store;
   serve::ServerOptions o;
   o.threads = 4;
   Server s(store.path.string(), o);
   const auto imgs = images(64);
-  run_on_threads(4, [&](size_t i) {
+  run_on_threads(16, [&](size_t i) {
     auto http = s.client();
     Client c;
     const std::string session = c.open(http);
-    for (int r = 0; r < 2; ++r) {
-      // Each client sends a different slice so that mixed-up answers would show.
-      std::vector<std::vector<double>> mine(imgs.begin() + static_cast<std::ptrdiff_t>(8 * i + r),
-                                            imgs.begin() + static_cast<std::ptrdiff_t>(8 * i + r + 16));
+    for (size_t r = 0; r < 4; ++r) {
+      // Each request sends a different slice so that mixed-up answers would show.
+      const size_t first = (3 * i + 5 * r) % 48;
+      std::vector<std::vector<double>> mine(imgs.begin() + static_cast<std::ptrdiff_t>(first),
+                                            imgs.begin() + static_cast<std::ptrdiff_t>(first + 16));
       const auto got = infer(c, http, session, mine);
       ASSERT_EQ(got.size(), mine.size());
       EXPECT_GE(agreement(got, mine), mine.size() - 1) << "client " << i << " request " << r;
@@ -381,6 +384,37 @@ TEST(Serve, QueryClientEncryptsSendsAndDecrypts) {
   EXPECT_THROW(serve::QueryClient("http://127.0.0.1:" + std::to_string(s2.server.port()), "nope", o), Error);
   EXPECT_THROW(serve::QueryClient("ftp://x", "digits", o), Error);
   EXPECT_THROW(serve::QueryClient("http://127.0.0.1:" + std::to_string(free_loopback_port()), "digits", o), Error);
+}
+
+// HTTPS with a self-signed certificate made by the test (Debian's openssl command).
+TEST(Serve, ServesOverTls) {
+  TempDir store, tls, cache;
+  const std::string cert = (tls.path / "cert.pem").string(), key = (tls.path / "key.pem").string();
+  const std::string cmd = "openssl req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+                          " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl could not make a test certificate";
+  serve::ServerOptions o;
+  o.tls_cert = cert;
+  o.tls_key = key;
+  Server s(store.path.string(), o);
+  serve::QueryOptions q;
+  q.cache_dir = cache.path.string();
+  q.ca_cert = cert;
+  serve::QueryClient client("https://127.0.0.1:" + std::to_string(s.server.port()), "digits", q);
+  const auto imgs = images(4);
+  const auto out = client.infer(imgs);
+  ASSERT_EQ(out.size(), 4u);
+  // Plain HTTP to the TLS port gets nowhere; an untrusted certificate is refused.
+  httplib::Client plain("127.0.0.1", s.server.port());
+  auto r = plain.Get("/healthz");
+  EXPECT_TRUE(!r || r->status != 200);
+  serve::QueryOptions untrusting;
+  untrusting.cache_dir = cache.path.string();
+  untrusting.ca_cert = (tls.path / "missing.pem").string();
+  EXPECT_THROW(serve::QueryClient("https://127.0.0.1:" + std::to_string(s.server.port()), "digits", untrusting), Error);
+  serve::ServerOptions half;
+  half.tls_cert = cert;
+  EXPECT_THROW(Server(store.path.string(), half), Error);
 }
 
 TEST(Serve, RefusesBadConfigurations) {

@@ -176,8 +176,11 @@ struct ModelServer::Impl {
   ServerOptions opt;
   std::shared_ptr<KeyStore> store;
   std::map<std::string, ModelEntry> models;
-  httplib::Server http;
+  std::unique_ptr<httplib::Server> owned_http;  // an SSLServer when TLS is configured
+  httplib::Server& http;
   std::thread thread;
+
+  explicit Impl(std::unique_ptr<httplib::Server> server) : owned_http(std::move(server)), http(*owned_http) {}
   int port = -1;
   std::atomic<size_t> inflight{0};
   std::mutex cache_mutex;
@@ -352,8 +355,21 @@ struct ModelServer::Impl {
   }
 };
 
+namespace {
+std::unique_ptr<httplib::Server> make_http(const ServerOptions& o) {
+  require(o.tls_cert.empty() == o.tls_key.empty(), ErrorCode::InvalidArgument,
+          "serve: TLS needs both a certificate and its private key");
+  if (o.tls_cert.empty()) return std::make_unique<httplib::Server>();
+  auto s = std::make_unique<httplib::SSLServer>(o.tls_cert.c_str(), o.tls_key.c_str());
+  require(s->is_valid(), ErrorCode::InvalidArgument,
+          "serve: cannot use the TLS certificate " + o.tls_cert + " with key " + o.tls_key +
+              " (unreadable, not PEM, or they do not match)");
+  return s;
+}
+}  // namespace
+
 ModelServer::ModelServer(std::vector<nn::ModelFile> models, std::shared_ptr<KeyStore> store, ServerOptions options)
-    : impl_(std::make_unique<Impl>()) {
+    : impl_(std::make_unique<Impl>(make_http(options))) {
   require(!models.empty(), ErrorCode::InvalidArgument, "serve: no models");
   require(store != nullptr, ErrorCode::InvalidArgument, "serve: no key store");
   impl_->opt = options;

@@ -47,6 +47,8 @@ struct ServerOptions {
   std::chrono::seconds io_timeout{60};  // reading a request / writing a response
   size_t key_cache = 16;              // sessions whose keys stay deserialized in memory
   bool allow_insecure_parameters = false;  // models with Security::InsecureTestingOnly
+  // HTTPS: PEM certificate (chain) and private key files; both or neither.
+  std::string tls_cert, tls_key;
 };
 
 class ModelServer {
