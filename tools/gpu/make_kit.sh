@@ -38,7 +38,7 @@ git diff --quiet HEAD 2>/dev/null || echo "+local changes" >> "$kit/commit"
 (cd "$kit/debs" && apt-get download -q libntl-dev libntl44 libgf2x3 libgmp-dev libgmp10 libgmpxx4ldbl \
   libsodium-dev libsodium23 libgtest-dev libbenchmark-dev libbenchmark1debian pkgconf pkgconf-bin \
   libpkgconf3 libcpp-httplib-dev libcpp-httplib0.11 nlohmann-json3-dev libhiredis-dev libhiredis0.14 libssl-dev \
-  libssl3 zlib1g-dev libbrotli-dev libbrotli1 libcli11-dev libonnx-dev libprotobuf-dev 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
+  libssl3 zlib1g-dev libbrotli-dev libbrotli1 libcli11-dev 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
 for deb in "$kit"/debs/*.deb; do dpkg -x "$deb" "$kit/sysroot"; done
 rm -rf "$kit/debs"
 du -sh "$kit"
