@@ -84,7 +84,8 @@ TEST(ModelFile, FilesAreWrittenWholeAndReadBack) {
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "m.veil").string();
   nn::write_model_file(path, sample());
-  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()), 1);
+  EXPECT_THROW(nn::read_model_file(dir.string()), Error);  // a directory is no model file
   struct stat st {};
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0644u);

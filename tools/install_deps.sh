@@ -3,7 +3,7 @@
 # root). Idempotent: packages already present are skipped quickly.
 set -euo pipefail
 packages=(build-essential cmake pkg-config libsodium-dev libntl-dev libgmp-dev libgtest-dev
-          libbenchmark-dev libonnx-dev libprotobuf-dev libcpp-httplib-dev
+          libbenchmark-dev libonnx-dev libprotobuf-dev libcli11-dev libcpp-httplib-dev
           nlohmann-json3-dev libhiredis-dev redis-server)
 missing=()
 for p in "${packages[@]}"; do

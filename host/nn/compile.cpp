@@ -283,7 +283,8 @@ QueryCost cost_of(const ModelFile& m, const CompiledModel& plan) {
   // Seeded switching keys: per digit the b polynomial over Q_L u P and a 32-byte seed.
   const uint64_t key = kFrameBytes + 9 + p.dnum() * (poly_bytes(p, p.max_level() + 1, true) + 32);
   c.relin_key_bytes = key;
-  c.galois_key_bytes = c.galois_keys * (key + 8);
+  // One blob for all Galois keys: a count, then per key its element and its switching key.
+  c.galois_key_bytes = kFrameBytes + 4 + c.galois_keys * (key - kFrameBytes + 8);
   // Inputs seeded (c0 and a seed, secret-key encryption), outputs full (c0, c1).
   const uint64_t ct_head = kFrameBytes + 4 + 4 + 8 + 1;
   c.upload_bytes = c.input_ciphertexts * (ct_head + poly_bytes(p, plan.input_level() + 1, false) + 32);

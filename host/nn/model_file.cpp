@@ -5,6 +5,7 @@
 #include "veil/nn/model_file.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <bit>
 #include <cmath>
@@ -242,18 +243,25 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
 
 void write_model_file(const std::string& path, const ModelFile& m) {
   const Bytes bytes = serialize_model(m);
-  const std::string tmp = path + ".tmp";
+  // A name of this process's own, so two writers never share a temporary file.
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  bool ok = false;
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    require(f.good(), ErrorCode::InvalidArgument, "cannot write " + tmp);
     f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-    require(f.good(), ErrorCode::InvalidArgument, "cannot write " + tmp);
+    ok = f.good();
   }
-  ::chmod(tmp.c_str(), 0644);
-  require(std::rename(tmp.c_str(), path.c_str()) == 0, ErrorCode::InvalidArgument, "cannot write " + path);
+  ok = ok && ::chmod(tmp.c_str(), 0644) == 0 && std::rename(tmp.c_str(), path.c_str()) == 0;
+  if (!ok) {
+    std::remove(tmp.c_str());
+    throw Error(ErrorCode::InvalidArgument, "cannot write " + path);
+  }
 }
 
 ModelFile read_model_file(const std::string& path, const SerializationLimits& limits) {
+  struct stat st {};
+  require(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode), ErrorCode::InvalidArgument,
+          "cannot read model file " + path + " (missing, or not a regular file)");
   std::ifstream f(path, std::ios::binary);
   require(f.good(), ErrorCode::InvalidArgument, "cannot read model file " + path);
   f.seekg(0, std::ios::end);

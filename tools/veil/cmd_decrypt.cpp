@@ -1,0 +1,165 @@
+// veil decrypt MODEL.veil --keys KEYDIR -i ANSWER.bin -o OUT: the client decrypts the
+// server's answer and decodes one row of outputs per input (.npy float64 [N, outputs],
+// .csv, .json, or text lines on stdout with -o -); --argmax prints the class of each.
+#include <string.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstdio>
+#include <memory>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "veil/tensor_io.hpp"
+
+namespace veil::cli {
+
+namespace {
+
+struct DecryptArgs {
+  std::string model, keydir, input, output;
+  size_t count = 0;
+  bool argmax = false;
+  Verbosity verbosity;
+};
+
+std::string shortest(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string extension(const std::string& path) {
+  const size_t dot = path.find_last_of('.'), slash = path.find_last_of('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string e = path.substr(dot);
+  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e;
+}
+
+size_t argmax_of(const std::vector<double>& row) {
+  size_t best = 0;
+  for (size_t k = 1; k < row.size(); ++k)
+    if (row[k] > row[best]) best = k;
+  return best;
+}
+
+void run_decrypt(const DecryptArgs& a) {
+  std::string output = a.output.empty() && !a.argmax ? "-" : a.output;
+  const std::string ext = extension(output);
+  if (!output.empty() && output != "-" && ext != ".npy" && ext != ".csv" && ext != ".json")
+    throw CLI::ValidationError("-o", "the output must end in .npy, .csv or .json, or be - (stdout), got " + output);
+  if (output == "-" && a.argmax)
+    throw CLI::ValidationError("--argmax", "--argmax and -o - both write to stdout: write the outputs to a file");
+
+  const nn::ModelFile m = load_model(a.model);
+  auto ctx = Context::create(m.params, BackendKind::Cpu);
+  const nn::CompiledModel plan(ctx, m.model, m.options);
+  const Bytes answer = read_file(a.input, "answer", "the server makes it with `veil eval " + a.model + " ...`");
+  const auto blobs = split_blobs(answer, a.input);
+  const size_t per_run = plan.output_ciphertexts();
+  if (blobs.empty() || blobs.size() % per_run != 0)
+    bad_input(a.input + " holds " + std::to_string(blobs.size()) + " ciphertext(s); model " + m.name +
+              " answers with " + std::to_string(per_run) + " per run: is it an answer of another model?");
+  for (size_t i = 0; i < blobs.size(); ++i)
+    check_fingerprint(blobs[i], m.params, a.input + " (ciphertext " + std::to_string(i) + ")",
+                      "it is an answer of another model");
+  const size_t runs = blobs.size() / per_run, capacity = runs * plan.batch();
+  size_t count = capacity;
+  const std::string sidecar_path = a.input + ".json";
+  if (const auto side = read_sidecar(sidecar_path)) {
+    const auto name = side->find("model");
+    if (name != side->end() && name->second != m.name)
+      bad_input(a.input + " is an answer of model " + name->second + ", not " + m.name + " (" + sidecar_path + ")");
+    if (side->count("inputs")) count = json_uint(*side, "inputs", sidecar_path);
+  }
+  if (a.count) count = a.count;
+  if (count == 0 || count > capacity)
+    bad_input(std::to_string(count) + " inputs requested, but " + a.input + " holds " + std::to_string(runs) +
+              " run(s) of at most " + std::to_string(plan.batch()) + " (" + std::to_string(capacity) + ")");
+
+  Bytes sk_bytes = read_key(a.keydir, "secret.key", a.model, m.params);
+  SecretKey sk;
+  try {
+    sk = deserialize_secret_key(ctx, sk_bytes);
+  } catch (...) {
+    explicit_bzero(sk_bytes.data(), sk_bytes.size());
+    throw;
+  }
+  explicit_bzero(sk_bytes.data(), sk_bytes.size());
+  Encoder encoder(ctx);
+  Decryptor decryptor(ctx, sk);
+
+  std::vector<std::vector<double>> rows;
+  for (size_t r = 0; r < runs && rows.size() < count; ++r) {
+    std::vector<std::vector<double>> decoded;
+    for (size_t k = 0; k < per_run; ++k) {
+      Ciphertext ct;
+      try {
+        ct = deserialize_ciphertext(ctx, blobs[r * per_run + k]);
+      } catch (const Error& e) {
+        bad_input(a.input + ": ciphertext " + std::to_string(r * per_run + k) + ": " + e.what());
+      }
+      decoded.push_back(encoder.decode(decryptor.decrypt(ct)));
+    }
+    for (auto& row : plan.decode(decoded, std::min(plan.batch(), count - rows.size()))) rows.push_back(std::move(row));
+  }
+
+  const size_t outputs = plan.output_size();
+  if (output == "-") {
+    for (const auto& row : rows) {
+      std::string line;
+      for (size_t k = 0; k < row.size(); ++k) line += (k ? " " : "") + shortest(row[k]);
+      std::printf("%s\n", line.c_str());
+    }
+  } else if (ext == ".json") {
+    std::string s =
+        "{\"model\": " + json_string(m.name) + ", \"inputs\": " + std::to_string(rows.size()) + ",\n \"outputs\": [";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      s += i ? ",\n  [" : "\n  [";
+      for (size_t k = 0; k < rows[i].size(); ++k) s += (k ? ", " : "") + shortest(rows[i][k]);
+      s += "]";
+    }
+    s += "]";
+    if (a.argmax) {
+      s += ",\n \"argmax\": [";
+      for (size_t i = 0; i < rows.size(); ++i) s += (i ? ", " : "") + std::to_string(argmax_of(rows[i]));
+      s += "]";
+    }
+    write_text_atomic(output, s + "}\n");
+  } else if (!output.empty()) {
+    Tensor t;
+    t.shape = {rows.size(), outputs};
+    for (const auto& row : rows) t.data.insert(t.data.end(), row.begin(), row.end());
+    write_tensor(output, t);
+  }
+  if (a.argmax)
+    for (const auto& row : rows) std::printf("%zu\n", argmax_of(row));
+  std::fflush(stdout);
+  progress(a.verbosity, "decrypted " + std::to_string(rows.size()) + " input(s) of model " + m.name + " (" +
+                            std::to_string(outputs) + " outputs each)" +
+                            (output.empty() || output == "-" ? "" : " to " + output));
+}
+
+}  // namespace
+
+void add_decrypt_command(CLI::App& app) {
+  auto args = std::make_shared<DecryptArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "decrypt", "Decrypt an answer with the secret key (client side): one row of model outputs per input");
+  sub->add_option("model", args->model, "Model file (from veil compile)")->required();
+  sub->add_option("--keys", args->keydir, "Key directory with secret.key (from veil keygen)")->required();
+  sub->add_option("-i,--input", args->input, "Answer (from veil eval)")->required();
+  sub->add_option("-o,--output", args->output,
+                  "Outputs: OUT.npy (float64 [N, outputs]), OUT.csv, OUT.json, or - for text lines on stdout "
+                  "(the default without --argmax)");
+  sub->add_option("--count", args->count, "Inputs to decode (default: the query's count, else every slot)")
+      ->check(CLI::PositiveNumber);
+  sub->add_flag("--argmax", args->argmax, "Print the index of the largest output (the class) per input on stdout");
+  add_verbosity(*sub, args->verbosity);
+  add_footer(*sub);
+  sub->callback([args] { run_decrypt(*args); });
+}
+
+}  // namespace veil::cli
