@@ -109,6 +109,12 @@ std::string safe_segment(std::string s) {
   return s;
 }
 
+// "http://host:port/" -> "http://host:port" (httplib takes scheme, host and port only).
+std::string base_url(std::string url) {
+  while (url.size() > 8 && url.back() == '/') url.pop_back();
+  return url;
+}
+
 int64_t now_unix() {
   return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -193,9 +199,29 @@ struct QueryClient::Impl {
   }
 };
 
-QueryClient::QueryClient(const std::string& url, const std::string& model, QueryOptions options)
+std::string only_model(const std::string& url_in, const QueryOptions& options) {
+  const std::string url = base_url(url_in);
+  require(url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0, ErrorCode::InvalidArgument,
+          "the server address must start with http:// or https://, got \"" + url + "\"");
+  httplib::Client http(url);
+  require(http.is_valid(), ErrorCode::InvalidArgument, "not a server address: " + url);
+  http.set_connection_timeout(10);
+  if (!options.ca_cert.empty()) http.set_ca_cert_path(options.ca_cert);
+  auto r = http.Get("/v1/models");
+  if (!r) throw Error(ErrorCode::Backend, "cannot reach " + url + " (" + httplib::to_string(r.error()) + ")");
+  const json all = json::parse(r->body, nullptr, false);
+  require(r->status == 200 && all.is_array(), ErrorCode::Backend, url + " is not a veil server (GET /v1/models)");
+  std::string names;
+  for (const auto& m : all) names += (names.empty() ? "" : ", ") + m.value("name", std::string("?"));
+  require(all.size() == 1, ErrorCode::InvalidArgument,
+          url + " serves " + std::to_string(all.size()) + " models (" + names + "): choose one with --model");
+  return all[0].value("name", std::string());
+}
+
+QueryClient::QueryClient(const std::string& url_in, const std::string& model, QueryOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& c = *impl_;
+  const std::string url = base_url(url_in);
   c.url = url;
   c.model = model;
   c.opt = std::move(options);
@@ -237,6 +263,8 @@ size_t QueryClient::batch() const { return impl_->plan->batch(); }
 size_t QueryClient::input_size() const {
   return impl_->desc["input"]["height"].get<size_t>() * impl_->desc["input"]["width"].get<size_t>();
 }
+size_t QueryClient::input_height() const { return impl_->desc["input"]["height"]; }
+size_t QueryClient::input_width() const { return impl_->desc["input"]["width"]; }
 size_t QueryClient::output_size() const { return impl_->plan->output_size(); }
 double QueryClient::input_min() const { return impl_->desc["input_range"][0]; }
 double QueryClient::input_max() const { return impl_->desc["input_range"][1]; }

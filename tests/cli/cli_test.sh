@@ -11,6 +11,8 @@
 #             model's; the outputs as .npy, .csv, .json; a CSV query of 3 images
 #   errors    exit codes and messages: usage errors (2), bad files, keys or queries of
 #             another model, missing keys (3), an existing secret.key (--force)
+#   serve     veil serve on a free port, veil query against it (classes, JSON, bad
+#             model / address / usage), SIGTERM stops it cleanly
 #   onnx_ops  veil compile on tests/data/onnx_ops.onnx: works (then info) or fails
 #             with exit 3 and a message; the digits model with a Relu: refused with a
 #             hint, compiled with --activation-bound
@@ -206,6 +208,41 @@ onnx_ops)
   stderr_has "Relu"
   stderr_has "hint: pass --activation-bound B"
   run 0 "$veil" compile "$dir/relu.onnx" -o "$dir/relu.veil" --max-log-n 14 --activation-bound 8 --activation-degree 7
+  ;;
+
+serve)
+  # veil serve on a port the kernel picks (printed on stdout), veil query against it,
+  # then SIGTERM: the server must stop cleanly (exit 0).
+  dir=$work/serve
+  rm -rf "$dir" && mkdir -p "$dir"
+  "$veil" serve "$model" --port 0 --threads 2 --key-store "$dir/store" >"$dir/serve.out" 2>"$dir/serve.err" &
+  server=$!
+  trap 'kill $server 2>/dev/null' EXIT
+  port=
+  for _ in $(seq 1 100); do
+    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://')
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { cat "$dir/serve.err"; fail "veil serve did not report its port"; }
+  url=http://127.0.0.1:$port
+  run 0 "$veil" query -i "$work/x.npy" --argmax --cache "$dir/cache" "$url"
+  cp "$out" "$dir/predicted.txt"
+  run 0 "$helper" compare "$work/classes.txt" "$dir/predicted.txt" 62
+  mode_is "$(find "$dir/cache" -name secret.key)" 600
+  run 0 "$veil" query -i "$work/x3.csv" --json --cache "$dir/cache" "$url/"
+  stdout_has '"model": "digits", "outputs": [['
+  run 3 "$veil" query -i "$work/x3.csv" --model nope --cache "$dir/cache" "$url"
+  stderr_has 'no model named "nope"'
+  run 3 "$veil" query -i "$work/x3.csv" --cache "$dir/cache" "ftp://$url"
+  run 2 "$veil" query --cache "$dir/cache" "$url"
+  kill -TERM $server
+  wait $server
+  rc=$?
+  trap - EXIT
+  [ $rc -eq 0 ] || { cat "$dir/serve.err"; fail "veil serve exited with $rc after SIGTERM"; }
+  run 4 "$veil" query -i "$work/x3.csv" --cache "$dir/cache" "$url"
+  stderr_has "cannot reach"
   ;;
 
 *)

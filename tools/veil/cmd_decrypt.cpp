@@ -24,30 +24,9 @@ struct DecryptArgs {
   Verbosity verbosity;
 };
 
-std::string shortest(double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
-
-std::string extension(const std::string& path) {
-  const size_t dot = path.find_last_of('.'), slash = path.find_last_of('/');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
-  std::string e = path.substr(dot);
-  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return e;
-}
-
-size_t argmax_of(const std::vector<double>& row) {
-  size_t best = 0;
-  for (size_t k = 1; k < row.size(); ++k)
-    if (row[k] > row[best]) best = k;
-  return best;
-}
-
 void run_decrypt(const DecryptArgs& a) {
   std::string output = a.output.empty() && !a.argmax ? "-" : a.output;
-  const std::string ext = extension(output);
+  const std::string ext = output_extension(output);
   if (!output.empty() && output != "-" && ext != ".npy" && ext != ".csv" && ext != ".json")
     throw CLI::ValidationError("-o", "the output must end in .npy, .csv or .json, or be - (stdout), got " + output);
   if (output == "-" && a.argmax)
@@ -107,36 +86,7 @@ void run_decrypt(const DecryptArgs& a) {
   }
 
   const size_t outputs = plan.output_size();
-  if (output == "-") {
-    for (const auto& row : rows) {
-      std::string line;
-      for (size_t k = 0; k < row.size(); ++k) line += (k ? " " : "") + shortest(row[k]);
-      std::printf("%s\n", line.c_str());
-    }
-  } else if (ext == ".json") {
-    std::string s =
-        "{\"model\": " + json_string(m.name) + ", \"inputs\": " + std::to_string(rows.size()) + ",\n \"outputs\": [";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      s += i ? ",\n  [" : "\n  [";
-      for (size_t k = 0; k < rows[i].size(); ++k) s += (k ? ", " : "") + shortest(rows[i][k]);
-      s += "]";
-    }
-    s += "]";
-    if (a.argmax) {
-      s += ",\n \"argmax\": [";
-      for (size_t i = 0; i < rows.size(); ++i) s += (i ? ", " : "") + std::to_string(argmax_of(rows[i]));
-      s += "]";
-    }
-    write_text_atomic(output, s + "}\n");
-  } else if (!output.empty()) {
-    Tensor t;
-    t.shape = {rows.size(), outputs};
-    for (const auto& row : rows) t.data.insert(t.data.end(), row.begin(), row.end());
-    write_tensor(output, t);
-  }
-  if (a.argmax)
-    for (const auto& row : rows) std::printf("%zu\n", argmax_of(row));
-  std::fflush(stdout);
+  write_outputs(rows, outputs, output, a.argmax, m.name);
   progress(a.verbosity, "decrypted " + std::to_string(rows.size()) + " input(s) of model " + m.name + " (" +
                             std::to_string(outputs) + " outputs each)" +
                             (output.empty() || output == "-" ? "" : " to " + output));

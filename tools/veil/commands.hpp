@@ -12,5 +12,7 @@ void add_keygen_command(CLI::App& app);
 void add_encrypt_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_decrypt_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
+void add_query_command(CLI::App& app);
 
 }  // namespace veil::cli

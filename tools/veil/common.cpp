@@ -350,4 +350,92 @@ std::string format_double(double v, const char* fmt) {
   return buf;
 }
 
+
+// The images of an [N, H, W], [N, 1, H, W], [N, H*W] or [H*W] array.
+std::vector<std::vector<double>> images_of(const Tensor& t, size_t h, size_t w, const std::string& path) {
+  const size_t pixels = h * w;
+  const auto& s = t.shape;
+  size_t count = 0;
+  if (s.size() == 1 && s[0] == pixels)
+    count = 1;
+  else if (s.size() == 2 && s[1] == pixels)
+    count = s[0];
+  else if (s.size() == 3 && s[1] == h && s[2] == w)
+    count = s[0];
+  else if (s.size() == 4 && s[1] == 1 && s[2] == h && s[3] == w)
+    count = s[0];
+  else
+    bad_input(path + ": an array of shape " + t.shape_string() + " does not hold " + std::to_string(h) + "x" +
+              std::to_string(w) + " inputs; the model takes [N, " + std::to_string(h) + ", " + std::to_string(w) +
+              "], [N, 1, " + std::to_string(h) + ", " + std::to_string(w) + "], [N, " + std::to_string(pixels) +
+              "] or [" + std::to_string(pixels) + "] (CSV: one input of " + std::to_string(pixels) +
+              " values per line)");
+  if (count == 0) bad_input(path + ": no inputs (shape " + t.shape_string() + ")");
+  std::vector<std::vector<double>> images(count);
+  for (size_t i = 0; i < count; ++i) images[i].assign(t.data.begin() + i * pixels, t.data.begin() + (i + 1) * pixels);
+  return images;
+}
+
+
+namespace {
+std::string shortest(double v) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string extension(const std::string& path) {
+  const size_t dot = path.find_last_of('.'), slash = path.find_last_of('/');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string e = path.substr(dot);
+  for (char& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e;
+}
+
+size_t argmax_of(const std::vector<double>& row) {
+  size_t best = 0;
+  for (size_t k = 1; k < row.size(); ++k)
+    if (row[k] > row[best]) best = k;
+  return best;
+}
+
+}  // namespace
+
+std::string output_extension(const std::string& path) { return extension(path); }
+
+void write_outputs(const std::vector<std::vector<double>>& rows, size_t outputs, const std::string& output, bool argmax,
+                   const std::string& model_name) {
+  const std::string ext = extension(output);
+  if (output == "-") {
+    for (const auto& row : rows) {
+      std::string line;
+      for (size_t k = 0; k < row.size(); ++k) line += (k ? " " : "") + shortest(row[k]);
+      std::printf("%s\n", line.c_str());
+    }
+  } else if (ext == ".json") {
+    std::string s =
+        "{\"model\": " + json_string(model_name) + ", \"inputs\": " + std::to_string(rows.size()) + ",\n \"outputs\": [";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      s += i ? ",\n  [" : "\n  [";
+      for (size_t k = 0; k < rows[i].size(); ++k) s += (k ? ", " : "") + shortest(rows[i][k]);
+      s += "]";
+    }
+    s += "]";
+    if (argmax) {
+      s += ",\n \"argmax\": [";
+      for (size_t i = 0; i < rows.size(); ++i) s += (i ? ", " : "") + std::to_string(argmax_of(rows[i]));
+      s += "]";
+    }
+    write_text_atomic(output, s + "}\n");
+  } else if (!output.empty()) {
+    Tensor t;
+    t.shape = {rows.size(), outputs};
+    for (const auto& row : rows) t.data.insert(t.data.end(), row.begin(), row.end());
+    write_tensor(output, t);
+  }
+  if (argmax)
+    for (const auto& row : rows) std::printf("%zu\n", argmax_of(row));
+  std::fflush(stdout);
+}
+
 }  // namespace veil::cli

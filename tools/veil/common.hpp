@@ -15,6 +15,7 @@
 #include <CLI/CLI.hpp>
 
 #include "veil/nn/model_file.hpp"
+#include "veil/tensor_io.hpp"
 #include "veil/veil.hpp"
 
 namespace veil::cli {
@@ -117,6 +118,15 @@ BackendKind parse_backend(const std::string& name);
 
 // "0,1" -> {0, 1}; bad_input / CLI validation error when malformed.
 std::pair<double, double> parse_range(const std::string& text);
+
+// The inputs in an [N, H, W], [N, 1, H, W], [N, H*W] or [H*W] array; bad_input naming
+// `path` and the accepted shapes otherwise.
+std::vector<std::vector<double>> images_of(const Tensor& t, size_t h, size_t w, const std::string& path);
+// Writes one row per input: to `output` (.npy, .csv or .json, or "-" for lines on
+// stdout; empty: nothing), and with `argmax` one class per line on stdout.
+void write_outputs(const std::vector<std::vector<double>>& rows, size_t outputs, const std::string& output, bool argmax,
+                   const std::string& model_name);
+std::string output_extension(const std::string& path);  // ".npy", lowercase; "" when none
 
 std::string format_bytes(uint64_t bytes);
 std::string format_double(double v, const char* fmt = "%g");

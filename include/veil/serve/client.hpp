@@ -35,6 +35,8 @@ class QueryClient {
 
   size_t batch() const;        // inputs per round trip
   size_t input_size() const;   // values per input (height x width)
+  size_t input_height() const;
+  size_t input_width() const;
   size_t output_size() const;  // values per output
   double input_min() const;
   double input_max() const;
@@ -51,5 +53,9 @@ class QueryClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The name of the server's only model (GET /v1/models); Error(InvalidArgument) naming
+// the models when there are several or none, Error(Backend) when unreachable.
+std::string only_model(const std::string& url, const QueryOptions& options = {});
 
 }  // namespace veil::serve
