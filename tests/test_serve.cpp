@@ -6,11 +6,14 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "redis_fixture.hpp"
 #include "test_util.hpp"
+#include "veil/nn/compile.hpp"
 #include "veil/nn/convnet.hpp"
+#include "veil/nn/onnx.hpp"
 #include "veil/serve/client.hpp"
 #include "veil/serve/server.hpp"
 
@@ -416,6 +419,51 @@ TEST(Serve, ServesOverTls) {
   half.tls_cert = cert;
   EXPECT_THROW(Server(store.path.string(), half), Error);
 }
+
+#ifdef VEIL_TEST_ONNX
+// compile -> serve -> query of a torch-exported CNN with BatchNorm (2-D and 1-D),
+// AveragePool, Gemm, a polynomial and MatMul: the decrypted outputs match torch's
+// float64 outputs (tests/data/onnx_ops_expected.txt) within the promised precision.
+TEST(Serve, TorchModelCompiledServedAndQueriedKeepsItsPromise) {
+  std::ifstream in(kData + "/onnx_ops_expected.txt");
+  std::vector<std::vector<double>> rows;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    std::vector<double> v;
+    for (double x; ls >> x;) v.push_back(x);
+    rows.push_back(v);
+  }
+  ASSERT_EQ(rows.size(), 8u);
+  std::vector<std::vector<double>> inputs, torch;
+  double lo = 0, hi = 0;
+  for (size_t i = 0; i < rows.size(); i += 2) {
+    inputs.push_back(rows[i]);
+    torch.push_back(rows[i + 1]);
+    for (double x : rows[i]) lo = std::min(lo, x), hi = std::max(hi, x);
+  }
+  nn::AutoCompileOptions o;
+  o.input_min = lo, o.input_max = hi;
+  o.max_log_n = 14;
+  const nn::ModelFile file = nn::compile_model(nn::import_onnx(kData + "/onnx_ops.onnx"), "ops", o);
+  TempDir store, cache;
+  serve::ModelServer server({file}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
+  server.start();
+  serve::QueryOptions q;
+  q.cache_dir = cache.path.string();
+  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "ops", q);
+  const auto out = client.infer(inputs);
+  ASSERT_EQ(out.size(), inputs.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    double ref = 1, err = 0;
+    for (size_t k = 0; k < out[i].size(); ++k) {
+      ref = std::max(ref, std::fabs(torch[i][k]));
+      err = std::max(err, std::fabs(out[i][k] - torch[i][k]));
+    }
+    EXPECT_LE(err, std::ldexp(ref, -static_cast<int>(file.promised_bits)) + 1e-6) << "input " << i;
+  }
+}
+#endif
 
 TEST(Serve, RefusesBadConfigurations) {
   TempDir store;
