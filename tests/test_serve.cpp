@@ -420,6 +420,46 @@ TEST(Serve, ServesOverTls) {
   EXPECT_THROW(Server(store.path.string(), half), Error);
 }
 
+// compile -> serve -> query of an MLP (two hidden layers, a square and a polynomial
+// activation): the outputs match float64 within the promised precision.
+TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  auto w = [&](size_t n) {
+    std::vector<double> v(n);
+    for (auto& x : v) x = u(rng);
+    return v;
+  };
+  nn::Sequential mlp(8, 8);
+  mlp.flatten().linear(16, w(16 * 64), w(16)).square().linear(12, w(12 * 16), w(12));
+  mlp.activation(nn::Polynomial::from_power({0, 1, 0.1}, -8, 8)).linear(3, w(3 * 12), w(3));
+  nn::AutoCompileOptions o;
+  o.input_min = -1;
+  o.precision_bits = 14;
+  const nn::ModelFile file = nn::compile_model(mlp, "mlp", o);
+  TempDir store, cache;
+  serve::ModelServer server({file}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
+  server.start();
+  serve::QueryOptions q;
+  q.cache_dir = cache.path.string();
+  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "mlp", q);
+  std::uniform_real_distribution<double> in(-1, 1);
+  std::vector<std::vector<double>> inputs(5, std::vector<double>(64));
+  for (auto& x : inputs)
+    for (auto& v : x) v = in(rng);
+  const auto out = client.infer(inputs);
+  ASSERT_EQ(out.size(), 5u);
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto want = mlp.forward(inputs[i]);
+    double ref = 1, err = 0;
+    for (size_t k = 0; k < want.size(); ++k) {
+      ref = std::max(ref, std::fabs(want[k]));
+      err = std::max(err, std::fabs(out[i][k] - want[k]));
+    }
+    EXPECT_LE(err, std::ldexp(ref, -14)) << "input " << i;
+  }
+}
+
 #ifdef VEIL_TEST_ONNX
 // compile -> serve -> query of a torch-exported CNN with BatchNorm (2-D and 1-D),
 // AveragePool, Gemm, a polynomial and MatMul: the decrypted outputs match torch's

@@ -8,7 +8,8 @@
 #             veil info (text and JSON), veil keygen (modes 0700 / 0600)
 #   e2e       encrypt -> eval with a key directory without secret.key (and without
 #             public.key) -> decrypt --argmax: >= 62 of 64 classes equal the plaintext
-#             model's; the outputs as .npy, .csv, .json; a CSV query of 3 images
+#             model's; the outputs as .npy, .csv, .json; a CSV query of 3 images;
+#             veil bench --json keeps the promised precision
 #   errors    exit codes and messages: usage errors (2), bad files, keys or queries of
 #             another model, missing keys (3), an existing secret.key (--force)
 #   serve     veil serve on a free port, veil query against it (classes, JSON, bad
@@ -103,6 +104,11 @@ e2e)
   cp "$out" "$dir/predicted3.txt"
   head -3 "$work/classes.txt" >"$dir/classes3.txt"
   run 0 "$helper" compare "$dir/classes3.txt" "$dir/predicted3.txt" 3
+  # veil bench: one query's steps in process, and the precision of the runs it made.
+  run 0 "$veil" bench "$model" --runs 1 --json
+  stdout_has '"model": "digits", "backend": "cpu"'
+  bits=$(sed 's/.*"precision_bits": \([0-9.]*\).*/\1/' "$out")
+  awk -v b="$bits" 'BEGIN { exit !(b >= 12) }' || fail "veil bench measured $bits bits, the model promises 12"
   ;;
 
 errors)

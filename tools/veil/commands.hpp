@@ -14,5 +14,6 @@ void add_eval_command(CLI::App& app);
 void add_decrypt_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_query_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace veil::cli

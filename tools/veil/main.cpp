@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   add_decrypt_command(app);
   add_serve_command(app);
   add_query_command(app);
+  add_bench_command(app);
 
   try {
     app.parse(argc, argv);
