@@ -86,6 +86,17 @@ TEST(BadInput, ProductScaleTooLarge) {
   EXPECT_VEIL_ERROR(A().eval->multiply(sq2, sq2, A().rk), ErrorCode::ScaleMismatch);  // 2^320 > 190
 }
 
+// Scales a ciphertext cannot carry are refused where they arise (found by fuzzing:
+// they used to serialize and then fail to load).
+TEST(BadInput, ScalesOverflowingOrVanishingAreRefused) {
+  Plaintext huge = A().encoder->encode(std::vector<double>{0.0}, 0x1p1000);
+  Ciphertext h = A().pk_encryptor->encrypt(huge);
+  EXPECT_VEIL_ERROR(A().eval->multiply_scalar(h, 2.0), ErrorCode::ScaleMismatch);  // 2^1000 x q: inf
+  Ciphertext t = A().encrypt({0.5});
+  t.set_scale(0x1p-1000);  // 2^-1000 / q is no normal double
+  EXPECT_VEIL_ERROR(A().eval->rescale(t), ErrorCode::ScaleMismatch);
+}
+
 TEST(BadInput, MissingGaloisKey) {
   auto a = A().encrypt({0.5});
   GaloisKeys none;

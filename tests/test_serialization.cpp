@@ -222,9 +222,18 @@ TEST_F(Serialization, ParametersRoundTripKeepsSecurityFlag) {
   spec.p_bits = {60};  // 150 bits > 109: insecure, accepted only in testing mode
   spec.security = veil::Security::InsecureTestingOnly;
   auto params = veil::Parameters::create(spec);
-  veil::Parameters loaded = veil::deserialize_parameters(veil::serialize(params));
+  // The flag alone never lowers the security level: the caller must allow it.
+  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_parameters(veil::serialize(params)), "insecure");
+  veil::SerializationLimits allow;
+  allow.allow_insecure_parameters = true;
+  veil::Parameters loaded = veil::deserialize_parameters(veil::serialize(params), allow);
   EXPECT_EQ(loaded.security(), veil::Security::InsecureTestingOnly);
   EXPECT_EQ(loaded.fingerprint(), params.fingerprint());
+  // A secure blob whose flag is flipped to insecure is refused too (and its fingerprint differs).
+  veil::Bytes flipped = veil::serialize(ctx()->params());
+  flipped[P(4)] = 1;
+  reseal(flipped);
+  EXPECT_SERIALIZATION_ERROR(veil::deserialize_parameters(flipped));
 }
 
 TEST_F(Serialization, PublicKeyCiphertextRoundTrip) {

@@ -21,6 +21,16 @@ std::string scale_str(double s) {
 
 bool scales_equal(double a, double b) { return std::fabs(a - b) <= std::ldexp(std::max(a, b), -40); }
 
+// The scale of a result, refused when it is not one a ciphertext can carry (finite and
+// > 0, as the loaders require): a huge scale times a prime overflows, a tiny one divided
+// by a prime underflows.
+double result_scale(double s, const char* op) {
+  require(std::isfinite(s) && s > 0 && std::isnormal(s), ErrorCode::ScaleMismatch,
+          std::string(op) + ": the result's scale (" + scale_str(s) +
+              ") is not a finite positive number; encode at a scale near the primes' size");
+  return s;
+}
+
 }  // namespace
 
 Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) {
@@ -215,7 +225,7 @@ Ciphertext Evaluator::multiply_scalar(const Ciphertext& a, double c) const {
   const Basis b = q_basis(a.level());
   std::vector<uint64_t> s(a.limbs());
   rns::round_to_rns(c * factor, ctx_->tables(), b, s.data());
-  Ciphertext out(ctx_, a.size(), a.level(), a.scale() * factor, false);
+  Ciphertext out(ctx_, a.size(), a.level(), result_scale(a.scale() * factor, "multiply_scalar"), false);
   for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
   return out;
 }
@@ -238,7 +248,8 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
   VEIL_CHECK_CT(a);
   require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
   const uint32_t level = a.level();
-  Ciphertext out(ctx_, a.size(), level - 1, a.scale() / static_cast<double>(ctx_->tables().primes[level]), false);
+  Ciphertext out(ctx_, a.size(), level - 1,
+                 result_scale(a.scale() / static_cast<double>(ctx_->tables().primes[level]), "rescale"), false);
   ctx_->backend().rescale_polys(level, a.size(), a.poly(0), out.poly(0));
   return out;
 }

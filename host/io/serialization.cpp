@@ -345,6 +345,8 @@ Parameters deserialize_parameters(ByteView blob, const SerializationLimits& limi
   const uint32_t log_n = r.u32();
   const uint8_t security = r.u8();
   check(security <= 1, "unknown security flag");
+  check(security == 0 || limits.allow_insecure_parameters,
+        "the parameters are marked insecure (testing only): refused unless the caller allows them");
   const double scale = r.f64();
   std::vector<uint64_t> q = read_primes(r);
   std::vector<uint64_t> p = read_primes(r);

@@ -384,8 +384,14 @@ class Importer {
     inputs_between(1, 4);
     std::vector<int64_t> pads = attr_ints("pads");  // opset < 11
     if (node_->input_size() >= 2 && !input(1).empty()) {
-      const Tensor& t = constant(input(1));
-      pads.assign(t.values.begin(), t.values.end());
+      // Strictly integral and in range before any conversion (a float 1e30 must not
+      // reach an int64 cast, and 0.5 must not be truncated to 0).
+      pads.clear();
+      for (double v : constant(input(1)).values) {
+        if (!std::isfinite(v) || v != std::trunc(v) || std::fabs(v) > 1e9)
+          unsupported("pads must be integers, got " + std::to_string(v));
+        pads.push_back(static_cast<int64_t>(v));
+      }
     }
     for (int64_t p : pads)
       if (p != 0) unsupported("padding is not supported (only Pad with all-zero pads, a no-op)");
@@ -490,6 +496,20 @@ class Importer {
     layer_done(true);
   }
 
+  // A weight matrix of out x in that fits the data: in is the features the data has
+  // (so no size is taken from the matrix alone), out is at least one, and the
+  // tensor holds exactly out * in values (the product cannot wrap: both are bounded).
+  void check_matrix(size_t out, size_t in, const Tensor& b) {
+    if (!seq_->output_shape().flat) return;  // Sequential::linear refuses it, naming the layer
+    const size_t features = seq_->output_shape().size();
+    if (in != features)
+      unsupported("the matrix has " + std::to_string(in) + " rows, the data has " + std::to_string(features) +
+                  " features");
+    if (out < 1 || out > (size_t{1} << 20)) unsupported("the matrix must have 1 .. 2^20 output features");
+    if (b.size() != out * in) bad_file("the matrix holds " + std::to_string(b.size()) + " values, not " +
+                                       std::to_string(out) + " x " + std::to_string(in));
+  }
+
   void gemm() {
     inputs_between(2, 3);
     materialize(input(0));
@@ -500,6 +520,7 @@ class Importer {
     if (b.dims.size() != 2) unsupported("B must be a 2-D constant");
     const size_t out = static_cast<size_t>(trans_b ? b.dims[0] : b.dims[1]);
     const size_t in = static_cast<size_t>(trans_b ? b.dims[1] : b.dims[0]);
+    check_matrix(out, in, b);
     std::vector<double> w(out * in);
     for (size_t o = 0; o < out; ++o)
       for (size_t i = 0; i < in; ++i) w[o * in + i] = alpha * (trans_b ? b.values[o * in + i] : b.values[i * out + o]);
@@ -521,6 +542,7 @@ class Importer {
     const Tensor& b = constant(input(1));
     if (b.dims.size() != 2) unsupported("the matrix must be a 2-D constant");
     const size_t in = static_cast<size_t>(b.dims[0]), out = static_cast<size_t>(b.dims[1]);
+    check_matrix(out, in, b);
     std::vector<double> w(out * in);
     for (size_t o = 0; o < out; ++o)
       for (size_t i = 0; i < in; ++i) w[o * in + i] = b.values[i * out + o];

@@ -12,6 +12,9 @@ namespace veil::nn {
 
 namespace {
 
+// Channels and features of any layer: keeps every size product far from overflow.
+constexpr size_t kMaxFeatures = size_t{1} << 20;
+
 bool all_finite(const std::vector<double>& v) {
   for (double x : v)
     if (!std::isfinite(x)) return false;
@@ -41,6 +44,8 @@ std::string Layer::describe() const {
 
 Sequential::Sequential(size_t height, size_t width) : height_(height), width_(width) {
   require(height >= 1 && width >= 1, ErrorCode::InvalidArgument, "model: the input needs height, width >= 1");
+  require(height <= kMaxFeatures && width <= kMaxFeatures && height * width <= (size_t{1} << 28),
+          ErrorCode::InvalidArgument, "model: the input is larger than 2^28 values");
   shape_ = TensorShape{1, height, width, false};
 }
 
@@ -52,6 +57,7 @@ Sequential& Sequential::conv2d(size_t out_channels, size_t kernel, size_t stride
                                std::vector<double> bias) {
   if (!layers_.empty()) fail("conv2d is supported as the first layer only (one input channel, im2col)");
   if (out_channels < 1 || kernel < 1 || stride < 1) fail("conv2d needs out_channels, kernel, stride >= 1");
+  if (out_channels > kMaxFeatures) fail("conv2d: at most " + std::to_string(kMaxFeatures) + " channels");
   if (kernel > height_ || kernel > width_) fail("conv2d kernel larger than the image");
   if (weight.size() != out_channels * kernel * kernel) fail("conv2d weight must hold out_channels * kernel^2 values");
   if (!bias.empty() && bias.size() != out_channels) fail("conv2d bias must be empty or hold out_channels values");
@@ -121,7 +127,9 @@ Sequential& Sequential::linear(size_t out_features, std::vector<double> weight, 
   if (!shape_.flat) fail("linear needs a flat input: call flatten() first");
   const size_t in = shape_.size();
   if (out_features < 1) fail("linear needs out_features >= 1");
-  if (weight.size() != out_features * in)
+  if (out_features > kMaxFeatures || in > kMaxFeatures)
+    fail("linear: at most " + std::to_string(kMaxFeatures) + " input and output features");
+  if (weight.size() != out_features * in)  // cannot wrap: both factors are at most 2^20
     fail("linear weight must hold out_features * " + std::to_string(in) + " values, got " +
          std::to_string(weight.size()));
   if (!bias.empty() && bias.size() != out_features) fail("linear bias must be empty or hold out_features values");

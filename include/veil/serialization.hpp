@@ -22,6 +22,9 @@ namespace veil {
 struct SerializationLimits {
   uint64_t max_blob_bytes = uint64_t{16} << 30;  // refuse larger blobs
   uint32_t max_galois_keys = 1024;
+  // Parameters blobs marked Security::InsecureTestingOnly load only when the caller
+  // says so: a security level is never taken from the data itself (a peer could lower it).
+  bool allow_insecure_parameters = false;
 };
 
 using Bytes = std::vector<uint8_t>;
