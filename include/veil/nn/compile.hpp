@@ -10,8 +10,10 @@
 // estimate of what the precision needs at that N and is corrected from each dry run's
 // measured precision (up when below the promise, down once when far above). The first
 // N whose plan fits the slots and whose chain fits the bound with a measured
-// precision >= precision_bits + 1 wins (the extra bit covers other inputs and keys). Primes stay below 2^50 whenever the bound allows
-// it, which keeps the cpu backend on its AVX-512 IFMA path.
+// precision >= precision_bits + 1 wins (the extra bit covers other inputs and keys).
+// Every prime is as small as the scale and the output's magnitude allow, so chains for
+// the usual promises (scales up to about 2^44) stay below 2^50, on the cpu backend's
+// AVX-512 IFMA path; the search does not trade precision for that path.
 //
 // Precision of a run: -log2(max |y_encrypted - y_float64| / max(1, max |y_float64|))
 // over every output of every dry-run input: absolute bits for outputs within [-1, 1],
