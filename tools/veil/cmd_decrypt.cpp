@@ -58,15 +58,7 @@ void run_decrypt(const DecryptArgs& a) {
     bad_input(std::to_string(count) + " inputs requested, but " + a.input + " holds " + std::to_string(runs) +
               " run(s) of at most " + std::to_string(plan.batch()) + " (" + std::to_string(capacity) + ")");
 
-  Bytes sk_bytes = read_key(a.keydir, "secret.key", a.model, m.params);
-  SecretKey sk;
-  try {
-    sk = deserialize_secret_key(ctx, sk_bytes);
-  } catch (...) {
-    explicit_bzero(sk_bytes.data(), sk_bytes.size());
-    throw;
-  }
-  explicit_bzero(sk_bytes.data(), sk_bytes.size());
+  const SecretKey sk = load_secret_key(a.keydir, a.model, ctx);
   Encoder encoder(ctx);
   Decryptor decryptor(ctx, sk);
 

@@ -43,11 +43,6 @@ void check_values(const std::vector<std::vector<double>>& images, const nn::Mode
          "--input-range)" + (pixels ? "; 8-bit pixels? divide them by 255" : ""));
 }
 
-void warn_if_exposed(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0077))
-    warn(path + " is readable by other users; chmod 600 " + path);
-}
 
 void run_encrypt(const EncryptArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -63,17 +58,7 @@ void run_encrypt(const EncryptArgs& a) {
 
   auto ctx = Context::create(m.params, BackendKind::Cpu);
   const nn::CompiledModel plan(ctx, m.model, m.options);
-  const std::string secret_path = join_path(a.keydir, "secret.key");
-  Bytes sk_bytes = read_key(a.keydir, "secret.key", a.model, m.params);
-  warn_if_exposed(secret_path);
-  SecretKey sk;
-  try {
-    sk = deserialize_secret_key(ctx, sk_bytes);
-  } catch (...) {
-    explicit_bzero(sk_bytes.data(), sk_bytes.size());
-    throw;
-  }
-  explicit_bzero(sk_bytes.data(), sk_bytes.size());
+  const SecretKey sk = load_secret_key(a.keydir, a.model, ctx);
   Encoder encoder(ctx);
   Encryptor encryptor(ctx, sk);
 

@@ -2,6 +2,7 @@
 #include "common.hpp"
 
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -436,6 +437,29 @@ void write_outputs(const std::vector<std::vector<double>>& rows, size_t outputs,
   if (argmax)
     for (const auto& row : rows) std::printf("%zu\n", argmax_of(row));
   std::fflush(stdout);
+}
+
+
+namespace {
+void warn_if_exposed(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0077))
+    warn(path + " is readable by other users; chmod 600 " + path);
+}
+}  // namespace
+
+SecretKey load_secret_key(const std::string& keydir, const std::string& model_path, const ContextPtr& ctx) {
+  Bytes bytes = read_key(keydir, "secret.key", model_path, ctx->params());
+  warn_if_exposed(join_path(keydir, "secret.key"));
+  SecretKey sk;
+  try {
+    sk = deserialize_secret_key(ctx, bytes);
+  } catch (...) {
+    explicit_bzero(bytes.data(), bytes.size());
+    throw;
+  }
+  explicit_bzero(bytes.data(), bytes.size());  // the key's only copy is now the object's
+  return sk;
 }
 
 }  // namespace veil::cli

@@ -114,6 +114,10 @@ void check_fingerprint(ByteView blob, const Parameters& params, const std::strin
 Bytes read_key(const std::string& keydir, const std::string& name, const std::string& model_path,
                const Parameters& params, bool server = false);
 
+// KEYDIR/secret.key as read_key checks it, warning when others can read it; the file's
+// bytes are wiped once the key is loaded.
+SecretKey load_secret_key(const std::string& keydir, const std::string& model_path, const ContextPtr& ctx);
+
 BackendKind parse_backend(const std::string& name);
 
 // "0,1" -> {0, 1}; bad_input / CLI validation error when malformed.
