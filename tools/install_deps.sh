@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config libsodium-dev libntl-dev libgmp-dev libgtest-dev
           libbenchmark-dev libonnx-dev libprotobuf-dev libcli11-dev libcpp-httplib-dev
-          nlohmann-json3-dev libhiredis-dev redis-server openssl)
+          nlohmann-json3-dev libhiredis-dev redis-server openssl clang libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,52 @@
+// Writes the fuzz harnesses' seed corpora (tests/fuzz/corpus/<harness>/), made by the
+// library itself from the shared fixture: run once when a format changes.
+//   veil-fuzz-seeds DIR
+#include <filesystem>
+#include <fstream>
+
+#include "fuzz_fixture.hpp"
+#include "veil/nn/model_file.hpp"
+#include "veil/tensor_io.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+
+void put(const fs::path& dir, const std::string& name, const veil::Bytes& bytes, int selector = -1) {
+  fs::create_directories(dir);
+  std::ofstream f(dir / name, std::ios::binary);
+  if (selector >= 0) f.put(static_cast<char>(selector));
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: veil-fuzz-seeds DIR\n");
+    return 2;
+  }
+  const fs::path out = argv[1];
+  const auto& f = veil::fuzz::fixture();
+  put(out / "fuzz_parameters", "small", veil::serialize(f.params));
+  put(out / "fuzz_ciphertext", "full", veil::serialize(f.ct, false));
+  veil::Encryptor sk_enc(f.ctx, f.keygen.secret_key(), veil::RandomSource::insecure_deterministic(9));
+  put(out / "fuzz_ciphertext", "seeded", veil::serialize(sk_enc.encrypt(f.pt)));
+  put(out / "fuzz_plaintext", "plain", veil::serialize(f.pt));
+  put(out / "fuzz_keys", "relin", veil::serialize(f.rk), 0);
+  put(out / "fuzz_keys", "galois", veil::serialize(f.gk), 1);
+  put(out / "fuzz_keys", "public", veil::serialize(f.pk), 2);
+  put(out / "fuzz_keys", "secret", veil::serialize_secret_key(f.keygen.secret_key()), 3);
+  veil::nn::Sequential m(6, 6);
+  m.conv2d(2, 3, 1, std::vector<double>(18, 0.1), {0.1, 0.2}).square().avg_pool2d(2).flatten();
+  m.linear(3, std::vector<double>(3 * 8, 0.05)).activation(veil::nn::Polynomial({0.1, 0.5, 0.25}, -2, 2));
+  veil::nn::CompileOptions o;
+  o.batch = 4;
+  put(out / "fuzz_model_file", "small",
+      veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed"}));
+  veil::Tensor t;
+  t.shape = {2, 3};
+  t.data = {0, 1, 2.5, -3, 1e-3, 255};
+  put(out / "fuzz_tensor", "npy", veil::format_npy(t), 0);
+  const std::string csv = veil::format_csv(t);
+  put(out / "fuzz_tensor", "csv", veil::Bytes(csv.begin(), csv.end()), 1);
+  return 0;
+}
