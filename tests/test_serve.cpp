@@ -181,6 +181,13 @@ TEST(Serve, DescribesItsModelsAndAnswersAnEncryptedQuery) {
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("veil_infer_seconds_count 1"), std::string::npos) << metrics->body;
   EXPECT_NE(metrics->body.find("veil_sessions 1"), std::string::npos) << metrics->body;
+  EXPECT_NE(metrics->body.find("route=\"model\",status=\"200\"} 1"), std::string::npos) << metrics->body;
+  // The routes answer the same without a socket (what the HTTP fuzz harness drives).
+  const auto direct = s.server.respond("GET", "/v1/models/digits", "");
+  EXPECT_EQ(direct.status, 200);
+  EXPECT_EQ(json::parse(direct.body)["batch"], 64);
+  EXPECT_EQ(s.server.respond("GET", "/nope", "").status, 404);
+  EXPECT_EQ(s.server.respond("POST", "/v1/sessions?model=digits", "junk").status, 400);
 }
 
 TEST(Serve, HostileRequestsGetJsonErrorsAndTheServerKeepsServing) {
@@ -197,6 +204,9 @@ TEST(Serve, HostileRequestsGetJsonErrorsAndTheServerKeepsServing) {
     EXPECT_EQ(got.size(), 8u) << "after " << after;
   };
   expect_json_error(http.Get("/v1/models/nope"), 404, "unknown model");
+  // Bytes that are not UTF-8 echoed in the message (found by fuzz_http: it was a 500).
+  expect_json_error(http.Get("/v1/models/%FF%FEx"), 404, "a model name that is not UTF-8");
+  expect_json_error(http.Post("/v1/sessions?model=%FF", "x", "application/octet-stream"), 404, "a non-UTF-8 model");
   expect_json_error(http.Get("/v2/nothing"), 404, "unknown route");
   expect_json_error(http.Post("/v1/sessions", "x", "application/octet-stream"), 400, "no model parameter");
   expect_json_error(http.Post("/v1/sessions?model=nope", "x", "application/octet-stream"), 404, "unknown model");

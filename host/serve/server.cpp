@@ -14,6 +14,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -55,9 +56,13 @@ int status_for(const Error& e) {
   }
 }
 
+// JSON text that is valid whatever bytes a client put into the strings (a model name
+// or session id echoed in a message may be any bytes, not UTF-8: replaced, never thrown).
+std::string to_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, int status, const std::string& message) {
   res.status = status;
-  res.set_content(json{{"error", message}, {"status", status}}.dump(), "application/json");
+  res.set_content(to_json(json{{"error", message}, {"status", status}}), "application/json");
 }
 
 std::string base64(const Bytes& b) {
@@ -252,7 +257,7 @@ struct ModelServer::Impl {
     const std::string id = new_session_id();
     store->put(id, pack_session(m.file.name, body), opt.session_ttl);
     res.status = 201;
-    res.set_content(json{{"session", id}, {"model", m.file.name}, {"expires_in", opt.session_ttl.count()}}.dump(),
+    res.set_content(to_json(json{{"session", id}, {"model", m.file.name}, {"expires_in", opt.session_ttl.count()}}),
                     "application/json");
   }
 
@@ -312,16 +317,17 @@ struct ModelServer::Impl {
     } catch (const std::exception& e) {
       send_error(res, 500, std::string("internal error: ") + e.what());
     }
+    if (res.status == -1) res.status = 200;  // what cpp-httplib would make of "not set"
     metrics.count(route, res.status, req.body.size(), res.body.size());
   }
 
   void list_models(const httplib::Request&, httplib::Response& res) {
     json all = json::array();
     for (const auto& [name, m] : models) all.push_back(m.description);
-    res.set_content(all.dump(), "application/json");
+    res.set_content(to_json(all), "application/json");
   }
   void get_model(const httplib::Request& req, httplib::Response& res) {
-    res.set_content(model(req.matches[1].str()).description.dump(), "application/json");
+    res.set_content(to_json(model(req.matches[1].str()).description), "application/json");
   }
   void delete_session(const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
@@ -333,17 +339,33 @@ struct ModelServer::Impl {
     res.set_content(metrics.text(store->count(), inflight.load()), "text/plain; version=0.0.4");
   }
 
+  void healthz(const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); }
+
+  // The routes, in one table that both the HTTP server and respond() (no socket) use.
+  struct Route {
+    const char* method;
+    const char* pattern;
+    const char* name;
+    void (Impl::*fn)(const httplib::Request&, httplib::Response&);
+  };
+  static constexpr Route kRoutes[] = {
+      {"GET", "/healthz", "healthz", &Impl::healthz},
+      {"GET", "/v1/models", "models", &Impl::list_models},
+      {"GET", R"(/v1/models/([^/]+))", "model", &Impl::get_model},
+      {"POST", "/v1/sessions", "sessions", &Impl::create_session},
+      {"POST", R"(/v1/sessions/([^/]+)/infer)", "infer", &Impl::infer},
+      {"DELETE", R"(/v1/sessions/([^/]+))", "session", &Impl::delete_session},
+      {"GET", "/metrics", "metrics", &Impl::metrics_text},
+  };
+
   void routes() {
-    auto on = [this](const char* route, auto fn) {
-      return [this, route, fn](const httplib::Request& req, httplib::Response& res) { handle(route, req, res, fn); };
-    };
-    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { res.set_content("ok\n", "text/plain"); });
-    http.Get("/v1/models", on("models", &Impl::list_models));
-    http.Get(R"(/v1/models/([^/]+))", on("model", &Impl::get_model));
-    http.Post("/v1/sessions", on("sessions", &Impl::create_session));
-    http.Post(R"(/v1/sessions/([^/]+)/infer)", on("infer", &Impl::infer));
-    http.Delete(R"(/v1/sessions/([^/]+))", on("session", &Impl::delete_session));
-    http.Get("/metrics", on("metrics", &Impl::metrics_text));
+    for (const Route& r : kRoutes) {
+      auto handler = [this, r](const httplib::Request& req, httplib::Response& res) { handle(r.name, req, res, r.fn); };
+      const std::string method = r.method;
+      if (method == "GET") http.Get(r.pattern, handler);
+      else if (method == "POST") http.Post(r.pattern, handler);
+      else http.Delete(r.pattern, handler);
+    }
     // Unknown routes, and the 413 httplib answers for bodies over the limit: JSON too.
     http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.body.empty())
@@ -352,6 +374,27 @@ struct ModelServer::Impl {
                    : res.status == 404 ? "no such route (see GET /v1/models)"
                                        : "request refused (HTTP " + std::to_string(res.status) + ")");
     });
+  }
+
+  httplib::Response respond(const std::string& method, const std::string& target, const std::string& body) {
+    httplib::Request req;
+    req.method = method;
+    const size_t q = target.find('?');
+    req.path = target.substr(0, q);
+    if (q != std::string::npos) httplib::detail::parse_query_text(target.substr(q + 1), req.params);
+    req.body = body;
+    httplib::Response res;
+    if (body.size() > opt.max_body_bytes) {
+      send_error(res, 413, "request body over the server's limit");
+      return res;
+    }
+    for (const Route& r : kRoutes) {
+      if (method != r.method || !std::regex_match(req.path, req.matches, std::regex(r.pattern))) continue;
+      handle(r.name, req, res, r.fn);
+      return res;
+    }
+    send_error(res, 404, "no such route (see GET /v1/models)");
+    return res;
   }
 };
 
@@ -410,6 +453,12 @@ void ModelServer::start() {
 }
 
 int ModelServer::port() const { return impl_->port; }
+
+ModelServer::Answer ModelServer::respond(const std::string& method, const std::string& target,
+                                         const std::string& body) {
+  httplib::Response res = impl_->respond(method, target, body);
+  return Answer{res.status, std::move(res.body)};
+}
 
 void ModelServer::stop() {
   Impl& s = *impl_;

@@ -48,5 +48,29 @@ int main(int argc, char** argv) {
   put(out / "fuzz_tensor", "npy", veil::format_npy(t), 0);
   const std::string csv = veil::format_csv(t);
   put(out / "fuzz_tensor", "csv", veil::Bytes(csv.begin(), csv.end()), 1);
+  {  // fuzz_http: the tiny model of fuzz_http.cpp
+    veil::nn::Sequential tiny(2, 2);
+    tiny.flatten().linear(2, std::vector<double>(8, 0.25));
+    veil::nn::CompileOptions to;
+    to.batch = 2;
+    veil::nn::CompiledModel plan(f.ctx, tiny, to);
+    veil::Bytes keys = veil::serialize(f.rk);
+    veil::KeyGenerator kg(f.ctx, f.keygen.secret_key(), veil::RandomSource::insecure_deterministic(3));
+    const veil::Bytes gk = veil::serialize(kg.create_galois_keys(plan.rotation_steps(), false));
+    keys.insert(keys.end(), gk.begin(), gk.end());
+    put(out / "fuzz_http", "session", keys, 0);
+    veil::Encoder enc(f.ctx);
+    veil::Bytes query;
+    for (const auto& slots : plan.encode({std::vector<double>(4, 0.5), std::vector<double>(4, -0.5)})) {
+      const veil::Bytes b = veil::serialize(
+          sk_enc.encrypt(enc.encode(slots, plan.input_scale(), static_cast<int>(plan.input_level()))));
+      query.insert(query.end(), b.begin(), b.end());
+    }
+    put(out / "fuzz_http", "infer", query, 1);
+    const std::string name = "tiny", list = "GET\n/v1/models\n", metrics = "GET\n/metrics\n";
+    put(out / "fuzz_http", "model", veil::Bytes(name.begin(), name.end()), 3);
+    put(out / "fuzz_http", "list", veil::Bytes(list.begin(), list.end()), 5);
+    put(out / "fuzz_http", "metrics", veil::Bytes(metrics.begin(), metrics.end()), 5);
+  }
   return 0;
 }

@@ -68,6 +68,15 @@ class ModelServer {
   // Stops accepting, finishes the requests in flight, joins. Idempotent.
   void stop();
 
+  // Answers one request exactly as the HTTP routes do, without a socket (no start()
+  // needed): what the fuzz harness and tests drive. target: path and query, e.g.
+  // "/v1/sessions?model=digits". Never throws for a bad request: the answer says.
+  struct Answer {
+    int status = 0;
+    std::string body;
+  };
+  Answer respond(const std::string& method, const std::string& target, const std::string& body);
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
