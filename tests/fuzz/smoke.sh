@@ -11,11 +11,10 @@ set -euo pipefail
 src=$1 work=$2 seconds=${3:-5}
 build=$work/build
 mkdir -p "$work"
-if [ ! -f "$build/CMakeCache.txt" ]; then
-  CC=clang CXX=clang++ cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVEIL_FUZZ=ON -DVEIL_CUDA=OFF \
-    -DVEIL_BUILD_TESTS=OFF -DVEIL_BUILD_BENCH=OFF >"$work/configure.log" 2>&1 ||
-    { tail -20 "$work/configure.log"; exit 1; }
-fi
+# Configured every time (quick once cached), so harnesses added since are known.
+CC=clang CXX=clang++ cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVEIL_FUZZ=ON -DVEIL_CUDA=OFF \
+  -DVEIL_BUILD_TESTS=OFF -DVEIL_BUILD_BENCH=OFF >"$work/configure.log" 2>&1 ||
+  { tail -20 "$work/configure.log"; exit 1; }
 harnesses=$(sed -n 's/^set(VEIL_FUZZ_HARNESSES \(.*\))$/\1/p' "$src/tests/fuzz/CMakeLists.txt")
 # Built with ONNX? (grep reads the whole list: an early exit would fail the pipeline.)
 if cmake --build "$build" --target help 2>/dev/null | grep 'fuzz_onnx' >/dev/null; then harnesses="$harnesses onnx"; fi
