@@ -41,4 +41,8 @@ git diff --quiet HEAD 2>/dev/null || echo "+local changes" >> "$kit/commit"
   libssl3 zlib1g-dev libbrotli-dev libbrotli1 libcli11-dev 2>&1 | grep -v "^W: Download is performed unsandboxed" || true)
 for deb in "$kit"/debs/*.deb; do dpkg -x "$deb" "$kit/sysroot"; done
 rm -rf "$kit/debs"
+# The device build links the shared libraries: static archives and docs stay behind,
+# so the kit and the peers' kits fit the device tool's 64 MiB together.
+find "$kit/sysroot" -name '*.a' -delete
+rm -rf "$kit/sysroot/usr/share/doc" "$kit/sysroot/usr/share/man"
 du -sh "$kit"
