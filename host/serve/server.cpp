@@ -377,13 +377,19 @@ struct ModelServer::Impl {
   }
 
   httplib::Response respond(const std::string& method, const std::string& target, const std::string& body) {
+    httplib::Response res;
+    // The limit cpp-httplib puts on a request line's target: longer ones never reach the
+    // routes there (and std::regex recurses per character of the path).
+    if (target.size() > CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) {
+      send_error(res, 414, "request target longer than " + std::to_string(CPPHTTPLIB_REQUEST_URI_MAX_LENGTH) + " bytes");
+      return res;
+    }
     httplib::Request req;
     req.method = method;
     const size_t q = target.find('?');
     req.path = target.substr(0, q);
     if (q != std::string::npos) httplib::detail::parse_query_text(target.substr(q + 1), req.params);
     req.body = body;
-    httplib::Response res;
     if (body.size() > opt.max_body_bytes) {
       send_error(res, 413, "request body over the server's limit");
       return res;
