@@ -298,16 +298,21 @@ ByteView format::open(ByteView blob, ObjectType want, const SerializationLimits&
 
 std::vector<ByteView> split_blobs(ByteView data, size_t max_blobs) {
   std::vector<ByteView> out;
+  size_t pos = 0;  // of the current blob in the whole sequence, for the messages
   while (!data.empty()) {
-    check(out.size() < max_blobs, "too many blobs");
-    check(data.size() >= kHeaderBytes + kChecksumBytes, "truncated blob in a sequence of blobs");
+    const std::string at = "blob " + std::to_string(out.size()) + " (byte " + std::to_string(pos) + "): ";
+    if (out.size() >= max_blobs) fail(at + "more than " + std::to_string(max_blobs) + " blobs");
+    if (data.size() < kHeaderBytes + kChecksumBytes) fail(at + "truncated");
+    if (std::memcmp(data.data(), kMagic, sizeof kMagic) != 0) fail(at + "not a Veil blob (bad magic)");
     io::Reader header(data.first(kHeaderBytes));
     header.bytes(format::kLengthOffset);
     const uint64_t payload = header.u64();
-    check(payload <= data.size() - kHeaderBytes - kChecksumBytes, "truncated blob in a sequence of blobs");
+    if (payload > data.size() - kHeaderBytes - kChecksumBytes)
+      fail(at + "truncated (" + std::to_string(payload) + " payload bytes announced)");
     const size_t size = kHeaderBytes + static_cast<size_t>(payload) + kChecksumBytes;
     out.push_back(data.first(size));
     data = data.subspan(size);
+    pos += size;
   }
   return out;
 }

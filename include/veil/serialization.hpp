@@ -56,9 +56,9 @@ GaloisKeys deserialize_galois_keys(const ContextPtr& ctx, ByteView blob,
                                    const SerializationLimits& limits = {});
 
 // Splits a concatenation of blobs (a request body, a query file) at the lengths in
-// their headers. Checks the framing only: each blob must still be loaded by its own
-// deserialize_*. Error(Serialization) when the data does not split exactly into at
-// most max_blobs blobs.
+// their headers. Checks the framing only (magic and lengths): each blob must still be
+// loaded by its own deserialize_*. Error(Serialization), naming the blob and its byte
+// offset, when the data does not split exactly into at most max_blobs blobs.
 std::vector<ByteView> split_blobs(ByteView data, size_t max_blobs);
 
 // The secret key is for the client's own storage only: never send it.

@@ -167,23 +167,11 @@ std::string file_stem(const std::string& path) {
 }
 
 std::vector<ByteView> split_blobs(const Bytes& file, const std::string& path) {
-  constexpr uint64_t kHeader = 24, kChecksum = 16;
-  std::vector<ByteView> blobs;
-  uint64_t pos = 0;
-  while (pos < file.size()) {
-    const std::string at =
-        path + ": ciphertext " + std::to_string(blobs.size()) + " (byte " + std::to_string(pos) + ")";
-    if (file.size() - pos < kHeader + kChecksum) bad_input(at + ": truncated");
-    if (std::memcmp(file.data() + pos, "VEIL", 4) != 0) bad_input(at + ": not a Veil blob (bad magic)");
-    uint64_t len = 0;
-    for (int i = 0; i < 8; ++i) len |= uint64_t{file[pos + 16 + i]} << (8 * i);
-    if (len > file.size() - pos - kHeader - kChecksum)
-      bad_input(at + ": truncated (" + std::to_string(len) + " payload bytes announced)");
-    const uint64_t total = kHeader + len + kChecksum;
-    blobs.emplace_back(file.data() + pos, total);
-    pos += total;
+  try {
+    return veil::split_blobs(file, SIZE_MAX);
+  } catch (const Error& e) {
+    bad_input(path + ": " + e.what());
   }
-  return blobs;
 }
 
 std::string json_string(const std::string& s) {
