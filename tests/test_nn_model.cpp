@@ -188,7 +188,6 @@ TEST(CompiledModel, BadInput) {
   auto model = square_after_pool_model();
   auto bad = ErrorCode::InvalidArgument;
   EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, Sequential(4, 4)); }), bad);                          // no layers
-  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, Sequential(4, 4).square()); }, "first layer"), bad);  // no input layer
   EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, model, {Packing::Taps, 3, -1, 0}); }, "batch"), bad);
   EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, model, {Packing::Taps, 1024, -1, 0}); }, "batch"), bad);
   EXPECT_EQ(error_code_of([&] { CompiledModel(nullptr, model); }), bad);

@@ -166,7 +166,7 @@ int run(const Options& o) {
   t.batch = model.batch();
   t.input_cts = model.input_ciphertexts();
   t.backend = ctx->backend().name();
-  t.packing = o.packing == veil::nn::Packing::Taps ? "taps" : "im2col";
+  t.packing = veil::nn::packing_name(o.packing);
   t.encryption = o.secret_key_encryption ? "secret key (seeded)" : "public key";
   std::fprintf(log, "key generation: %.1f ms (%zu Galois keys, backend %s)\n", t.keygen_s * 1000, steps.size(),
                ctx->backend().name().c_str());

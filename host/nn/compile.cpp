@@ -79,7 +79,7 @@ std::vector<std::vector<double>> random_images(const Sequential& m, size_t count
                                                uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> dist(lo, hi);
-  std::vector<std::vector<double>> images(count, std::vector<double>(m.height() * m.width()));
+  std::vector<std::vector<double>> images(count, std::vector<double>(m.input_size()));
   for (auto& img : images)
     for (auto& v : img) v = hi > lo ? dist(rng) : lo;
   return images;
@@ -152,21 +152,6 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-uint32_t model_depth(const Sequential& model) {
-  uint32_t d = 0;
-  for (const Layer& l : model.layers()) {
-    switch (l.kind) {
-      case LayerKind::Conv2d:
-      case LayerKind::Linear:
-      case LayerKind::Square: d += 1; break;
-      case LayerKind::Activation: d += static_cast<uint32_t>(l.poly->depth()); break;
-      case LayerKind::AvgPool2d:
-      case LayerKind::Flatten: break;
-    }
-  }
-  return d;
-}
-
 ModelFile compile_model(const Sequential& model, const std::string& name, const AutoCompileOptions& o) {
   require(valid_model_name(name), ErrorCode::InvalidArgument,
           "model name must be 1..64 characters of [A-Za-z0-9._-], got \"" + name + "\"");
@@ -214,7 +199,7 @@ ModelFile compile_model(const Sequential& model, const std::string& name, const 
         why_not = "N = " + std::to_string(uint64_t{1} << log_n) + ": " + e.what();
         break;
       }
-      CompileOptions copt{o.packing, o.batch, -1, 0};
+      CompileOptions copt{o.packing, o.batch, -1, 0, o.channel_blocks};
       DryRun run;
       try {
         run = dry_run(model, *params, copt, o);
@@ -315,7 +300,7 @@ std::string explain(const ModelFile& m) {
     << " q primes, " << p.alpha() << " special, dnum " << p.dnum() << ", scale 2^"
     << fmt("%.0f", std::log2(p.default_scale())) << "\n";
   s << "batch: " << plan.model.batch() << " input(s) per query, packing "
-    << (m.options.packing == Packing::Taps ? "taps" : "im2col") << "\n";
+    << packing_name(plan.model.packing()) << "\n";
   s << "precision: promised " << fmt("%.1f", m.promised_bits) << " bits, measured " << fmt("%.1f", m.measured_bits)
     << " bits (encrypted dry run on inputs in [" << fmt("%g", m.input_min) << ", " << fmt("%g", m.input_max)
     << "])\n";

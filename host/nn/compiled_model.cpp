@@ -11,7 +11,9 @@
 #include "veil/error.hpp"
 #include "veil/nn/conv.hpp"
 #include "veil/nn/linear.hpp"
+#include "veil/nn/compile.hpp"
 #include "veil/nn/model.hpp"
+#include "veil/nn/spatial.hpp"
 
 #include "nn/checks.hpp"
 
@@ -21,20 +23,24 @@ namespace {
 
 // Where every feature of the current tensor lives, and the factor still to apply.
 struct Layout {
-  size_t groups = 1, period = 1;              // ciphertexts; logical block size
-  size_t height = 0, width = 0, ys = 0, xs = 0;  // spatial tensors only (height > 0)
-  std::vector<std::pair<size_t, size_t>> where;  // feature (flatten order) -> (group, logical position)
-  double factor = 1;                             // true value = factor * encrypted value
+  size_t groups = 1, period = 1;  // ciphertexts; logical period (a linear layer's column block)
+  bool spatial = false;           // sp describes the tensor
+  SpatialLayout sp;
+  // feature (flatten order) -> the (ciphertext, logical position) pairs whose sum it is
+  std::vector<std::vector<std::pair<size_t, size_t>>> where;
+  double factor = 1;  // true value = factor * encrypted value
 };
 
 struct ConvTapsStep { Conv2dTaps conv; };
 struct ConvIm2colStep { Conv2dIm2col conv; };
+struct SpatialConvStep { SpatialConv2d conv; };
 struct SquareStep {};
 struct PolyStep { Polynomial poly; };
 struct PoolStep { std::vector<int64_t> x_steps, y_steps; };  // physical rotation steps
 struct LinearStep { LinearLayer layer; };
 struct FlattenStep {};
-using Step = std::variant<ConvTapsStep, ConvIm2colStep, SquareStep, PolyStep, PoolStep, LinearStep, FlattenStep>;
+using Step = std::variant<ConvTapsStep, ConvIm2colStep, SpatialConvStep, SquareStep, PolyStep, PoolStep, LinearStep,
+                          FlattenStep>;
 
 struct PlannedStep {
   Step step;
@@ -60,18 +66,129 @@ size_t windows_block(const Layer& conv, size_t h, size_t w) {
 // Lists the features of a spatial tensor in flatten order (channel, y, x) with their
 // (ciphertext, logical position).
 void index_spatial(Layout& lay) {
+  const SpatialLayout& sp = lay.sp;
   lay.where.clear();
-  for (size_t c = 0; c < lay.groups; ++c)
-    for (size_t y = 0; y < lay.height; ++y)
-      for (size_t x = 0; x < lay.width; ++x) lay.where.emplace_back(c, y * lay.ys + x * lay.xs);
+  for (size_t c = 0; c < sp.channels; ++c)
+    for (size_t y = 0; y < sp.height; ++y)
+      for (size_t x = 0; x < sp.width; ++x) lay.where.push_back({{c / sp.blocks, sp.position(c, y, x)}});
+}
+
+Layout spatial_layout(const SpatialLayout& sp) {
+  Layout lay;
+  lay.spatial = true;
+  lay.sp = sp;
+  lay.groups = sp.ciphertexts();
+  lay.period = sp.period();
+  index_spatial(lay);
+  return lay;
+}
+
+// A global average pool is folded into the next linear layer when one follows
+// (flatten in between changes nothing); otherwise it is a gathering linear layer.
+bool pool_folds(const std::vector<Layer>& layers, size_t index) {
+  for (size_t i = index + 1; i < layers.size(); ++i) {
+    if (layers[i].kind == LayerKind::Flatten) continue;
+    return layers[i].kind == LayerKind::Linear;
+  }
+  return false;
+}
+
+// The packing the first layer allows.
+Packing resolve_packing(const std::vector<Layer>& layers, Packing asked) {
+  const Layer& first = layers.front();
+  const bool taps_ok = first.kind == LayerKind::Conv2d && first.in == 1 && first.pad.none();
+  return taps_ok ? asked : Packing::Spatial;
+}
+
+// Pass 1 of the compiler: sizes only. The spatial block D (the smallest power of two
+// that holds every layer's pixels: strides spread them), the largest channel count,
+// the largest linear block, and the depth with each layer's share.
+struct Sizes {
+  size_t block = 1, max_channels = 1, linear_block = 0, first_block = 0;
+  uint32_t depth = 0;
+  std::string parts;
+};
+
+Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
+  Sizes z;
+  const auto& layers = model.layers();
+  size_t h = model.height(), w = model.width(), ys = w, xs = 1;
+  size_t extent = h * w;
+  z.max_channels = model.channels();
+  double factor = 1;
+  size_t period = vector_input ? std::bit_ceil(model.input_size()) : 0;
+  z.linear_block = period;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const Layer& l = layers[i];
+    uint32_t d = 0;
+    switch (l.kind) {
+      case LayerKind::Conv2d: {
+        d = 1;
+        const Conv2dGeometry g = l.geometry();
+        if (i == 0 && packing != Packing::Spatial) {
+          z.first_block = windows_block(l, h, w);
+          ys = g.out_width(w), xs = 1;
+        } else {
+          ys *= l.stride, xs *= l.stride;
+        }
+        h = g.out_height(h), w = g.out_width(w);
+        z.max_channels = std::max(z.max_channels, l.out);
+        factor = 1;
+        break;
+      }
+      case LayerKind::Square: d = 1, factor *= factor; break;
+      case LayerKind::Activation:
+        d = static_cast<uint32_t>(scaled_input(*l.poly, factor).depth()), factor = 1;
+        break;
+      case LayerKind::AvgPool2d: {
+        const Conv2dGeometry g = l.geometry();
+        if (l.pad.none()) {
+          factor /= static_cast<double>(l.kernel * l.kernel);
+        } else {
+          d = 1;
+        }
+        h = g.out_height(h), w = g.out_width(w), ys *= l.stride, xs *= l.stride;
+        break;
+      }
+      case LayerKind::GlobalAvgPool:
+        if (pool_folds(layers, i)) {
+          factor /= static_cast<double>(h * w);
+        } else {
+          d = 1, factor = 1;
+          period = std::bit_ceil(std::max(l.out, period));
+          z.linear_block = std::max(z.linear_block, period);
+        }
+        h = w = 1;
+        break;
+      case LayerKind::Flatten: break;
+      case LayerKind::Linear:
+        d = 1, factor = 1;
+        period = std::bit_ceil(std::max(l.out, period));
+        z.linear_block = std::max(z.linear_block, period);
+        break;
+    }
+    extent = std::max(extent, (h - 1) * ys + (w - 1) * xs + 1);
+    if (d) z.parts += (z.parts.empty() ? "" : ", ") + l.describe() + " " + std::to_string(d);
+    z.depth += d;
+  }
+  z.block = std::bit_ceil(extent);
+  return z;
 }
 
 }  // namespace
 
+// Declared in veil/nn/compile.hpp; the same walk as the compiler's first pass.
+uint32_t model_depth(const Sequential& model) {
+  require(!model.layers().empty(), ErrorCode::InvalidArgument, "model: no layers");
+  return measure(model, Packing::Spatial, model.layers().front().kind == LayerKind::Flatten).depth;
+}
+
 struct CompiledModel::Impl {
   ContextPtr ctx;
-  size_t batch = 1, inputs = 1, height = 0, width = 0, input_period = 0;
+  size_t batch = 1, inputs = 1, input_size = 0, input_period = 0;
   bool vector_input = false;
+  Packing packing = Packing::Spatial;
+  SpatialLayout input_layout;  // Packing::Spatial
   uint32_t in_level = 0, out_level = 0;
   double in_scale = 0;
   Layout out;
@@ -88,64 +205,58 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
   require(ctx != nullptr, ErrorCode::InvalidArgument, "model: null context");
   const auto& layers = model.layers();
   require(!layers.empty(), ErrorCode::InvalidArgument, "model: no layers");
-  const bool conv_first = layers.front().kind == LayerKind::Conv2d;
-  require(conv_first || layers.front().kind == LayerKind::Flatten, ErrorCode::InvalidArgument,
-          "model: the first layer must be conv2d (image input) or flatten (vector input)");
   Impl& m = *impl_;
   m.ctx = ctx;
-  m.height = model.height();
-  m.width = model.width();
-  m.vector_input = !conv_first;
+  m.input_size = model.input_size();
+  m.vector_input = layers.front().kind == LayerKind::Flatten;
+  m.packing = m.vector_input ? opt.packing : resolve_packing(layers, opt.packing);
   const size_t slots = ctx->params().slots();
 
-  // Pass 1: depth (with the factors polynomials will see) and the largest block.
-  {
-    const int top = static_cast<int>(ctx->max_level());
-    const int level = opt.level < 0 ? top : opt.level;
-    require(level >= 0 && level <= top, ErrorCode::LevelMismatch,
-            "model: input level must be in [0, " + std::to_string(top) + "]");
-    m.in_level = static_cast<uint32_t>(level);
-    uint32_t depth = 0;
-    std::string parts;
-    double factor = 1;
-    size_t period = conv_first ? 0 : std::bit_ceil(model.height() * model.width()), block = period;
-    for (const Layer& l : layers) {
-      uint32_t d = 0;
-      switch (l.kind) {
-        case LayerKind::Conv2d:
-          d = 1;
-          period = windows_block(l, model.height(), model.width());
-          block = opt.packing == Packing::Im2col ? period * std::bit_ceil(l.kernel * l.kernel) : period;
-          break;
-        case LayerKind::Square: d = 1, factor *= factor; break;
-        case LayerKind::Activation: d = static_cast<uint32_t>(scaled_input(*l.poly, factor).depth()), factor = 1; break;
-        case LayerKind::AvgPool2d: factor /= static_cast<double>(l.kernel * l.kernel); break;
-        case LayerKind::Flatten: break;
-        case LayerKind::Linear:
-          d = 1, factor = 1;
-          period = std::bit_ceil(std::max(l.out, period));
-          block = std::max(block, period);
-          break;
-      }
-      if (d) parts += (parts.empty() ? "" : ", ") + l.describe() + " " + std::to_string(d);
-      depth += d;
+  // Pass 1: depth, blocks, channels per ciphertext and batch.
+  const Sizes z = measure(model, m.packing, m.vector_input);
+  const int top = static_cast<int>(ctx->max_level());
+  const int level0 = opt.level < 0 ? top : opt.level;
+  require(level0 >= 0 && level0 <= top, ErrorCode::LevelMismatch,
+          "model: input level must be in [0, " + std::to_string(top) + "]");
+  m.in_level = static_cast<uint32_t>(level0);
+  require(z.depth <= m.in_level, ErrorCode::LevelMismatch,
+          "model: needs " + std::to_string(z.depth) + " levels (" + z.parts + ") but the input level is " +
+              std::to_string(m.in_level) + " (max_level " + std::to_string(top) +
+              "): choose parameters with a longer modulus chain");
+  size_t blocks = 1, block = 0;
+  const bool spatial_input = !m.vector_input && m.packing == Packing::Spatial;
+  if (m.vector_input) {
+    block = z.linear_block;
+  } else if (!spatial_input) {
+    const Layer& first = layers.front();
+    block = m.packing == Packing::Im2col ? z.first_block * std::bit_ceil(first.kernel * first.kernel) : z.first_block;
+  } else {
+    require(z.block <= slots, ErrorCode::InvalidArgument,
+            "model: the " + std::to_string(model.height()) + "x" + std::to_string(model.width()) +
+                " images need blocks of " + std::to_string(z.block) + " slots; the parameters have " +
+                std::to_string(slots));
+    if (opt.channel_blocks != 0) {
+      require(std::has_single_bit(opt.channel_blocks) && opt.channel_blocks <= slots / z.block,
+              ErrorCode::InvalidArgument,
+              "model: channel_blocks " + std::to_string(opt.channel_blocks) + " must be a power of two <= " +
+                  std::to_string(slots / z.block) + " (slots / block " + std::to_string(z.block) + ")");
+      blocks = opt.channel_blocks;
+    } else if (opt.batch != 0 && opt.batch <= slots / z.block) {
+      blocks = std::min(std::bit_ceil(z.max_channels), slots / (z.block * opt.batch));
     }
-    require(depth <= m.in_level, ErrorCode::LevelMismatch,
-            "model: needs " + std::to_string(depth) + " levels (" + parts + ") but the input level is " +
-                std::to_string(m.in_level) + " (max_level " + std::to_string(top) +
-                "): choose parameters with a longer modulus chain");
-    m.out_level = m.in_level - depth;
-    require(block <= slots, ErrorCode::InvalidArgument,
-            "model: a layout block of " + std::to_string(block) + " slots does not fit " + std::to_string(slots) +
-                " slots");
-    if (opt.batch == 0) {
-      m.batch = slots / block;
-    } else {
-      require(std::has_single_bit(opt.batch) && opt.batch * block <= slots, ErrorCode::InvalidArgument,
-              "model: batch " + std::to_string(opt.batch) + " must be a power of two <= " +
-                  std::to_string(slots / block) + " (slots / largest block " + std::to_string(block) + ")");
-      m.batch = opt.batch;
-    }
+    block = z.block * blocks;
+  }
+  block = std::max(block, z.linear_block);
+  require(block <= slots, ErrorCode::InvalidArgument,
+          "model: a layout block of " + std::to_string(block) + " slots does not fit " + std::to_string(slots) +
+              " slots");
+  if (opt.batch == 0) {
+    m.batch = slots / block;
+  } else {
+    require(std::has_single_bit(opt.batch) && opt.batch * block <= slots, ErrorCode::InvalidArgument,
+            "model: batch " + std::to_string(opt.batch) + " must be a power of two <= " +
+                std::to_string(slots / block) + " (slots / largest block " + std::to_string(block) + ")");
+    m.batch = opt.batch;
   }
   m.in_scale = opt.scale == 0 ? ctx->params().default_scale() : opt.scale;
   require(std::isfinite(m.in_scale) && m.in_scale > 1, ErrorCode::InvalidArgument, "model: bad input scale");
@@ -155,35 +266,62 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
   double scale = m.in_scale;
   Layout lay;
   if (m.vector_input) {
-    m.input_period = lay.period = std::bit_ceil(model.height() * model.width());
-    for (size_t f = 0; f < model.height() * model.width(); ++f) lay.where.emplace_back(0, f);
+    m.input_period = lay.period = std::bit_ceil(model.input_size());
+    for (size_t f = 0; f < model.input_size(); ++f) lay.where.push_back({{0, f}});
+  } else if (spatial_input) {
+    m.input_layout = SpatialLayout::dense(model.channels(), model.height(), model.width(), z.block, blocks, m.batch);
+    lay = spatial_layout(m.input_layout);
+    m.inputs = lay.groups;
   }
   const auto& q = ctx->tables().primes;
   const auto B = static_cast<int64_t>(m.batch);
   size_t index = 0;
+  auto need_spatial = [&](const Layer& l) {
+    require(lay.spatial, ErrorCode::Unsupported,
+            "model layer " + std::to_string(index) + ": " + l.describe() +
+                " after global_avg_pool is not supported; use flatten() and linear()");
+  };
   for (const Layer& l : layers) {
     const uint32_t level_in = level;
     const double scale_in = scale;
-    const size_t groups_in = index == 0 && !m.vector_input ? 0 : lay.groups;
+    const size_t groups_in = index == 0 && !m.vector_input && !spatial_input ? 0 : lay.groups;
     std::string how;
     switch (l.kind) {
       case LayerKind::Conv2d: {
         const int lv = static_cast<int>(level);
-        if (opt.packing == Packing::Taps) {
-          Conv2dTaps conv(ctx, m.height, m.width, l.kernel, l.stride, l.weight, l.out, l.bias, lv, scale, m.batch);
-          m.inputs = conv.taps();
-          lay = Layout{l.out, conv.window_block(), conv.out_height(), conv.out_width(), conv.out_width(), 1, {}, 1};
-          how = "taps: " + std::to_string(conv.taps()) + " scalar products per channel";
-          m.steps.push_back({ConvTapsStep{std::move(conv)}, ""});
+        if (index == 0 && !spatial_input) {
+          const size_t h = model.height(), w = model.width();
+          SpatialLayout out;
+          if (m.packing == Packing::Taps) {
+            Conv2dTaps conv(ctx, h, w, l.kernel, l.stride, l.weight, l.out, l.bias, lv, scale, m.batch);
+            m.inputs = conv.taps();
+            out = SpatialLayout{l.out, conv.out_height(), conv.out_width(), conv.window_block(), 1,
+                                conv.out_width(), 1, m.batch};
+            how = "taps: " + std::to_string(conv.taps()) + " scalar products per channel";
+            m.steps.push_back({ConvTapsStep{std::move(conv)}, ""});
+          } else {
+            Conv2dIm2col conv(ctx, h, w, l.kernel, l.stride, l.weight, l.out, l.bias, lv, scale, m.batch);
+            m.inputs = 1;
+            out = SpatialLayout{l.out, conv.out_height(), conv.out_width(), conv.window_block(), 1,
+                                conv.out_width(), 1, m.batch};
+            for (int64_t s : conv.rotation_steps()) m.rotations.insert(s);
+            how = "im2col: " + std::to_string(conv.rotation_steps().size()) + " rotations per channel";
+            m.steps.push_back({ConvIm2colStep{std::move(conv)}, ""});
+          }
+          lay = spatial_layout(out);
         } else {
-          Conv2dIm2col conv(ctx, m.height, m.width, l.kernel, l.stride, l.weight, l.out, l.bias, lv, scale, m.batch);
-          m.inputs = 1;
-          lay = Layout{l.out, conv.window_block(), conv.out_height(), conv.out_width(), conv.out_width(), 1, {}, 1};
+          need_spatial(l);
+          std::vector<double> weight = l.weight;
+          for (double& v : weight) v *= lay.factor;  // a carried factor folds into the weights
+          SpatialConv2d conv(ctx, lay.sp, l.geometry(), weight, l.bias,
+                             SpatialConvOptions{lv, scale, opt.plaintext_budget});
           for (int64_t s : conv.rotation_steps()) m.rotations.insert(s);
-          how = "im2col: " + std::to_string(conv.rotation_steps().size()) + " rotations per channel";
-          m.steps.push_back({ConvIm2colStep{std::move(conv)}, ""});
+          how = std::to_string(conv.products()) + " products, " + std::to_string(conv.rotation_steps().size()) +
+                " rotation keys, " + std::to_string(conv.plaintext_bytes() >> 20) + " MiB of weights" +
+                (conv.pre_encoded() ? "" : " (encoded per run)");
+          lay = spatial_layout(conv.output_layout());
+          m.steps.push_back({SpatialConvStep{std::move(conv)}, ""});
         }
-        index_spatial(lay);
         level -= 1;
         break;
       }
@@ -202,50 +340,98 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
         break;
       }
       case LayerKind::AvgPool2d: {
+        need_spatial(l);
         const size_t k = l.kernel;
-        PoolStep ps;
-        for (size_t dx = 1; dx < k; ++dx) ps.x_steps.push_back(static_cast<int64_t>(dx * lay.xs) * B);
-        for (size_t dy = 1; dy < k; ++dy) ps.y_steps.push_back(static_cast<int64_t>(dy * lay.ys) * B);
-        for (int64_t s : ps.x_steps) m.rotations.insert(s);
-        for (int64_t s : ps.y_steps) m.rotations.insert(s);
-        how = std::to_string(2 * (k - 1)) + " rotations per channel";
-        lay.height /= k, lay.width /= k, lay.ys *= k, lay.xs *= k;
-        lay.factor /= static_cast<double>(k * k);
-        index_spatial(lay);
-        m.steps.push_back({std::move(ps), ""});
+        if (l.pad.none()) {  // window sums by rotations: no level; the 1/k^2 is carried
+          PoolStep ps;
+          for (size_t dx = 1; dx < k; ++dx) ps.x_steps.push_back(static_cast<int64_t>(dx * lay.sp.xs) * B);
+          for (size_t dy = 1; dy < k; ++dy) ps.y_steps.push_back(static_cast<int64_t>(dy * lay.sp.ys) * B);
+          for (int64_t s : ps.x_steps) m.rotations.insert(s);
+          for (int64_t s : ps.y_steps) m.rotations.insert(s);
+          how = std::to_string(2 * (k - 1)) + " rotations per ciphertext";
+          SpatialLayout sp = lay.sp;
+          const Conv2dGeometry g = l.geometry();
+          sp.height = g.out_height(sp.height), sp.width = g.out_width(sp.width);
+          sp.ys *= l.stride, sp.xs *= l.stride;
+          const double factor = lay.factor / static_cast<double>(k * k);
+          lay = spatial_layout(sp);
+          lay.factor = factor;
+          m.steps.push_back({std::move(ps), ""});
+        } else {  // padding: a depthwise convolution with the window counts in its weights
+          auto pool = SpatialConv2d::average_pool(ctx, lay.sp, l.geometry(), l.count_include_pad,
+                                                  SpatialConvOptions{static_cast<int>(level), scale, opt.plaintext_budget});
+          for (int64_t s : pool.rotation_steps()) m.rotations.insert(s);
+          how = std::to_string(pool.products()) + " products (depthwise)";
+          const double factor = lay.factor;
+          lay = spatial_layout(pool.output_layout());
+          lay.factor = factor;
+          m.steps.push_back({SpatialConvStep{std::move(pool)}, ""});
+          level -= 1;
+        }
+        break;
+      }
+      case LayerKind::GlobalAvgPool: {
+        need_spatial(l);
+        const SpatialLayout& sp = lay.sp;
+        const double area = static_cast<double>(sp.height * sp.width);
+        std::vector<std::vector<std::pair<size_t, size_t>>> sums(sp.channels);
+        for (size_t c = 0; c < sp.channels; ++c)
+          for (size_t y = 0; y < sp.height; ++y)
+            for (size_t x = 0; x < sp.width; ++x) sums[c].emplace_back(c / sp.blocks, sp.position(c, y, x));
+        lay.where = std::move(sums);
+        lay.spatial = false;
+        if (pool_folds(layers, index)) {
+          lay.factor /= area;
+          how = "folded into the next linear layer";
+          m.steps.push_back({FlattenStep{}, ""});
+        } else {  // nothing to fold into: gather the sums with a linear layer
+          const size_t cols = lay.groups * lay.period, rows = sp.channels;
+          std::vector<double> w(rows * cols, 0.0);
+          for (size_t c = 0; c < rows; ++c)
+            for (const auto& [g, pos] : lay.where[c]) w[c * cols + g * lay.period + pos] += lay.factor / area;
+          LinearLayer layer(ctx, w, rows, cols, {},
+                            LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
+          for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
+          how = "a gathering linear layer, " + std::to_string(layer.rotation_steps().size()) + " rotation keys";
+          lay = Layout{1, layer.block(), false, {}, {}, 1};
+          for (size_t f = 0; f < rows; ++f) lay.where.push_back({{0, f}});
+          m.steps.push_back({LinearStep{std::move(layer)}, ""});
+          level -= 1;
+        }
         break;
       }
       case LayerKind::Flatten:
-        lay.height = lay.width = lay.ys = lay.xs = 0;  // positions stay; only the shape is forgotten
+        lay.spatial = false;  // positions stay; only the shape is forgotten
         m.steps.push_back({FlattenStep{}, ""});
         break;
       case LayerKind::Linear: {
         require(lay.where.size() == l.in, ErrorCode::InvalidArgument, "model: linear input size mismatch");
         const size_t cols = lay.groups * lay.period;
         std::vector<double> w(l.out * cols, 0.0);
-        for (size_t f = 0; f < l.in; ++f) {
-          const auto [g, pos] = lay.where[f];
-          for (size_t r = 0; r < l.out; ++r) w[r * cols + g * lay.period + pos] = l.weight[r * l.in + f] * lay.factor;
-        }
+        for (size_t f = 0; f < l.in; ++f)
+          for (const auto& [g, pos] : lay.where[f])
+            for (size_t r = 0; r < l.out; ++r) w[r * cols + g * lay.period + pos] += l.weight[r * l.in + f] * lay.factor;
         LinearLayer layer(ctx, w, l.out, cols, l.bias,
                           LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
         for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
         how = std::to_string(lay.groups) + " input ciphertext(s), block " + std::to_string(layer.block()) + ", " +
               std::to_string(layer.rotation_steps().size()) + " rotation keys";
-        lay = Layout{1, layer.block(), 0, 0, 0, 0, {}, 1};
-        for (size_t f = 0; f < l.out; ++f) lay.where.emplace_back(0, f);
+        lay = Layout{1, layer.block(), false, {}, {}, 1};
+        for (size_t f = 0; f < l.out; ++f) lay.where.push_back({{0, f}});
         m.steps.push_back({LinearStep{std::move(layer)}, ""});
         level -= 1;
         break;
       }
     }
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "%2zu %-38s level %u -> %u, scale %s -> %s, ciphertexts %zu -> %zu", index,
+    char buf[200];
+    std::snprintf(buf, sizeof buf, "%2zu %-44s level %u -> %u, scale %s -> %s, ciphertexts %zu -> %zu", index,
                   l.describe().c_str(), level_in, level, scale_text(scale_in).c_str(), scale_text(scale).c_str(),
                   groups_in == 0 ? m.inputs : groups_in, lay.groups);
     m.steps.back().text = std::string(buf) + (how.empty() ? "" : "; " + how);
     ++index;
   }
+  m.out_level = level;
+  require(m.in_level - m.out_level == z.depth, ErrorCode::InvalidArgument, "model (internal): the plan's depth disagrees with pass 1");
   m.out = std::move(lay);
 }
 
@@ -262,11 +448,16 @@ std::vector<int64_t> CompiledModel::rotation_steps() const {
   return {impl_->rotations.begin(), impl_->rotations.end()};
 }
 
+Packing CompiledModel::packing() const { return impl_->packing; }
+
 std::string CompiledModel::describe() const {
   const Impl& m = *impl_;
   std::string s = "model plan: " + std::to_string(m.batch) + " image(s) per run, " + std::to_string(m.inputs) +
                   " input ciphertext(s), depth " + std::to_string(depth()) + ", " +
                   std::to_string(m.rotations.size()) + " rotation keys\n";
+  if (!m.vector_input)
+    s += "input packing " + packing_name(m.packing) +
+         (m.packing == Packing::Spatial ? ": " + m.input_layout.describe() : std::string()) + "\n";
   for (const auto& st : m.steps) s += st.text + "\n";
   return s;
 }
@@ -276,9 +467,10 @@ std::vector<std::vector<double>> CompiledModel::encode(const std::vector<std::ve
   require(!images.empty() && images.size() <= m.batch, ErrorCode::InvalidArgument,
           "model: " + std::to_string(images.size()) + " images for a batch of " + std::to_string(m.batch));
   for (const auto& img : images)
-    require(img.size() == m.height * m.width, ErrorCode::InvalidArgument,
-            "model: an image must hold " + std::to_string(m.height * m.width) + " values, got " +
+    require(img.size() == m.input_size, ErrorCode::InvalidArgument,
+            "model: an input must hold " + std::to_string(m.input_size) + " values, got " +
                 std::to_string(img.size()));
+  if (!m.vector_input && m.packing == Packing::Spatial) return m.input_layout.encode(images, m.ctx->params().slots());
   const Step& first = m.steps.front().step;
   if (const auto* t = std::get_if<ConvTapsStep>(&first)) return t->conv.encode_inputs(images);
   if (const auto* c = std::get_if<ConvIm2colStep>(&first)) return {c->conv.encode_inputs(images)};
@@ -312,6 +504,8 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
             next = s.conv.apply(eval, *src);
           } else if constexpr (std::is_same_v<T, ConvIm2colStep>) {
             next = s.conv.apply(eval, src->front(), gk);
+          } else if constexpr (std::is_same_v<T, SpatialConvStep>) {
+            next = s.conv.apply(eval, *src, gk);
           } else if constexpr (std::is_same_v<T, SquareStep>) {
             for (const auto& c : *src) next.push_back(eval.rescale(eval.square(c, rk)));
           } else if constexpr (std::is_same_v<T, PolyStep>) {
@@ -350,8 +544,9 @@ std::vector<std::vector<double>> CompiledModel::decode(const std::vector<std::ve
   std::vector<std::vector<double>> out(images, std::vector<double>(m.out.where.size()));
   for (size_t b = 0; b < images; ++b)
     for (size_t f = 0; f < m.out.where.size(); ++f) {
-      const auto [g, pos] = m.out.where[f];
-      out[b][f] = outputs[g][pos * m.batch + b] * m.out.factor;
+      double sum = 0;
+      for (const auto& [g, pos] : m.out.where[f]) sum += outputs[g][pos * m.batch + b];
+      out[b][f] = sum * m.out.factor;
     }
   return out;
 }

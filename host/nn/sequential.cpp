@@ -2,6 +2,7 @@
 // and the float64 reference evaluation the encrypted plan is tested against.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <sstream>
 #include <string>
 
@@ -14,6 +15,7 @@ namespace {
 
 // Channels and features of any layer: keeps every size product far from overflow.
 constexpr size_t kMaxFeatures = size_t{1} << 20;
+constexpr size_t kMaxKernel = 64;
 
 bool all_finite(const std::vector<double>& v) {
   for (double x : v)
@@ -28,25 +30,45 @@ std::string TensorShape::describe() const {
   return std::to_string(channels) + "x" + std::to_string(height) + "x" + std::to_string(width);
 }
 
+namespace {
+
+std::string pad_text(const Padding& p) {
+  if (p.none()) return "";
+  if (p == Padding::same(p.top)) return ", pad " + std::to_string(p.top);
+  return ", pads " + std::to_string(p.top) + "," + std::to_string(p.left) + "," + std::to_string(p.bottom) + "," +
+         std::to_string(p.right);
+}
+
+}  // namespace
+
 std::string Layer::describe() const {
   switch (kind) {
     case LayerKind::Conv2d:
-      return "conv2d(1->" + std::to_string(out) + ", kernel " + std::to_string(kernel) + ", stride " +
-             std::to_string(stride) + ")";
+      return "conv2d(" + std::to_string(in) + "->" + std::to_string(out) + ", kernel " + std::to_string(kernel) +
+             ", stride " + std::to_string(stride) + pad_text(pad) + ")";
     case LayerKind::Square: return "square";
     case LayerKind::Activation: return "activation(degree " + std::to_string(poly->degree()) + ")";
-    case LayerKind::AvgPool2d: return "avg_pool2d(" + std::to_string(kernel) + ")";
+    case LayerKind::AvgPool2d:
+      if (stride == kernel && pad.none()) return "avg_pool2d(" + std::to_string(kernel) + ")";
+      return "avg_pool2d(" + std::to_string(kernel) + ", stride " + std::to_string(stride) + pad_text(pad) +
+             (pad.none() || count_include_pad ? "" : ", exclude pad") + ")";
+    case LayerKind::GlobalAvgPool: return "global_avg_pool";
     case LayerKind::Flatten: return "flatten";
     case LayerKind::Linear: return "linear(" + std::to_string(in) + "->" + std::to_string(out) + ")";
   }
   return "?";
 }
 
-Sequential::Sequential(size_t height, size_t width) : height_(height), width_(width) {
-  require(height >= 1 && width >= 1, ErrorCode::InvalidArgument, "model: the input needs height, width >= 1");
-  require(height <= kMaxFeatures && width <= kMaxFeatures && height * width <= (size_t{1} << 28),
+Sequential::Sequential(size_t height, size_t width) : Sequential(1, height, width) {}
+
+Sequential::Sequential(size_t channels, size_t height, size_t width)
+    : channels_(channels), height_(height), width_(width) {
+  require(channels >= 1 && height >= 1 && width >= 1, ErrorCode::InvalidArgument,
+          "model: the input needs channels, height, width >= 1");
+  require(channels <= kMaxFeatures && height <= kMaxFeatures && width <= kMaxFeatures &&
+              height * width <= (size_t{1} << 28) && channels * height * width <= (size_t{1} << 28),
           ErrorCode::InvalidArgument, "model: the input is larger than 2^28 values");
-  shape_ = TensorShape{1, height, width, false};
+  shape_ = TensorShape{channels, height, width, false};
 }
 
 void Sequential::fail(const std::string& msg) const {
@@ -55,21 +77,45 @@ void Sequential::fail(const std::string& msg) const {
 
 Sequential& Sequential::conv2d(size_t out_channels, size_t kernel, size_t stride, std::vector<double> weight,
                                std::vector<double> bias) {
-  if (!layers_.empty()) fail("conv2d is supported as the first layer only (one input channel, im2col)");
-  if (out_channels < 1 || kernel < 1 || stride < 1) fail("conv2d needs out_channels, kernel, stride >= 1");
+  return conv2d(out_channels, kernel, stride, Padding{}, std::move(weight), std::move(bias));
+}
+
+// Checks a window (kernel, stride, pads) against the current spatial shape.
+static void check_window(const TensorShape& s, size_t kernel, size_t stride, const Padding& p,
+                         const std::function<void(const std::string&)>& fail, const std::string& what) {
+  if (s.flat) fail(what + " needs a spatial tensor (before flatten)");
+  if (kernel < 1 || kernel > kMaxKernel || stride < 1 || stride > kMaxFeatures)
+    fail(what + " needs kernel in [1, " + std::to_string(kMaxKernel) + "] and stride >= 1");
+  if (p.top >= kernel || p.left >= kernel || p.bottom >= kernel || p.right >= kernel)
+    fail(what + ": every pad must be smaller than the kernel (" + std::to_string(kernel) + ")");
+  if (kernel > s.height + p.top + p.bottom || kernel > s.width + p.left + p.right)
+    fail(what + " kernel " + std::to_string(kernel) + " is larger than the padded " + std::to_string(s.height) + "x" +
+         std::to_string(s.width) + " input");
+}
+
+Sequential& Sequential::conv2d(size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
+                               std::vector<double> weight, std::vector<double> bias) {
+  auto f = [this](const std::string& m) { fail(m); };
+  check_window(shape_, kernel, stride, pad, f, "conv2d");
+  if (out_channels < 1) fail("conv2d needs out_channels >= 1");
   if (out_channels > kMaxFeatures) fail("conv2d: at most " + std::to_string(kMaxFeatures) + " channels");
-  if (kernel > height_ || kernel > width_) fail("conv2d kernel larger than the image");
-  if (weight.size() != out_channels * kernel * kernel) fail("conv2d weight must hold out_channels * kernel^2 values");
+  const size_t in = shape_.channels;
+  if (weight.size() != out_channels * in * kernel * kernel)  // < 2^52: no wrap
+    fail("conv2d weight must hold out * in * kernel^2 = " + std::to_string(out_channels * in * kernel * kernel) +
+         " values, got " + std::to_string(weight.size()));
   if (!bias.empty() && bias.size() != out_channels) fail("conv2d bias must be empty or hold out_channels values");
   if (!all_finite(weight) || !all_finite(bias)) fail("conv2d weights must be finite");
   Layer l(LayerKind::Conv2d);
   l.out = out_channels;
+  l.in = in;
   l.kernel = kernel;
   l.stride = stride;
+  l.pad = pad;
   l.weight = std::move(weight);
   l.bias = bias.empty() ? std::vector<double>(out_channels, 0.0) : std::move(bias);
+  const Conv2dGeometry g = l.geometry();
+  shape_ = TensorShape{out_channels, g.out_height(shape_.height), g.out_width(shape_.width), false};
   layers_.push_back(std::move(l));
-  shape_ = TensorShape{out_channels, (height_ - kernel) / stride + 1, (width_ - kernel) / stride + 1, false};
   return *this;
 }
 
@@ -105,15 +151,29 @@ Sequential& Sequential::activation(const Polynomial& p) {
   return *this;
 }
 
-Sequential& Sequential::avg_pool2d(size_t kernel) {
-  if (shape_.flat) fail("avg_pool2d needs a spatial tensor (before flatten)");
-  if (kernel < 1 || kernel > shape_.height || kernel > shape_.width)
-    fail("avg_pool2d kernel must be in [1, min(height, width)] = [1, " +
-         std::to_string(std::min(shape_.height, shape_.width)) + "]");
+Sequential& Sequential::avg_pool2d(size_t kernel) { return avg_pool2d(kernel, kernel, Padding{}, true); }
+
+Sequential& Sequential::avg_pool2d(size_t kernel, size_t stride, const Padding& pad, bool count_include_pad) {
+  auto f = [this](const std::string& m) { fail(m); };
+  check_window(shape_, kernel, stride, pad, f, "avg_pool2d");
   Layer l(LayerKind::AvgPool2d);
-  l.kernel = l.stride = kernel;
+  l.out = l.in = shape_.channels;
+  l.kernel = kernel;
+  l.stride = stride;
+  l.pad = pad;
+  l.count_include_pad = count_include_pad || pad.none();
+  const Conv2dGeometry g = l.geometry();
+  shape_ = TensorShape{shape_.channels, g.out_height(shape_.height), g.out_width(shape_.width), false};
   layers_.push_back(std::move(l));
-  shape_ = TensorShape{shape_.channels, shape_.height / kernel, shape_.width / kernel, false};
+  return *this;
+}
+
+Sequential& Sequential::global_avg_pool() {
+  if (shape_.flat) fail("global_avg_pool needs a spatial tensor (before flatten)");
+  Layer l(LayerKind::GlobalAvgPool);
+  l.out = l.in = shape_.channels;
+  layers_.push_back(std::move(l));
+  shape_ = TensorShape{shape_.channels, 1, 1, false};
   return *this;
 }
 
@@ -144,29 +204,58 @@ Sequential& Sequential::linear(size_t out_features, std::vector<double> weight, 
   return *this;
 }
 
+namespace {
+
+// y[co][oy][ox] = bias[co] + sum weight(co, ci, t, oy, ox) * x[ci][iy][ix], zero padding.
+template <class WeightFn>
+std::vector<double> window_sum(const std::vector<double>& x, size_t cin, size_t h, size_t w, const Conv2dGeometry& g,
+                               const std::vector<double>& bias, WeightFn weight) {
+  const size_t oh = g.out_height(h), ow = g.out_width(w), k = g.kernel;
+  std::vector<double> y(g.out_channels * oh * ow);
+  for (size_t co = 0; co < g.out_channels; ++co)
+    for (size_t oy = 0; oy < oh; ++oy)
+      for (size_t ox = 0; ox < ow; ++ox) {
+        double v = bias.empty() ? 0.0 : bias[co];
+        for (size_t ky = 0; ky < k; ++ky) {
+          const auto iy = static_cast<int64_t>(oy * g.stride + ky) - static_cast<int64_t>(g.pad_top);
+          if (iy < 0 || iy >= static_cast<int64_t>(h)) continue;
+          for (size_t kx = 0; kx < k; ++kx) {
+            const auto ix = static_cast<int64_t>(ox * g.stride + kx) - static_cast<int64_t>(g.pad_left);
+            if (ix < 0 || ix >= static_cast<int64_t>(w)) continue;
+            const size_t at = static_cast<size_t>(iy) * w + static_cast<size_t>(ix);
+            weight(co, ky * k + kx, oy, ox, [&](size_t ci, double wt) { v += wt * x[ci * h * w + at]; });
+          }
+        }
+        y[(co * oh + oy) * ow + ox] = v;
+      }
+  (void)cin;
+  return y;
+}
+
+// Pixels of an avg_pool2d window inside the image, along one axis.
+double inside(size_t o, size_t stride, size_t pad, size_t k, size_t side) {
+  const int64_t lo = static_cast<int64_t>(o * stride) - static_cast<int64_t>(pad);
+  return static_cast<double>(std::min<int64_t>(lo + static_cast<int64_t>(k), static_cast<int64_t>(side)) -
+                             std::max<int64_t>(lo, 0));
+}
+
+}  // namespace
+
 std::vector<double> Sequential::forward(const std::vector<double>& image) const {
-  require(image.size() == height_ * width_, ErrorCode::InvalidArgument,
-          "model: the image must hold " + std::to_string(height_ * width_) + " values, got " +
-              std::to_string(image.size()));
+  require(image.size() == input_size(), ErrorCode::InvalidArgument,
+          "model: the input must hold " + std::to_string(input_size()) + " values (" + std::to_string(channels_) +
+              "x" + std::to_string(height_) + "x" + std::to_string(width_) + "), got " + std::to_string(image.size()));
   std::vector<double> x = image;
-  size_t ch = 1, h = height_, w = width_;
+  size_t ch = channels_, h = height_, w = width_;
   for (const Layer& l : layers_) {
     switch (l.kind) {
       case LayerKind::Conv2d: {
-        const size_t oh = (h - l.kernel) / l.stride + 1, ow = (w - l.kernel) / l.stride + 1;
-        std::vector<double> y(l.out * oh * ow);
-        for (size_t c = 0; c < l.out; ++c)
-          for (size_t oy = 0; oy < oh; ++oy)
-            for (size_t ox = 0; ox < ow; ++ox) {
-              double v = l.bias[c];
-              for (size_t ky = 0; ky < l.kernel; ++ky)
-                for (size_t kx = 0; kx < l.kernel; ++kx)
-                  v += l.weight[(c * l.kernel + ky) * l.kernel + kx] *
-                       x[(oy * l.stride + ky) * w + ox * l.stride + kx];
-              y[(c * oh + oy) * ow + ox] = v;
-            }
-        x = std::move(y);
-        ch = l.out, h = oh, w = ow;
+        const Conv2dGeometry g = l.geometry();
+        const size_t kk = l.kernel * l.kernel;
+        x = window_sum(x, ch, h, w, g, l.bias, [&](size_t co, size_t t, size_t, size_t, auto&& add) {
+          for (size_t ci = 0; ci < l.in; ++ci) add(ci, l.weight[(co * l.in + ci) * kk + t]);
+        });
+        ch = l.out, h = g.out_height(h), w = g.out_width(w);
         break;
       }
       case LayerKind::Square:
@@ -176,18 +265,25 @@ std::vector<double> Sequential::forward(const std::vector<double>& image) const 
         for (double& v : x) v = (*l.poly)(v);
         break;
       case LayerKind::AvgPool2d: {
-        const size_t k = l.kernel, oh = h / k, ow = w / k;
-        std::vector<double> y(ch * oh * ow, 0.0);
-        for (size_t c = 0; c < ch; ++c)
-          for (size_t oy = 0; oy < oh; ++oy)
-            for (size_t ox = 0; ox < ow; ++ox) {
-              double s = 0;
-              for (size_t dy = 0; dy < k; ++dy)
-                for (size_t dx = 0; dx < k; ++dx) s += x[(c * h + oy * k + dy) * w + ox * k + dx];
-              y[(c * oh + oy) * ow + ox] = s / static_cast<double>(k * k);
-            }
+        const Conv2dGeometry g = l.geometry();
+        const double full = static_cast<double>(l.kernel * l.kernel);
+        x = window_sum(x, ch, h, w, g, {}, [&](size_t co, size_t, size_t oy, size_t ox, auto&& add) {
+          const double n = l.count_include_pad ? full
+                                               : inside(oy, l.stride, l.pad.top, l.kernel, h) *
+                                                     inside(ox, l.stride, l.pad.left, l.kernel, w);
+          add(co, 1.0 / n);
+        });
+        h = g.out_height(h), w = g.out_width(w);
+        break;
+      }
+      case LayerKind::GlobalAvgPool: {
+        std::vector<double> y(ch, 0.0);
+        for (size_t c = 0; c < ch; ++c) {
+          for (size_t i = 0; i < h * w; ++i) y[c] += x[c * h * w + i];
+          y[c] /= static_cast<double>(h * w);
+        }
         x = std::move(y);
-        h = oh, w = ow;
+        h = w = 1;
         break;
       }
       case LayerKind::Flatten:

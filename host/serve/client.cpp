@@ -49,12 +49,20 @@ Bytes from_base64(const std::string& s) {
 // vanishes (a polynomial keeps its degree, hence its depth).
 nn::Sequential skeleton(const json& d) {
   const size_t h = d.at("input").at("height"), w = d.at("input").at("width");
-  nn::Sequential m(h, w);
+  const size_t channels = d.at("input").value("channels", size_t{1});
+  nn::Sequential m(channels, h, w);
+  auto padding = [](const json& l) {
+    const auto p = l.value("pads", std::vector<size_t>{0, 0, 0, 0});
+    if (p.size() != 4) bad_description("pads must hold 4 values");
+    return nn::Padding{p[0], p[1], p[2], p[3]};
+  };
   for (const json& l : d.at("layers")) {
     const std::string kind = l.at("kind");
     if (kind == "conv2d") {
-      const size_t out = l.at("out"), k = l.at("kernel"), stride = l.at("stride");
-      m.conv2d(out, k, stride, std::vector<double>(out * k * k, 1.0), std::vector<double>(out, 0.0));
+      const size_t out = l.at("out"), k = l.at("kernel"), stride = l.at("stride"), in = m.output_shape().channels;
+      if (out == 0 || k == 0 || k > 64 || out > (size_t{1} << 20) || in * k * k > (size_t{1} << 28) / out)
+        bad_description("conv2d layer size");
+      m.conv2d(out, k, stride, padding(l), std::vector<double>(out * in * k * k, 1.0), std::vector<double>(out, 0.0));
     } else if (kind == "square") {
       m.square();
     } else if (kind == "activation") {
@@ -62,7 +70,10 @@ nn::Sequential skeleton(const json& d) {
       if (degree < 0 || degree > 63) bad_description("activation degree");
       m.activation(nn::Polynomial(std::vector<double>(static_cast<size_t>(degree) + 1, 1.0), l.at("a"), l.at("b")));
     } else if (kind == "avg_pool2d") {
-      m.avg_pool2d(l.at("kernel"));
+      const size_t k = l.at("kernel");
+      m.avg_pool2d(k, l.value("stride", k), padding(l), l.value("count_include_pad", true));
+    } else if (kind == "global_avg_pool") {
+      m.global_avg_pool();
     } else if (kind == "flatten") {
       m.flatten();
     } else if (kind == "linear") {
@@ -243,7 +254,9 @@ QueryClient::QueryClient(const std::string& url_in, const std::string& model, Qu
             "the server offers parameters below the 128-bit bound: refused");
     c.ctx = Context::create(params, BackendKind::Cpu);
     nn::CompileOptions o;
-    o.packing = c.desc.at("packing") == "taps" ? nn::Packing::Taps : nn::Packing::Im2col;
+    o.packing = nn::parse_packing(c.desc.at("packing"));
+    o.channel_blocks = c.desc.at("options").value("channel_blocks", size_t{0});
+    o.plaintext_budget = 0;  // the client needs the layouts, not the weights
     o.batch = c.desc.at("batch");
     o.level = c.desc.at("options").at("level");
     o.scale = c.desc.at("options").at("scale");
@@ -261,8 +274,9 @@ QueryClient::~QueryClient() = default;
 
 size_t QueryClient::batch() const { return impl_->plan->batch(); }
 size_t QueryClient::input_size() const {
-  return impl_->desc["input"]["height"].get<size_t>() * impl_->desc["input"]["width"].get<size_t>();
+  return input_channels() * impl_->desc["input"]["height"].get<size_t>() * impl_->desc["input"]["width"].get<size_t>();
 }
+size_t QueryClient::input_channels() const { return impl_->desc["input"].value("channels", size_t{1}); }
 size_t QueryClient::input_height() const { return impl_->desc["input"]["height"]; }
 size_t QueryClient::input_width() const { return impl_->desc["input"]["width"]; }
 size_t QueryClient::output_size() const { return impl_->plan->output_size(); }

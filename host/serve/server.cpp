@@ -79,13 +79,19 @@ json architecture(const nn::Sequential& model) {
   for (const nn::Layer& l : model.layers()) {
     switch (l.kind) {
       case nn::LayerKind::Conv2d:
-        layers.push_back({{"kind", "conv2d"}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride}});
+        layers.push_back({{"kind", "conv2d"}, {"out", l.out}, {"kernel", l.kernel}, {"stride", l.stride},
+                          {"pads", {l.pad.top, l.pad.left, l.pad.bottom, l.pad.right}}});
         break;
       case nn::LayerKind::Square: layers.push_back({{"kind", "square"}}); break;
       case nn::LayerKind::Activation:
         layers.push_back({{"kind", "activation"}, {"degree", l.poly->degree()}, {"a", l.poly->a()}, {"b", l.poly->b()}});
         break;
-      case nn::LayerKind::AvgPool2d: layers.push_back({{"kind", "avg_pool2d"}, {"kernel", l.kernel}}); break;
+      case nn::LayerKind::AvgPool2d:
+        layers.push_back({{"kind", "avg_pool2d"}, {"kernel", l.kernel}, {"stride", l.stride},
+                          {"pads", {l.pad.top, l.pad.left, l.pad.bottom, l.pad.right}},
+                          {"count_include_pad", l.count_include_pad}});
+        break;
+      case nn::LayerKind::GlobalAvgPool: layers.push_back({{"kind", "global_avg_pool"}}); break;
       case nn::LayerKind::Flatten: layers.push_back({{"kind", "flatten"}}); break;
       case nn::LayerKind::Linear: layers.push_back({{"kind", "linear"}, {"out", l.out}}); break;
     }
@@ -98,10 +104,10 @@ json describe_model(const ModelEntry& m) {
   const auto& p = f.params;
   const auto& plan = *m.plan;
   return json{{"name", f.name},
-              {"input", {{"height", f.model.height()}, {"width", f.model.width()}}},
+              {"input", {{"channels", f.model.channels()}, {"height", f.model.height()}, {"width", f.model.width()}}},
               {"input_range", {f.input_min, f.input_max}},
               {"batch", plan.batch()},
-              {"packing", f.options.packing == nn::Packing::Taps ? "taps" : "im2col"},
+              {"packing", nn::packing_name(f.options.packing)},
               {"input_ciphertexts", plan.input_ciphertexts()},
               {"output_ciphertexts", plan.output_ciphertexts()},
               {"output_size", plan.output_size()},
@@ -110,7 +116,8 @@ json describe_model(const ModelEntry& m) {
               {"input_scale", plan.input_scale()},
               {"rotation_steps", plan.rotation_steps()},
               {"layers", architecture(f.model)},
-              {"options", {{"level", f.options.level}, {"scale", f.options.scale}}},
+              {"options",
+               {{"level", f.options.level}, {"scale", f.options.scale}, {"channel_blocks", f.options.channel_blocks}}},
               {"precision", {{"promised_bits", f.promised_bits}, {"measured_bits", f.measured_bits}}},
               {"parameters",
                {{"log_n", p.log_n()},

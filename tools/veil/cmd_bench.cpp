@@ -53,7 +53,7 @@ void run_bench(const BenchArgs& a) {
   Evaluator eval(ctx);
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> dist(m.input_min, m.input_max);
-  std::vector<std::vector<double>> images(plan.batch(), std::vector<double>(m.model.height() * m.model.width()));
+  std::vector<std::vector<double>> images(plan.batch(), std::vector<double>(m.model.input_size()));
   for (auto& img : images)
     for (auto& v : img) v = m.input_max > m.input_min ? dist(rng) : m.input_min;
   std::vector<double> enc_ms, eval_ms, dec_ms;

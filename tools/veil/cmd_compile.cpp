@@ -1,5 +1,6 @@
 // veil compile MODEL.onnx -o MODEL.veil: imports the ONNX model, lets the compiler
 // choose CKKS parameters (measured by an encrypted dry run) and writes the model file.
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -19,7 +20,7 @@ struct CompileArgs {
   std::string onnx, output, name, packing = "taps", input_range = "0,1", backend = "cpu";
   double precision_bits = 12, activation_bound = 0;
   int activation_degree = 15, threads = 0;
-  size_t batch = 0;
+  size_t batch = 0, channel_blocks = 0;
   uint32_t min_log_n = 13, max_log_n = 16;
   bool explain = false;
   Verbosity verbosity;
@@ -61,7 +62,8 @@ void run_compile(const CompileArgs& a) {
   nn::AutoCompileOptions o;
   o.precision_bits = a.precision_bits;
   o.batch = a.batch;
-  o.packing = a.packing == "im2col" ? nn::Packing::Im2col : nn::Packing::Taps;
+  o.packing = nn::parse_packing(a.packing);
+  o.channel_blocks = a.channel_blocks;
   std::tie(o.input_min, o.input_max) = parse_range(a.input_range);
   o.min_log_n = a.min_log_n;
   o.max_log_n = a.max_log_n;
@@ -98,8 +100,19 @@ void add_compile_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--batch", args->batch, "Inputs per query (a power of two; 0: as many as fit)")
       ->capture_default_str();
-  sub->add_option("--packing", args->packing, "Input packing of a first conv layer")
-      ->check(CLI::IsMember({"taps", "im2col"}))
+  sub->add_option("--packing", args->packing,
+                  "Input packing: taps or im2col for a first one-channel conv without padding "
+                  "(else spatial), or spatial")
+      ->check(CLI::IsMember({"taps", "im2col", "spatial"}))
+      ->capture_default_str();
+  sub->add_option("--channel-blocks", args->channel_blocks,
+                  "Channels per ciphertext in spatial layouts (a power of two; 0: automatic)")
+      ->check([](const std::string& v) {
+        unsigned long long n = 0;
+        const auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+        const bool ok = r.ec == std::errc() && r.ptr == v.data() + v.size() && (n & (n - 1)) == 0 && n <= 65536;
+        return ok ? std::string() : std::string("must be 0 or a power of two <= 65536");
+      })
       ->capture_default_str();
   sub->add_option("--input-range", args->input_range, "LO,HI: the range of the input values")->capture_default_str();
   auto* bound = sub->add_option("--activation-bound", args->activation_bound,

@@ -53,7 +53,7 @@ void run_encrypt(const EncryptArgs& a) {
   } catch (const Error& e) {
     bad_input(e.what());
   }
-  const auto images = images_of(t, m.model.height(), m.model.width(), a.input);
+  const auto images = images_of(t, m.model.channels(), m.model.height(), m.model.width(), a.input);
   check_values(images, m, a.input);
 
   auto ctx = Context::create(m.params, BackendKind::Cpu);

@@ -36,7 +36,7 @@ void run_query(const QueryArgs& a) {
   std::string model = a.model;
   if (model.empty()) model = serve::only_model(a.url, o);
   serve::QueryClient client(a.url, model, o);
-  const auto inputs = images_of(t, client.input_height(), client.input_width(), a.input);
+  const auto inputs = images_of(t, client.input_channels(), client.input_height(), client.input_width(), a.input);
   for (size_t i = 0; i < inputs.size(); ++i)
     for (double x : inputs[i])
       if (!std::isfinite(x)) bad_input(a.input + ": input " + std::to_string(i) + " holds a value that is not finite");

@@ -340,25 +340,26 @@ std::string format_double(double v, const char* fmt) {
 }
 
 
-// The images of an [N, H, W], [N, 1, H, W], [N, H*W] or [H*W] array.
-std::vector<std::vector<double>> images_of(const Tensor& t, size_t h, size_t w, const std::string& path) {
-  const size_t pixels = h * w;
+// The inputs of an [N, C, H, W], [N, H, W] (C = 1), [N, C*H*W] or [C*H*W] array.
+std::vector<std::vector<double>> images_of(const Tensor& t, size_t c, size_t h, size_t w, const std::string& path) {
+  const size_t pixels = c * h * w;
   const auto& s = t.shape;
   size_t count = 0;
+  const std::string chw = std::to_string(c) + ", " + std::to_string(h) + ", " + std::to_string(w);
   if (s.size() == 1 && s[0] == pixels)
     count = 1;
   else if (s.size() == 2 && s[1] == pixels)
     count = s[0];
-  else if (s.size() == 3 && s[1] == h && s[2] == w)
+  else if (s.size() == 3 && c == 1 && s[1] == h && s[2] == w)
     count = s[0];
-  else if (s.size() == 4 && s[1] == 1 && s[2] == h && s[3] == w)
+  else if (s.size() == 4 && s[1] == c && s[2] == h && s[3] == w)
     count = s[0];
   else
-    bad_input(path + ": an array of shape " + t.shape_string() + " does not hold " + std::to_string(h) + "x" +
-              std::to_string(w) + " inputs; the model takes [N, " + std::to_string(h) + ", " + std::to_string(w) +
-              "], [N, 1, " + std::to_string(h) + ", " + std::to_string(w) + "], [N, " + std::to_string(pixels) +
-              "] or [" + std::to_string(pixels) + "] (CSV: one input of " + std::to_string(pixels) +
-              " values per line)");
+    bad_input(path + ": an array of shape " + t.shape_string() + " does not hold " + std::to_string(c) + "x" +
+              std::to_string(h) + "x" + std::to_string(w) + " inputs; the model takes [N, " + chw + "], " +
+              (c == 1 ? "[N, " + std::to_string(h) + ", " + std::to_string(w) + "], " : std::string()) + "[N, " +
+              std::to_string(pixels) + "] or [" + std::to_string(pixels) + "] (CSV: one input of " +
+              std::to_string(pixels) + " values per line, channel by channel)");
   if (count == 0) bad_input(path + ": no inputs (shape " + t.shape_string() + ")");
   std::vector<std::vector<double>> images(count);
   for (size_t i = 0; i < count; ++i) images[i].assign(t.data.begin() + i * pixels, t.data.begin() + (i + 1) * pixels);

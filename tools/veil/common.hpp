@@ -125,7 +125,7 @@ std::pair<double, double> parse_range(const std::string& text);
 
 // The inputs in an [N, H, W], [N, 1, H, W], [N, H*W] or [H*W] array; bad_input naming
 // `path` and the accepted shapes otherwise.
-std::vector<std::vector<double>> images_of(const Tensor& t, size_t h, size_t w, const std::string& path);
+std::vector<std::vector<double>> images_of(const Tensor& t, size_t c, size_t h, size_t w, const std::string& path);
 // Writes one row per input: to `output` (.npy, .csv or .json, or "-" for lines on
 // stdout; empty: nothing), and with `argmax` one class per line on stdout.
 void write_outputs(const std::vector<std::vector<double>>& rows, size_t outputs, const std::string& output, bool argmax,

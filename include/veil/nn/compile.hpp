@@ -35,6 +35,7 @@ struct AutoCompileOptions {
   double precision_bits = 12;   // promise: the measured precision is at least this (4..40)
   size_t batch = 0;             // images per run: 0 = as many as fit
   Packing packing = Packing::Taps;
+  size_t channel_blocks = 0;  // spatial layouts: channels per ciphertext (0: automatic)
   double input_min = 0, input_max = 1;  // dry-run inputs are uniform in this range
   uint32_t min_log_n = 13, max_log_n = 16;
   BackendKind backend = BackendKind::Cpu;  // where the dry run runs (and is timed)

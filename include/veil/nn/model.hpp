@@ -2,34 +2,46 @@
 // plan (CompiledModel): the server runs a list of layers on ciphertexts with every
 // layout, level and scale fixed when the plan is compiled.
 //
-// Supported layers (input: one-channel height x width images):
-//   conv2d(out, kernel, stride)   first layer only (one input channel, im2col), no padding
+// Supported layers (input: C x H x W tensors, C >= 1):
+//   conv2d(out, kernel, stride, pad)  anywhere on a spatial tensor: C_in -> C_out channels,
+//                                     zero padding (each pad < kernel); one level
 //   batch_norm(...)               folded into the conv2d / linear right before it (no cost)
 //   square()                      x^2 per slot: one ct x ct product, one level
 //   activation(poly)              any Polynomial (nn/polynomial.hpp): poly.depth() levels
-//   avg_pool2d(k)                 kernel k, stride k, floor mode: rotations and adds, no level
+//   avg_pool2d(k, stride, pad)    without padding: rotations and adds, no level; with
+//                                 padding: a depthwise SpatialConv2d, one level
+//   global_avg_pool()             the mean of each channel: folded into the next linear
+//                                 (no level), else one level
 //   flatten()                     a layout change only, PyTorch order (channel, y, x)
 //   linear(out, W, b)             diagonal method, one level; W is [out][in] row-major
 //
 // Layouts (what the ciphertexts hold between layers): SIMD batching interleaves
 // `batch` images with stride batch (physical slot l * batch + b = logical slot l of
-// image b). A spatial tensor is one ciphertext per channel, pixel (y, x) at logical
-// position y * ys + x * xs of a power-of-two block repeated over the logical slots
-// (ys = out_w, xs = 1 after the conv; avg_pool2d multiplies both by k and leaves
-// the pooled sums in place, so positions between them hold partial sums that later
-// layers ignore). flatten() only renames positions; linear() gathers them through
-// its weights (one LinearLayer with one input per channel: no packing level).
-// Constant factors (the 1/k^2 of pooling) are not multiplied in: they are carried
-// and folded into the next linear layer's weights, or squared by square(), or
-// absorbed into a polynomial's input interval, so pooling costs no level.
+// image b). A spatial tensor is a SpatialLayout (nn/spatial.hpp): channel blocks of D
+// slots, G channels per ciphertext, pixel (y, x) at y * ys + x * xs of its block.
+// Strided convolutions and pooling multiply ys and xs by the stride and leave the
+// positions between them holding values that later layers ignore. flatten() only
+// renames positions; linear() gathers them through its weights (one LinearLayer with
+// one input per ciphertext: no packing level). Constant factors (the 1/k^2 of pooling
+// without padding, the 1/(H W) of a folded global pool) are not multiplied in: they are
+// carried and folded into the next linear layer's weights, or squared by square(), or
+// absorbed into a polynomial's input interval, so they cost no level.
 //
-// Input packings (when the first layer is conv2d):
-//   Packing::Taps    kernel^2 input ciphertexts (Conv2dTaps), slots / d images per
+// Input packings:
+//   Packing::Taps    when the first layer is a one-channel conv2d without padding:
+//                    kernel^2 input ciphertexts (Conv2dTaps), slots / d images per
 //                    run where d = power of two >= conv windows: 64 images at
 //                    N = 8192 for the 28x28 / 7x7 / stride-3 ConvNet, 128 at 16384.
-//   Packing::Im2col  one input ciphertext (Conv2dIm2col), slots / (d * K) images
-//                    (K = power of two >= kernel^2): 1 at N = 8192, 2 at 16384.
-// A model that starts with flatten() takes one ciphertext holding the pixels in
+//                    Otherwise the spatial packing below.
+//   Packing::Im2col  the same condition: one input ciphertext (Conv2dIm2col),
+//                    slots / (d * K) images (K = power of two >= kernel^2).
+//   Packing::Spatial the C x H x W input in SpatialLayout::dense (ys = W): ceil(C / G)
+//                    input ciphertexts; every conv2d is a SpatialConv2d. D is the
+//                    smallest power of two that holds every layer's pixels; G is
+//                    CompileOptions::channel_blocks, or 1 when the batch is "as many
+//                    as fit" (measured faster per image: docs/models.md), or as many as
+//                    the slots left by an explicit batch allow.
+// A model that starts with flatten() takes one ciphertext holding the values in
 // LinearLayer's (batched) layout; the packing option is then ignored.
 //
 // Levels: the plan starts at CompileOptions::level (default: top) and each layer
@@ -51,21 +63,36 @@
 #include "veil/evaluator.hpp"
 #include "veil/keys.hpp"
 #include "veil/nn/polynomial.hpp"
+#include "veil/nn/spatial.hpp"
 
 namespace veil::nn {
 
-enum class LayerKind { Conv2d, Square, Activation, AvgPool2d, Flatten, Linear };
+enum class LayerKind { Conv2d, Square, Activation, AvgPool2d, Flatten, Linear, GlobalAvgPool };
+
+// Zero padding of a conv2d or avg_pool2d, in pixels on each side (each < kernel).
+struct Padding {
+  size_t top = 0, left = 0, bottom = 0, right = 0;
+  static Padding same(size_t p) { return {p, p, p, p}; }
+  bool none() const { return top == 0 && left == 0 && bottom == 0 && right == 0; }
+  bool operator==(const Padding&) const = default;
+};
 
 // One layer of a Sequential; weights are doubles, row-major.
 struct Layer {
   explicit Layer(LayerKind k) : kind(k) {}
   LayerKind kind;
   size_t out = 0;     // conv2d: output channels; linear: output features
-  size_t in = 0;      // linear: input features
+  size_t in = 0;      // conv2d: input channels; linear: input features
   size_t kernel = 0;  // conv2d, avg_pool2d
-  size_t stride = 0;  // conv2d (avg_pool2d: = kernel)
-  std::vector<double> weight, bias;  // conv2d: [out][kernel^2]; linear: [out][in]
+  size_t stride = 0;  // conv2d, avg_pool2d
+  Padding pad;        // conv2d, avg_pool2d
+  bool count_include_pad = true;     // avg_pool2d with padding: divide by kernel^2 (else by the pixels inside)
+  std::vector<double> weight, bias;  // conv2d: [out][in][kernel][kernel]; linear: [out][in]
   std::optional<Polynomial> poly;    // activation
+  // The convolution's geometry (conv2d, avg_pool2d).
+  Conv2dGeometry geometry() const {
+    return {out, kernel, stride, pad.top, pad.left, pad.bottom, pad.right};
+  }
   std::string describe() const;
 };
 
@@ -82,46 +109,69 @@ class Sequential {
  public:
   // Input: one-channel images of height x width (>= 1). Throws InvalidArgument.
   Sequential(size_t height, size_t width);
+  // Input: channels x height x width tensors (each >= 1; at most 2^28 values).
+  Sequential(size_t channels, size_t height, size_t width);
 
   // Each builder checks its arguments against the current shape and throws
   // Error(InvalidArgument) with the layer's index and the reason (sizes, finite
-  // values, a conv2d that is not first, a linear on a spatial tensor without
-  // flatten(), a pool larger than the image, batch_norm not after conv2d/linear).
+  // values, a conv2d after flatten(), a linear on a spatial tensor without
+  // flatten(), a kernel larger than the padded image, a pad >= the kernel,
+  // batch_norm not after conv2d/linear).
+  // weight: [out][in][kernel][kernel] with in = the current channels; no padding.
   Sequential& conv2d(size_t out_channels, size_t kernel, size_t stride, std::vector<double> weight,
                      std::vector<double> bias = {});
+  Sequential& conv2d(size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
+                     std::vector<double> weight, std::vector<double> bias = {});
   // y = gamma * (x - mean) / sqrt(var + eps) + beta per channel (conv2d) or feature
   // (linear), folded into that layer's weights and bias. var + eps must be > 0.
   Sequential& batch_norm(const std::vector<double>& gamma, const std::vector<double>& beta,
                          const std::vector<double>& mean, const std::vector<double>& var, double eps = 1e-5);
   Sequential& square();
   Sequential& activation(const Polynomial& p);
+  // Kernel k, stride k, no padding (floor mode).
   Sequential& avg_pool2d(size_t kernel);
+  // Any stride and padding (floor mode); count_include_pad as in PyTorch / ONNX.
+  Sequential& avg_pool2d(size_t kernel, size_t stride, const Padding& pad, bool count_include_pad = true);
+  // The mean over each channel's pixels: a C x 1 x 1 tensor.
+  Sequential& global_avg_pool();
   Sequential& flatten();
   Sequential& linear(size_t out_features, std::vector<double> weight, std::vector<double> bias = {});
 
   const std::vector<Layer>& layers() const { return layers_; }
+  size_t channels() const { return channels_; }
   size_t height() const { return height_; }
   size_t width() const { return width_; }
+  size_t input_size() const { return channels_ * height_ * width_; }
   TensorShape output_shape() const { return shape_; }
 
-  // Plain float64 evaluation of one image (height * width values, row-major); the
-  // output in flatten order. Throws InvalidArgument for a wrong image size.
+  // Plain float64 evaluation of one input (input_size() values, channel-major, then
+  // row-major); the output in flatten order. Throws InvalidArgument for a wrong size.
   std::vector<double> forward(const std::vector<double>& image) const;
 
  private:
   [[noreturn]] void fail(const std::string& msg) const;
-  size_t height_, width_;
+  Sequential& add_pool(Layer l);
+  size_t channels_ = 1, height_, width_;
   TensorShape shape_;
   std::vector<Layer> layers_;
 };
 
-enum class Packing { Taps, Im2col };
+enum class Packing { Taps, Im2col, Spatial };
+
+// "taps", "im2col", "spatial"; parse_packing throws InvalidArgument for another name.
+std::string packing_name(Packing p);
+Packing parse_packing(const std::string& name);
 
 struct CompileOptions {
   Packing packing = Packing::Taps;
   size_t batch = 0;   // images per run: 0 = as many as fit, else a power of two that fits
   int level = -1;     // level of the input ciphertexts (-1: top)
   double scale = 0;   // scale of the input ciphertexts (0: the parameters' default)
+  size_t channel_blocks = 0;  // spatial layouts: channels per ciphertext (power of two; 0: automatic)
+  // Bytes of pre-encoded weights per spatial convolution; beyond it they are encoded
+  // per run (SpatialConvOptions::plaintext_budget). 0: encode per run (a client that
+  // needs the layouts only).
+  size_t plaintext_budget = size_t{512} << 20;
 };
 
 class CompiledModel {
@@ -147,9 +197,12 @@ class CompiledModel {
   std::vector<int64_t> rotation_steps() const;
   // The plan, one line per layer: layout, level and scale in and out, rotations.
   std::string describe() const;
+  // The packing the plan uses (Taps and Im2col fall back to Spatial when the first
+  // layer is not a one-channel conv2d without padding).
+  Packing packing() const;
 
-  // Client side: the slot values of the input ciphertexts for 1..batch() images
-  // (height * width values each); encode each at input_level() / input_scale().
+  // Client side: the slot values of the input ciphertexts for 1..batch() inputs
+  // (input_size() values each); encode each at input_level() / input_scale().
   std::vector<std::vector<double>> encode(const std::vector<std::vector<double>>& images) const;
   // Server side: inputs as produced from encode() (same count, this context, the
   // plan's level or higher and scale); rk and gk of this context (gk with every

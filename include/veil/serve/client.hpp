@@ -34,7 +34,8 @@ class QueryClient {
   QueryClient& operator=(const QueryClient&) = delete;
 
   size_t batch() const;        // inputs per round trip
-  size_t input_size() const;   // values per input (height x width)
+  size_t input_size() const;   // values per input (channels x height x width)
+  size_t input_channels() const;
   size_t input_height() const;
   size_t input_width() const;
   size_t output_size() const;  // values per output

@@ -1,0 +1,177 @@
+// Real CNNs through Sequential + CompiledModel: multi-channel inputs, padded and
+// strided convolutions anywhere, pooling with stride and padding, global average
+// pooling (folded and not), with one or several channels per ciphertext and batching;
+// encrypted outputs against Sequential::forward (float64), reported in bits.
+#include "test_util.hpp"
+#include "veil/nn/compile.hpp"
+#include "veil/nn/convnet.hpp"
+#include "veil/nn/model.hpp"
+
+namespace veil::test {
+namespace {
+
+using nn::CompiledModel;
+using nn::CompileOptions;
+using nn::Packing;
+using nn::Padding;
+using nn::Sequential;
+
+// N = 8192, five levels of 2^27 (the ConvNet's chain): every model here has depth <= 5.
+Keyed& keyed() {
+  static Keyed k(nn::convnet_parameters(13), 311, false);
+  return k;
+}
+
+// 1x12x12 -> conv 4 (3x3, pad 1) -> square -> pool 2 -> conv 6 (3x3, pad 1) -> square
+// -> pool 2 -> flatten -> linear 54 -> 5: LeNet's shape, small. Depth 5.
+Sequential lenet_like() {
+  Sequential m(1, 12, 12);
+  m.conv2d(4, 3, 1, Padding::same(1), random_reals(4 * 9, 401, -0.3, 0.3), random_reals(4, 402, -0.2, 0.2))
+      .square()
+      .avg_pool2d(2)
+      .conv2d(6, 3, 1, Padding::same(1), random_reals(6 * 4 * 9, 403, -0.3, 0.3), random_reals(6, 404, -0.2, 0.2))
+      .square()
+      .avg_pool2d(2)
+      .flatten()
+      .linear(5, random_reals(5 * 54, 405, -0.3, 0.3), random_reals(5, 406));
+  return m;
+}
+
+// 3x8x8 -> conv 4 (3x3, stride 2, pad 1) -> square -> avg pool 3 (stride 1, pad 1,
+// padding excluded) -> global average pool -> flatten -> linear 4 -> 3. Depth 4.
+Sequential rgb_cnn() {
+  Sequential m(3, 8, 8);
+  m.conv2d(4, 3, 2, Padding::same(1), random_reals(4 * 3 * 9, 411, -0.4, 0.4), random_reals(4, 412, -0.2, 0.2))
+      .square()
+      .avg_pool2d(3, 1, Padding::same(1), false)
+      .global_avg_pool()
+      .flatten()
+      .linear(3, random_reals(12, 413, -0.5, 0.5), random_reals(3, 414));
+  return m;
+}
+
+struct Outcome {
+  size_t images = 0;
+  double worst_bits = 1e9;
+};
+
+Outcome run_and_compare(const Sequential& model, const CompileOptions& opt, const std::string& what,
+                        double min_bits, size_t images = 4) {
+  Keyed& k = keyed();
+  CompiledModel plan(k.ctx, model, opt);
+  std::printf("%s", plan.describe().c_str());
+  EXPECT_EQ(plan.depth(), nn::model_depth(model)) << what;
+  images = std::min(images, plan.batch());
+  const GaloisKeys gk = plan.rotation_steps().empty() ? GaloisKeys{}
+                                                      : k.keygen->create_galois_keys(plan.rotation_steps(), false);
+  std::vector<std::vector<double>> inputs;
+  for (size_t i = 0; i < images; ++i) inputs.push_back(random_reals(model.input_size(), 500 + i, 0, 1));
+  std::vector<Ciphertext> in;
+  for (const auto& slots : plan.encode(inputs)) in.push_back(k.encrypt(slots));
+  EXPECT_EQ(in.size(), plan.input_ciphertexts());
+  const auto out = plan.run(*k.eval, in, k.rk, gk);
+  std::vector<std::vector<double>> decoded;
+  for (const auto& ct : out) decoded.push_back(k.decrypt(ct));
+  const auto got = plan.decode(decoded, images);
+  Outcome o{images, 1e9};
+  for (size_t i = 0; i < images; ++i) {
+    const auto want = model.forward(inputs[i]);
+    EXPECT_EQ(got[i].size(), want.size()) << what;
+    if (got[i].size() != want.size()) return o;
+    const auto p = precision(want, got[i]);
+    report(what + " input " + std::to_string(i), *k.ctx, p);
+    EXPECT_GE(p.worst_bits, min_bits) << what << " input " << i;
+    o.worst_bits = std::min(o.worst_bits, p.worst_bits);
+  }
+  return o;
+}
+
+TEST(NnCnn, LeNetShapeOneChannelPerCiphertextBatched) {
+  CompiledModel plan(keyed().ctx, lenet_like());
+  EXPECT_EQ(plan.packing(), Packing::Spatial);  // a padded first conv cannot use taps
+  EXPECT_EQ(plan.batch(), 16u);                 // 4096 slots / blocks of 256: one channel per ciphertext
+  EXPECT_EQ(plan.input_ciphertexts(), 1u);
+  const auto o = run_and_compare(lenet_like(), {}, "lenet-like G=1", 12);
+  EXPECT_EQ(o.images, 4u);
+}
+
+TEST(NnCnn, LeNetShapeFourChannelsPerCiphertext) {
+  CompileOptions opt;
+  opt.channel_blocks = 4;
+  CompiledModel plan(keyed().ctx, lenet_like(), opt);
+  EXPECT_EQ(plan.batch(), 4u);
+  run_and_compare(lenet_like(), opt, "lenet-like G=4", 12);
+}
+
+TEST(NnCnn, OneImagePerRunFillsTheSlotsWithChannels) {
+  CompileOptions opt;
+  opt.batch = 1;
+  CompiledModel plan(keyed().ctx, lenet_like(), opt);
+  EXPECT_NE(plan.describe().find("8 channel(s) of 256 slots"), std::string::npos) << plan.describe();
+  run_and_compare(lenet_like(), opt, "lenet-like batch 1", 12, 1);
+}
+
+TEST(NnCnn, ThreeChannelsStridedPaddedPoolAndGlobalPoolFolded) {
+  CompiledModel plan(keyed().ctx, rgb_cnn());
+  EXPECT_EQ(plan.depth(), 4u);  // the global pool folds into the linear layer
+  run_and_compare(rgb_cnn(), {}, "rgb cnn", 12);
+  CompileOptions opt;
+  opt.channel_blocks = 2;
+  run_and_compare(rgb_cnn(), opt, "rgb cnn G=2", 12);
+}
+
+TEST(NnCnn, GlobalPoolAsTheLastLayerCostsOneLevel) {
+  Sequential m(2, 6, 6);
+  m.conv2d(3, 3, 1, Padding::same(1), random_reals(3 * 2 * 9, 421, -0.4, 0.4)).square().global_avg_pool();
+  EXPECT_EQ(nn::model_depth(m), 3u);
+  run_and_compare(m, {}, "global pool last", 12);
+}
+
+TEST(NnCnn, TapsFirstLayerThenPaddedConvolution) {
+  Sequential m(1, 10, 10);
+  m.conv2d(2, 3, 1, random_reals(18, 431, -0.4, 0.4), random_reals(2, 432, -0.2, 0.2))
+      .square()
+      .conv2d(3, 3, 1, Padding::same(1), random_reals(3 * 2 * 9, 433, -0.3, 0.3))
+      .flatten()
+      .linear(4, random_reals(4 * 3 * 64, 434, -0.1, 0.1));
+  CompiledModel plan(keyed().ctx, m);
+  EXPECT_EQ(plan.packing(), Packing::Taps);
+  EXPECT_EQ(plan.input_ciphertexts(), 9u);
+  run_and_compare(m, {}, "taps then padded conv", 12);
+}
+
+TEST(NnCnn, ElementwiseFirstLayerUsesTheSpatialPacking) {
+  Sequential m(2, 4, 4);
+  m.square().flatten().linear(3, random_reals(3 * 32, 441, -0.3, 0.3));
+  run_and_compare(m, {}, "square first", 12);
+}
+
+TEST(NnCnn, BadModelsGetClearErrors) {
+  Keyed& k = keyed();
+  auto w = random_reals(2, 451);
+  Sequential after_pool(2, 4, 4);
+  after_pool.global_avg_pool().conv2d(1, 1, 1, w);
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, after_pool); }, "after global_avg_pool"), ErrorCode::Unsupported);
+  CompileOptions opt;
+  opt.channel_blocks = 3;
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, lenet_like(), opt); }, "channel_blocks"),
+            ErrorCode::InvalidArgument);
+  opt.channel_blocks = 32;  // 32 x 256 > 4096 slots
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, lenet_like(), opt); }, "channel_blocks"),
+            ErrorCode::InvalidArgument);
+  CompiledModel plan(k.ctx, lenet_like());
+  EXPECT_EQ(error_code_of([&] { plan.encode({random_reals(143, 1)}); }, "must hold 144 values"),
+            ErrorCode::InvalidArgument);
+  // Sequential's own checks name the layer.
+  EXPECT_EQ(error_code_of([&] { Sequential(3, 8, 8).conv2d(2, 3, 1, random_reals(2 * 1 * 9, 1)); }, "= 54"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { Sequential(1, 4, 4).conv2d(2, 3, 1, Padding::same(3), random_reals(18, 1)); },
+                          "smaller than the kernel"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { Sequential(1, 4, 4).conv2d(2, 7, 1, Padding::same(1), random_reals(98, 1)); },
+                          "larger than the padded"),
+            ErrorCode::InvalidArgument);
+}
+
+}  // namespace
+}  // namespace veil::test
