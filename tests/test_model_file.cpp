@@ -3,6 +3,7 @@
 // the payload checks, not the checksum, are what refuses them).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 
@@ -129,7 +130,7 @@ TEST(ModelFile, HostilePayloadFieldsAreRefused) {
     for (uint8_t v : bytes) b[i++] = v;
     return resealed(b);
   };
-  expect_refused(edit(kPayload, {2, 0, 0, 0}), "format version 2");
+  expect_refused(edit(kPayload, {3, 0, 0, 0}), "format version 3");
   expect_refused(edit(kPayload + 4, {0xff, 0xff, 0xff, 0x7f}), "a name of 2 GiB");
   expect_refused(edit(kPayload + 4 + 4, {'/'}), "a name with a slash");
   // The layer table sits at the end: find the layer count (6) after the input shape (6 x 6).
@@ -146,8 +147,9 @@ TEST(ModelFile, HostilePayloadFieldsAreRefused) {
   expect_refused(edit(first_layer, {99}), "an unknown layer kind");
   expect_refused(edit(first_layer + 1, {0, 0, 0, 0, 0, 0, 0, 0x80}), "2^63 conv channels");
   expect_refused(edit(first_layer + 1 + 8, {0xff}), "a 255 x 255 kernel");
-  // The conv weights' count, then a NaN among them.
-  const size_t weights_at = first_layer + 1 + 24;
+  expect_refused(edit(first_layer + 1 + 24, {3}), "a pad as large as the kernel");
+  // The conv weights' count (after channels, kernel, stride and 4 pads), then a NaN among them.
+  const size_t weights_at = first_layer + 1 + 56;
   expect_refused(edit(weights_at, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x1f}), "2^61 weights announced");
   expect_refused(edit(weights_at + 8, {0, 0, 0, 0, 0, 0, 0xf8, 0x7f}), "a NaN weight");
   // Trailing bytes after the last layer.
@@ -156,6 +158,168 @@ TEST(ModelFile, HostilePayloadFieldsAreRefused) {
   const uint64_t len = longer.size() - format::kHeaderBytes - format::kChecksumBytes;
   for (int i = 0; i < 8; ++i) longer[format::kLengthOffset + i] = static_cast<uint8_t>(len >> (8 * i));
   expect_refused(resealed(longer), "a trailing byte");
+}
+
+// ---- format version 2: multi-channel inputs, padding, pooling options, packings ----
+
+std::vector<double> ramp(size_t n, double step, double offset) {
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = std::sin(step * static_cast<double>(i)) + offset;
+  return v;
+}
+
+// 3 x 9 x 8 input, every new layer: a padded strided conv, a padded conv over 4
+// channels, pools with padding (both count_include_pad values) and stride != kernel,
+// the global pool; spatial packing with 4 channels per ciphertext.
+ModelFile every_layer() {
+  nn::Sequential m(3, 9, 8);
+  m.conv2d(4, 3, 2, nn::Padding{1, 0, 1, 1}, ramp(4 * 3 * 9, 0.7, 0), ramp(4, 1.1, 0.1))  // 4 x 5 x 4
+      .square()
+      .conv2d(2, 3, 1, nn::Padding{1, 0, 0, 1}, ramp(2 * 4 * 9, 0.3, -0.1), ramp(2, 0.9, 0))  // 2 x 4 x 3
+      .avg_pool2d(2, 1, nn::Padding{1, 1, 0, 0}, false)                                     // 2 x 4 x 3
+      .avg_pool2d(2, 3, nn::Padding::same(1), true)                                         // 2 x 2 x 2
+      .global_avg_pool()                                                                    // 2 x 1 x 1
+      .flatten()
+      .linear(3, ramp(6, 0.5, 0), {0.1, 0.2, 0.3});
+  nn::CompileOptions o;
+  o.packing = nn::Packing::Spatial;
+  o.channel_blocks = 4;
+  o.batch = 8;
+  return ModelFile{"every-layer", m, small_params(), o, -1, 1, 10, 11.5, 7.0, "cpu"};
+}
+
+Bytes u64_bytes(std::initializer_list<uint64_t> values) {
+  Bytes b;
+  for (uint64_t v : values)
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  return b;
+}
+
+// Where `pattern` starts in `blob` (it must occur exactly once).
+size_t find_once(const Bytes& blob, const Bytes& pattern) {
+  const auto at = std::search(blob.begin(), blob.end(), pattern.begin(), pattern.end());
+  EXPECT_NE(at, blob.end());
+  EXPECT_EQ(std::search(at + 1, blob.end(), pattern.begin(), pattern.end()), blob.end());
+  return static_cast<size_t>(at - blob.begin());
+}
+
+TEST(ModelFile, EveryLayerRoundTripsToTheSameBytesAndOutputs) {
+  const ModelFile m = every_layer();
+  const Bytes blob = nn::serialize_model(m);
+  const ModelFile back = nn::deserialize_model(blob);
+  EXPECT_EQ(nn::serialize_model(back), blob);
+  EXPECT_EQ(back.options.packing, nn::Packing::Spatial);
+  EXPECT_EQ(back.options.channel_blocks, 4u);
+  EXPECT_EQ(back.model.channels(), 3u);
+  EXPECT_EQ(back.model.height(), 9u);
+  EXPECT_EQ(back.model.width(), 8u);
+  const auto &want = m.model.layers(), &got = back.model.layers();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].kind, want[i].kind) << i;
+    EXPECT_EQ(got[i].describe(), want[i].describe()) << i;
+    EXPECT_EQ(got[i].in, want[i].in) << i;
+    EXPECT_EQ(got[i].kernel, want[i].kernel) << i;
+    EXPECT_EQ(got[i].stride, want[i].stride) << i;
+    EXPECT_EQ(got[i].pad, want[i].pad) << i;
+    EXPECT_EQ(got[i].count_include_pad, want[i].count_include_pad) << i;
+    EXPECT_EQ(got[i].weight, want[i].weight) << i;
+    EXPECT_EQ(got[i].bias, want[i].bias) << i;
+  }
+  EXPECT_EQ(got[0].in, 3u);
+  EXPECT_FALSE(got[3].count_include_pad);
+  EXPECT_EQ(got[5].kind, nn::LayerKind::GlobalAvgPool);
+  for (double x : {0.25, -0.5}) {
+    std::vector<double> input = ramp(m.model.input_size(), 0.11, x);
+    EXPECT_EQ(back.model.forward(input), m.model.forward(input));
+  }
+}
+
+TEST(ModelFile, EveryPackingAndChannelBlocksRoundTrip) {
+  for (nn::Packing p : {nn::Packing::Taps, nn::Packing::Im2col, nn::Packing::Spatial})
+    for (size_t g : {size_t{0}, size_t{1}, size_t{64}, size_t{1} << 16}) {
+      ModelFile m = every_layer();
+      m.options.packing = p;
+      m.options.channel_blocks = g;
+      const Bytes blob = nn::serialize_model(m);
+      const ModelFile back = nn::deserialize_model(blob);
+      EXPECT_EQ(back.options.packing, p);
+      EXPECT_EQ(back.options.channel_blocks, g);
+      EXPECT_EQ(nn::serialize_model(back), blob);
+    }
+  // A file this build could not read again is not written.
+  for (size_t g : {size_t{3}, size_t{1} << 17}) {
+    ModelFile m = every_layer();
+    m.options.channel_blocks = g;
+    EXPECT_EQ(error_code_of([&] { nn::serialize_model(m); }, "channel_blocks"), ErrorCode::InvalidArgument) << g;
+  }
+}
+
+TEST(ModelFile, PackingNames) {
+  for (nn::Packing p : {nn::Packing::Taps, nn::Packing::Im2col, nn::Packing::Spatial})
+    EXPECT_EQ(nn::parse_packing(nn::packing_name(p)), p);
+  EXPECT_EQ(nn::packing_name(nn::Packing::Spatial), "spatial");
+  // The message names the valid values.
+  EXPECT_EQ(error_code_of([] { nn::parse_packing("Taps"); }, "spatial"), ErrorCode::InvalidArgument);
+  EXPECT_VEIL_ERROR(nn::parse_packing(""), ErrorCode::InvalidArgument);
+}
+
+TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
+  const Bytes blob = nn::serialize_model(every_layer());
+  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 5) {
+    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
+    expect_refused(t, "cut at " + std::to_string(cut));
+  }
+  auto edit = [&](size_t offset, const Bytes& bytes) {
+    Bytes b = blob;
+    std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
+    return resealed(b);
+  };
+  auto refused_with = [](const Bytes& b, const std::string& text) {
+    EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
+  };
+  // Version 1 (the single-channel layout) names both versions.
+  refused_with(edit(kPayload, {1, 0, 0, 0}), "unsupported model format version 1 (this build reads version 2");
+
+  // The input shape (3 x 9 x 8) and the layer count (8); before it the five f64 fields,
+  // channel blocks (4), input scale, level, batch and the packing byte.
+  Bytes shape = u64_bytes({3, 9, 8});
+  shape.insert(shape.end(), {8, 0, 0, 0});
+  const size_t shape_at = find_once(blob, shape), blocks_at = shape_at - 40 - 8, packing_at = blocks_at - 8 - 4 - 8 - 1;
+  ASSERT_EQ(blob[packing_at], 2);  // spatial
+  ASSERT_EQ(blob[blocks_at], 4);
+  refused_with(edit(packing_at, {3}), "unknown packing 3");
+  refused_with(edit(blocks_at, {3}), "channel blocks must be 0 or a power of two");
+  refused_with(edit(blocks_at, u64_bytes({1 << 17})), "channel blocks");
+  refused_with(edit(shape_at, u64_bytes({0})), "input channels");
+  refused_with(edit(shape_at, u64_bytes({(1 << 20) + 1})), "input channels");
+  refused_with(edit(shape_at, u64_bytes({1 << 20, 4096})), "input shape");  // over 2^28 values
+  refused_with(edit(shape_at, u64_bytes({2})), "layer 0 weights");         // 2 channels: fewer weights
+  const size_t first_layer = shape_at + 28;
+  ASSERT_EQ(blob[first_layer], 1);
+  refused_with(edit(first_layer + 1 + 8 + 8 + 8 + 16, u64_bytes({3})), "layer 0 pad");  // bottom = kernel
+  refused_with(edit(first_layer + 1 + 8 + 8, u64_bytes({0})), "layer 0 stride");
+
+  // The first pool: kind 4, kernel 2, stride 1, pads 1, 1, 0, 0, count_include_pad 0.
+  Bytes pool = {4};
+  const Bytes window = u64_bytes({2, 1, 1, 1, 0, 0});
+  pool.insert(pool.end(), window.begin(), window.end());
+  pool.push_back(0);
+  const size_t pool_at = find_once(blob, pool), count_at = pool_at + 1 + 48;
+  refused_with(edit(count_at, {2}), "count_include_pad must be 0 or 1");
+  // Without its padding, excluding the padding would be a second encoding of the same pool.
+  refused_with(edit(pool_at + 1 + 16, u64_bytes({0, 0})), "count_include_pad must be 1 without padding");
+  refused_with(edit(pool_at + 1, u64_bytes({65})), "layer 3 kernel");
+  refused_with(edit(pool_at + 1, u64_bytes({9})), "layer 3");  // larger than the padded 4 x 3 input
+  // Global pool (kind 7) where the flatten was: a global pool of the flat tensor is
+  // refused by Sequential; an unknown kind 8.
+  const size_t global_at = pool_at + 1 + 48 + 1 + 1 + 48 + 1;
+  ASSERT_EQ(blob[global_at], 7);
+  ASSERT_EQ(blob[global_at + 1], 5);
+  Bytes twice = blob;
+  twice[global_at + 1] = 7;  // global pool twice, then a linear on a spatial tensor
+  expect_refused(resealed(twice), "linear after two global pools");
+  refused_with(edit(global_at, {8}), "unknown layer kind 8");
 }
 
 // A linear layer announcing more weights than any size arithmetic can hold is refused

@@ -120,7 +120,7 @@ TEST(Sequential, RejectsLayersInTheWrongPlace) {
   auto bad = ErrorCode::InvalidArgument;
   std::vector<double> w9(9, 0.1);
   EXPECT_EQ(error_code_of([&] { Sequential(0, 3); }), bad);
-  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).square().conv2d(1, 3, 1, w9); }, "first layer"), bad);
+  EXPECT_EQ(error_code_of([&] { Sequential(5, 5).flatten().conv2d(1, 3, 1, w9); }, "before flatten"), bad);
   EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).linear(2, std::vector<double>(18)); }, "flatten"), bad);
   EXPECT_EQ(error_code_of([&] { Sequential(5, 5).conv2d(1, 3, 1, w9).square().batch_norm({1}, {0}, {0}, {1}); }, "folded"),
             bad);

@@ -2,7 +2,10 @@
 // references (the hand-written ConvNet and its weights file; torch's float64 outputs
 // for a model using every mapped operator), an encrypted run of an imported model,
 // and hostile or unsupported files built here with the ONNX protobuf classes.
+#include <array>
+#include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -159,11 +162,31 @@ struct Builder {
     n->add_output(out);
     return n;
   }
+  // A constant with the given float values (the reference uses the same floats).
+  void tensor(const std::string& name, std::vector<int64_t> dims, const std::vector<float>& values) {
+    auto* t = g->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) t->add_dims(d);
+    for (float v : values) t->add_float_data(v);
+  }
   static void ints(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
     auto* a = n->add_attribute();
     a->set_name(name);
     a->set_type(onnx::AttributeProto::INTS);
     for (int64_t x : v) a->add_ints(x);
+  }
+  static void integer(onnx::NodeProto* n, const std::string& name, int64_t v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::INT);
+    a->set_i(v);
+  }
+  static void text(onnx::NodeProto* n, const std::string& name, const std::string& v) {
+    auto* a = n->add_attribute();
+    a->set_name(name);
+    a->set_type(onnx::AttributeProto::STRING);
+    a->set_s(v);
   }
   std::string bytes(const std::string& output) {
     g->add_output()->set_name(output);
@@ -221,10 +244,10 @@ TEST(OnnxImport, UnsupportedGraphsAreRefusedWithTheNodeNamed) {
   approx.activation_bound = 4;
   approx.activation_degree = 7;
   EXPECT_EQ(kinds(nn::import_onnx_bytes(relu, approx))[1], LayerKind::Activation);
-  // Padding, a branch (x + conv(x) would need the old tensor), an unknown operator.
+  // Pads as large as the kernel, a branch (x + conv(x) would need the old tensor), an unknown operator.
   EXPECT_EQ(error_code_of([] { nn::import_onnx_bytes(conv_then([](Builder&, const std::string& in) { return in; },
-                                                                  {1, 1, 1, 1})); },
-                          "padding"),
+                                                                  {3, 0, 0, 0})); },
+                          "node 0 (Conv): pads must be in [0, kernel - 1 = 2]"),
             ErrorCode::Unsupported);
   EXPECT_EQ(error_code_of([] {
               nn::import_onnx_bytes(conv_then([](Builder& b, const std::string& in) {
@@ -241,16 +264,16 @@ TEST(OnnxImport, UnsupportedGraphsAreRefusedWithTheNodeNamed) {
               }));
             }, "Softmax"),
             ErrorCode::Unsupported);
-  // Three input channels; a rank-3 input.
+  // A rank-5 input; a model without a layer.
+  {
+    Builder b({1, 1, 2, 8, 8});
+    b.node("Identity", {"x"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "rank 5"), ErrorCode::Unsupported);
+  }
   {
     Builder b({1, 3, 8, 8});
     b.node("Identity", {"x"}, "y");
-    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "channels"), ErrorCode::Unsupported);
-  }
-  {
-    Builder b({1, 8, 8});
-    b.node("Identity", {"x"}, "y");
-    EXPECT_VEIL_ERROR(nn::import_onnx_bytes(b.bytes("y")), ErrorCode::Unsupported);
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "no layer"), ErrorCode::Unsupported);
   }
   // An old opset.
   {
@@ -264,6 +287,376 @@ TEST(OnnxImport, UnsupportedGraphsAreRefusedWithTheNodeNamed) {
     b.weight("fc", {3, 64});
     b.node("Gemm", {"x", "fc"}, "y");
     EXPECT_VEIL_ERROR(nn::import_onnx_bytes(b.bytes("y")), ErrorCode::InvalidArgument);
+  }
+}
+
+// ---- multi-channel images, padding, strides, pooling: against a float64 reference ----
+
+// A C x H x W image, channel-major then row-major (ONNX's and Sequential's order).
+struct Image {
+  size_t c, h, w;
+  std::vector<double> v;
+};
+
+// ONNX Conv (group 1, dilation 1) of one image, written from the operator spec; pads
+// are top, left, bottom, right.
+Image reference_conv(const Image& x, const std::vector<float>& weight, const std::vector<float>& bias, size_t out,
+                     size_t k, size_t stride, std::array<size_t, 4> pad) {
+  Image y{out, (x.h + pad[0] + pad[2] - k) / stride + 1, (x.w + pad[1] + pad[3] - k) / stride + 1, {}};
+  for (size_t o = 0; o < out; ++o)
+    for (size_t oy = 0; oy < y.h; ++oy)
+      for (size_t ox = 0; ox < y.w; ++ox) {
+        double sum = bias[o];
+        for (size_t i = 0; i < x.c; ++i)
+          for (size_t ky = 0; ky < k; ++ky)
+            for (size_t kx = 0; kx < k; ++kx) {
+              const long iy = static_cast<long>(oy * stride + ky) - static_cast<long>(pad[0]);
+              const long ix = static_cast<long>(ox * stride + kx) - static_cast<long>(pad[1]);
+              if (iy < 0 || ix < 0 || iy >= static_cast<long>(x.h) || ix >= static_cast<long>(x.w)) continue;
+              sum += static_cast<double>(weight[((o * x.c + i) * k + ky) * k + kx]) *
+                     x.v[(i * x.h + static_cast<size_t>(iy)) * x.w + static_cast<size_t>(ix)];
+            }
+        y.v.push_back(sum);
+      }
+  return y;
+}
+
+// ONNX AveragePool (floor mode): the mean over the window, divided by k^2 or, when
+// count_include_pad is 0, by the pixels of the window inside the image.
+Image reference_pool(const Image& x, size_t k, size_t stride, std::array<size_t, 4> pad, bool count_include_pad) {
+  Image y{x.c, (x.h + pad[0] + pad[2] - k) / stride + 1, (x.w + pad[1] + pad[3] - k) / stride + 1, {}};
+  for (size_t c = 0; c < x.c; ++c)
+    for (size_t oy = 0; oy < y.h; ++oy)
+      for (size_t ox = 0; ox < y.w; ++ox) {
+        double sum = 0, inside = 0;
+        for (size_t ky = 0; ky < k; ++ky)
+          for (size_t kx = 0; kx < k; ++kx) {
+            const long iy = static_cast<long>(oy * stride + ky) - static_cast<long>(pad[0]);
+            const long ix = static_cast<long>(ox * stride + kx) - static_cast<long>(pad[1]);
+            if (iy < 0 || ix < 0 || iy >= static_cast<long>(x.h) || ix >= static_cast<long>(x.w)) continue;
+            sum += x.v[(c * x.h + static_cast<size_t>(iy)) * x.w + static_cast<size_t>(ix)];
+            inside += 1;
+          }
+        y.v.push_back(sum / (count_include_pad ? static_cast<double>(k * k) : inside));
+      }
+  return y;
+}
+
+Image reference_square(Image x) {
+  for (double& v : x.v) v *= v;
+  return x;
+}
+
+Image reference_global_pool(const Image& x) {
+  Image y{x.c, 1, 1, std::vector<double>(x.c, 0.0)};
+  for (size_t c = 0; c < x.c; ++c) {
+    for (size_t i = 0; i < x.h * x.w; ++i) y.v[c] += x.v[c * x.h * x.w + i];
+    y.v[c] /= static_cast<double>(x.h * x.w);
+  }
+  return y;
+}
+
+// Gemm with transB = 1: y = W x + b.
+std::vector<double> reference_gemm(const std::vector<double>& x, const std::vector<float>& w,
+                                   const std::vector<float>& b) {
+  std::vector<double> y(b.begin(), b.end());
+  for (size_t o = 0; o < y.size(); ++o)
+    for (size_t i = 0; i < x.size(); ++i) y[o] += static_cast<double>(w[o * x.size() + i]) * x[i];
+  return y;
+}
+
+// Weights that are not alike: a fixed pseudo-random sequence in [-0.5, 0.5).
+std::vector<float> values(size_t n, uint32_t seed) {
+  std::vector<float> v(n);
+  for (auto& x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = static_cast<float>(seed >> 8) / static_cast<float>(1u << 24) - 0.5f;
+  }
+  return v;
+}
+
+Image test_image(size_t c, size_t h, size_t w, uint32_t seed) {
+  Image x{c, h, w, {}};
+  for (float f : values(c * h * w, seed)) x.v.push_back(2.0 * f);
+  return x;
+}
+
+void expect_outputs_near(const std::vector<double>& got, const std::vector<double>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12 * (1 + std::fabs(want[i]))) << i;
+}
+
+onnx::NodeProto* gemm_trans_b(Builder& b, const std::string& in, const std::string& w, const std::string& bias,
+                              const std::string& out) {
+  auto* n = b.node("Gemm", {in, w, bias}, out);
+  Builder::integer(n, "transB", 1);
+  return n;
+}
+
+// [1, 3, 9, 8] -> Conv 3->4 (k 3, stride 2, SAME_UPPER) -> x*x -> Conv 4->2 (k 3, pads
+// 1,0,0,1) -> AveragePool (k 2, stride 1, pads 1,1,0,0, count_include_pad 0) ->
+// GlobalAveragePool -> Flatten -> Gemm 2->3.
+TEST(OnnxImport, MultiChannelConvPoolChainMatchesTheReference) {
+  const auto w1 = values(4 * 3 * 9, 1), b1 = values(4, 2), w2 = values(2 * 4 * 9, 3), b2 = values(2, 4);
+  const auto fc = values(3 * 2, 5), fb = values(3, 6);
+  Builder b({1, 3, 9, 8});
+  b.tensor("w1", {4, 3, 3, 3}, w1);
+  b.tensor("b1", {4}, b1);
+  b.tensor("w2", {2, 4, 3, 3}, w2);
+  b.tensor("b2", {2}, b2);
+  b.tensor("fc", {3, 2}, fc);
+  b.tensor("fb", {3}, fb);
+  auto* c1 = b.node("Conv", {"x", "w1", "b1"}, "c1");
+  Builder::ints(c1, "strides", {2, 2});
+  Builder::text(c1, "auto_pad", "SAME_UPPER");
+  b.node("Mul", {"c1", "c1"}, "sq");
+  auto* c2 = b.node("Conv", {"sq", "w2", "b2"}, "c2");
+  Builder::ints(c2, "pads", {1, 0, 0, 1});
+  Builder::ints(c2, "kernel_shape", {3, 3});
+  auto* pool = b.node("AveragePool", {"c2"}, "p");
+  Builder::ints(pool, "kernel_shape", {2, 2});
+  Builder::ints(pool, "strides", {1, 1});
+  Builder::ints(pool, "pads", {1, 1, 0, 0});  // count_include_pad: ONNX's default 0
+  b.node("GlobalAveragePool", {"p"}, "g");
+  b.node("Flatten", {"g"}, "f");
+  gemm_trans_b(b, "f", "fc", "fb", "y");
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+
+  EXPECT_EQ(m.channels(), 3u);
+  EXPECT_EQ(m.input_size(), 3u * 9 * 8);
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::Square, LayerKind::Conv2d,
+                                              LayerKind::AvgPool2d, LayerKind::GlobalAvgPool, LayerKind::Flatten,
+                                              LayerKind::Linear}));
+  // SAME_UPPER, stride 2: 9 rows -> 5 need 2 pad rows (1 + 1); 8 columns -> 4 need 1 (0 + 1, at the end).
+  EXPECT_EQ(m.layers()[0].pad, (nn::Padding{1, 0, 1, 1}));
+  EXPECT_EQ(m.layers()[0].in, 3u);
+  EXPECT_EQ(m.layers()[2].in, 4u);
+  EXPECT_EQ(m.layers()[2].pad, (nn::Padding{1, 0, 0, 1}));
+  EXPECT_FALSE(m.layers()[3].count_include_pad);
+
+  for (uint32_t seed : {11u, 12u, 13u}) {
+    const Image x = test_image(3, 9, 8, seed);
+    Image t = reference_conv(x, w1, b1, 4, 3, 2, {1, 0, 1, 1});
+    ASSERT_EQ(t.h * 10 + t.w, 54u);  // 5 x 4
+    t = reference_conv(reference_square(t), w2, b2, 2, 3, 1, {1, 0, 0, 1});
+    t = reference_global_pool(reference_pool(t, 2, 1, {1, 1, 0, 0}, false));
+    expect_outputs_near(m.forward(x.v), reference_gemm(t.v, fc, fb));
+  }
+}
+
+// [2, 6, 5] (rank 3: C x H x W) -> Conv 2->3 (k 3, stride 2, SAME_LOWER) -> Pad 1 on each
+// side of H and W -> AveragePool (k 3, stride 2, count_include_pad 0: the Pad's zeros
+// still count) -> Flatten (axis 0) -> Gemm 12->2.
+TEST(OnnxImport, RankThreeInputSameLowerAndAFoldedPad) {
+  const auto w1 = values(3 * 2 * 9, 21), b1 = values(3, 22), fc = values(2 * 12, 23), fb = values(2, 24);
+  Builder b({2, 6, 5});
+  b.tensor("w1", {3, 2, 3, 3}, w1);
+  b.tensor("b1", {3}, b1);
+  b.tensor("fc", {2, 12}, fc);
+  b.tensor("fb", {2}, fb);
+  auto* c1 = b.node("Conv", {"x", "w1", "b1"}, "c1");
+  Builder::ints(c1, "strides", {2, 2});
+  Builder::text(c1, "auto_pad", "SAME_LOWER");
+  auto pads = b.g->add_initializer();
+  pads->set_name("pads");
+  pads->set_data_type(onnx::TensorProto::INT64);
+  pads->add_dims(6);
+  for (int64_t p : {0, 1, 1, 0, 1, 1}) pads->add_int64_data(p);  // [C, H, W] begins, then ends
+  b.node("Pad", {"c1", "pads"}, "padded");
+  auto* pool = b.node("AveragePool", {"padded"}, "p");
+  Builder::ints(pool, "kernel_shape", {3, 3});
+  Builder::ints(pool, "strides", {2, 2});
+  auto* flat = b.node("Flatten", {"p"}, "f");
+  Builder::integer(flat, "axis", 0);
+  gemm_trans_b(b, "f", "fc", "fb", "y");
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+
+  EXPECT_EQ(m.channels(), 2u);
+  EXPECT_EQ(m.height(), 6u);
+  EXPECT_EQ(m.width(), 5u);
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::AvgPool2d, LayerKind::Flatten,
+                                              LayerKind::Linear}));
+  // SAME_LOWER, stride 2: 6 rows -> 3 need 1 pad row, at the beginning; 5 columns -> 3 need 2.
+  EXPECT_EQ(m.layers()[0].pad, (nn::Padding{1, 1, 0, 1}));
+  EXPECT_EQ(m.layers()[1].pad, nn::Padding::same(1));
+  EXPECT_TRUE(m.layers()[1].count_include_pad);
+
+  for (uint32_t seed : {31u, 32u}) {
+    const Image x = test_image(2, 6, 5, seed);
+    const Image c = reference_conv(x, w1, b1, 3, 3, 2, {1, 1, 0, 1});
+    const Image p = reference_pool(c, 3, 2, {1, 1, 1, 1}, true);
+    ASSERT_EQ(p.v.size(), 12u);
+    expect_outputs_near(m.forward(x.v), reference_gemm(p.v, fc, fb));
+  }
+}
+
+// AveragePool with stride != kernel and pads, both count_include_pad values, on 2 channels.
+TEST(OnnxImport, AveragePoolStridesPadsAndCountIncludePad) {
+  for (int64_t include : {0, 1}) {
+    const auto fc = values(3 * 2 * 4 * 3, 41), fb = values(3, 42);
+    Builder b({1, 2, 7, 5});
+    b.tensor("fc", {3, 24}, fc);
+    b.tensor("fb", {3}, fb);
+    auto* pool = b.node("AveragePool", {"x"}, "p");
+    Builder::ints(pool, "kernel_shape", {3, 3});
+    Builder::ints(pool, "strides", {2, 2});
+    Builder::ints(pool, "pads", {1, 2, 2, 1});
+    Builder::integer(pool, "count_include_pad", include);
+    b.node("Flatten", {"p"}, "f");
+    gemm_trans_b(b, "f", "fc", "fb", "y");
+    const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+    ASSERT_EQ(m.layers()[0].kind, LayerKind::AvgPool2d);
+    EXPECT_EQ(m.layers()[0].stride, 2u);
+    EXPECT_EQ(m.layers()[0].pad, (nn::Padding{1, 2, 2, 1}));
+    EXPECT_EQ(m.layers()[0].count_include_pad, include == 1);
+    const Image x = test_image(2, 7, 5, 43);
+    const Image p = reference_pool(x, 3, 2, {1, 2, 2, 1}, include == 1);  // 2 x 4 x 3
+    ASSERT_EQ(p.v.size(), 24u);
+    expect_outputs_near(m.forward(x.v), reference_gemm(p.v, fc, fb));
+  }
+}
+
+// A non-zero Pad folds into the Conv that reads it (its own pads add up).
+TEST(OnnxImport, PadFoldsIntoTheNextConv) {
+  const auto w = values(2 * 1 * 9, 51), bias = values(2, 52);
+  Builder b({1, 1, 5, 5});
+  b.tensor("w", {2, 1, 3, 3}, w);
+  b.tensor("wb", {2}, bias);
+  auto* pad = b.node("Pad", {"x"}, "padded");
+  Builder::ints(pad, "pads", {0, 0, 1, 0, 0, 0, 0, 1});  // opset < 11 style: the attribute
+  auto* conv = b.node("Conv", {"padded", "w", "wb"}, "y");
+  Builder::ints(conv, "pads", {0, 1, 1, 0});
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+  ASSERT_EQ(m.layers().size(), 1u);
+  EXPECT_EQ(m.layers()[0].pad, (nn::Padding{1, 1, 1, 1}));
+  const Image x = test_image(1, 5, 5, 53);
+  expect_outputs_near(m.forward(x.v), reference_conv(x, w, bias, 2, 3, 1, {1, 1, 1, 1}).v);
+}
+
+// Each refusal is a veil::Error that names the node.
+TEST(OnnxImport, UnsupportedWindowsAreRefusedWithTheNodeNamed) {
+  // One Conv (weight [2, in, k, k]) named "conv" on a [1, 3, 6, 6] input, spoiled by `edit`.
+  auto conv = [](const std::function<void(onnx::NodeProto*)>& edit, int64_t in = 3, int64_t k = 3,
+                 std::vector<int64_t> input = {1, 3, 6, 6}) {
+    Builder b(input);
+    b.weight("w", {2, in, k, k});
+    auto* n = b.node("Conv", {"x", "w"}, "y");
+    n->set_name("conv");
+    edit(n);
+    return b.bytes("y");
+  };
+  auto none = [](onnx::NodeProto*) {};
+  ASSERT_NO_THROW(nn::import_onnx_bytes(conv(none)));
+  const std::string at = "node 0 (Conv 'conv'): ";
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv([](auto* n) { Builder::integer(n, "group", 3); })); },
+                          at + "group must be 1"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv([](auto* n) { Builder::ints(n, "dilations", {2, 2}); })); },
+                          at + "dilations must be 1, got 2"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv([](auto* n) { Builder::ints(n, "strides", {1, 2}); })); },
+                          at + "strides must be 2 equal values"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] {
+              nn::import_onnx_bytes(conv([](auto* n) {
+                Builder::ints(n, "pads", {1, 1, 1, 1});
+                Builder::text(n, "auto_pad", "SAME_UPPER");
+              }));
+            }, at + "pads given together with auto_pad"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv([](auto* n) { Builder::text(n, "auto_pad", "FULL"); })); },
+                          at + "auto_pad 'FULL'"),
+            ErrorCode::Unsupported);
+  // The weight reads 2 channels, the input has 3.
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv(none, 2)); },
+                          at + "the weight has 2 input channels, the data has 3"),
+            ErrorCode::InvalidArgument);
+  // A 5x5 kernel on a 3x3 image padded by 1 above only: 4 rows.
+  EXPECT_EQ(error_code_of([&] {
+              nn::import_onnx_bytes(conv([](auto* n) { Builder::ints(n, "pads", {1, 1, 0, 1}); }, 1, 5,
+                                         {1, 1, 3, 3}));
+            }, at),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv(none, 1, 5, {1, 1, 3, 3})); }, "larger than the padded"),
+            ErrorCode::InvalidArgument);
+
+  // AveragePool: ceil_mode 1; a Pad before a pool whose own pads are excluded from the count.
+  {
+    Builder b({1, 2, 6, 6});
+    auto* n = b.node("AveragePool", {"x"}, "y");
+    n->set_name("pool");
+    Builder::ints(n, "kernel_shape", {2, 2});
+    Builder::integer(n, "ceil_mode", 1);
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 0 (AveragePool 'pool'): ceil_mode 1"),
+              ErrorCode::Unsupported);
+  }
+  {
+    Builder b({1, 2, 6, 6});
+    auto* pad = b.node("Pad", {"x"}, "padded");
+    Builder::ints(pad, "pads", {0, 0, 1, 1, 0, 0, 1, 1});
+    auto* n = b.node("AveragePool", {"padded"}, "y");
+    Builder::ints(n, "kernel_shape", {3, 3});
+    Builder::ints(n, "pads", {1, 1, 0, 0});
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 1 (AveragePool): a Pad before"),
+              ErrorCode::Unsupported);
+  }
+  // Pad: into anything but a Conv / AveragePool, a non-zero value, the channels, a Pad
+  // plus pads reaching the kernel.
+  {
+    Builder b({1, 2, 6, 6});
+    auto* pad = b.node("Pad", {"x"}, "padded");
+    Builder::ints(pad, "pads", {0, 0, 1, 1, 0, 0, 1, 1});
+    b.node("Mul", {"padded", "padded"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 1 (Mul): input 'padded'"),
+              ErrorCode::Unsupported);
+  }
+  auto padded_conv = [](std::vector<int64_t> pads, float value) {
+    Builder b({1, 1, 6, 6});
+    b.weight("w", {2, 1, 3, 3});
+    auto* pad = b.node("Pad", {"x"}, "padded");
+    Builder::ints(pad, "pads", pads);
+    auto* v = pad->add_attribute();
+    v->set_name("value");
+    v->set_type(onnx::AttributeProto::FLOAT);
+    v->set_f(value);
+    auto* conv = b.node("Conv", {"padded", "w"}, "y");
+    Builder::ints(conv, "pads", {1, 1, 1, 1});
+    return b.bytes("y");
+  };
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(padded_conv({0, 0, 1, 0, 0, 0, 0, 0}, 0.5f)); },
+                          "node 0 (Pad): the pad value must be 0"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(padded_conv({0, 1, 0, 0, 0, 0, 0, 0}, 0)); },
+                          "node 0 (Pad): only the height and width"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(padded_conv({0, 0, -1, 0, 0, 0, 0, 0}, 0)); },
+                          "node 0 (Pad): pads must be in [0, 2^20] (no cropping)"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(padded_conv({0, 0, 2, 0, 0, 0, 0, 0}, 0)); },
+                          "node 1 (Conv): the padding (3, 1, 1, 1 with the Pad before it)"),
+            ErrorCode::Unsupported);
+  ASSERT_NO_THROW(nn::import_onnx_bytes(padded_conv({0, 0, 1, 0, 0, 0, 0, 0}, 0)));
+
+  // Flatten of a [C, H, W] input with axis 1 would give C rows; of [1, C, H, W] with axis 0, one row
+  // of the whole batch.
+  {
+    Builder b({2, 4, 4});
+    b.node("Flatten", {"x"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 0 (Flatten): axis must be 0"),
+              ErrorCode::Unsupported);
+  }
+  {
+    Builder b({1, 2, 4, 4});
+    Builder::integer(b.node("Flatten", {"x"}, "y"), "axis", 0);
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 0 (Flatten): axis must be 1"),
+              ErrorCode::Unsupported);
+  }
+  // GlobalAveragePool of a flat vector.
+  {
+    Builder b({1, 8});
+    b.node("GlobalAveragePool", {"x"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 0 (GlobalAveragePool)"),
+              ErrorCode::InvalidArgument);
   }
 }
 

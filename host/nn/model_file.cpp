@@ -25,7 +25,8 @@ namespace {
 // Bounds that no real model reaches and that keep every product below 2^63.
 constexpr uint64_t kMaxSide = 4096;          // input height, width
 constexpr uint64_t kMaxFeatures = 1 << 20;   // channels, features
-constexpr uint64_t kMaxKernel = 64;
+constexpr uint64_t kMaxKernel = 64;          // Sequential's own bound
+constexpr uint64_t kMaxChannelBlocks = 1 << 16;
 constexpr uint64_t kMaxWeights = 1 << 28;    // per layer (2 GiB of doubles)
 constexpr uint32_t kMaxLayers = 256;
 constexpr size_t kMaxText = 256;
@@ -95,13 +96,49 @@ std::vector<double> read_doubles(io::Reader& r, uint64_t count, const std::strin
   return v;
 }
 
-enum class Kind : uint8_t { Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6 };
+enum class Kind : uint8_t {
+  Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6, GlobalAvgPool = 7
+};
+
+void write_window(Sink& s, const Layer& l) {
+  s.u64(l.kernel), s.u64(l.stride);
+  s.u64(l.pad.top), s.u64(l.pad.left), s.u64(l.pad.bottom), s.u64(l.pad.right);
+}
+
+// Kernel, stride and pads of a conv2d / avg_pool2d, bounded as Sequential bounds them
+// (each pad below the kernel).
+struct Window {
+  uint64_t kernel, stride;
+  Padding pad;
+};
+Window read_window(io::Reader& r, const std::string& at) {
+  Window w{};
+  w.kernel = read_bounded(r, 1, kMaxKernel, at + " kernel");
+  w.stride = read_bounded(r, 1, kMaxFeatures, at + " stride");
+  w.pad.top = read_bounded(r, 0, w.kernel - 1, at + " pad");
+  w.pad.left = read_bounded(r, 0, w.kernel - 1, at + " pad");
+  w.pad.bottom = read_bounded(r, 0, w.kernel - 1, at + " pad");
+  w.pad.right = read_bounded(r, 0, w.kernel - 1, at + " pad");
+  return w;
+}
+
+uint8_t packing_code(Packing p) {
+  switch (p) {
+    case Packing::Taps: return 0;
+    case Packing::Im2col: return 1;
+    case Packing::Spatial: return 2;
+  }
+  throw Error(ErrorCode::InvalidArgument, "model file: unknown packing");
+}
+
+bool valid_channel_blocks(uint64_t g) { return g == 0 || (g <= kMaxChannelBlocks && std::has_single_bit(g)); }
 
 void write_layer(Sink& s, const Layer& l) {
   switch (l.kind) {
-    case LayerKind::Conv2d:
+    case LayerKind::Conv2d:  // input channels: the current shape's
       s.u8(static_cast<uint8_t>(Kind::Conv2d));
-      s.u64(l.out), s.u64(l.kernel), s.u64(l.stride);
+      s.u64(l.out);
+      write_window(s, l);
       s.doubles(l.weight), s.doubles(l.bias);
       return;
     case LayerKind::Square: s.u8(static_cast<uint8_t>(Kind::Square)); return;
@@ -112,8 +149,10 @@ void write_layer(Sink& s, const Layer& l) {
       return;
     case LayerKind::AvgPool2d:
       s.u8(static_cast<uint8_t>(Kind::AvgPool2d));
-      s.u64(l.kernel);
+      write_window(s, l);
+      s.u8(l.count_include_pad ? 1 : 0);
       return;
+    case LayerKind::GlobalAvgPool: s.u8(static_cast<uint8_t>(Kind::GlobalAvgPool)); return;
     case LayerKind::Flatten: s.u8(static_cast<uint8_t>(Kind::Flatten)); return;
     case LayerKind::Linear:
       s.u8(static_cast<uint8_t>(Kind::Linear));
@@ -132,11 +171,13 @@ void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
     switch (static_cast<Kind>(kind)) {
       case Kind::Conv2d: {
         const uint64_t out = read_bounded(r, 1, kMaxFeatures, at + " channels");
-        const uint64_t k = read_bounded(r, 1, kMaxKernel, at + " kernel");
-        const uint64_t stride = read_bounded(r, 1, kMaxKernel, at + " stride");
-        auto w = read_doubles(r, out * k * k, at + " weights");
+        const Window win = read_window(r, at);
+        const uint64_t in = seq.output_shape().channels, per = in * win.kernel * win.kernel;  // <= 2^40
+        check(per <= kMaxWeights / out, at + ": " + std::to_string(out) + " x " + std::to_string(per) +
+                                            " weights exceed the limit of " + std::to_string(kMaxWeights));
+        auto w = read_doubles(r, out * per, at + " weights");
         auto b = read_doubles(r, out, at + " bias");
-        seq.conv2d(out, k, stride, std::move(w), std::move(b));
+        seq.conv2d(out, win.kernel, win.stride, win.pad, std::move(w), std::move(b));
         return;
       }
       case Kind::Square: seq.square(); return;
@@ -149,7 +190,17 @@ void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
         seq.activation(Polynomial(std::move(c), a, b));
         return;
       }
-      case Kind::AvgPool2d: seq.avg_pool2d(read_bounded(r, 1, kMaxSide, at + " pool kernel")); return;
+      case Kind::AvgPool2d: {
+        const Window win = read_window(r, at);
+        const uint8_t count_pad = r.u8();
+        check(count_pad <= 1, at + ": count_include_pad must be 0 or 1");
+        seq.avg_pool2d(win.kernel, win.stride, win.pad, count_pad == 1);
+        // One encoding per model: Sequential counts the whole window when nothing is padded.
+        check(seq.layers().back().count_include_pad == (count_pad == 1),
+              at + ": count_include_pad must be 1 without padding");
+        return;
+      }
+      case Kind::GlobalAvgPool: seq.global_avg_pool(); return;
       case Kind::Flatten: seq.flatten(); return;
       case Kind::Linear: {
         const uint64_t out = read_bounded(r, 1, kMaxFeatures, at + " features");
@@ -169,6 +220,15 @@ void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
   fail(at + ": unknown layer kind " + std::to_string(kind));
 }
 
+// The empty model; Sequential's bound on the input's size becomes a Serialization error.
+Sequential input_model(uint64_t c, uint64_t h, uint64_t w) {
+  try {
+    return Sequential(c, h, w);
+  } catch (const Error& e) {
+    fail(std::string("input shape: ") + e.what());
+  }
+}
+
 }  // namespace
 
 bool valid_model_name(const std::string& name) {
@@ -186,18 +246,21 @@ Bytes serialize_model(const ModelFile& m) {
           "model name must be 1..64 characters of [A-Za-z0-9._-], got \"" + m.name + "\"");
   require(m.options.batch >= 1, ErrorCode::InvalidArgument, "model file: the batch must be resolved (>= 1)");
   require(m.compiled_on.size() <= kMaxText, ErrorCode::InvalidArgument, "model file: compiled_on is too long");
+  require(valid_channel_blocks(m.options.channel_blocks), ErrorCode::InvalidArgument,
+          "model file: channel_blocks must be 0 or a power of two <= " + std::to_string(kMaxChannelBlocks));
   Sink s;
   s.u32(kModelFileVersion);
   s.text(m.name);
   s.text(m.compiled_on);
   s.blob(serialize(m.params));
-  s.u8(m.options.packing == Packing::Taps ? 0 : 1);
+  s.u8(packing_code(m.options.packing));
   s.u64(m.options.batch);
   s.i32(m.options.level);
   s.f64(m.options.scale);
+  s.u64(m.options.channel_blocks);
   s.f64(m.input_min), s.f64(m.input_max);
   s.f64(m.promised_bits), s.f64(m.measured_bits), s.f64(m.dry_run_ms);
-  s.u64(m.model.height()), s.u64(m.model.width());
+  s.u64(m.model.channels()), s.u64(m.model.height()), s.u64(m.model.width());
   s.u32(static_cast<uint32_t>(m.model.layers().size()));
   for (const Layer& l : m.model.layers()) write_layer(s, l);
   return format::seal(format::ObjectType::Model, m.params.fingerprint(), s.out);
@@ -207,8 +270,10 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
   uint64_t fingerprint = 0;
   io::Reader r(format::open(blob, format::ObjectType::Model, limits, fingerprint));
   const uint32_t version = r.u32();
-  check(version == kModelFileVersion, "unsupported model format version " + std::to_string(version) +
-                                          " (this build reads version " + std::to_string(kModelFileVersion) + ")");
+  check(version == kModelFileVersion,
+        "unsupported model format version " + std::to_string(version) + " (this build reads version " +
+            std::to_string(kModelFileVersion) + (version < kModelFileVersion ? "; compile the model again" : "") +
+            ")");
   std::string name = read_text(r, "name");
   check(valid_model_name(name), "invalid model name");
   std::string compiled_on = read_text(r, "compiled_on");
@@ -218,21 +283,26 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
   check(params.fingerprint() == fingerprint, "the parameters do not match the file's fingerprint");
   CompileOptions options;
   const uint8_t packing = r.u8();
-  check(packing <= 1, "unknown packing " + std::to_string(packing));
-  options.packing = packing == 0 ? Packing::Taps : Packing::Im2col;
+  check(packing <= 2, "unknown packing " + std::to_string(packing) + " (0 taps, 1 im2col, 2 spatial)");
+  options.packing = packing == 0 ? Packing::Taps : packing == 1 ? Packing::Im2col : Packing::Spatial;
   options.batch = read_bounded(r, 1, params.slots(), "batch");
   options.level = static_cast<int32_t>(r.u32());
   check(options.level >= -1 && options.level <= static_cast<int>(params.max_level()), "input level out of range");
   options.scale = r.f64();
   check(std::isfinite(options.scale) && options.scale >= 0, "input scale must be finite and >= 0");
+  options.channel_blocks = r.u64();
+  check(valid_channel_blocks(options.channel_blocks),
+        "channel blocks must be 0 or a power of two <= " + std::to_string(kMaxChannelBlocks) + ", got " +
+            std::to_string(options.channel_blocks));
   const double lo = read_finite(r, "input range"), hi = read_finite(r, "input range");
   check(lo <= hi, "input range is empty");
   const double promised = r.f64(), measured = r.f64(), run_ms = r.f64();
   check(!std::isnan(promised) && !std::isnan(measured) && std::isfinite(run_ms) && run_ms >= 0,
         "precision or time fields are not numbers");
+  const uint64_t c = read_bounded(r, 1, kMaxFeatures, "input channels");
   const uint64_t h = read_bounded(r, 1, kMaxSide, "input height");
   const uint64_t w = read_bounded(r, 1, kMaxSide, "input width");
-  Sequential seq(h, w);
+  Sequential seq = input_model(c, h, w);
   const uint32_t layers = r.u32();
   check(layers >= 1 && layers <= kMaxLayers, "layer count must be in [1, " + std::to_string(kMaxLayers) + "]");
   for (uint32_t i = 0; i < layers; ++i) read_layer(r, seq, i);

@@ -45,6 +45,7 @@ static_assert(std::endian::native == std::endian::little, "ONNX raw_data is litt
 
 constexpr int64_t kMaxTensorElements = int64_t{1} << 26;
 constexpr int kMaxPolynomialDegree = 63;
+constexpr int64_t kMaxSide = int64_t{1} << 20;  // input sizes, kernels, strides and pads: no product wraps
 
 [[noreturn]] void bad_file(const std::string& why) { throw Error(ErrorCode::Serialization, "onnx: " + why); }
 
@@ -161,7 +162,7 @@ class Importer {
       throw Error(ErrorCode::Unsupported, "onnx: the graph has " + std::to_string(g.output_size()) +
                                               " outputs (one is supported)");
     const std::string& out = g.output(0).name();
-    if (!exprs_.count(out))
+    if (!exprs_.count(out) && !padded_.count(out))
       throw Error(ErrorCode::Unsupported, "onnx: the graph output '" + out + "' is not computed from the input");
     materialize(out);
     if (seq_->layers().empty()) throw Error(ErrorCode::Unsupported, "onnx: the graph has no layer");
@@ -178,7 +179,8 @@ class Importer {
                                               " (9 .. 21 are supported)");
   }
 
-  // The graph's one non-constant input: [batch, 1, H, W] images or [batch, F] vectors.
+  // The graph's one non-constant input: [batch, C, H, W] or [C, H, W] images, or
+  // [batch, F] vectors.
   void start(const onnx::GraphProto& g) {
     const onnx::ValueInfoProto* input = nullptr;
     for (const auto& in : g.input()) {
@@ -196,32 +198,52 @@ class Importer {
     std::vector<int64_t> dims;  // -1: symbolic (the batch)
     for (const auto& d : type.tensor_type().shape().dim()) dims.push_back(d.has_dim_value() ? d.dim_value() : -1);
     auto fixed = [&](size_t i) {
-      if (dims[i] < 1 || dims[i] > (int64_t{1} << 20))
+      if (dims[i] < 1 || dims[i] > kMaxSide)
         throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' dimension " + std::to_string(i) +
                                                 " must be a fixed positive size");
       return static_cast<size_t>(dims[i]);
     };
-    if (dims.size() == 4) {
-      if (fixed(1) != 1)
-        throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' has " + std::to_string(dims[1]) +
-                                                " channels (one input channel is supported)");
-      seq_.emplace(fixed(2), fixed(3));
-    } else if (dims.size() == 2) {
-      seq_.emplace(1, fixed(1));
-      seq_->flatten();
-    } else {
-      throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' has rank " +
-                                              std::to_string(dims.size()) + " (4: images, 2: vectors)");
+    try {
+      if (dims.size() == 4 || dims.size() == 3) {
+        const size_t c = dims.size() - 3;  // the batch, when there is one, is not part of the model
+        rank_ = dims.size();
+        seq_.emplace(fixed(c), fixed(c + 1), fixed(c + 2));
+      } else if (dims.size() == 2) {
+        seq_.emplace(1, fixed(1));
+        seq_->flatten();
+      } else {
+        throw Error(ErrorCode::Unsupported, "onnx: input '" + input->name() + "' has rank " +
+                                                std::to_string(dims.size()) +
+                                                " (4: [batch, C, H, W] or 3: [C, H, W] images, 2: [batch, F] vectors)");
+      }
+    } catch (const Error& e) {  // Sequential's size limits
+      if (e.code() != ErrorCode::InvalidArgument) throw;
+      throw Error(ErrorCode::InvalidArgument, "onnx: input '" + input->name() + "': " + e.what());
     }
     set_base(input->name(), false);
   }
 
   // ---- node helpers ----
 
-  [[noreturn]] void unsupported(const std::string& why) const {
-    std::string where = "onnx: node " + std::to_string(index_) + " (" + node_->op_type();
-    if (!node_->name().empty()) where += " '" + node_->name() + "'";
-    throw Error(ErrorCode::Unsupported, where + "): " + why);
+  // "onnx: node 3 (Conv 'conv1'): ", or the graph output once every node is read.
+  std::string where() const {
+    if (!node_) return "onnx: the graph output: ";
+    std::string w = "onnx: node " + std::to_string(index_) + " (" + node_->op_type();
+    if (!node_->name().empty()) w += " '" + node_->name() + "'";
+    return w + "): ";
+  }
+  [[noreturn]] void unsupported(const std::string& why) const { throw Error(ErrorCode::Unsupported, where() + why); }
+  // Shapes that do not fit (a malformed model rather than a missing feature).
+  [[noreturn]] void invalid(const std::string& why) const { throw Error(ErrorCode::InvalidArgument, where() + why); }
+  // Runs a Sequential builder; its shape and value checks then name the node too.
+  template <class F>
+  void build(F&& add) {
+    try {
+      add(*seq_);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::InvalidArgument) throw;
+      invalid(e.what());
+    }
   }
   const onnx::AttributeProto* attr(const std::string& name) const {
     for (const auto& a : node_->attribute())
@@ -261,6 +283,9 @@ class Importer {
   }
   // A data tensor of the chain (a polynomial of the base).
   const Poly& expr(const std::string& name) const {
+    if (padded_.count(name))
+      unsupported("input '" + name + "' is the output of a Pad with non-zero pads, which must directly feed a "
+                  "Conv or AveragePool (it is folded into that layer's padding)");
     auto it = exprs_.find(name);
     if (it == exprs_.end())
       unsupported("input '" + name + "' is neither a constant nor the output of the chain so far "
@@ -290,10 +315,10 @@ class Importer {
       return;
     }
     if (p == Poly{0.0, 0.0, 1.0}) {
-      seq_->square();
+      build([](Sequential& m) { m.square(); });
     } else {
       if (degree(p) > kMaxPolynomialDegree) unsupported("polynomial of degree " + std::to_string(degree(p)));
-      seq_->activation(Polynomial::from_power(p));
+      build([&](Sequential& m) { m.activation(Polynomial::from_power(p)); });
     }
     set_base(name, false);
   }
@@ -306,7 +331,7 @@ class Importer {
   // y = gamma * x + beta per channel / feature, folded into the previous conv2d / linear.
   void fold_affine(const std::vector<double>& gamma, const std::vector<double>& beta) {
     const std::vector<double> zero(gamma.size(), 0.0), one(gamma.size(), 1.0);
-    seq_->batch_norm(gamma, beta, zero, one, 0.0);
+    build([&](Sequential& m) { m.batch_norm(gamma, beta, zero, one, 0.0); });
   }
 
   // A constant broadcast against the current output: one value (scalar) or one per
@@ -393,9 +418,51 @@ class Importer {
         pads.push_back(static_cast<int64_t>(v));
       }
     }
+    bool zero = true;
+    for (int64_t p : pads) zero = zero && p == 0;
+    if (zero) {  // a no-op, whatever the mode
+      exprs_[output()] = expr(input(0));
+      return;
+    }
+    padded_[output()] = {input(0), zero_padding(pads)};
+  }
+
+  // The height and width pads of a non-zero Pad, checked to be a zero padding that the
+  // Conv / AveragePool reading it can take over.
+  Padding zero_padding(const std::vector<int64_t>& pads) {
+    const std::string mode = attr_string("mode");
+    if (!mode.empty() && mode != "constant") unsupported("mode '" + mode + "' (only constant zero padding is supported)");
+    bool value_zero = attr_float("value", 0) == 0;  // opset < 11
+    if (node_->input_size() >= 3 && !input(2).empty()) {
+      const Tensor& v = constant(input(2));
+      value_zero = v.size() == 1 && v.values[0] == 0;
+    }
+    if (!value_zero) unsupported("the pad value must be 0");
+    if (node_->input_size() >= 4 && !input(3).empty()) unsupported("the axes input is not supported");
+    materialize(input(0));  // the tensor the Conv / AveragePool will read
+    if (seq_->output_shape().flat) unsupported("padding is supported on images only (before Flatten)");
+    const size_t rank = rank_;
+    if (pads.size() != 2 * rank)
+      unsupported("pads must hold " + std::to_string(2 * rank) + " values, got " + std::to_string(pads.size()));
+    for (size_t i = 0; i + 2 < rank; ++i)
+      if (pads[i] != 0 || pads[rank + i] != 0) unsupported("only the height and width can be padded");
     for (int64_t p : pads)
-      if (p != 0) unsupported("padding is not supported (only Pad with all-zero pads, a no-op)");
-    exprs_[output()] = expr(input(0));
+      if (p < 0 || p > kMaxSide) unsupported("pads must be in [0, 2^20] (no cropping), got " + std::to_string(p));
+    auto at = [&](size_t i) { return static_cast<size_t>(pads[i]); };
+    return Padding{at(rank - 2), at(rank - 1), at(2 * rank - 2), at(2 * rank - 1)};
+  }
+
+  // The padding of a Pad folded into the Conv / AveragePool that reads `name` (none if
+  // `name` is no Pad output); the data it pads becomes the base.
+  Padding folded_pad(const std::string& name) {
+    auto it = padded_.find(name);
+    if (it == padded_.end()) {
+      materialize(name);
+      return {};
+    }
+    const auto [data, pad] = it->second;
+    materialize(data);
+    return pad;
   }
 
   void arithmetic(const std::string& op) {
@@ -469,30 +536,89 @@ class Importer {
     exprs_[output()] = r;
   }
 
+  // ---- Conv and AveragePool windows ----
+
+  size_t attr_stride() const {
+    const auto s = attr_ints("strides");
+    if (s.empty()) return 1;
+    if (s.size() != 2 || s[0] != s[1]) unsupported("strides must be 2 equal values");
+    if (s[0] < 1 || s[0] > kMaxSide) unsupported("stride must be in [1, 2^20], got " + std::to_string(s[0]));
+    return static_cast<size_t>(s[0]);
+  }
+  void check_dilations() const {
+    for (int64_t d : attr_ints("dilations"))
+      if (d != 1) unsupported("dilations must be 1, got " + std::to_string(d));
+  }
+  // auto_pad SAME_*: as many output pixels as ceil(in / stride), the odd padding pixel
+  // at the end (SAME_UPPER) or at the beginning (SAME_LOWER), as the ONNX spec says.
+  static std::pair<size_t, size_t> same_pads(size_t in, size_t k, size_t stride, bool upper) {
+    const size_t out = (in + stride - 1) / stride, need = (out - 1) * stride + k;
+    const size_t total = need > in ? need - in : 0, half = total / 2;
+    return upper ? std::pair{half, total - half} : std::pair{total - half, half};
+  }
+  // The node's own padding (pads or auto_pad) for a kernel k on an h x w input.
+  Padding attr_padding(size_t k, size_t stride, size_t h, size_t w) const {
+    const std::string mode = attr_string("auto_pad");
+    const auto pads = attr_ints("pads");
+    if (mode.empty() || mode == "NOTSET") {
+      if (pads.empty()) return {};
+      if (pads.size() != 4) unsupported("pads must hold 4 values (top, left, bottom, right)");
+      for (int64_t p : pads)
+        if (p < 0 || p >= static_cast<int64_t>(k))
+          unsupported("pads must be in [0, kernel - 1 = " + std::to_string(k - 1) + "], got " + std::to_string(p));
+      auto at = [&](size_t i) { return static_cast<size_t>(pads[i]); };
+      return Padding{at(0), at(1), at(2), at(3)};
+    }
+    for (int64_t p : pads)
+      if (p != 0) unsupported("pads given together with auto_pad " + mode);
+    if (mode == "VALID") return {};
+    if (mode != "SAME_UPPER" && mode != "SAME_LOWER") unsupported("auto_pad '" + mode + "'");
+    const auto [top, bottom] = same_pads(h, k, stride, mode == "SAME_UPPER");
+    const auto [left, right] = same_pads(w, k, stride, mode == "SAME_UPPER");
+    return Padding{top, left, bottom, right};
+  }
+  // A folded Pad's padding plus the node's own (auto_pad sees the padded input).
+  Padding window_padding(const Padding& pre, const Padding& own, size_t k) const {
+    const Padding p{pre.top + own.top, pre.left + own.left, pre.bottom + own.bottom, pre.right + own.right};
+    if (p.top >= k || p.left >= k || p.bottom >= k || p.right >= k)
+      unsupported("the padding (" + std::to_string(p.top) + ", " + std::to_string(p.left) + ", " +
+                  std::to_string(p.bottom) + ", " + std::to_string(p.right) + " with the Pad before it) must be " +
+                  "smaller than the kernel " + std::to_string(k) + " on every side");
+    return p;
+  }
+  Padding own_padding(const Padding& pre, size_t k, size_t stride) const {
+    const TensorShape s = seq_->output_shape();
+    return attr_padding(k, stride, s.height + pre.top + pre.bottom, s.width + pre.left + pre.right);
+  }
+  // The data a Conv / AveragePool reads must be an image.
+  void need_spatial() const {
+    if (seq_->output_shape().flat) invalid("the input is a flat vector (after Flatten), not an image");
+  }
+
   void conv() {
     inputs_between(2, 3);
-    materialize(input(0));
+    if (attr_int("group", 1) != 1)
+      unsupported("group must be 1 (grouped and depthwise convolutions are not supported), got " +
+                  std::to_string(attr_int("group", 1)));
+    check_dilations();
+    const Padding pre = folded_pad(input(0));
+    need_spatial();
     const Tensor& w = constant(input(1));
-    if (w.dims.size() != 4) unsupported("weight must be 4-D");
-    const size_t out = static_cast<size_t>(w.dims[0]), k = static_cast<size_t>(w.dims[2]);
-    if (w.dims[1] != 1) unsupported("one input channel is supported");
+    if (w.dims.size() != 4) unsupported("weight must be 4-D [out, in, kernel, kernel]");
     if (w.dims[2] != w.dims[3]) unsupported("kernel must be square");
-    if (attr_int("group", 1) != 1) unsupported("group must be 1");
-    const std::string pad_mode = attr_string("auto_pad");
-    if (!pad_mode.empty() && pad_mode != "NOTSET" && pad_mode != "VALID") unsupported("auto_pad " + pad_mode);
-    for (int64_t p : attr_ints("pads"))
-      if (p != 0) unsupported("padding is not supported");
-    for (int64_t d : attr_ints("dilations"))
-      if (d != 1) unsupported("dilation must be 1");
+    const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
+    const size_t k = static_cast<size_t>(w.dims[2]), channels = seq_->output_shape().channels;
+    if (in != channels)
+      invalid("the weight has " + std::to_string(in) + " input channels, the data has " + std::to_string(channels));
+    if (k < 1) invalid("the kernel is empty");
     const auto ks = attr_ints("kernel_shape");
-    if (!ks.empty() && (ks.size() != 2 || static_cast<size_t>(ks[0]) != k || static_cast<size_t>(ks[1]) != k))
+    if (!ks.empty() && (ks.size() != 2 || ks[0] != w.dims[2] || ks[1] != w.dims[3]))
       unsupported("kernel_shape does not match the weight");
-    auto strides = attr_ints("strides");
-    if (strides.empty()) strides = {1, 1};
-    if (strides.size() != 2 || strides[0] != strides[1] || strides[0] < 1) unsupported("strides must be equal");
+    const size_t stride = attr_stride();
+    const Padding pad = window_padding(pre, own_padding(pre, k, stride), k);
     std::vector<double> bias;
     if (node_->input_size() == 3 && !input(2).empty()) bias = constant(input(2)).values;
-    seq_->conv2d(out, k, static_cast<size_t>(strides[0]), w.values, bias);
+    build([&](Sequential& m) { m.conv2d(out, k, stride, pad, w.values, bias); });
     layer_done(true);
   }
 
@@ -531,7 +657,7 @@ class Importer {
       bias.resize(out);
       for (size_t o = 0; o < out; ++o) bias[o] = beta * c.values[c.size() == 1 ? 0 : o];
     }
-    seq_->linear(out, std::move(w), std::move(bias));
+    build([&](Sequential& m) { m.linear(out, std::move(w), std::move(bias)); });
     layer_done(true);
   }
 
@@ -546,7 +672,7 @@ class Importer {
     std::vector<double> w(out * in);
     for (size_t o = 0; o < out; ++o)
       for (size_t i = 0; i < in; ++i) w[o * in + i] = b.values[i * out + o];
-    seq_->linear(out, std::move(w));
+    build([&](Sequential& m) { m.linear(out, std::move(w)); });
     layer_done(true);
   }
 
@@ -559,52 +685,67 @@ class Importer {
     if (attr_int("spatial", 1) != 1) unsupported("spatial = 0");
     materialize(input(0));
     if (!last_affine_) unsupported("BatchNormalization must directly follow a Conv, Gemm or MatMul (it is folded)");
-    seq_->batch_norm(constant(input(1)).values, constant(input(2)).values, constant(input(3)).values,
-                     constant(input(4)).values, attr_float("epsilon", 1e-5));
+    build([&](Sequential& m) {
+      m.batch_norm(constant(input(1)).values, constant(input(2)).values, constant(input(3)).values,
+                   constant(input(4)).values, attr_float("epsilon", 1e-5));
+    });
     layer_done(true);
   }
 
   void average_pool() {
     inputs_between(1, 1);
-    materialize(input(0));
+    if (attr_int("ceil_mode", 0) != 0) unsupported("ceil_mode 1 is not supported (floor mode only)");
+    check_dilations();
+    const Padding pre = folded_pad(input(0));
+    need_spatial();
     const auto ks = attr_ints("kernel_shape");
-    if (ks.size() != 2 || ks[0] != ks[1] || ks[0] < 1) unsupported("kernel must be square");
-    auto strides = attr_ints("strides");
-    if (strides.empty()) strides = {1, 1};
-    if (strides.size() != 2 || strides[0] != ks[0] || strides[1] != ks[1])
-      unsupported("stride must equal the kernel size");
-    for (int64_t p : attr_ints("pads"))
-      if (p != 0) unsupported("padding is not supported");
-    if (attr_int("ceil_mode", 0) != 0) unsupported("ceil_mode must be 0");
-    const std::string pad_mode = attr_string("auto_pad");
-    if (!pad_mode.empty() && pad_mode != "NOTSET" && pad_mode != "VALID") unsupported("auto_pad " + pad_mode);
-    seq_->avg_pool2d(static_cast<size_t>(ks[0]));
+    if (ks.size() != 2 || ks[0] != ks[1]) unsupported("kernel_shape must be square (2 equal values)");
+    if (ks[0] < 1 || ks[0] > kMaxSide) unsupported("kernel size must be in [1, 2^20], got " + std::to_string(ks[0]));
+    const size_t k = static_cast<size_t>(ks[0]), stride = attr_stride();
+    const Padding own = own_padding(pre, k, stride), pad = window_padding(pre, own, k);
+    bool count_pad = attr_int("count_include_pad", 0) != 0;  // ONNX's default: 0
+    if (!pre.none()) {  // the Pad's zeros are data to the pool: they count
+      if (!own.none() && !count_pad)
+        unsupported("a Pad before an AveragePool with its own pads and count_include_pad 0 cannot be folded "
+                    "(the Pad's zeros count, the pool's own do not)");
+      count_pad = true;
+    }
+    build([&](Sequential& m) { m.avg_pool2d(k, stride, pad, count_pad); });
     layer_done(false);
   }
 
   void global_average_pool() {
     inputs_between(1, 1);
     materialize(input(0));
-    const TensorShape s = seq_->output_shape();
-    if (s.flat || s.height != s.width) unsupported("square spatial input needed");
-    seq_->avg_pool2d(s.height);
+    need_spatial();
+    build([](Sequential& m) { m.global_avg_pool(); });
     layer_done(false);
   }
 
   void flatten() {
     inputs_between(1, 1);
-    if (attr_int("axis", 1) != 1) unsupported("axis must be 1");
+    // To (1 or batch, features): axis 1 of [batch, C, H, W] and of vectors, axis 0 of [C, H, W].
+    const bool flat = seq_->output_shape().flat;
+    const int64_t rank = flat ? 2 : static_cast<int64_t>(rank_);
+    int64_t axis = attr_int("axis", 1);
+    if (axis < 0) axis += rank;
+    const int64_t want = flat ? 1 : rank - 3;
+    if (axis != want)
+      unsupported("axis must be " + std::to_string(want) + " (to one vector of features per input)");
     to_flat();
   }
 
   void reshape() {
     inputs_between(2, 2);
     const Tensor& shape = constant(input(1));
-    const size_t size = seq_->output_shape().size();
+    const TensorShape s = seq_->output_shape();
+    // 0 copies the input's first dimension: the batch, or C of a [C, H, W] input.
+    const bool zero_ok = s.flat || rank_ == 4 || s.channels == 1;
     bool ok = shape.size() == 2;
     if (ok) {
       const double d0 = shape.values[0], d1 = shape.values[1];
-      ok = (d0 == 1 || d0 == -1 || d0 == 0) && (d1 == -1 || d1 == static_cast<double>(size)) && !(d0 == -1 && d1 == -1);
+      ok = (d0 == 1 || d0 == -1 || (d0 == 0 && zero_ok)) && (d1 == -1 || d1 == static_cast<double>(s.size())) &&
+           !(d0 == -1 && d1 == -1);
     }
     if (!ok) unsupported("only a reshape to (batch, features) is supported");
     to_flat();
@@ -616,7 +757,7 @@ class Importer {
       return;
     }
     materialize(input(0));
-    seq_->flatten();
+    build([](Sequential& m) { m.flatten(); });
     layer_done(false);
   }
 
@@ -628,7 +769,7 @@ class Importer {
     materialize(input(0));
     const Approximation a = op == "Relu" ? relu_approximation(options_.activation_bound, options_.activation_degree)
                                          : sigmoid_approximation(options_.activation_bound, options_.activation_degree);
-    seq_->activation(a.poly);
+    build([&](Sequential& m) { m.activation(a.poly); });
     layer_done(false);
   }
 
@@ -636,6 +777,9 @@ class Importer {
   const OnnxImportOptions& options_;
   std::map<std::string, Tensor> consts_;
   std::map<std::string, Poly> exprs_;
+  // Outputs of non-zero Pad nodes: the padded data and the padding, for the next Conv / AveragePool.
+  std::map<std::string, std::pair<std::string, Padding>> padded_;
+  size_t rank_ = 4;  // of the image tensors: 4 ([batch, C, H, W]) or 3 ([C, H, W])
   std::optional<Sequential> seq_;
   std::string base_;
   bool last_affine_ = false;  // the base is the output of a conv2d / linear (affine folds allowed)

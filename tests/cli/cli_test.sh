@@ -146,7 +146,7 @@ errors)
   stderr_has "cut.npy: .npy: truncated header"
   printf '0.5,nan\n' >"$dir/nan.csv"
   run 3 "$veil" encrypt "$model" --keys "$keys" -i "$dir/nan.csv" -o "$dir/q.bin"
-  stderr_has "does not hold 28x28 inputs"
+  stderr_has "does not hold 1x28x28 inputs"
   run 3 "$veil" encrypt "$model" --keys "$dir/nokeys" -i "$work/x.npy" -o "$dir/q.bin"
   stderr_has "run \`veil keygen $model -o $dir/nokeys\` first"
   [ ! -e "$dir/q.bin" ] || fail "a failed encrypt left $dir/q.bin"

@@ -8,8 +8,8 @@ void fuzz_one(veil::ByteView blob) {
   const veil::nn::ModelFile m = veil::nn::deserialize_model(blob);
   veil::fuzz::expect(veil::nn::serialize_model(m) == veil::Bytes(blob.begin(), blob.end()),
                      "model file does not re-serialize identically");
-  if (m.model.height() * m.model.width() <= (1u << 16))
-    (void)m.model.forward(std::vector<double>(m.model.height() * m.model.width(), 0.5));
+  if (m.model.input_size() <= (1u << 16))
+    (void)m.model.forward(std::vector<double>(m.model.input_size(), 0.5));
 }
 }  // namespace
 VEIL_FUZZ_TARGET(fuzz_one)

@@ -35,10 +35,15 @@ int main(int argc, char** argv) {
   put(out / "fuzz_keys", "galois", veil::serialize(f.gk), 1);
   put(out / "fuzz_keys", "public", veil::serialize(f.pk), 2);
   put(out / "fuzz_keys", "secret", veil::serialize_secret_key(f.keygen.secret_key()), 3);
-  veil::nn::Sequential m(6, 6);
-  m.conv2d(2, 3, 1, std::vector<double>(18, 0.1), {0.1, 0.2}).square().avg_pool2d(2).flatten();
-  m.linear(3, std::vector<double>(3 * 8, 0.05)).activation(veil::nn::Polynomial({0.1, 0.5, 0.25}, -2, 2));
+  // Every layer kind and field of the model file: 2x6x6 -> 3x3x3 -> 2x2x2 -> 2x3x3 -> 2x1x1 -> 3.
+  veil::nn::Sequential m(2, 6, 6);
+  m.conv2d(3, 3, 2, veil::nn::Padding{1, 1, 0, 1}, std::vector<double>(54, 0.1), {0.1, 0.2, 0.3}).square();
+  m.conv2d(2, 2, 1, std::vector<double>(24, 0.2)).avg_pool2d(2, 1, veil::nn::Padding::same(1), false);
+  m.avg_pool2d(2).global_avg_pool().flatten();
+  m.linear(3, std::vector<double>(3 * 2, 0.05)).activation(veil::nn::Polynomial({0.1, 0.5, 0.25}, -2, 2));
   veil::nn::CompileOptions o;
+  o.packing = veil::nn::Packing::Spatial;
+  o.channel_blocks = 2;
   o.batch = 4;
   put(out / "fuzz_model_file", "small",
       veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed"}));

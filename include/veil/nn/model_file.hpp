@@ -33,7 +33,7 @@ struct ModelFile {
   std::string compiled_on;   // backend and machine of the dry run (free text, <= 256 bytes)
 };
 
-inline constexpr uint32_t kModelFileVersion = 1;
+inline constexpr uint32_t kModelFileVersion = 2;
 
 Bytes serialize_model(const ModelFile& m);
 ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits = {});

@@ -3,33 +3,41 @@
 //
 // The graph must be one chain from its single input to its single output
 // (no branches or residual connections). Operators (default domain, opset 9..21):
-//   Conv                 one input channel, square kernel, equal strides, no padding,
-//                        group 1, dilation 1 (-> conv2d; first layer only)
+//   Conv                 any input channels (group 1), square kernel, equal strides,
+//                        dilation 1, pads or auto_pad (NOTSET, VALID, SAME_UPPER,
+//                        SAME_LOWER), each pad < kernel (-> conv2d, anywhere on an image)
 //   Gemm                 alpha, beta, transB 0 or 1, transA 0 (-> linear)
 //   MatMul               x times a constant [in][out] matrix (-> linear); a following
 //                        Add of a per-feature constant becomes its bias
 //   BatchNormalization   inference mode (-> folded into the conv2d / linear before it)
-//   AveragePool          kernel k x k, stride k, no padding, floor mode (-> avg_pool2d)
-//   GlobalAveragePool    square inputs (-> avg_pool2d(height))
-//   Flatten (axis 1), Reshape to (batch, features)  (-> flatten)
+//   AveragePool          kernel k x k, equal strides, pads or auto_pad as for Conv,
+//                        count_include_pad (ONNX's default 0), floor mode (ceil_mode 0)
+//                        (-> avg_pool2d)
+//   GlobalAveragePool    (-> global_avg_pool: C x 1 x 1)
+//   Flatten (axis 1; axis 0 for a [C, H, W] input), Reshape to (batch, features) (-> flatten)
 //   Add, Sub, Mul, Div, Pow, Neg on the data and scalar constants: collected into one
 //     polynomial of the tensor they start from, e.g. x*x -> square(), 0.1*x^3 + x -> an
 //     activation(Polynomial) in the power basis on [-1, 1]; a degree-1 polynomial right
 //     after a conv2d / linear is folded into its weights instead. Per-channel (per-feature)
 //     constants of Add/Sub/Mul/Div are folded into the conv2d / linear right before them.
-//   Identity, Dropout (inference), Pad with all-zero pads, Constant: no-ops / values.
+//   Pad                  all-zero pads: a no-op; otherwise constant zero padding of height
+//                        and width only, folded into the Conv / AveragePool it directly
+//                        feeds (an AveragePool then counts the Pad's zeros)
+//   Identity, Dropout (inference), Constant: no-ops / values.
 //   Relu, Sigmoid: only when OnnxImportOptions::activation_bound > 0, replaced by the
 //     Chebyshev approximations relu_approximation / sigmoid_approximation on
 //     [-bound, bound] (the caller must know the pre-activation range; docs/nn_activations.md).
-// The input is [batch, 1, H, W] (images) or [batch, F] (vectors). Weights may be
+// The input is [batch, C, H, W] or [C, H, W] (images of C >= 1 channels; the batch
+// dimension may be symbolic) or [batch, F] (vectors). Weights may be
 // float32, float64, in raw_data or the typed fields; external data is refused.
 //
 // Errors (veil::Error): Serialization for a file that cannot be read or parsed, an
 // oversized file or tensor, or tensor data whose size does not match its shape;
 // Unsupported for an operator, attribute or graph shape outside the list above (the
-// message names the node and why); InvalidArgument for shapes that do not fit
-// (from Sequential's checks, naming the layer); Unsupported for every call when Veil
-// was built without ONNX (onnx_import_available() is false).
+// message names the node and why); InvalidArgument for shapes that do not fit (a
+// Conv weight's channels against its input, a kernel larger than the padded image:
+// Sequential's checks, the message names the node and the layer); Unsupported for
+// every call when Veil was built without ONNX (onnx_import_available() is false).
 #pragma once
 
 #include <cstddef>
