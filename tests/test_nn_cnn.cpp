@@ -146,6 +146,48 @@ TEST(NnCnn, ElementwiseFirstLayerUsesTheSpatialPacking) {
   run_and_compare(m, {}, "square first", 12);
 }
 
+// 2x8x8 -> conv 4 (3x3, pad 1) -> x^2 -> [conv 4 (3x3, pad 1) -> x^2 -> conv 4 (1x1)] + skip
+// -> pool 2, then (in the test) [x^2] + skip -> flatten -> linear 64 -> 3.
+// Depth 7 on the main path (3 conv, 3 squares, linear): the skips spend spare levels.
+Sequential residual_cnn() {
+  Sequential m(2, 8, 8);
+  m.conv2d(4, 3, 1, Padding::same(1), random_reals(4 * 2 * 9, 461, -0.4, 0.4), random_reals(4, 462, -0.2, 0.2))
+      .square()
+      .residual_begin()
+      .conv2d(4, 3, 1, Padding::same(1), random_reals(4 * 4 * 9, 463, -0.3, 0.3), random_reals(4, 464, -0.2, 0.2))
+      .square()
+      .conv2d(4, 1, 1, random_reals(16, 465, -0.5, 0.5))
+      .residual_add()
+      .avg_pool2d(2);
+  return m;
+}
+
+TEST(NnCnn, ResidualBlocksJoinAtTheBranchLevelAndScale) {
+  static Keyed k(Parameters::preset(14), 471, false);  // 7 levels of 2^40
+  Sequential m = residual_cnn();
+  m.residual_begin().square().residual_add().flatten().linear(3, random_reals(3 * 64, 466, -0.2, 0.2));
+  EXPECT_EQ(nn::model_depth(m), 7u);
+  for (size_t blocks : {size_t{0}, size_t{4}}) {
+    CompileOptions opt;
+    opt.channel_blocks = blocks;
+    CompiledModel plan(k.ctx, m, opt);
+    std::printf("%s", plan.describe().c_str());
+    EXPECT_NE(plan.describe().find("no level of the plan"), std::string::npos);
+    const GaloisKeys gk = k.keygen->create_galois_keys(plan.rotation_steps(), false);
+    std::vector<std::vector<double>> inputs{random_reals(128, 472, 0, 1), random_reals(128, 473, 0, 1)};
+    std::vector<Ciphertext> in;
+    for (const auto& s : plan.encode(inputs)) in.push_back(k.encrypt(s));
+    std::vector<std::vector<double>> decoded;
+    for (const auto& ct : plan.run(*k.eval, in, k.rk, gk)) decoded.push_back(k.decrypt(ct));
+    const auto got = plan.decode(decoded, 2);
+    for (size_t i = 0; i < 2; ++i) {
+      const auto p = precision(m.forward(inputs[i]), got[i]);
+      report("residual cnn G=" + std::to_string(blocks) + " input " + std::to_string(i), *k.ctx, p);
+      EXPECT_GE(p.worst_bits, 16.0);
+    }
+  }
+}
+
 TEST(NnCnn, BadModelsGetClearErrors) {
   Keyed& k = keyed();
   auto w = random_reals(2, 451);
@@ -162,6 +204,19 @@ TEST(NnCnn, BadModelsGetClearErrors) {
   CompiledModel plan(k.ctx, lenet_like());
   EXPECT_EQ(error_code_of([&] { plan.encode({random_reals(143, 1)}); }, "must hold 144 values"),
             ErrorCode::InvalidArgument);
+  // Residual blocks: an open begin, an add without one, a shape change, a moved layout.
+  EXPECT_EQ(error_code_of([&] { Sequential(1, 4, 4).residual_add(); }, "without a residual_begin"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { Sequential(1, 4, 4).residual_begin().avg_pool2d(2).residual_add(); }, "must match"),
+            ErrorCode::InvalidArgument);
+  Sequential open(1, 4, 4);
+  open.residual_begin().square();
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, open); }, "no residual_add"), ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { open.forward(random_reals(16, 1)); }, "no residual_add"), ErrorCode::InvalidArgument);
+  Sequential moved(1, 4, 4);  // a padded stride-1 pool inside a block keeps the layout
+  moved.residual_begin().avg_pool2d(3, 1, Padding::same(1)).residual_add().flatten().linear(1, random_reals(16, 2));
+  CompiledModel ok(k.ctx, moved);  // a padded stride-1 pool keeps the layout: accepted
+  EXPECT_EQ(ok.depth(), 2u);
   // Sequential's own checks name the layer.
   EXPECT_EQ(error_code_of([&] { Sequential(3, 8, 8).conv2d(2, 3, 1, random_reals(2 * 1 * 9, 1)); }, "= 54"),
             ErrorCode::InvalidArgument);

@@ -8,6 +8,7 @@
 #include <utility>
 #include <variant>
 
+#include "veil/encoder.hpp"
 #include "veil/error.hpp"
 #include "veil/nn/conv.hpp"
 #include "veil/nn/linear.hpp"
@@ -39,8 +40,16 @@ struct PolyStep { Polynomial poly; };
 struct PoolStep { std::vector<int64_t> x_steps, y_steps; };  // physical rotation steps
 struct LinearStep { LinearLayer layer; };
 struct FlattenStep {};
+struct SaveStep {};  // residual_begin: keep the current ciphertexts
+// residual_add: the saved ciphertexts, brought to the branch's level, scale and factor
+// (times `match` at level + 1, then rescaled, when `adjust`), added to the current ones.
+struct AddStep {
+  bool adjust = false;
+  uint32_t level = 0;
+  Plaintext match;
+};
 using Step = std::variant<ConvTapsStep, ConvIm2colStep, SpatialConvStep, SquareStep, PolyStep, PoolStep, LinearStep,
-                          FlattenStep>;
+                          FlattenStep, SaveStep, AddStep>;
 
 struct PlannedStep {
   Step step;
@@ -160,7 +169,9 @@ Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
         }
         h = w = 1;
         break;
-      case LayerKind::Flatten: break;
+      case LayerKind::Flatten:
+      case LayerKind::ResidualBegin:
+      case LayerKind::ResidualAdd: break;  // the join matches the skip to the branch: no depth
       case LayerKind::Linear:
         d = 1, factor = 1;
         period = std::bit_ceil(std::max(l.out, period));
@@ -276,6 +287,13 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
   const auto& q = ctx->tables().primes;
   const auto B = static_cast<int64_t>(m.batch);
   size_t index = 0;
+  struct Skip {
+    Layout lay;
+    uint32_t level;
+    double scale;
+  };
+  std::vector<Skip> skips;
+  require(model.open_residuals() == 0, ErrorCode::InvalidArgument, "model: a residual_begin has no residual_add");
   auto need_spatial = [&](const Layer& l) {
     require(lay.spatial, ErrorCode::Unsupported,
             "model layer " + std::to_string(index) + ": " + l.describe() +
@@ -404,6 +422,39 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
         lay.spatial = false;  // positions stay; only the shape is forgotten
         m.steps.push_back({FlattenStep{}, ""});
         break;
+      case LayerKind::ResidualBegin:
+        skips.push_back({lay, level, scale});
+        m.steps.push_back({SaveStep{}, ""});
+        how = "keeps " + std::to_string(lay.groups) + " ciphertext(s) for the skip";
+        break;
+      case LayerKind::ResidualAdd: {
+        const Skip s = std::move(skips.back());
+        skips.pop_back();
+        require(s.lay.groups == lay.groups && s.lay.period == lay.period && s.lay.where == lay.where,
+                ErrorCode::Unsupported,
+                "model layer " + std::to_string(index) +
+                    ": residual_add: the block moved its values (a strided or pooling layer inside it); "
+                    "the skip and the branch must keep one layout");
+        AddStep add;
+        add.level = level;
+        if (s.level > level) {  // the skip spends one of its spare levels on a matching constant
+          add.adjust = true;
+          const double value = s.lay.factor / lay.factor, const_scale = scale * static_cast<double>(q[level + 1]) / s.scale;
+          require(std::isfinite(value) && std::isfinite(const_scale) && const_scale > 1, ErrorCode::InvalidArgument,
+                  "model layer " + std::to_string(index) + ": residual_add cannot match the skip's scale");
+          add.match = Encoder(ctx).encode_constant(value, const_scale, static_cast<int>(level + 1));
+          how = "the skip (level " + std::to_string(s.level) + ") times a constant at level " +
+                std::to_string(level + 1) + ", rescaled: no level of the plan";
+        } else {
+          require(std::fabs(s.scale - scale) <= std::ldexp(scale, -40) && s.lay.factor == lay.factor,
+                  ErrorCode::Unsupported,
+                  "model layer " + std::to_string(index) +
+                      ": residual_add around a block that consumes no level must keep the scale and factor");
+          how = "a plain addition";
+        }
+        m.steps.push_back({std::move(add), ""});
+        break;
+      }
       case LayerKind::Linear: {
         require(lay.where.size() == l.in, ErrorCode::InvalidArgument, "model: linear input size mismatch");
         const size_t cols = lay.groups * lay.period;
@@ -494,6 +545,7 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
   if (above)
     for (const auto& x : inputs) cur.push_back(x.level() == m.in_level ? x : eval.mod_switch_to(x, m.in_level));
   const std::vector<Ciphertext>* src = above ? &cur : &inputs;
+  std::vector<std::vector<Ciphertext>> saved;  // the open residual blocks' skips
   for (const auto& planned : m.steps) {
     if (std::holds_alternative<FlattenStep>(planned.step)) continue;  // a layout change only
     std::vector<Ciphertext> next;
@@ -521,6 +573,22 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
             }
           } else if constexpr (std::is_same_v<T, LinearStep>) {
             next.push_back(s.layer.apply(eval, *src, gk));
+          } else if constexpr (std::is_same_v<T, SaveStep>) {
+            saved.push_back(*src);
+            next = *src;
+          } else if constexpr (std::is_same_v<T, AddStep>) {
+            std::vector<Ciphertext> skip = std::move(saved.back());
+            saved.pop_back();
+            for (size_t i = 0; i < src->size(); ++i) {
+              Ciphertext x = std::move(skip[i]);
+              if (s.adjust) {
+                if (x.level() != s.level + 1) x = eval.mod_switch_to(x, s.level + 1);
+                x = eval.rescale(eval.multiply_plain(x, s.match));
+              } else if (x.level() != s.level) {
+                x = eval.mod_switch_to(x, s.level);
+              }
+              next.push_back(eval.add((*src)[i], x));
+            }
           }
         },
         planned.step);

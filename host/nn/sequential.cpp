@@ -53,6 +53,8 @@ std::string Layer::describe() const {
       return "avg_pool2d(" + std::to_string(kernel) + ", stride " + std::to_string(stride) + pad_text(pad) +
              (pad.none() || count_include_pad ? "" : ", exclude pad") + ")";
     case LayerKind::GlobalAvgPool: return "global_avg_pool";
+    case LayerKind::ResidualBegin: return "residual_begin";
+    case LayerKind::ResidualAdd: return "residual_add";
     case LayerKind::Flatten: return "flatten";
     case LayerKind::Linear: return "linear(" + std::to_string(in) + "->" + std::to_string(out) + ")";
   }
@@ -177,6 +179,24 @@ Sequential& Sequential::global_avg_pool() {
   return *this;
 }
 
+Sequential& Sequential::residual_begin() {
+  if (skips_.size() >= 64) fail("residual blocks nest at most 64 deep");
+  skips_.push_back(shape_);
+  layers_.push_back(Layer(LayerKind::ResidualBegin));
+  return *this;
+}
+
+Sequential& Sequential::residual_add() {
+  if (skips_.empty()) fail("residual_add without a residual_begin");
+  const TensorShape& s = skips_.back();
+  if (s.channels != shape_.channels || s.height != shape_.height || s.width != shape_.width || s.flat != shape_.flat)
+    fail("residual_add: the block's output is " + shape_.describe() + " but its input was " + s.describe() +
+         " (the shapes must match)");
+  skips_.pop_back();
+  layers_.push_back(Layer(LayerKind::ResidualAdd));
+  return *this;
+}
+
 Sequential& Sequential::flatten() {
   layers_.push_back(Layer(LayerKind::Flatten));
   shape_ = TensorShape{shape_.size(), 1, 1, true};
@@ -241,14 +261,51 @@ double inside(size_t o, size_t stride, size_t pad, size_t k, size_t side) {
 
 }  // namespace
 
+uint64_t Sequential::multiply_adds() const {
+  constexpr uint64_t cap = uint64_t{1} << 62;
+  auto mul = [&](uint64_t a, uint64_t b) { return a != 0 && b > cap / a ? cap : a * b; };
+  uint64_t total = 0;
+  size_t ch = channels_, h = height_, w = width_;
+  for (const Layer& l : layers_) {
+    uint64_t n = mul(ch, mul(h, w));  // elementwise layers and pooling sums
+    switch (l.kind) {
+      case LayerKind::Conv2d:
+      case LayerKind::AvgPool2d: {
+        const Conv2dGeometry g = l.geometry();
+        const size_t oh = g.out_height(h), ow = g.out_width(w);
+        const uint64_t per = mul(l.kernel * l.kernel, l.kind == LayerKind::Conv2d ? l.in : 1);
+        n = mul(mul(l.out, mul(oh, ow)), per);
+        ch = l.out, h = oh, w = ow;
+        break;
+      }
+      case LayerKind::Activation: n = mul(n, l.poly->degree()); break;
+      case LayerKind::GlobalAvgPool: h = w = 1; break;
+      case LayerKind::Flatten: ch = ch * h * w, h = w = 1; break;
+      case LayerKind::Linear: n = mul(l.out, l.in), ch = l.out, h = w = 1; break;
+      case LayerKind::Square:
+      case LayerKind::ResidualAdd: break;
+      case LayerKind::ResidualBegin: n = 0; break;
+    }
+    total = std::min(cap, total + n);
+  }
+  return total;
+}
+
 std::vector<double> Sequential::forward(const std::vector<double>& image) const {
   require(image.size() == input_size(), ErrorCode::InvalidArgument,
           "model: the input must hold " + std::to_string(input_size()) + " values (" + std::to_string(channels_) +
               "x" + std::to_string(height_) + "x" + std::to_string(width_) + "), got " + std::to_string(image.size()));
+  require(skips_.empty(), ErrorCode::InvalidArgument, "model: a residual_begin has no residual_add");
   std::vector<double> x = image;
   size_t ch = channels_, h = height_, w = width_;
+  std::vector<std::vector<double>> saved;
   for (const Layer& l : layers_) {
     switch (l.kind) {
+      case LayerKind::ResidualBegin: saved.push_back(x); break;
+      case LayerKind::ResidualAdd:
+        for (size_t i = 0; i < x.size(); ++i) x[i] += saved.back()[i];
+        saved.pop_back();
+        break;
       case LayerKind::Conv2d: {
         const Conv2dGeometry g = l.geometry();
         const size_t kk = l.kernel * l.kernel;

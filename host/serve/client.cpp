@@ -74,6 +74,10 @@ nn::Sequential skeleton(const json& d) {
       m.avg_pool2d(k, l.value("stride", k), padding(l), l.value("count_include_pad", true));
     } else if (kind == "global_avg_pool") {
       m.global_avg_pool();
+    } else if (kind == "residual_begin") {
+      m.residual_begin();
+    } else if (kind == "residual_add") {
+      m.residual_add();
     } else if (kind == "flatten") {
       m.flatten();
     } else if (kind == "linear") {

@@ -13,6 +13,12 @@
 //   global_avg_pool()             the mean of each channel: folded into the next linear
 //                                 (no level), else one level
 //   flatten()                     a layout change only, PyTorch order (channel, y, x)
+//   residual_begin() ... residual_add()
+//                                 y = branch(x) + x for the layers between them (a
+//                                 residual block; blocks nest). The join costs no level
+//                                 of the plan's depth: the skip path, at a higher level,
+//                                 is multiplied by a constant that matches its scale
+//                                 and carried factor to the branch's, then rescaled.
 //   linear(out, W, b)             diagonal method, one level; W is [out][in] row-major
 //
 // Layouts (what the ciphertexts hold between layers): SIMD batching interleaves
@@ -67,7 +73,7 @@
 
 namespace veil::nn {
 
-enum class LayerKind { Conv2d, Square, Activation, AvgPool2d, Flatten, Linear, GlobalAvgPool };
+enum class LayerKind { Conv2d, Square, Activation, AvgPool2d, Flatten, Linear, GlobalAvgPool, ResidualBegin, ResidualAdd };
 
 // Zero padding of a conv2d or avg_pool2d, in pixels on each side (each < kernel).
 struct Padding {
@@ -134,6 +140,12 @@ class Sequential {
   Sequential& avg_pool2d(size_t kernel, size_t stride, const Padding& pad, bool count_include_pad = true);
   // The mean over each channel's pixels: a C x 1 x 1 tensor.
   Sequential& global_avg_pool();
+  // A residual block: residual_add() adds the tensor residual_begin() saw to the
+  // current one, which must have the same shape (else InvalidArgument, as is an add
+  // without a begin). Blocks nest; every begin needs its add before the model is used.
+  Sequential& residual_begin();
+  Sequential& residual_add();
+  size_t open_residuals() const { return skips_.size(); }
   Sequential& flatten();
   Sequential& linear(size_t out_features, std::vector<double> weight, std::vector<double> bias = {});
 
@@ -147,11 +159,14 @@ class Sequential {
   // Plain float64 evaluation of one input (input_size() values, channel-major, then
   // row-major); the output in flatten order. Throws InvalidArgument for a wrong size.
   std::vector<double> forward(const std::vector<double>& image) const;
+  // Multiply-adds of one forward() (saturating at 2^62): what a plain evaluation costs.
+  uint64_t multiply_adds() const;
 
  private:
   [[noreturn]] void fail(const std::string& msg) const;
   Sequential& add_pool(Layer l);
   size_t channels_ = 1, height_, width_;
+  std::vector<TensorShape> skips_;  // shapes at the open residual_begin()s
   TensorShape shape_;
   std::vector<Layer> layers_;
 };
