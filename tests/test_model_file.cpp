@@ -312,14 +312,127 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   refused_with(edit(pool_at + 1, u64_bytes({65})), "layer 3 kernel");
   refused_with(edit(pool_at + 1, u64_bytes({9})), "layer 3");  // larger than the padded 4 x 3 input
   // Global pool (kind 7) where the flatten was: a global pool of the flat tensor is
-  // refused by Sequential; an unknown kind 8.
+  // refused by Sequential; an unknown kind 10 (8 and 9 are the residual blocks').
   const size_t global_at = pool_at + 1 + 48 + 1 + 1 + 48 + 1;
   ASSERT_EQ(blob[global_at], 7);
   ASSERT_EQ(blob[global_at + 1], 5);
   Bytes twice = blob;
   twice[global_at + 1] = 7;  // global pool twice, then a linear on a spatial tensor
   expect_refused(resealed(twice), "linear after two global pools");
-  refused_with(edit(global_at, {8}), "unknown layer kind 8");
+  refused_with(edit(global_at, {10}), "unknown layer kind 10");
+}
+
+// ---- residual blocks (kinds 8 and 9, no payload) ----
+
+// 2 x 6 x 6: conv, square, then an outer block [conv, inner block [square], conv]
+// (layers 2..8), a pool and a linear.
+ModelFile residual() {
+  nn::Sequential m(2, 6, 6);
+  const nn::Padding same = nn::Padding::same(1);
+  m.conv2d(2, 3, 1, same, ramp(2 * 2 * 9, 0.7, 0), ramp(2, 1.1, 0.1))  // 0
+      .square()                                                      // 1
+      .residual_begin()                                              // 2
+      .conv2d(2, 3, 1, same, ramp(2 * 2 * 9, 0.3, -0.1), {0.05, -0.05})
+      .residual_begin()                                              // 4
+      .square()                                                      // 5
+      .residual_add()                                                // 6
+      .conv2d(2, 3, 1, same, ramp(2 * 2 * 9, 0.9, 0), {0.1, 0.2})    // 7
+      .residual_add()                                                // 8
+      .avg_pool2d(2)
+      .flatten()
+      .linear(3, ramp(3 * 18, 0.5, 0), {0.1, 0.2, 0.3});
+  nn::CompileOptions o;
+  o.packing = nn::Packing::Spatial;
+  o.batch = 8;
+  return ModelFile{"residual", m, small_params(), o, 0, 1, 10, 11.5, 7.0, "cpu"};
+}
+
+TEST(ModelFile, ResidualBlocksRoundTripToTheSameBytesAndOutputs) {
+  const ModelFile m = residual();
+  const Bytes blob = nn::serialize_model(m);
+  const ModelFile back = nn::deserialize_model(blob);
+  EXPECT_EQ(nn::serialize_model(back), blob);
+  const auto &want = m.model.layers(), &got = back.model.layers();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].kind, want[i].kind) << i;
+    EXPECT_EQ(got[i].describe(), want[i].describe()) << i;
+    EXPECT_EQ(got[i].weight, want[i].weight) << i;
+  }
+  EXPECT_EQ(got[2].kind, nn::LayerKind::ResidualBegin);
+  EXPECT_EQ(got[6].kind, nn::LayerKind::ResidualAdd);
+  EXPECT_EQ(back.model.open_residuals(), 0u);
+  for (double x : {0.25, -0.5}) {
+    const std::vector<double> input = ramp(m.model.input_size(), 0.11, x);
+    EXPECT_EQ(back.model.forward(input), m.model.forward(input));
+  }
+  // A model with an open block is not written (it could not be read back).
+  ModelFile open = residual();
+  open.model.residual_begin();
+  EXPECT_EQ(error_code_of([&] { nn::serialize_model(open); }, "residual_begin without its residual_add"),
+            ErrorCode::InvalidArgument);
+}
+
+TEST(ModelFile, HostileResidualBlocksAreRefused) {
+  const Bytes blob = nn::serialize_model(residual());
+  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 5) {
+    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
+    expect_refused(t, "cut at " + std::to_string(cut));
+  }
+  auto edit = [&](size_t offset, uint8_t kind) {
+    Bytes b = blob;
+    b[offset] = kind;
+    return resealed(b);
+  };
+  auto refused_with = [](const Bytes& b, const std::string& text) {
+    EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
+  };
+  // The inner block: begin (8), square (2), add (9), then the conv (kind 1, 2 channels).
+  const size_t inner = find_once(blob, {8, 2, 9, 1, 2, 0, 0, 0, 0, 0, 0, 0});
+  ASSERT_NO_THROW(nn::deserialize_model(resealed(blob)));
+  // Its begin made a square: the inner add closes the outer block, the outer add has none.
+  refused_with(edit(inner, 2), "layer 8: residual_add without a residual_begin");
+  // Its add made a square: the outer add closes the inner block, the outer one stays open.
+  refused_with(edit(inner + 2, 2), "the model ends with 1 residual block(s) open");
+  // A global pool inside the block: 2 x 1 x 1 added to 2 x 6 x 6.
+  refused_with(edit(inner + 1, 7), "layer 6: residual_add");
+  refused_with(edit(inner + 1, 7), "the shapes must match");
+  // Every layer's kind byte turned into a begin or an add, one at a time: either a
+  // model that re-serializes identically and runs, or a Serialization error.
+  const size_t outer = find_once(blob, {2, 8, 1, 2, 0, 0, 0, 0, 0, 0, 0});   // square, begin, conv(2)
+  const size_t outer_add = find_once(blob, {9, 4, 2, 0, 0, 0, 0, 0, 0, 0});  // add, avg_pool2d(2)
+  const size_t last = find_once(blob, {5, 6, 3, 0, 0, 0, 0, 0, 0, 0});       // flatten, linear(3)
+  const std::vector<size_t> kind_at = {outer,     outer + 1, outer + 2, inner,    inner + 1,
+                                       inner + 2, inner + 3, outer_add, last,     last + 1};
+  for (size_t at : kind_at)
+    for (uint8_t kind : {uint8_t{8}, uint8_t{9}}) {
+      const Bytes b = edit(at, kind);
+      try {
+        const ModelFile m = nn::deserialize_model(b);
+        EXPECT_EQ(nn::serialize_model(m), b) << at;
+        EXPECT_NO_THROW(m.model.forward(std::vector<double>(m.model.input_size(), 0.5))) << at;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::Serialization) << at << ": " << e.what();
+      }
+    }
+}
+
+// Blocks nest at most 64 deep (Sequential's bound), named by the layer that exceeds it.
+TEST(ModelFile, ResidualNestingIsBounded) {
+  nn::Sequential m(2, 2);
+  for (int i = 0; i < 70; ++i) m.square();
+  nn::CompileOptions o;
+  o.batch = 1;
+  const Bytes blob = nn::serialize_model(ModelFile{"deep", m, small_params(), o, 0, 1, 8, 9, 1, ""});
+  Bytes squares(70, 2);
+  const size_t first = find_once(blob, squares);
+  Bytes b = blob;
+  for (size_t i = 0; i < 70; ++i) b[first + i] = 8;
+  EXPECT_EQ(error_code_of([&] { nn::deserialize_model(resealed(b)); }, "layer 64"), ErrorCode::Serialization);
+  // 35 begins, then 35 adds: nested blocks of nothing, which load and run.
+  for (size_t i = 35; i < 70; ++i) b[first + i] = 9;
+  const ModelFile nested = nn::deserialize_model(resealed(b));
+  EXPECT_EQ(nested.model.forward({1, 2, 3, 4}), (std::vector<double>{36, 72, 108, 144}));  // x + 35 x
 }
 
 // A linear layer announcing more weights than any size arithmetic can hold is refused

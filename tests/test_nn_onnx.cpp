@@ -2,6 +2,7 @@
 // references (the hand-written ConvNet and its weights file; torch's float64 outputs
 // for a model using every mapped operator), an encrypted run of an imported model,
 // and hostile or unsupported files built here with the ONNX protobuf classes.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <filesystem>
@@ -71,9 +72,10 @@ struct OpsCase {
   std::vector<double> input, output;
 };
 
-std::vector<OpsCase> ops_cases() {
-  std::ifstream in(kData + "/onnx_ops_expected.txt");
-  std::vector<OpsCase> cases;
+// The numbers of each line of a test data file, '#' comment lines skipped.
+std::vector<std::vector<double>> number_rows(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
   std::string line;
   std::vector<std::vector<double>> rows;
   while (std::getline(in, line)) {
@@ -83,9 +85,18 @@ std::vector<OpsCase> ops_cases() {
     for (double x; s >> x;) v.push_back(x);
     rows.push_back(v);
   }
+  return rows;
+}
+
+// Files of (input line, output line) pairs.
+std::vector<OpsCase> paired_cases(const std::string& path) {
+  const auto rows = number_rows(path);
+  std::vector<OpsCase> cases;
   for (size_t i = 0; i + 1 < rows.size(); i += 2) cases.push_back({rows[i], rows[i + 1]});
   return cases;
 }
+
+std::vector<OpsCase> ops_cases() { return paired_cases(kData + "/onnx_ops_expected.txt"); }
 
 TEST(OnnxImport, EveryMappedOperatorMatchesTorch) {
   const Sequential m = nn::import_onnx(kData + "/onnx_ops.onnx");
@@ -531,6 +542,254 @@ TEST(OnnxImport, PadFoldsIntoTheNextConv) {
   EXPECT_EQ(m.layers()[0].pad, (nn::Padding{1, 1, 1, 1}));
   const Image x = test_image(1, 5, 5, 53);
   expect_outputs_near(m.forward(x.v), reference_conv(x, w, bias, 2, 3, 1, {1, 1, 1, 1}).v);
+}
+
+// ---- residual blocks: an Add of the chain and an earlier tensor of it ----
+
+Image reference_add(Image a, const Image& b) {
+  for (size_t i = 0; i < a.v.size(); ++i) a.v[i] += b.v[i];
+  return a;
+}
+
+// A 3x3 Conv with pads 1 (same size) and fixed weights: its node and its reference.
+struct SameConv {
+  size_t in, out;
+  std::vector<float> w, bias;
+  SameConv(size_t in_channels, size_t out_channels, uint32_t seed)
+      : in(in_channels), out(out_channels), w(values(out * in * 9, seed)), bias(values(out, seed + 1000)) {}
+  void add(Builder& b, const std::string& x, const std::string& y) const {
+    b.tensor(y + ".w", {static_cast<int64_t>(out), static_cast<int64_t>(in), 3, 3}, w);
+    b.tensor(y + ".b", {static_cast<int64_t>(out)}, bias);
+    Builder::ints(b.node("Conv", {x, y + ".w", y + ".b"}, y), "pads", {1, 1, 1, 1});
+  }
+  Image operator()(const Image& x) const { return reference_conv(x, w, bias, out, 3, 1, {1, 1, 1, 1}); }
+};
+
+// [1, 2, 6, 6] -> Conv -> x*x -> [Conv -> x*x -> Conv] + skip -> GlobalAveragePool ->
+// Flatten -> Gemm 3->4, with the Add's inputs in both orders.
+TEST(OnnxImport, ResidualBlockMatchesTheReference) {
+  const SameConv stem(2, 3, 61), conv_a(3, 3, 62), conv_b(3, 3, 63);
+  const auto fc = values(4 * 3, 64), fb = values(4, 65);
+  for (bool skip_first : {false, true}) {
+    Builder b({1, 2, 6, 6});
+    stem.add(b, "x", "s");
+    b.node("Mul", {"s", "s"}, "sq");  // the skip: a polynomial, made a layer before the block
+    conv_a.add(b, "sq", "a");
+    b.node("Mul", {"a", "a"}, "a2");
+    conv_b.add(b, "a2", "c");
+    b.node("Add", skip_first ? std::vector<std::string>{"sq", "c"} : std::vector<std::string>{"c", "sq"}, "r");
+    b.node("GlobalAveragePool", {"r"}, "g");
+    b.node("Flatten", {"g"}, "f");
+    b.tensor("fc", {4, 3}, fc);
+    b.tensor("fb", {4}, fb);
+    gemm_trans_b(b, "f", "fc", "fb", "y");
+    const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+    ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::Square, LayerKind::ResidualBegin,
+                                                LayerKind::Conv2d, LayerKind::Square, LayerKind::Conv2d,
+                                                LayerKind::ResidualAdd, LayerKind::GlobalAvgPool,
+                                                LayerKind::Flatten, LayerKind::Linear}))
+        << "skip first: " << skip_first;
+    for (uint32_t seed : {66u, 67u}) {
+      const Image x = test_image(2, 6, 6, seed);
+      const Image t = reference_square(stem(x));
+      const Image r = reference_add(conv_b(reference_square(conv_a(t))), t);
+      expect_outputs_near(m.forward(x.v), reference_gemm(reference_global_pool(r).v, fc, fb));
+    }
+  }
+}
+
+// [1, 2, 5, 5], two channels throughout:
+//   r1 = x + (conv1 x)^2                      the graph input as the skip
+//   r2 = Sum(conv2 r1, r1)                    a second block right after the first
+//   r4 = conv5(0.5 conv4(c3) + c3) + r2       with c3 = conv3 r2: nested blocks, the 0.5
+//                                             folded into conv4 inside the inner one
+//   r6 = conv7(conv6 r4 + r4) + r4            two nested blocks that start at one tensor
+//   -> Flatten -> Gemm 50->3
+TEST(OnnxImport, SequentialAndNestedResidualBlocksMatchTheReference) {
+  std::vector<SameConv> conv;
+  for (uint32_t i = 0; i < 7; ++i) conv.emplace_back(2, 2, 71 + i);
+  const auto fc = values(3 * 50, 79), fb = values(3, 80);
+  Builder b({1, 2, 5, 5});
+  conv[0].add(b, "x", "c1");
+  b.node("Mul", {"c1", "c1"}, "a");
+  b.node("Add", {"x", "a"}, "r1");
+  conv[1].add(b, "r1", "c2");
+  b.node("Sum", {"c2", "r1"}, "r2");
+  conv[2].add(b, "r2", "c3");
+  conv[3].add(b, "c3", "c4");
+  b.tensor("half", {}, {0.5f});
+  b.node("Mul", {"c4", "half"}, "h");
+  b.node("Add", {"h", "c3"}, "r3");
+  conv[4].add(b, "r3", "c5");
+  b.node("Add", {"c5", "r2"}, "r4");
+  conv[5].add(b, "r4", "c6");
+  b.node("Add", {"c6", "r4"}, "r5");
+  conv[6].add(b, "r5", "c7");
+  b.node("Add", {"c7", "r4"}, "r6");
+  b.node("Flatten", {"r6"}, "f");
+  b.tensor("fc", {3, 50}, fc);
+  b.tensor("fb", {3}, fb);
+  gemm_trans_b(b, "f", "fc", "fb", "y");
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+  using K = LayerKind;
+  const K begin = K::ResidualBegin, add = K::ResidualAdd, conv2d = K::Conv2d;
+  EXPECT_EQ(kinds(m), (std::vector<LayerKind>{begin,  conv2d, K::Square, add,    begin, conv2d, add,  begin,
+                                              conv2d, begin,  conv2d,    add,    conv2d, add,   begin, begin,
+                                              conv2d, add,    conv2d,    add,    K::Flatten, K::Linear}));
+  EXPECT_EQ(m.open_residuals(), 0u);
+  for (uint32_t seed : {81u, 82u}) {
+    const Image x = test_image(2, 5, 5, seed);
+    const Image r1 = reference_add(x, reference_square(conv[0](x)));
+    const Image r2 = reference_add(conv[1](r1), r1);
+    const Image c3 = conv[2](r2);
+    Image h = conv[3](c3);
+    for (double& v : h.v) v *= 0.5f;
+    const Image r4 = reference_add(conv[4](reference_add(h, c3)), r2);
+    const Image r6 = reference_add(conv[6](reference_add(conv[5](r4), r4)), r4);
+    expect_outputs_near(m.forward(x.v), reference_gemm(r6.v, fc, fb));
+  }
+}
+
+TEST(OnnxImport, UnsupportedResidualGraphsAreRefusedWithTheNodeNamed) {
+  const SameConv main(2, 2, 91), proj(2, 2, 92), third(2, 2, 93);
+  // A projection Conv on the skip path, before or after the main path in node order.
+  for (bool proj_first : {false, true}) {
+    Builder b({1, 2, 6, 6});
+    if (proj_first) proj.add(b, "x", "p");
+    main.add(b, "x", "m");
+    b.node("Mul", {"m", "m"}, "sq");
+    if (!proj_first) proj.add(b, "x", "p");
+    b.node("Add", {"sq", "p"}, "y")->set_name("join");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); },
+                            "node 3 (Add 'join'): inputs 'sq' and 'p' come from two branches"),
+              ErrorCode::Unsupported)
+        << "projection first: " << proj_first;
+  }
+  // Crossing skips: a + b + ... where b's block opened inside a's.
+  {
+    Builder b({1, 2, 6, 6});
+    main.add(b, "x", "a");
+    proj.add(b, "a", "b");
+    third.add(b, "b", "c");
+    b.node("Add", {"c", "a"}, "j1")->set_name("j1");
+    b.node("Add", {"j1", "b"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); },
+                            "node 3 (Add 'j1'): the skip input 'a' is not the innermost open residual block's "
+                            "(that is 'b')"),
+              ErrorCode::Unsupported);
+  }
+  // A block whose branch changes the shape (a stride-2 Conv): Sequential's check, the node named.
+  {
+    Builder b({1, 2, 6, 6});
+    main.add(b, "x", "a");
+    b.tensor("w", {2, 2, 3, 3}, proj.w);
+    Builder::ints(b.node("Conv", {"a", "w"}, "s"), "strides", {2, 2});
+    b.node("Add", {"s", "a"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 2 (Add): "),
+              ErrorCode::InvalidArgument);
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "the shapes must match"),
+              ErrorCode::InvalidArgument);
+  }
+  // A skip into anything but an Add; a Sum of three.
+  {
+    Builder b({1, 2, 6, 6});
+    main.add(b, "x", "a");
+    b.node("Mul", {"a", "x"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 1 (Mul): input 'x'"),
+              ErrorCode::Unsupported);
+  }
+  {
+    Builder b({1, 2, 6, 6});
+    main.add(b, "x", "a");
+    b.node("Sum", {"a", "a", "a"}, "y");
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); }, "node 1 (Sum): Sum of 3 inputs"),
+              ErrorCode::Unsupported);
+  }
+  // Adds within one stretch of the chain stay polynomials: x^2 + x, Sum(x, x) = 2x (folded).
+  const auto poly = nn::import_onnx_bytes(conv_then([](Builder& b, const std::string& in) {
+    b.node("Mul", {in, in}, "sq");
+    b.node("Add", {"sq", in}, "p");
+    return std::string("p");
+  }));
+  EXPECT_EQ(kinds(poly), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::Activation, LayerKind::Flatten,
+                                                 LayerKind::Linear}));
+  const auto twice = nn::import_onnx_bytes(conv_then([](Builder& b, const std::string& in) {
+    b.node("Sum", {in, in}, "p");
+    return std::string("p");
+  }));
+  EXPECT_EQ(kinds(twice), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::Flatten, LayerKind::Linear}));
+}
+
+// ---- torch-exported CNNs (tools/export_cnn_onnx.py) ----
+
+void expect_relative(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_NEAR(got[i], want[i], 1e-9 * std::max(1.0, std::fabs(want[i]))) << what << ", output " << i;
+}
+
+// LeNet-5 (x*x activations) trained on the digits upsampled to 16x16, against torch's
+// float64 logits of the 400 test images.
+TEST(OnnxImport, LeNetDigitsMatchesTorch) {
+  const Sequential m = nn::import_onnx(kData + "/lenet_digits.onnx");
+  using K = LayerKind;
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{K::Conv2d, K::Square, K::AvgPool2d, K::Conv2d, K::Square,
+                                              K::AvgPool2d, K::Flatten, K::Linear}));
+  EXPECT_EQ(m.input_size(), 256u);
+  const auto& l = m.layers();
+  EXPECT_EQ(l[0].out, 6u);
+  EXPECT_EQ(l[0].kernel, 5u);
+  EXPECT_EQ(l[0].pad, nn::Padding::same(2));
+  EXPECT_EQ(l[2].kernel, 2u);
+  EXPECT_EQ(l[2].stride, 2u);
+  EXPECT_EQ(l[3].in, 6u);
+  EXPECT_EQ(l[3].out, 16u);
+  EXPECT_TRUE(l[3].pad.none());
+  EXPECT_EQ(l[7].in, 64u);
+  EXPECT_EQ(l[7].out, 10u);
+
+  const auto rows = number_rows(kData + "/lenet_digits_expected.txt");  // index label predicted logits
+  ASSERT_EQ(rows.size(), 400u);
+  std::ifstream f(kData + "/digits_test_16x16.u8", std::ios::binary);
+  std::vector<unsigned char> pixels(400 * 256);
+  ASSERT_TRUE(f.read(reinterpret_cast<char*>(pixels.data()), static_cast<std::streamsize>(pixels.size())));
+  size_t correct = 0;
+  for (size_t k = 0; k < rows.size(); ++k) {
+    ASSERT_EQ(rows[k].size(), 13u);
+    std::vector<double> image(256);
+    for (size_t i = 0; i < 256; ++i) image[i] = pixels[k * 256 + i] / 255.0;
+    const auto out = m.forward(image);
+    expect_relative(out, std::vector<double>(rows[k].begin() + 3, rows[k].end()), "image " + std::to_string(k));
+    const auto predicted = static_cast<double>(std::max_element(out.begin(), out.end()) - out.begin());
+    EXPECT_EQ(predicted, rows[k][2]) << "image " << k;
+    correct += predicted == rows[k][1];
+  }
+  EXPECT_GE(correct, 360u) << "90% of the test images";
+}
+
+// A 3x32x32 net with one residual block and random weights, against torch's float64 outputs.
+TEST(OnnxImport, RgbResNetMatchesTorch) {
+  const Sequential m = nn::import_onnx(kData + "/rgb_resnet.onnx");
+  using K = LayerKind;
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{K::Conv2d, K::Square, K::ResidualBegin, K::Conv2d, K::Square,
+                                              K::Conv2d, K::ResidualAdd, K::GlobalAvgPool, K::Flatten,
+                                              K::Linear}));
+  EXPECT_EQ(m.channels(), 3u);
+  EXPECT_EQ(m.height(), 32u);
+  EXPECT_EQ(m.width(), 32u);
+  for (size_t i : {0u, 3u, 5u}) {
+    EXPECT_EQ(m.layers()[i].out, 8u) << i;
+    EXPECT_EQ(m.layers()[i].kernel, 3u) << i;
+    EXPECT_EQ(m.layers()[i].pad, nn::Padding::same(1)) << i;
+  }
+  EXPECT_EQ(m.layers()[9].in, 8u);
+  EXPECT_EQ(m.layers()[9].out, 10u);
+  const auto cases = paired_cases(kData + "/rgb_resnet_expected.txt");
+  ASSERT_EQ(cases.size(), 4u);
+  for (size_t k = 0; k < cases.size(); ++k) {
+    ASSERT_EQ(cases[k].input.size(), 3u * 32 * 32);
+    expect_relative(m.forward(cases[k].input), cases[k].output, "case " + std::to_string(k));
+  }
 }
 
 // Each refusal is a veil::Error that names the node.

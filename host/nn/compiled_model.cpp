@@ -116,6 +116,25 @@ struct Sizes {
   size_t block = 1, max_channels = 1, linear_block = 0, first_block = 0;
   uint32_t depth = 0;
   std::string parts;
+  // Every SpatialConv2d of the plan: channels in and out (0 out: depthwise), taps, and
+  // the depth before it (its plaintexts have in_level - depth_before + 1 limbs).
+  struct Conv {
+    size_t in, out, taps;
+    uint32_t depth_before;
+  };
+  std::vector<Conv> convs;
+
+  // The largest layer's plaintext bytes with G channels per ciphertext (an upper
+  // bound: SpatialConv2d skips the zero ones).
+  size_t largest_weights(size_t g, uint32_t in_level, size_t n) const {
+    size_t most = 0;
+    for (const Conv& c : convs) {
+      const size_t in_cts = (c.in + g - 1) / g, terms = c.out == 0 ? in_cts * c.taps
+                                                                      : (c.out + g - 1) / g * in_cts * c.taps * g;
+      most = std::max(most, terms * (in_level - c.depth_before + 1) * n * sizeof(uint64_t));
+    }
+    return most;
+  }
 };
 
 Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
@@ -139,6 +158,7 @@ Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
           ys = g.out_width(w), xs = 1;
         } else {
           ys *= l.stride, xs *= l.stride;
+          z.convs.push_back({l.in, l.out, l.kernel * l.kernel, z.depth});
         }
         h = g.out_height(h), w = g.out_width(w);
         z.max_channels = std::max(z.max_channels, l.out);
@@ -155,6 +175,7 @@ Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
           factor /= static_cast<double>(l.kernel * l.kernel);
         } else {
           d = 1;
+          z.convs.push_back({l.in, 0, l.kernel * l.kernel, z.depth});
         }
         h = g.out_height(h), w = g.out_width(w), ys *= l.stride, xs *= l.stride;
         break;
@@ -200,6 +221,7 @@ struct CompiledModel::Impl {
   bool vector_input = false;
   Packing packing = Packing::Spatial;
   SpatialLayout input_layout;  // Packing::Spatial
+  size_t blocks = 1;           // channels per ciphertext
   uint32_t in_level = 0, out_level = 0;
   double in_scale = 0;
   Layout out;
@@ -254,8 +276,15 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
       blocks = opt.channel_blocks;
     } else if (opt.batch != 0 && opt.batch <= slots / z.block) {
       blocks = std::min(std::bit_ceil(z.max_channels), slots / (z.block * opt.batch));
+    } else if (opt.batch == 0) {
+      // One channel per ciphertext is the fastest per image while its weights fit the
+      // budget; encoding them per run costs more than packing channels (docs/models.md).
+      const size_t most = std::min(std::bit_ceil(z.max_channels), slots / z.block);
+      while (blocks < most && z.largest_weights(blocks, m.in_level, ctx->params().n()) > opt.plaintext_budget)
+        blocks *= 2;
     }
     block = z.block * blocks;
+    m.blocks = blocks;
   }
   block = std::max(block, z.linear_block);
   require(block <= slots, ErrorCode::InvalidArgument,
@@ -500,6 +529,7 @@ std::vector<int64_t> CompiledModel::rotation_steps() const {
 }
 
 Packing CompiledModel::packing() const { return impl_->packing; }
+size_t CompiledModel::channel_blocks() const { return impl_->blocks; }
 
 std::string CompiledModel::describe() const {
   const Impl& m = *impl_;

@@ -97,7 +97,8 @@ std::vector<double> read_doubles(io::Reader& r, uint64_t count, const std::strin
 }
 
 enum class Kind : uint8_t {
-  Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6, GlobalAvgPool = 7
+  Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6, GlobalAvgPool = 7,
+  ResidualBegin = 8, ResidualAdd = 9
 };
 
 void write_window(Sink& s, const Layer& l) {
@@ -153,6 +154,8 @@ void write_layer(Sink& s, const Layer& l) {
       s.u8(l.count_include_pad ? 1 : 0);
       return;
     case LayerKind::GlobalAvgPool: s.u8(static_cast<uint8_t>(Kind::GlobalAvgPool)); return;
+    case LayerKind::ResidualBegin: s.u8(static_cast<uint8_t>(Kind::ResidualBegin)); return;
+    case LayerKind::ResidualAdd: s.u8(static_cast<uint8_t>(Kind::ResidualAdd)); return;
     case LayerKind::Flatten: s.u8(static_cast<uint8_t>(Kind::Flatten)); return;
     case LayerKind::Linear:
       s.u8(static_cast<uint8_t>(Kind::Linear));
@@ -201,6 +204,9 @@ void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
         return;
       }
       case Kind::GlobalAvgPool: seq.global_avg_pool(); return;
+      // No payload: the builders check the pairing and the shapes at the add.
+      case Kind::ResidualBegin: seq.residual_begin(); return;
+      case Kind::ResidualAdd: seq.residual_add(); return;
       case Kind::Flatten: seq.flatten(); return;
       case Kind::Linear: {
         const uint64_t out = read_bounded(r, 1, kMaxFeatures, at + " features");
@@ -248,6 +254,8 @@ Bytes serialize_model(const ModelFile& m) {
   require(m.compiled_on.size() <= kMaxText, ErrorCode::InvalidArgument, "model file: compiled_on is too long");
   require(valid_channel_blocks(m.options.channel_blocks), ErrorCode::InvalidArgument,
           "model file: channel_blocks must be 0 or a power of two <= " + std::to_string(kMaxChannelBlocks));
+  require(m.model.open_residuals() == 0, ErrorCode::InvalidArgument,
+          "model file: the model has a residual_begin without its residual_add");
   Sink s;
   s.u32(kModelFileVersion);
   s.text(m.name);
@@ -306,6 +314,9 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
   const uint32_t layers = r.u32();
   check(layers >= 1 && layers <= kMaxLayers, "layer count must be in [1, " + std::to_string(kMaxLayers) + "]");
   for (uint32_t i = 0; i < layers; ++i) read_layer(r, seq, i);
+  // A model with an open block cannot run (forward() and the compiler refuse it).
+  check(seq.open_residuals() == 0, "the model ends with " + std::to_string(seq.open_residuals()) +
+                                       " residual block(s) open (a residual_begin without its residual_add)");
   check(r.remaining() == 0, "trailing bytes after the last layer");
   return ModelFile{std::move(name), std::move(seq), std::move(params), options, lo, hi, promised, measured,
                    run_ms, std::move(compiled_on)};

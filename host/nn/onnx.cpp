@@ -3,6 +3,9 @@
 // far outputs, and element-wise arithmetic with scalar constants is tracked as a
 // polynomial of that tensor (exprs_) until a layer needs it, so x*x, Pow(x, 3) - 2x or
 // a torch-written polynomial activation become one square() / activation() layer.
+// Residual blocks (y = f(x) + x): a scan before the walk finds the Adds that join the
+// chain to an earlier tensor of it, and the walk calls residual_begin() when that
+// tensor is the chain's, residual_add() at the Add.
 #include "veil/nn/onnx.hpp"
 
 #include <fstream>
@@ -30,6 +33,7 @@ Sequential import_onnx_bytes(std::string_view, const OnnxImportOptions&) {
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -152,10 +156,13 @@ class Importer {
                                               " nodes (limit " + std::to_string(options_.max_nodes) + ")");
     for (const auto& t : g.initializer()) consts_[t.name()] = read_tensor(t);
     start(g);
+    find_residual_joins(g);
+    open_blocks(base_);
     for (int i = 0; i < g.node_size(); ++i) {
       index_ = static_cast<size_t>(i);
       node_ = &g.node(i);
       visit(*node_);
+      for (const auto& out : node_->output()) open_blocks(out);
     }
     node_ = nullptr;
     if (g.output_size() != 1)
@@ -165,6 +172,9 @@ class Importer {
     if (!exprs_.count(out) && !padded_.count(out))
       throw Error(ErrorCode::Unsupported, "onnx: the graph output '" + out + "' is not computed from the input");
     materialize(out);
+    if (seq_->open_residuals() != 0)  // a tensor named twice can open a block no Add closes
+      throw Error(ErrorCode::Unsupported, "onnx: the graph output: a residual block opened at '" + open_.back() +
+                                              "' is never closed by its Add");
     if (seq_->layers().empty()) throw Error(ErrorCode::Unsupported, "onnx: the graph has no layer");
     return std::move(*seq_);
   }
@@ -289,7 +299,8 @@ class Importer {
     auto it = exprs_.find(name);
     if (it == exprs_.end())
       unsupported("input '" + name + "' is neither a constant nor the output of the chain so far "
-                  "(branches and skip connections are not supported)");
+                  "(the graph branches here: only a chain, with residual blocks whose skip carries a tensor "
+                  "of the chain unchanged to an Add, is supported)");
     return it->second;
   }
 
@@ -348,6 +359,98 @@ class Importer {
     return c.values;
   }
 
+  // ---- residual blocks ----
+
+  static bool elementwise(const std::string& op) {
+    return op == "Identity" || op == "Dropout" || op == "Neg" || op == "Pow" || op == "Add" || op == "Sub" ||
+           op == "Mul" || op == "Div" || op == "Sum" || op == "Pad";
+  }
+  static bool joins_two(const onnx::NodeProto& n) {
+    return n.op_type() == "Add" || (n.op_type() == "Sum" && n.input_size() == 2);
+  }
+
+  // Records the Adds that join the chain to an earlier tensor of it (joins_, and per
+  // skip tensor how many blocks start there: skip_uses_). A segment is a stretch of
+  // the chain between layers: element-wise nodes stay in their input's (the walk folds
+  // them into one polynomial), every other node starts a new one. A segment started
+  // from the newest one continues the chain; any other is a branch. An Add of two
+  // chain segments is a residual join whose skip is the earlier one; an Add of two
+  // tensors of one segment stays a polynomial; an Add with a branch is refused here,
+  // naming it (a Conv on the skip path, two diverging paths).
+  void find_residual_joins(const onnx::GraphProto& g) {
+    std::map<std::string, size_t> segment{{base_, 0}};
+    std::vector<bool> on_chain{true};
+    size_t newest = 0;
+    auto start_segment = [&](size_t from) {
+      on_chain.push_back(on_chain[from] && from == newest);
+      return newest = on_chain.size() - 1;
+    };
+    for (int i = 0; i < g.node_size(); ++i) {
+      index_ = static_cast<size_t>(i);
+      node_ = &g.node(i);
+      std::vector<std::pair<std::string, size_t>> data;  // the inputs that depend on the graph input
+      for (const auto& in : node_->input())
+        if (auto it = segment.find(in); !in.empty() && it != segment.end()) data.emplace_back(in, it->second);
+      if (data.empty()) continue;  // constants
+      size_t out = data[0].second;
+      const bool one_segment =
+          std::all_of(data.begin(), data.end(), [&](const auto& d) { return d.second == data[0].second; });
+      if (!elementwise(node_->op_type())) {
+        out = start_segment(data[0].second);
+      } else if (!one_segment && joins_two(*node_) && data.size() == 2) {
+        out = start_segment(residual_join(data[0], data[1], on_chain));
+      } else if (!one_segment) {
+        out = start_segment(std::max(data[0].second, data[1].second));  // the walk refuses it
+      }
+      for (const auto& o : node_->output())
+        if (!o.empty()) segment[o] = out;  // "" is an omitted optional output
+    }
+    node_ = nullptr;
+  }
+
+  // Records the join of the current node's two inputs (tensor, segment); returns the
+  // branch's segment, which the Add's output continues.
+  size_t residual_join(const std::pair<std::string, size_t>& a, const std::pair<std::string, size_t>& b,
+                       const std::vector<bool>& on_chain) {
+    if (!on_chain[a.second] || !on_chain[b.second])
+      unsupported("inputs '" + a.first + "' and '" + b.first + "' come from two branches of the graph (e.g. a Conv "
+                  "on the skip path): a residual block's skip must carry a tensor of the chain unchanged to the Add");
+    const bool a_first = a.second < b.second;  // the chain's segments are numbered in its order
+    const std::string& skip = a_first ? a.first : b.first;
+    joins_[index_] = skip;
+    ++skip_uses_[skip];
+    return a_first ? b.second : a.second;
+  }
+
+  // Opens the residual blocks whose skip starts at `name`, now that the chain reaches it
+  // (`name` by value: it may be base_, which materialize() reassigns).
+  void open_blocks(const std::string name) {
+    const auto it = skip_uses_.find(name);
+    if (it == skip_uses_.end()) return;
+    const int blocks = it->second;
+    skip_uses_.erase(it);  // once, even if a malformed graph names the tensor twice
+    materialize(name);  // the skip saves the polynomial's value, so it is a layer first
+    for (int i = 0; i < blocks; ++i) {
+      build([](Sequential& m) { m.residual_begin(); });
+      open_.push_back(name);
+    }
+    last_affine_ = false;  // the begin sits between the conv / linear and anything folded into it
+  }
+
+  // y = branch + skip, where the skip must be the innermost open block's tensor.
+  void residual_add(const std::string& skip) {
+    inputs_between(2, 2);
+    const std::string& branch = input(0) == skip ? input(1) : input(0);
+    if (open_.empty()) unsupported("the skip input '" + skip + "' starts no open residual block");
+    if (open_.back() != skip)
+      unsupported("the skip input '" + skip + "' is not the innermost open residual block's (that is '" +
+                  open_.back() + "'): residual blocks must nest");
+    materialize(branch);
+    build([](Sequential& m) { m.residual_add(); });
+    open_.pop_back();
+    layer_done(false);
+  }
+
   // ---- operators ----
 
   void visit(const onnx::NodeProto& n) {
@@ -356,6 +459,11 @@ class Importer {
     if (op == "Constant") return constant_node();
     if (op == "Identity" || op == "Dropout") return alias();
     if (op == "Pad") return pad();
+    if ((op == "Add" || op == "Sum") && joins_.count(index_)) return residual_add(joins_.at(index_));
+    if (op == "Sum") {
+      if (n.input_size() != 2) unsupported("Sum of " + std::to_string(n.input_size()) + " inputs (two are supported)");
+      return arithmetic("Add");
+    }
     if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return arithmetic(op);
     if (op == "Pow") return power();
     if (op == "Neg") {
@@ -785,6 +893,9 @@ class Importer {
   bool last_affine_ = false;  // the base is the output of a conv2d / linear (affine folds allowed)
   size_t index_ = 0;
   const onnx::NodeProto* node_ = nullptr;
+  std::map<size_t, std::string> joins_;   // node index of a residual Add -> its skip input
+  std::map<std::string, int> skip_uses_;  // skip tensor -> blocks that start there (not yet opened)
+  std::vector<std::string> open_;         // the open blocks' skip tensors, innermost last
 };
 
 }  // namespace

@@ -119,7 +119,7 @@ json describe_model(const ModelEntry& m) {
               {"rotation_steps", plan.rotation_steps()},
               {"layers", architecture(f.model)},
               {"options",
-               {{"level", f.options.level}, {"scale", f.options.scale}, {"channel_blocks", f.options.channel_blocks}}},
+               {{"level", f.options.level}, {"scale", f.options.scale}, {"channel_blocks", plan.channel_blocks()}}},
               {"precision", {{"promised_bits", f.promised_bits}, {"measured_bits", f.measured_bits}}},
               {"parameters",
                {{"log_n", p.log_n()},

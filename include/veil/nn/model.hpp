@@ -44,9 +44,10 @@
 //   Packing::Spatial the C x H x W input in SpatialLayout::dense (ys = W): ceil(C / G)
 //                    input ciphertexts; every conv2d is a SpatialConv2d. D is the
 //                    smallest power of two that holds every layer's pixels; G is
-//                    CompileOptions::channel_blocks, or 1 when the batch is "as many
-//                    as fit" (measured faster per image: docs/models.md), or as many as
-//                    the slots left by an explicit batch allow.
+//                    CompileOptions::channel_blocks, or, when the batch is "as many as
+//                    fit", the smallest (from 1: the fastest per image, docs/models.md)
+//                    whose largest layer's weights fit plaintext_budget, or, with an
+//                    explicit batch, as many as the slots it leaves allow.
 // A model that starts with flatten() takes one ciphertext holding the values in
 // LinearLayer's (batched) layout; the packing option is then ignored.
 //
@@ -215,6 +216,9 @@ class CompiledModel {
   // The packing the plan uses (Taps and Im2col fall back to Spatial when the first
   // layer is not a one-channel conv2d without padding).
   Packing packing() const;
+  // Channels per ciphertext of the spatial layouts (the resolved channel_blocks; 1
+  // for the other packings). A client rebuilding the plan passes it explicitly.
+  size_t channel_blocks() const;
 
   // Client side: the slot values of the input ciphertexts for 1..batch() inputs
   // (input_size() values each); encode each at input_level() / input_scale().

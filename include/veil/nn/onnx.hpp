@@ -1,8 +1,12 @@
 // ONNX import: an ONNX model file (e.g. from torch.onnx.export) becomes the
 // nn::Sequential it describes, ready for CompiledModel (docs/models.md, "ONNX").
 //
-// The graph must be one chain from its single input to its single output
-// (no branches or residual connections). Operators (default domain, opset 9..21):
+// The graph must be one chain from its single input to its single output, plus
+// residual blocks: an Add (or a Sum of two) of the chain's current tensor and an
+// earlier tensor of the chain (the skip, carried unchanged) becomes residual_begin()
+// where the skip was the chain's tensor and residual_add() at the Add; blocks nest.
+// Other branches (a Conv on the skip path, two diverging paths, crossing skips) are
+// refused naming the node. Operators (default domain, opset 9..21):
 //   Conv                 any input channels (group 1), square kernel, equal strides,
 //                        dilation 1, pads or auto_pad (NOTSET, VALID, SAME_UPPER,
 //                        SAME_LOWER), each pad < kernel (-> conv2d, anywhere on an image)
@@ -15,7 +19,8 @@
 //                        (-> avg_pool2d)
 //   GlobalAveragePool    (-> global_avg_pool: C x 1 x 1)
 //   Flatten (axis 1; axis 0 for a [C, H, W] input), Reshape to (batch, features) (-> flatten)
-//   Add, Sub, Mul, Div, Pow, Neg on the data and scalar constants: collected into one
+//   Add, Sub, Mul, Div, Pow, Neg (and Sum of two) on the data and scalar constants,
+//     or on two tensors between the same two layers: collected into one
 //     polynomial of the tensor they start from, e.g. x*x -> square(), 0.1*x^3 + x -> an
 //     activation(Polynomial) in the power basis on [-1, 1]; a degree-1 polynomial right
 //     after a conv2d / linear is folded into its weights instead. Per-channel (per-feature)
