@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "test_util.hpp"
 #include "veil/nn/convnet.hpp"
@@ -81,6 +82,46 @@ TEST(LeNetDigits, EncryptedClassesAgreeWithFloat64) {
   EXPECT_EQ(done, 128u);
   EXPECT_GE(static_cast<double>(agree), 0.99 * static_cast<double>(done));
   EXPECT_GE(worst_bits, 12.0);
+}
+
+// The 3x32x32 CNN of the issue: three padded convolutions, a residual block around two
+// of them, global average pooling, linear (random weights from tools/export_cnn_onnx.py),
+// at N = 2^14; the encrypted outputs against torch's float64 ones in the file.
+TEST(ResNetRgb, EncryptedOutputsMatchTorch) {
+  const nn::Sequential model = nn::import_onnx(kData + "/rgb_resnet.onnx");
+  ASSERT_EQ(model.input_size(), 3u * 32 * 32);
+  std::ifstream f(kData + "/rgb_resnet_expected.txt");
+  std::vector<std::vector<double>> inputs, want;
+  for (std::string line; std::getline(f, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream in(line);
+    std::vector<double> v;
+    for (double x; in >> x;) v.push_back(x);
+    (inputs.size() == want.size() ? inputs : want).push_back(std::move(v));
+  }
+  ASSERT_EQ(inputs.size(), 4u);
+  ASSERT_EQ(want.size(), 4u);
+  Keyed k(Parameters::preset(14), 491, false);  // 7 levels of 2^40
+  // Eight channels per ciphertext: one run answers one input with 150 MiB of weights
+  // (one channel per ciphertext answers eight with 940 MiB: docs/models.md).
+  nn::CompileOptions opt;
+  opt.channel_blocks = 8;
+  nn::CompiledModel plan(k.ctx, model, opt);
+  std::printf("%s", plan.describe().c_str());
+  EXPECT_NE(plan.describe().find("residual_add"), std::string::npos);
+  const GaloisKeys gk = k.keygen->create_galois_keys(plan.rotation_steps(), false);
+  const size_t n = std::min(plan.batch(), inputs.size());
+  const std::vector<std::vector<double>> batch(inputs.begin(), inputs.begin() + static_cast<std::ptrdiff_t>(n));
+  std::vector<Ciphertext> in;
+  for (const auto& slots : plan.encode(batch)) in.push_back(k.encrypt(slots));
+  std::vector<std::vector<double>> decoded;
+  for (const auto& ct : plan.run(*k.eval, in, k.rk, gk)) decoded.push_back(k.decrypt(ct));
+  const auto got = plan.decode(decoded, n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto p = precision(want[i], got[i]);
+    report("rgb resnet input " + std::to_string(i), *k.ctx, p);
+    EXPECT_GE(p.worst_bits, 20.0);
+  }
 }
 
 #endif  // VEIL_TEST_ONNX

@@ -37,7 +37,26 @@ struct ConvIm2colStep { Conv2dIm2col conv; };
 struct SpatialConvStep { SpatialConv2d conv; };
 struct SquareStep {};
 struct PolyStep { Polynomial poly; };
-struct PoolStep { std::vector<int64_t> x_steps, y_steps; };  // physical rotation steps
+// Window sums by rotations (physical steps): each direction either adds all its
+// rotations of the same ciphertext (hoisted) or, `doubling`, adds acc rotated by each
+// step in turn (steps 1, 2, 4, ...: a sum of 2^k neighbours in k rotations).
+struct PoolStep {
+  std::vector<int64_t> x_steps, y_steps;
+  bool x_doubling = false, y_doubling = false;
+};
+
+// The rotations that sum `count` neighbours spaced `stride` apart onto the first one:
+// doubling steps for a power of two, else count - 1 hoisted ones.
+std::vector<int64_t> sum_steps(size_t count, size_t stride, int64_t batch, bool& doubling) {
+  std::vector<int64_t> steps;
+  doubling = std::has_single_bit(count);
+  if (doubling) {
+    for (size_t d = 1; d < count; d *= 2) steps.push_back(static_cast<int64_t>(d * stride) * batch);
+  } else {
+    for (size_t d = 1; d < count; ++d) steps.push_back(static_cast<int64_t>(d * stride) * batch);
+  }
+  return steps;
+}
 struct LinearStep { LinearLayer layer; };
 struct FlattenStep {};
 struct SaveStep {};  // residual_begin: keep the current ciphertexts
@@ -421,16 +440,22 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
         need_spatial(l);
         const SpatialLayout& sp = lay.sp;
         const double area = static_cast<double>(sp.height * sp.width);
-        std::vector<std::vector<std::pair<size_t, size_t>>> sums(sp.channels);
-        for (size_t c = 0; c < sp.channels; ++c)
-          for (size_t y = 0; y < sp.height; ++y)
-            for (size_t x = 0; x < sp.width; ++x) sums[c].emplace_back(c / sp.blocks, sp.position(c, y, x));
-        lay.where = std::move(sums);
+        // Rotations sum each channel onto its pixel (0, 0): no level, and the next
+        // linear layer reads one position per channel.
+        PoolStep ps;
+        ps.x_steps = sum_steps(sp.width, sp.xs, B, ps.x_doubling);
+        ps.y_steps = sum_steps(sp.height, sp.ys, B, ps.y_doubling);
+        for (int64_t s : ps.x_steps) m.rotations.insert(s);
+        for (int64_t s : ps.y_steps) m.rotations.insert(s);
+        const size_t rotations = ps.x_steps.size() + ps.y_steps.size();
+        m.steps.push_back({std::move(ps), ""});
+        how = std::to_string(rotations) + " rotations per ciphertext";
+        lay.where.clear();
+        for (size_t c = 0; c < sp.channels; ++c) lay.where.push_back({{c / sp.blocks, sp.position(c, 0, 0)}});
         lay.spatial = false;
         if (pool_folds(layers, index)) {
           lay.factor /= area;
-          how = "folded into the next linear layer";
-          m.steps.push_back({FlattenStep{}, ""});
+          how += ", the 1/(H W) folded into the next linear layer";
         } else {  // nothing to fold into: gather the sums with a linear layer
           const size_t cols = lay.groups * lay.period, rows = sp.channels;
           std::vector<double> w(rows * cols, 0.0);
@@ -439,7 +464,8 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
           LinearLayer layer(ctx, w, rows, cols, {},
                             LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
           for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
-          how = "a gathering linear layer, " + std::to_string(layer.rotation_steps().size()) + " rotation keys";
+          how += ", then a gathering linear layer with " + std::to_string(layer.rotation_steps().size()) +
+                 " rotation keys";
           lay = Layout{1, layer.block(), false, {}, {}, 1};
           for (size_t f = 0; f < rows; ++f) lay.where.push_back({{0, f}});
           m.steps.push_back({LinearStep{std::move(layer)}, ""});
@@ -539,7 +565,8 @@ std::string CompiledModel::describe() const {
   if (!m.vector_input)
     s += "input packing " + packing_name(m.packing) +
          (m.packing == Packing::Spatial ? ": " + m.input_layout.describe() : std::string()) + "\n";
-  for (const auto& st : m.steps) s += st.text + "\n";
+  for (const auto& st : m.steps)
+    if (!st.text.empty()) s += st.text + "\n";  // a layer of two steps has its line on the last
   return s;
 }
 
@@ -595,9 +622,13 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
           } else if constexpr (std::is_same_v<T, PoolStep>) {
             for (const auto& c : *src) {
               Ciphertext acc = c;
-              for (const auto* dir : {&s.x_steps, &s.y_steps}) {
-                auto rotated = eval.rotate_hoisted(acc, *dir, gk);
-                for (const auto& r : rotated) acc = eval.add(acc, r);
+              for (const auto& [dir, doubling] : {std::pair{&s.x_steps, s.x_doubling}, std::pair{&s.y_steps, s.y_doubling}}) {
+                if (doubling) {
+                  for (int64_t step : *dir) acc = eval.add(acc, eval.rotate(acc, step, gk));
+                } else {
+                  auto rotated = eval.rotate_hoisted(acc, *dir, gk);
+                  for (const auto& r : rotated) acc = eval.add(acc, r);
+                }
               }
               next.push_back(std::move(acc));
             }
