@@ -291,7 +291,8 @@ std::string explain(const ModelFile& m) {
   const QueryCost c = cost_of(m, plan.model);
   const Parameters& p = m.params;
   std::ostringstream s;
-  s << "model " << m.name << ": input " << m.model.height() << "x" << m.model.width() << ", "
+  s << "model " << m.name << ": input " << m.model.channels() << "x" << m.model.height() << "x" << m.model.width()
+    << ", "
     << m.model.layers().size() << " layers, depth " << plan.model.depth() << "\n";
   s << plan.model.describe();
   s << "parameters: " << p.describe() << "\n";

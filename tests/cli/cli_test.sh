@@ -55,7 +55,7 @@ setup)
   rm -rf "$work" && mkdir -p "$work" || fail "cannot create $work"
   run 0 "$helper" make "$data" 64 "$work/x.npy" "$work/x3.csv" 3 "$work/classes.txt"
   run 0 "$veil" compile "$data/convnet_digits.onnx" -o "$model" --max-log-n 14 --verbose --explain
-  stdout_has "model digits: input 28x28"
+  stdout_has "model digits: input 1x28x28"
   stdout_has "precision: promised 12.0 bits"
   stderr_has "wrote $model"
   mode_is "$model" 644
@@ -63,7 +63,7 @@ setup)
   stdout_has "per query: upload"
   run 0 "$veil" info "$model" --json
   stdout_has '"name": "digits"'
-  stdout_has '"input_shape": [28, 28]'
+  stdout_has '"input_shape": [1, 28, 28]'
   stdout_has '"batch": 64'
   stdout_has '"rotation_steps": ['
   run 0 "$veil" keygen "$model" -o "$keys"
@@ -201,7 +201,7 @@ onnx_ops)
   cat "$err"
   if [ $rc -eq 0 ]; then
     run 0 "$veil" info "$dir/ops.veil" --json
-    stdout_has '"input_shape": [12, 12]'
+    stdout_has '"input_shape": [1, 12, 12]'
     stdout_has '"outputs": 8'
   elif [ $rc -eq 3 ]; then
     grep -q "veil compile: " "$err" || fail "no message for a model that does not compile"

@@ -56,7 +56,7 @@ void run_compile(const CompileArgs& a) {
     throw Error(e.code(), msg);
   }
   const Verbosity& v = a.verbosity;
-  progress(v, "imported " + a.onnx + ": input " + std::to_string(model->height()) + "x" +
+  progress(v, "imported " + a.onnx + ": input " + std::to_string(model->channels()) + "x" + std::to_string(model->height()) + "x" +
                   std::to_string(model->width()) + ", " + std::to_string(model->layers().size()) + " layers");
 
   nn::AutoCompileOptions o;

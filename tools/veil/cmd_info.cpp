@@ -30,7 +30,7 @@ std::string info_json(const nn::ModelFile& m) {
   std::ostringstream s;
   s << "{\n";
   s << "  \"name\": " << json_string(m.name) << ",\n";
-  s << "  \"input_shape\": [" << m.model.height() << ", " << m.model.width() << "],\n";
+  s << "  \"input_shape\": [" << m.model.channels() << ", " << m.model.height() << ", " << m.model.width() << "],\n";
   s << "  \"input_range\": [" << json_number(m.input_min) << ", " << json_number(m.input_max) << "],\n";
   s << "  \"outputs\": " << plan.output_size() << ",\n";
   s << "  \"layers\": " << m.model.layers().size() << ",\n";
