@@ -5,7 +5,11 @@
 // and their bytes, pre-encoded weight bytes, run time (median), time per image and the
 // worst precision against Sequential::forward (float64), in bits.
 //
-//   veil-cnn-layouts [--runs 3] [--json]
+//   veil-cnn-layouts [--runs 3] [--onnx FILE]... [--json]
+//
+// --onnx adds an imported model (depth <= 5), e.g. tests/data/lenet_digits.onnx: the
+// LeNet-5-shaped digits net, whose G = 1 weights exceed the 512 MiB budget and are
+// encoded per run.
 //
 // The models (random weights, N = 8192, the ConvNet's five 2^27 levels):
 //   lenet-12: 1x12x12 -> conv 4 (3x3, pad 1) -> x^2 -> pool 2 -> conv 6 (3x3, pad 1)
@@ -23,6 +27,7 @@
 
 #include "veil/nn/convnet.hpp"
 #include "veil/nn/model.hpp"
+#include "veil/nn/onnx.hpp"
 #include "veil/serialization.hpp"
 #include "veil/veil.hpp"
 
@@ -123,13 +128,16 @@ Row measure(const std::string& name, const nn::Sequential& model, size_t blocks,
 int main(int argc, char** argv) {
   size_t runs = 3;
   bool json = false;
+  std::vector<std::string> onnx;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--runs") && i + 1 < argc) {
       runs = std::max<size_t>(1, std::strtoul(argv[++i], nullptr, 10));
+    } else if (!std::strcmp(argv[i], "--onnx") && i + 1 < argc) {
+      onnx.emplace_back(argv[++i]);
     } else if (!std::strcmp(argv[i], "--json")) {
       json = true;
     } else {
-      std::fprintf(stderr, "usage: veil-cnn-layouts [--runs 3] [--json]\n");
+      std::fprintf(stderr, "usage: veil-cnn-layouts [--runs 3] [--onnx FILE]... [--json]\n");
       return std::strcmp(argv[i], "--help") == 0 ? 0 : 2;
     }
   }
@@ -138,11 +146,17 @@ int main(int argc, char** argv) {
     KeyGenerator keygen(ctx, RandomSource::os());
     const RelinKey rk = keygen.create_relin_key();
     std::vector<Row> rows;
-    const struct {
-      const char* name;
+    struct Entry {
+      std::string name;
       nn::Sequential model;
       std::vector<size_t> blocks;
-    } models[] = {{"lenet-12", lenet_12(), {1, 2, 4, 8}}, {"rgb-16", rgb_16(), {1, 2, 4, 8}}};
+    };
+    std::vector<Entry> models{{"lenet-12", lenet_12(), {1, 2, 4, 8}}, {"rgb-16", rgb_16(), {1, 2, 4, 8}}};
+    for (const auto& path : onnx) {
+      std::string stem = path.substr(path.find_last_of('/') + 1);
+      stem = stem.substr(0, stem.find('.'));
+      models.push_back({stem, nn::import_onnx(path), {1, 2, 4, 8, 16}});
+    }
     for (const auto& m : models)
       for (size_t g : m.blocks) {
         rows.push_back(measure(m.name, m.model, g, runs, keygen, ctx, rk));
