@@ -188,6 +188,26 @@ TEST(NnCnn, ResidualBlocksJoinAtTheBranchLevelAndScale) {
   }
 }
 
+TEST(NnCnn, AffineLayersOnTheInputAfterPoolingAndOnFeatures) {
+  // BatchNorm on the input, per-channel constants after a pool (1/4 carried into the
+  // scales), per-feature constants on a flat tensor: one level each.
+  Sequential m(2, 6, 6);
+  m.affine({2.0, -0.5}, {-1.0, 0.25})
+      .conv2d(3, 3, 1, Padding::same(1), random_reals(3 * 2 * 9, 481, -0.3, 0.3))
+      .avg_pool2d(2)
+      .affine({1.5, -1.0, 0.5}, {0.1, 0.2, -0.3})
+      .flatten()
+      .affine(random_reals(27, 482, -1, 1), random_reals(27, 483, -0.5, 0.5))
+      .linear(4, random_reals(4 * 27, 484, -0.3, 0.3));
+  EXPECT_EQ(nn::model_depth(m), 5u);
+  run_and_compare(m, {}, "affine layers", 12);
+  CompileOptions opt;
+  opt.channel_blocks = 2;
+  run_and_compare(m, opt, "affine layers G=2", 12);
+  EXPECT_EQ(error_code_of([] { Sequential(2, 4, 4).affine({1.0}, {0.0, 0.0}); }, "needs 2 scales"),
+            ErrorCode::InvalidArgument);
+}
+
 TEST(NnCnn, BadModelsGetClearErrors) {
   Keyed& k = keyed();
   auto w = random_reals(2, 451);

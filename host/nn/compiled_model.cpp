@@ -59,6 +59,10 @@ std::vector<int64_t> sum_steps(size_t count, size_t stride, int64_t batch, bool&
 }
 struct LinearStep { LinearLayer layer; };
 struct FlattenStep {};
+// affine: per ciphertext, times `scale` (at scale q_level), rescaled, plus `shift`.
+struct AffineStep {
+  std::vector<Plaintext> scale, shift;
+};
 struct SaveStep {};  // residual_begin: keep the current ciphertexts
 // residual_add: the saved ciphertexts, brought to the branch's level, scale and factor
 // (times `match` at level + 1, then rescaled, when `adjust`), added to the current ones.
@@ -68,7 +72,7 @@ struct AddStep {
   Plaintext match;
 };
 using Step = std::variant<ConvTapsStep, ConvIm2colStep, SpatialConvStep, SquareStep, PolyStep, PoolStep, LinearStep,
-                          FlattenStep, SaveStep, AddStep>;
+                          FlattenStep, SaveStep, AddStep, AffineStep>;
 
 struct PlannedStep {
   Step step;
@@ -185,6 +189,7 @@ Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
         break;
       }
       case LayerKind::Square: d = 1, factor *= factor; break;
+      case LayerKind::Affine: d = 1, factor = 1; break;
       case LayerKind::Activation:
         d = static_cast<uint32_t>(scaled_input(*l.poly, factor).depth()), factor = 1;
         break;
@@ -477,6 +482,32 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
         lay.spatial = false;  // positions stay; only the shape is forgotten
         m.steps.push_back({FlattenStep{}, ""});
         break;
+      case LayerKind::Affine: {
+        // Per-slot scale (times the carried factor) and shift at every position of
+        // each feature; the other slots are never read.
+        const size_t per = lay.where.size() / l.weight.size(), logical = slots / m.batch;
+        std::vector<std::vector<double>> a(lay.groups, std::vector<double>(slots, 0.0)), b = a;
+        for (size_t f = 0; f < lay.where.size(); ++f)
+          for (size_t i = 0; i < lay.where[f].size(); ++i) {
+            const auto [g, pos] = lay.where[f][i];
+            for (size_t base = 0; base < logical; base += lay.period)
+              for (size_t k = 0; k < m.batch; ++k) {
+                a[g][(base + pos) * m.batch + k] = l.weight[f / per] * lay.factor;
+                if (i == 0) b[g][(base + pos) * m.batch + k] = l.bias[f / per];  // a sum gets it once
+              }
+          }
+        const Encoder encoder(ctx);
+        AffineStep st;
+        for (size_t g = 0; g < lay.groups; ++g) {
+          st.scale.push_back(encoder.encode(a[g], static_cast<double>(q[level]), static_cast<int>(level)));
+          st.shift.push_back(encoder.encode(b[g], scale, static_cast<int>(level) - 1));
+        }
+        lay.factor = 1;
+        level -= 1;
+        how = "one plaintext product per ciphertext";
+        m.steps.push_back({std::move(st), ""});
+        break;
+      }
       case LayerKind::ResidualBegin:
         skips.push_back({lay, level, scale});
         m.steps.push_back({SaveStep{}, ""});
@@ -634,6 +665,9 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
             }
           } else if constexpr (std::is_same_v<T, LinearStep>) {
             next.push_back(s.layer.apply(eval, *src, gk));
+          } else if constexpr (std::is_same_v<T, AffineStep>) {
+            for (size_t i = 0; i < src->size(); ++i)
+              next.push_back(eval.add_plain(eval.rescale(eval.multiply_plain((*src)[i], s.scale[i])), s.shift[i]));
           } else if constexpr (std::is_same_v<T, SaveStep>) {
             saved.push_back(*src);
             next = *src;

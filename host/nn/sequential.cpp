@@ -55,6 +55,7 @@ std::string Layer::describe() const {
     case LayerKind::GlobalAvgPool: return "global_avg_pool";
     case LayerKind::ResidualBegin: return "residual_begin";
     case LayerKind::ResidualAdd: return "residual_add";
+    case LayerKind::Affine: return "affine(" + std::to_string(weight.size()) + ")";
     case LayerKind::Flatten: return "flatten";
     case LayerKind::Linear: return "linear(" + std::to_string(in) + "->" + std::to_string(out) + ")";
   }
@@ -138,6 +139,20 @@ Sequential& Sequential::batch_norm(const std::vector<double>& gamma, const std::
     for (size_t i = 0; i < per; ++i) prev.weight[c * per + i] *= g;
     prev.bias[c] = (prev.bias[c] - mean[c]) * g + beta[c];
   }
+  return *this;
+}
+
+Sequential& Sequential::affine(std::vector<double> scale, std::vector<double> shift) {
+  const size_t n = shape_.flat ? shape_.size() : shape_.channels;
+  if (scale.size() != n || shift.size() != n)
+    fail("affine needs " + std::to_string(n) + " scales and shifts (one per " + (shape_.flat ? "feature" : "channel") +
+         "), got " + std::to_string(scale.size()) + " and " + std::to_string(shift.size()));
+  if (!all_finite(scale) || !all_finite(shift)) fail("affine values must be finite");
+  Layer l(LayerKind::Affine);
+  l.out = l.in = n;
+  l.weight = std::move(scale);
+  l.bias = std::move(shift);
+  layers_.push_back(std::move(l));
   return *this;
 }
 
@@ -283,6 +298,7 @@ uint64_t Sequential::multiply_adds() const {
       case LayerKind::Flatten: ch = ch * h * w, h = w = 1; break;
       case LayerKind::Linear: n = mul(l.out, l.in), ch = l.out, h = w = 1; break;
       case LayerKind::Square:
+      case LayerKind::Affine:
       case LayerKind::ResidualAdd: break;
       case LayerKind::ResidualBegin: n = 0; break;
     }
@@ -302,6 +318,11 @@ std::vector<double> Sequential::forward(const std::vector<double>& image) const 
   for (const Layer& l : layers_) {
     switch (l.kind) {
       case LayerKind::ResidualBegin: saved.push_back(x); break;
+      case LayerKind::Affine: {
+        const size_t per = x.size() / l.weight.size();  // pixels per channel (1 when flat)
+        for (size_t i = 0; i < x.size(); ++i) x[i] = l.weight[i / per] * x[i] + l.bias[i / per];
+        break;
+      }
       case LayerKind::ResidualAdd:
         for (size_t i = 0; i < x.size(); ++i) x[i] += saved.back()[i];
         saved.pop_back();

@@ -78,6 +78,10 @@ nn::Sequential skeleton(const json& d) {
       m.residual_begin();
     } else if (kind == "residual_add") {
       m.residual_add();
+    } else if (kind == "affine") {
+      const nn::TensorShape s = m.output_shape();
+      const size_t n = s.flat ? s.size() : s.channels;
+      m.affine(std::vector<double>(n, 1.0), std::vector<double>(n, 0.0));
     } else if (kind == "flatten") {
       m.flatten();
     } else if (kind == "linear") {

@@ -94,6 +94,7 @@ json architecture(const nn::Sequential& model) {
       case nn::LayerKind::GlobalAvgPool: layers.push_back({{"kind", "global_avg_pool"}}); break;
       case nn::LayerKind::ResidualBegin: layers.push_back({{"kind", "residual_begin"}}); break;
       case nn::LayerKind::ResidualAdd: layers.push_back({{"kind", "residual_add"}}); break;
+      case nn::LayerKind::Affine: layers.push_back({{"kind", "affine"}}); break;
       case nn::LayerKind::Flatten: layers.push_back({{"kind", "flatten"}}); break;
       case nn::LayerKind::Linear: layers.push_back({{"kind", "linear"}, {"out", l.out}}); break;
     }

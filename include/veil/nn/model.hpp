@@ -12,6 +12,9 @@
 //                                 padding: a depthwise SpatialConv2d, one level
 //   global_avg_pool()             the mean of each channel: folded into the next linear
 //                                 (no level), else one level
+//   affine(scale, shift)          y = scale[c] * x + shift[c] per channel (spatial) or
+//                                 feature (flat): BatchNorm or per-channel constants
+//                                 where no conv2d / linear precedes; one level
 //   flatten()                     a layout change only, PyTorch order (channel, y, x)
 //   residual_begin() ... residual_add()
 //                                 y = branch(x) + x for the layers between them (a
@@ -74,7 +77,9 @@
 
 namespace veil::nn {
 
-enum class LayerKind { Conv2d, Square, Activation, AvgPool2d, Flatten, Linear, GlobalAvgPool, ResidualBegin, ResidualAdd };
+enum class LayerKind {
+  Conv2d, Square, Activation, AvgPool2d, Flatten, Linear, GlobalAvgPool, ResidualBegin, ResidualAdd, Affine
+};
 
 // Zero padding of a conv2d or avg_pool2d, in pixels on each side (each < kernel).
 struct Padding {
@@ -94,7 +99,7 @@ struct Layer {
   size_t stride = 0;  // conv2d, avg_pool2d
   Padding pad;        // conv2d, avg_pool2d
   bool count_include_pad = true;     // avg_pool2d with padding: divide by kernel^2 (else by the pixels inside)
-  std::vector<double> weight, bias;  // conv2d: [out][in][kernel][kernel]; linear: [out][in]
+  std::vector<double> weight, bias;  // conv2d: [out][in][kernel][kernel]; linear: [out][in]; affine: scale, shift
   std::optional<Polynomial> poly;    // activation
   // The convolution's geometry (conv2d, avg_pool2d).
   Conv2dGeometry geometry() const {
@@ -133,6 +138,11 @@ class Sequential {
   // (linear), folded into that layer's weights and bias. var + eps must be > 0.
   Sequential& batch_norm(const std::vector<double>& gamma, const std::vector<double>& beta,
                          const std::vector<double>& mean, const std::vector<double>& var, double eps = 1e-5);
+  // y = scale[i] * x + shift[i] per channel of a spatial tensor or feature of a flat
+  // one (scale.size() = shift.size() = channels or features). Right after a conv2d or
+  // linear use batch_norm-style folding instead: Sequential does it when asked through
+  // batch_norm; affine() is the layer for anywhere else (the input, after pooling).
+  Sequential& affine(std::vector<double> scale, std::vector<double> shift);
   Sequential& square();
   Sequential& activation(const Polynomial& p);
   // Kernel k, stride k, no padding (floor mode).
