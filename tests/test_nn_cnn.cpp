@@ -208,6 +208,39 @@ TEST(NnCnn, AffineLayersOnTheInputAfterPoolingAndOnFeatures) {
             ErrorCode::InvalidArgument);
 }
 
+TEST(NnCnn, SparseFeaturesAreGatheredBeforeAWideLinearLayer) {
+  // LeNet-5's 28x28 geometry with few channels: after two poolings the 100 features sit
+  // 4 slots apart in 1024-slot blocks; the linear layer 100 -> 120 would need up to
+  // 4096 diagonals, gathered first it needs about 100 + 128 (one more level).
+  static Keyed k(Parameters::preset(14), 491, false);
+  Sequential m(1, 28, 28);
+  m.conv2d(2, 5, 1, Padding::same(2), random_reals(2 * 25, 491, -0.2, 0.2))
+      .square()
+      .avg_pool2d(2)
+      .conv2d(4, 5, 1, random_reals(4 * 2 * 25, 492, -0.2, 0.2))
+      .square()
+      .avg_pool2d(2)
+      .flatten()
+      .linear(120, random_reals(120 * 100, 493, -0.2, 0.2), random_reals(120, 494, -0.1, 0.1));
+  EXPECT_EQ(nn::model_depth(m), 6u);  // 4 + the gather + the linear layer
+  CompiledModel plan(k.ctx, m);
+  const std::string text = plan.describe();
+  std::printf("%s", text.c_str());
+  EXPECT_NE(text.find("gathered first"), std::string::npos);
+  const GaloisKeys gk = k.keygen->create_galois_keys(plan.rotation_steps(), false);
+  std::vector<std::vector<double>> inputs{random_reals(784, 496, 0, 1), random_reals(784, 497, 0, 1)};
+  std::vector<Ciphertext> in;
+  for (const auto& s : plan.encode(inputs)) in.push_back(k.encrypt(s));
+  std::vector<std::vector<double>> decoded;
+  for (const auto& ct : plan.run(*k.eval, in, k.rk, gk)) decoded.push_back(k.decrypt(ct));
+  const auto got = plan.decode(decoded, 2);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto p = precision(m.forward(inputs[i]), got[i]);
+    report("gathered lenet-28 input " + std::to_string(i), *k.ctx, p);
+    EXPECT_GE(p.worst_bits, 16.0);
+  }
+}
+
 TEST(NnCnn, BadModelsGetClearErrors) {
   Keyed& k = keyed();
   auto w = random_reals(2, 451);

@@ -1,6 +1,7 @@
 // CompiledModel: turns a Sequential into encrypted steps with fixed layouts, levels
 // and scales (see include/veil/nn/model.hpp), and runs them.
 #include <bit>
+#include <functional>
 #include <cmath>
 #include <cstdio>
 #include <set>
@@ -146,6 +147,8 @@ struct Sizes {
     uint32_t depth_before;
   };
   std::vector<Conv> convs;
+  // Linear layers whose sparse spatial input is first gathered into a dense vector.
+  std::set<size_t> compacted;
 
   // The largest layer's plaintext bytes with G channels per ciphertext (an upper
   // bound: SpatialConv2d skips the zero ones).
@@ -160,8 +163,28 @@ struct Sizes {
   }
 };
 
+// Whether a linear layer (rows x features) reading `channels` channels spread over
+// blocks of `block` slots gathers them first: its diagonals number up to
+// min(channels * block, rows * features); gathered, at most features + the dense
+// layer's block. Worth a level only when that saves a lot (LeNet-5's 400 -> 120 after
+// two poolings of 28x28: 16384 against 912), not for the ConvNet's dense 4 x 64 blocks.
+bool worth_compacting(size_t rows, size_t features, size_t channels, size_t block) {
+  const size_t direct = std::min(channels * block, rows * features);
+  const size_t gathered = features + std::bit_ceil(std::max(rows, features));
+  return direct > 2048 && direct > 8 * gathered;
+}
+
+Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t block);
+
+// Two walks: the first finds the block, the second decides compactions with it.
 Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
+  return walk(model, packing, vector_input, walk(model, packing, vector_input, 0).block);
+}
+
+Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t block) {
   Sizes z;
+  size_t sparse_channels = 0;  // channels of a flattened spatial tensor until a linear layer
+  size_t channels = model.channels();
   const auto& layers = model.layers();
   size_t h = model.height(), w = model.width(), ys = w, xs = 1;
   size_t extent = h * w;
@@ -185,6 +208,7 @@ Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
         }
         h = g.out_height(h), w = g.out_width(w);
         z.max_channels = std::max(z.max_channels, l.out);
+        channels = l.out;
         factor = 1;
         break;
       }
@@ -215,10 +239,18 @@ Sizes measure(const Sequential& model, Packing packing, bool vector_input) {
         h = w = 1;
         break;
       case LayerKind::Flatten:
+        if (!vector_input && h * w > 1) sparse_channels = channels;  // a global pool left one position each
+        break;
       case LayerKind::ResidualBegin:
       case LayerKind::ResidualAdd: break;  // the join matches the skip to the branch: no depth
       case LayerKind::Linear:
         d = 1, factor = 1;
+        if (block != 0 && sparse_channels != 0 && worth_compacting(l.out, l.in, sparse_channels, block)) {
+          z.compacted.insert(i);
+          d = 2;
+          period = std::bit_ceil(std::max(l.in, period));
+        }
+        sparse_channels = 0;
         period = std::bit_ceil(std::max(l.out, period));
         z.linear_block = std::max(z.linear_block, period);
         break;
@@ -543,20 +575,31 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
       }
       case LayerKind::Linear: {
         require(lay.where.size() == l.in, ErrorCode::InvalidArgument, "model: linear input size mismatch");
-        const size_t cols = lay.groups * lay.period;
-        std::vector<double> w(l.out * cols, 0.0);
-        for (size_t f = 0; f < l.in; ++f)
-          for (const auto& [g, pos] : lay.where[f])
-            for (size_t r = 0; r < l.out; ++r) w[r * cols + g * lay.period + pos] += l.weight[r * l.in + f] * lay.factor;
-        LinearLayer layer(ctx, w, l.out, cols, l.bias,
-                          LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
-        for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
-        how = std::to_string(lay.groups) + " input ciphertext(s), block " + std::to_string(layer.block()) + ", " +
-              std::to_string(layer.rotation_steps().size()) + " rotation keys";
-        lay = Layout{1, layer.block(), false, {}, {}, 1};
-        for (size_t f = 0; f < l.out; ++f) lay.where.push_back({{0, f}});
-        m.steps.push_back({LinearStep{std::move(layer)}, ""});
-        level -= 1;
+        // y = W x + b with x read where the layout holds it (times the carried factor):
+        // one LinearLayer with one input per ciphertext; the result is a dense vector.
+        auto linear = [&](size_t rows, const std::function<double(size_t, size_t)>& weight,
+                          const std::vector<double>& bias) {
+          const size_t cols = lay.groups * lay.period;
+          std::vector<double> w(rows * cols, 0.0);
+          for (size_t f = 0; f < lay.where.size(); ++f)
+            for (const auto& [g, pos] : lay.where[f])
+              for (size_t r = 0; r < rows; ++r) w[r * cols + g * lay.period + pos] += weight(r, f) * lay.factor;
+          LinearLayer layer(ctx, w, rows, cols, bias, LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
+          for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
+          how += std::to_string(lay.groups) + " input ciphertext(s), block " + std::to_string(layer.block()) + ", " +
+                 std::to_string(layer.nonzero_diagonals()) + " diagonals, " +
+                 std::to_string(layer.rotation_steps().size()) + " rotation keys";
+          lay = Layout{1, layer.block(), false, {}, {}, 1};
+          for (size_t f = 0; f < rows; ++f) lay.where.push_back({{0, f}});
+          m.steps.push_back({LinearStep{std::move(layer)}, ""});
+          level -= 1;
+        };
+        if (z.compacted.count(index)) {  // gather the sparse features into a dense vector first
+          how = "gathered first (";
+          linear(l.in, [](size_t r, size_t f) { return r == f ? 1.0 : 0.0; }, {});
+          how += "), then ";
+        }
+        linear(l.out, [&](size_t r, size_t f) { return l.weight[r * l.in + f]; }, l.bias);
         break;
       }
     }
