@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 
@@ -312,14 +314,14 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   refused_with(edit(pool_at + 1, u64_bytes({65})), "layer 3 kernel");
   refused_with(edit(pool_at + 1, u64_bytes({9})), "layer 3");  // larger than the padded 4 x 3 input
   // Global pool (kind 7) where the flatten was: a global pool of the flat tensor is
-  // refused by Sequential; an unknown kind 10 (8 and 9 are the residual blocks').
+  // refused by Sequential; an unknown kind 11 (8 and 9 are the residual blocks', 10 affine).
   const size_t global_at = pool_at + 1 + 48 + 1 + 1 + 48 + 1;
   ASSERT_EQ(blob[global_at], 7);
   ASSERT_EQ(blob[global_at + 1], 5);
   Bytes twice = blob;
   twice[global_at + 1] = 7;  // global pool twice, then a linear on a spatial tensor
   expect_refused(resealed(twice), "linear after two global pools");
-  refused_with(edit(global_at, {10}), "unknown layer kind 10");
+  refused_with(edit(global_at, {11}), "unknown layer kind 11");
 }
 
 // ---- residual blocks (kinds 8 and 9, no payload) ----
@@ -433,6 +435,102 @@ TEST(ModelFile, ResidualNestingIsBounded) {
   for (size_t i = 35; i < 70; ++i) b[first + i] = 9;
   const ModelFile nested = nn::deserialize_model(resealed(b));
   EXPECT_EQ(nested.model.forward({1, 2, 3, 4}), (std::vector<double>{36, 72, 108, 144}));  // x + 35 x
+}
+
+// ---- affine layers (kind 10: count, scales, shifts) ----
+
+// 2 x 6 x 6: an affine on the input, a conv, a pool, an affine after it (per channel),
+// then one on the flat tensor (per feature) before the linear layer.
+ModelFile affine() {
+  nn::Sequential m(2, 6, 6);
+  m.affine({0.5, -2}, {0.25, 1})                                                   // 0: per channel, the input
+      .conv2d(3, 3, 1, nn::Padding::same(1), ramp(3 * 2 * 9, 0.4, 0), ramp(3, 0.8, 0))
+      .avg_pool2d(2)                                                               // 3 x 3 x 3
+      .affine({1.5, -0.75, 3}, {-0.5, 0, 0.125})                                   // 3: per channel, after a pool
+      .square()
+      .flatten()
+      .affine(ramp(27, 0.9, 1), ramp(27, 0.3, -0.2))                               // 6: per feature
+      .linear(2, ramp(2 * 27, 0.6, 0), {0.1, -0.1});
+  nn::CompileOptions o;
+  o.packing = nn::Packing::Spatial;
+  o.batch = 4;
+  return ModelFile{"affine", m, small_params(), o, -1, 1, 10, 11, 3.0, "cpu"};
+}
+
+TEST(ModelFile, AffineLayersRoundTripToTheSameBytesAndOutputs) {
+  const ModelFile m = affine();
+  const Bytes blob = nn::serialize_model(m);
+  const ModelFile back = nn::deserialize_model(blob);
+  EXPECT_EQ(nn::serialize_model(back), blob);
+  const auto &want = m.model.layers(), &got = back.model.layers();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].kind, want[i].kind) << i;
+    EXPECT_EQ(got[i].describe(), want[i].describe()) << i;
+    EXPECT_EQ(got[i].weight, want[i].weight) << i;
+    EXPECT_EQ(got[i].bias, want[i].bias) << i;
+  }
+  for (size_t i : {0u, 3u, 6u}) EXPECT_EQ(got[i].kind, nn::LayerKind::Affine) << i;
+  EXPECT_EQ(got[0].weight, (std::vector<double>{0.5, -2}));
+  EXPECT_EQ(got[3].bias, (std::vector<double>{-0.5, 0, 0.125}));
+  EXPECT_EQ(got[6].weight.size(), 27u);
+  for (double x : {0.25, -0.5}) {
+    const std::vector<double> input = ramp(m.model.input_size(), 0.17, x);
+    EXPECT_EQ(back.model.forward(input), m.model.forward(input));
+  }
+}
+
+TEST(ModelFile, HostileAffineLayersAreRefused) {
+  const Bytes blob = nn::serialize_model(affine());
+  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 5) {
+    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
+    expect_refused(t, "cut at " + std::to_string(cut));
+  }
+  auto edit = [&](size_t offset, const Bytes& bytes) {
+    Bytes b = blob;
+    std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
+    return resealed(b);
+  };
+  auto refused_with = [](const Bytes& b, const std::string& text) {
+    EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
+  };
+  // The first layer: kind 10, count 2, then the scales (count 2, 0.5, -2) and the shifts.
+  Bytes first = {10};
+  const Bytes fields = u64_bytes({2, 2, std::bit_cast<uint64_t>(0.5), std::bit_cast<uint64_t>(-2.0), 2});
+  first.insert(first.end(), fields.begin(), fields.end());
+  const size_t at = find_once(blob, first), scales_at = at + 1 + 8;
+  // Counts: none, beyond the feature bound, 2^63, a count its stored values do not match.
+  refused_with(edit(at + 1, u64_bytes({0})), "layer 0 affine count must be in [1, 1048576]");
+  refused_with(edit(at + 1, u64_bytes({(1 << 20) + 1})), "layer 0 affine count");
+  refused_with(edit(at + 1, u64_bytes({uint64_t{1} << 63})), "layer 0 affine count");
+  refused_with(edit(at + 1, u64_bytes({3})), "layer 0 scales: 2 values stored, the layer needs 3");
+  refused_with(edit(scales_at, u64_bytes({uint64_t{1} << 61})), "layer 0 scales");
+  // Non-finite scales and shifts.
+  refused_with(edit(scales_at + 8, u64_bytes({std::bit_cast<uint64_t>(std::nan(""))})),
+               "layer 0 scales must be finite");
+  refused_with(edit(scales_at + 8 + 16 + 8, u64_bytes({std::bit_cast<uint64_t>(-HUGE_VAL)})),
+               "layer 0 shifts must be finite");
+  // The input made 3 channels (the count 2 no longer matches): Sequential's check, named.
+  Bytes shape = u64_bytes({2, 6, 6});
+  shape.insert(shape.end(), {8, 0, 0, 0});
+  const size_t shape_at = find_once(blob, shape);
+  refused_with(edit(shape_at, u64_bytes({3})), "layer 0: ");
+  refused_with(edit(shape_at, u64_bytes({3})), "affine needs 3 scales and shifts (one per channel), got 2 and 2");
+  // The flat affine (27 features) read as one per channel would need 3.
+  Bytes flat = {10};
+  const Bytes flat_count = u64_bytes({27, 27});
+  flat.insert(flat.end(), flat_count.begin(), flat_count.end());
+  const size_t flat_at = find_once(blob, flat);
+  ASSERT_EQ(blob[flat_at - 1], 5);  // after the flatten
+  refused_with(edit(flat_at - 1, {2}), "layer 6: affine needs 3");  // a square instead: 27 values for 3 channels
+  // A model whose flat affine is wider than the reader's bound is not written.
+  nn::Sequential wide(2, 1024, 513);  // 2^20 + 1024 features once flat
+  wide.flatten().affine(std::vector<double>(wide.input_size(), 1.0), std::vector<double>(wide.input_size(), 0.0));
+  nn::CompileOptions o;
+  o.batch = 1;
+  EXPECT_EQ(error_code_of([&] { nn::serialize_model(ModelFile{"wide", wide, small_params(), o, 0, 1, 8, 9, 1, ""}); },
+                          "affine layer has more than 1048576 values"),
+            ErrorCode::InvalidArgument);
 }
 
 // A linear layer announcing more weights than any size arithmetic can hold is refused

@@ -241,6 +241,23 @@ TEST(NnCnn, SparseFeaturesAreGatheredBeforeAWideLinearLayer) {
   }
 }
 
+TEST(NnCnn, DepthwiseConvolutionSkipsTheZeroChannelPairs) {
+  // A depthwise 3x3 conv (ONNX group = C, expanded to dense weights with zeros): only
+  // the diagonal channel pairs cost products.
+  const size_t c = 4;
+  std::vector<double> w(c * c * 9, 0.0);
+  const auto taps = random_reals(c * 9, 501, -0.5, 0.5);
+  for (size_t i = 0; i < c; ++i)
+    for (size_t t = 0; t < 9; ++t) w[(i * c + i) * 9 + t] = taps[i * 9 + t];
+  Sequential m(c, 8, 8);
+  m.conv2d(c, 3, 1, Padding::same(1), w, random_reals(c, 502, -0.1, 0.1)).flatten().linear(3, random_reals(3 * 256, 503, -0.1, 0.1));
+  CompileOptions opt;
+  opt.channel_blocks = 4;
+  CompiledModel plan(keyed().ctx, m, opt);
+  EXPECT_NE(plan.describe().find(" 9 products"), std::string::npos) << plan.describe();  // not 4 x 4 x 9
+  run_and_compare(m, opt, "depthwise conv G=4", 12);
+}
+
 TEST(NnCnn, BadModelsGetClearErrors) {
   Keyed& k = keyed();
   auto w = random_reals(2, 451);

@@ -309,22 +309,25 @@ struct Image {
   std::vector<double> v;
 };
 
-// ONNX Conv (group 1, dilation 1) of one image, written from the operator spec; pads
-// are top, left, bottom, right.
+// ONNX Conv (dilation 1) of one image, written from the operator spec; pads are top,
+// left, bottom, right. With `group` g, output channel o reads the x.c / g input
+// channels of its group (o / (out / g)), its weight [out][x.c / g][k][k].
 Image reference_conv(const Image& x, const std::vector<float>& weight, const std::vector<float>& bias, size_t out,
-                     size_t k, size_t stride, std::array<size_t, 4> pad) {
+                     size_t k, size_t stride, std::array<size_t, 4> pad, size_t group = 1) {
   Image y{out, (x.h + pad[0] + pad[2] - k) / stride + 1, (x.w + pad[1] + pad[3] - k) / stride + 1, {}};
+  const size_t per_in = x.c / group, per_out = out / group;
   for (size_t o = 0; o < out; ++o)
     for (size_t oy = 0; oy < y.h; ++oy)
       for (size_t ox = 0; ox < y.w; ++ox) {
         double sum = bias[o];
-        for (size_t i = 0; i < x.c; ++i)
+        for (size_t j = 0; j < per_in; ++j)
           for (size_t ky = 0; ky < k; ++ky)
             for (size_t kx = 0; kx < k; ++kx) {
+              const size_t i = (o / per_out) * per_in + j;  // the input channel
               const long iy = static_cast<long>(oy * stride + ky) - static_cast<long>(pad[0]);
               const long ix = static_cast<long>(ox * stride + kx) - static_cast<long>(pad[1]);
               if (iy < 0 || ix < 0 || iy >= static_cast<long>(x.h) || ix >= static_cast<long>(x.w)) continue;
-              sum += static_cast<double>(weight[((o * x.c + i) * k + ky) * k + kx]) *
+              sum += static_cast<double>(weight[((o * per_in + j) * k + ky) * k + kx]) *
                      x.v[(i * x.h + static_cast<size_t>(iy)) * x.w + static_cast<size_t>(ix)];
             }
         y.v.push_back(sum);
@@ -542,6 +545,340 @@ TEST(OnnxImport, PadFoldsIntoTheNextConv) {
   EXPECT_EQ(m.layers()[0].pad, (nn::Padding{1, 1, 1, 1}));
   const Image x = test_image(1, 5, 5, 53);
   expect_outputs_near(m.forward(x.v), reference_conv(x, w, bias, 2, 3, 1, {1, 1, 1, 1}).v);
+}
+
+// ---- grouped convolutions ----
+
+// [1, C_in, 7, 6] -> Conv C_in -> C_out (group g, k 3, stride 2, pads 1) -> x*x ->
+// Flatten -> Gemm: depthwise (g = C_in = C_out), a depthwise multiplier of 2, and
+// group 2 of 4 -> 4 channels.
+TEST(OnnxImport, GroupedAndDepthwiseConvsMatchTheReference) {
+  struct Case {
+    size_t in, out, group;
+  };
+  for (const Case c : {Case{3, 3, 3}, Case{3, 6, 3}, Case{4, 4, 2}}) {
+    SCOPED_TRACE("C_in " + std::to_string(c.in) + ", C_out " + std::to_string(c.out) + ", group " +
+                 std::to_string(c.group));
+    const size_t per_in = c.in / c.group, features = c.out * 4 * 3;
+    const auto w = values(c.out * per_in * 9, 101), bias = values(c.out, 102);
+    const auto fc = values(2 * features, 103), fb = values(2, 104);
+    Builder b({1, static_cast<int64_t>(c.in), 7, 6});
+    b.tensor("w", {static_cast<int64_t>(c.out), static_cast<int64_t>(per_in), 3, 3}, w);
+    b.tensor("wb", {static_cast<int64_t>(c.out)}, bias);
+    b.tensor("fc", {2, static_cast<int64_t>(features)}, fc);
+    b.tensor("fb", {2}, fb);
+    auto* conv = b.node("Conv", {"x", "w", "wb"}, "c");
+    Builder::integer(conv, "group", static_cast<int64_t>(c.group));
+    Builder::ints(conv, "strides", {2, 2});
+    Builder::ints(conv, "pads", {1, 1, 1, 1});
+    b.node("Mul", {"c", "c"}, "sq");
+    b.node("Flatten", {"sq"}, "f");
+    gemm_trans_b(b, "f", "fc", "fb", "y");
+    const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+    ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::Square, LayerKind::Flatten,
+                                                LayerKind::Linear}));
+    // The dense weight: the group's block holds ONNX's weights, every other block zeros.
+    const auto& dense = m.layers()[0].weight;
+    ASSERT_EQ(m.layers()[0].in, c.in);
+    ASSERT_EQ(dense.size(), c.out * c.in * 9);
+    for (size_t o = 0; o < c.out; ++o)
+      for (size_t i = 0; i < c.in; ++i)
+        for (size_t t = 0; t < 9; ++t) {
+          const bool in_group = i / per_in == o / (c.out / c.group);
+          const double want = in_group ? static_cast<double>(w[(o * per_in + i % per_in) * 9 + t]) : 0.0;
+          EXPECT_EQ(dense[(o * c.in + i) * 9 + t], want) << o << " " << i << " " << t;
+        }
+    for (uint32_t seed : {105u, 106u}) {
+      const Image x = test_image(c.in, 7, 6, seed);
+      const Image t = reference_square(reference_conv(x, w, bias, c.out, 3, 2, {1, 1, 1, 1}, c.group));
+      ASSERT_EQ(t.v.size(), features);
+      expect_outputs_near(m.forward(x.v), reference_gemm(t.v, fc, fb));
+    }
+  }
+}
+
+// ---- BatchNormalization and per-channel constants away from a Conv / Gemm: affine() ----
+
+// A 3x3 Conv with fixed weights and pads (1 on every side unless given): its node and its reference.
+struct Conv3 {
+  size_t in, out;
+  std::vector<float> w, bias;
+  Conv3(size_t in_channels, size_t out_channels, uint32_t seed)
+      : in(in_channels), out(out_channels), w(values(out * in * 9, seed)), bias(values(out, seed + 1000)) {}
+  void add(Builder& b, const std::string& x, const std::string& y, std::array<size_t, 4> pad = {1, 1, 1, 1}) const {
+    b.tensor(y + ".w", {static_cast<int64_t>(out), static_cast<int64_t>(in), 3, 3}, w);
+    b.tensor(y + ".b", {static_cast<int64_t>(out)}, bias);
+    Builder::ints(b.node("Conv", {x, y + ".w", y + ".b"}, y), "pads", std::vector<int64_t>(pad.begin(), pad.end()));
+  }
+  Image operator()(const Image& x, std::array<size_t, 4> pad = {1, 1, 1, 1}) const {
+    return reference_conv(x, w, bias, out, 3, 1, pad);
+  }
+};
+
+// ONNX BatchNormalization (inference) with its own constants, channel (feature) c of
+// x scaled as scale[c] * (x - mean[c]) / sqrt(var[c] + epsilon) + B[c].
+struct BatchNorm {
+  std::vector<float> scale, bias, mean, var;
+  float epsilon = 1e-3f;
+  BatchNorm(size_t channels, uint32_t seed)
+      : scale(values(channels, seed)), bias(values(channels, seed + 1)), mean(values(channels, seed + 2)),
+        var(values(channels, seed + 3)) {
+    for (float& s : scale) s += 1.0f;
+    for (float& v : var) v = 0.25f + std::fabs(v);
+  }
+  void add(Builder& b, const std::string& x, const std::string& y) const {
+    const std::vector<int64_t> dims = {static_cast<int64_t>(scale.size())};
+    b.tensor(y + ".scale", dims, scale);
+    b.tensor(y + ".B", dims, bias);
+    b.tensor(y + ".mean", dims, mean);
+    b.tensor(y + ".var", dims, var);
+    auto* n = b.node("BatchNormalization", {x, y + ".scale", y + ".B", y + ".mean", y + ".var"}, y);
+    auto* a = n->add_attribute();
+    a->set_name("epsilon");
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(epsilon);
+  }
+  Image operator()(Image x) const {
+    const size_t per = x.v.size() / scale.size();
+    for (size_t i = 0; i < x.v.size(); ++i) {
+      const size_t c = i / per;
+      x.v[i] = static_cast<double>(scale[c]) * (x.v[i] - static_cast<double>(mean[c])) /
+                   std::sqrt(static_cast<double>(var[c]) + static_cast<double>(epsilon)) +
+               static_cast<double>(bias[c]);
+    }
+    return x;
+  }
+};
+
+// y = a[c] (op) x[c] or x[c] (op) a[c] per channel (feature), as ONNX broadcasts a [C, 1, 1] constant.
+Image reference_per_channel(Image x, const std::vector<float>& a, char op, bool const_first = false) {
+  const size_t per = x.v.size() / a.size();
+  for (size_t i = 0; i < x.v.size(); ++i) {
+    const double c = a[i / per];
+    double& v = x.v[i];
+    if (op == '*') v *= c;
+    else if (op == '+') v += c;
+    else if (op == '-') v = const_first ? c - v : v - c;
+    else v /= c;
+  }
+  return x;
+}
+
+// [1, 3, 6, 6] -> BatchNormalization -> Conv 3->2 (k 3, pads 1) -> Flatten -> Gemm 72->3;
+// and on vectors, [1, 5] -> BatchNormalization -> Gemm 5->2.
+TEST(OnnxImport, BatchNormOnTheInputIsAnAffineLayer) {
+  const BatchNorm bn(3, 111);
+  const Conv3 conv(3, 2, 112);
+  const auto fc = values(3 * 72, 113), fb = values(3, 114);
+  Builder b({1, 3, 6, 6});
+  bn.add(b, "x", "n");
+  conv.add(b, "n", "c");
+  b.node("Flatten", {"c"}, "f");
+  b.tensor("fc", {3, 72}, fc);
+  b.tensor("fb", {3}, fb);
+  gemm_trans_b(b, "f", "fc", "fb", "y");
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Affine, LayerKind::Conv2d, LayerKind::Flatten,
+                                              LayerKind::Linear}));
+  EXPECT_EQ(m.layers()[0].weight.size(), 3u);
+  for (uint32_t seed : {115u, 116u}) {
+    const Image x = test_image(3, 6, 6, seed);
+    expect_outputs_near(m.forward(x.v), reference_gemm(conv(bn(x)).v, fc, fb));
+  }
+
+  const BatchNorm per_feature(5, 117);
+  const auto fc2 = values(2 * 5, 118), fb2 = values(2, 119);
+  Builder v({1, 5});
+  per_feature.add(v, "x", "n");
+  v.tensor("fc", {2, 5}, fc2);
+  v.tensor("fb", {2}, fb2);
+  gemm_trans_b(v, "n", "fc", "fb", "y");
+  const Sequential flat = nn::import_onnx_bytes(v.bytes("y"));
+  ASSERT_EQ(kinds(flat), (std::vector<LayerKind>{LayerKind::Flatten, LayerKind::Affine, LayerKind::Linear}));
+  const Image x = test_image(5, 1, 1, 120);
+  expect_outputs_near(flat.forward(x.v), reference_gemm(per_feature(x).v, fc2, fb2));
+}
+
+// [1, 2, 8, 8] -> Conv 2->3 (k 3) -> AveragePool 2 -> BatchNormalization -> Mul by a
+// [3, 1, 1] constant (joins the BatchNorm: one affine layer) -> x*x -> Flatten -> Gemm 27->2.
+TEST(OnnxImport, BatchNormAfterAPoolIsAnAffineLayer) {
+  const Conv3 conv(2, 3, 121);
+  const BatchNorm bn(3, 122);
+  const std::vector<float> gain = {2.0f, -0.5f, 1.25f};
+  const auto fc = values(2 * 27, 123), fb = values(2, 124);
+  Builder b({1, 2, 8, 8});
+  conv.add(b, "x", "c", {});
+  auto* pool = b.node("AveragePool", {"c"}, "p");
+  Builder::ints(pool, "kernel_shape", {2, 2});
+  Builder::ints(pool, "strides", {2, 2});
+  bn.add(b, "p", "n");
+  b.tensor("gain", {3, 1, 1}, gain);
+  b.node("Mul", {"n", "gain"}, "g");
+  b.node("Mul", {"g", "g"}, "sq");
+  b.node("Flatten", {"sq"}, "f");
+  b.tensor("fc", {2, 27}, fc);
+  b.tensor("fb", {2}, fb);
+  gemm_trans_b(b, "f", "fc", "fb", "y");
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::AvgPool2d, LayerKind::Affine,
+                                              LayerKind::Square, LayerKind::Flatten, LayerKind::Linear}));
+  for (uint32_t seed : {125u, 126u}) {
+    const Image x = test_image(2, 8, 8, seed);
+    const Image p = reference_pool(conv(x, {}), 2, 2, {0, 0, 0, 0}, true);
+    const Image t = reference_square(reference_per_channel(bn(p), gain, '*'));
+    expect_outputs_near(m.forward(x.v), reference_gemm(t.v, fc, fb));
+  }
+}
+
+// Per-channel constants after a pool: Mul [1, 3, 1, 1], Add [3, 1, 1], then a scalar Sub
+// and a Neg: one affine layer. After a GlobalAveragePool and Flatten, per-feature Div [3]
+// and Sub from a [1, 3] constant: another, on the flat tensor.
+TEST(OnnxImport, PerChannelConstantsAfterAPoolMakeOneAffineLayer) {
+  const Conv3 conv(2, 3, 131);
+  const std::vector<float> mul = {1.5f, -2.0f, 0.75f}, add = {0.25f, -0.125f, 1.0f};
+  const std::vector<float> div = {4.0f, -0.5f, 2.0f}, from = {1.0f, 2.0f, -3.0f};
+  const auto fc = values(2 * 3, 132), fb = values(2, 133);
+  Builder b({1, 2, 8, 8});
+  conv.add(b, "x", "c", {});
+  auto* pool = b.node("AveragePool", {"c"}, "p");
+  Builder::ints(pool, "kernel_shape", {2, 2});
+  Builder::ints(pool, "strides", {2, 2});
+  b.tensor("mul", {1, 3, 1, 1}, mul);
+  b.tensor("add", {3, 1, 1}, add);
+  b.tensor("quarter", {}, {0.25f});
+  b.node("Mul", {"mul", "p"}, "m");  // the constant first
+  b.node("Add", {"m", "add"}, "a");
+  b.node("Sub", {"a", "quarter"}, "s");
+  b.node("Neg", {"s"}, "n");
+  b.node("Mul", {"n", "n"}, "sq");
+  b.node("GlobalAveragePool", {"sq"}, "gp");
+  b.node("Flatten", {"gp"}, "f");
+  b.tensor("div", {3}, div);
+  b.tensor("from", {1, 3}, from);
+  b.node("Div", {"f", "div"}, "d");
+  b.node("Sub", {"from", "d"}, "r");
+  b.tensor("fc", {2, 3}, fc);
+  b.tensor("fb", {2}, fb);
+  gemm_trans_b(b, "r", "fc", "fb", "y");
+  const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+  using K = LayerKind;
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{K::Conv2d, K::AvgPool2d, K::Affine, K::Square, K::GlobalAvgPool,
+                                              K::Flatten, K::Affine, K::Linear}));
+  for (uint32_t seed : {134u, 135u}) {
+    const Image x = test_image(2, 8, 8, seed);
+    Image t = reference_pool(conv(x, {}), 2, 2, {0, 0, 0, 0}, true);
+    t = reference_per_channel(reference_per_channel(t, mul, '*'), add, '+');
+    for (double& v : t.v) v = -(v - 0.25);
+    t = reference_global_pool(reference_square(t));
+    t = reference_per_channel(reference_per_channel(t, div, '/'), from, '-', true);
+    expect_outputs_near(m.forward(x.v), reference_gemm(t.v, fc, fb));
+  }
+}
+
+// Scalars alone on the input stay a polynomial (x * 2 + 1: a degree-1 activation, as
+// before affine layers); a per-channel constant after them joins them in one affine layer.
+TEST(OnnxImport, ScalarsOnTheInputStayAPolynomialUntilAPerChannelConstant) {
+  const Conv3 conv(2, 2, 141);
+  for (bool per_channel : {false, true}) {
+    const std::vector<float> shift = {0.5f, -1.5f};
+    Builder b({1, 2, 5, 5});
+    b.tensor("two", {}, {2.0f});
+    b.tensor("one", {}, {1.0f});
+    b.tensor("shift", {2, 1, 1}, shift);
+    b.node("Mul", {"x", "two"}, "m");
+    b.node("Add", {"m", "one"}, "a");
+    if (per_channel) b.node("Add", {"a", "shift"}, "s");
+    conv.add(b, per_channel ? "s" : "a", "y");
+    const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+    ASSERT_EQ(kinds(m), (std::vector<LayerKind>{per_channel ? LayerKind::Affine : LayerKind::Activation,
+                                                LayerKind::Conv2d}));
+    if (!per_channel) EXPECT_EQ(m.layers()[0].poly->degree(), 1);
+    Image x = test_image(2, 5, 5, 142);
+    Image t = x;
+    for (double& v : t.v) v = v * 2 + 1;
+    if (per_channel) t = reference_per_channel(t, shift, '+');
+    const auto got = m.forward(x.v), want = conv(t).v;
+    ASSERT_EQ(got.size(), want.size());
+    // The degree-1 activation goes through Chebyshev interpolation: equal to rounding.
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-12) << i;
+  }
+}
+
+TEST(OnnxImport, GroupedConvAndAffineRefusalsNameTheNode) {
+  // A Conv named "conv" on [1, C, 6, 6] with weight [out, per_in, 3, 3] and `group`.
+  auto grouped = [](int64_t channels, int64_t out, int64_t per_in, int64_t group) {
+    Builder b({1, channels, 6, 6});
+    b.weight("w", {out, per_in, 3, 3});
+    auto* n = b.node("Conv", {"x", "w"}, "y");
+    n->set_name("conv");
+    Builder::integer(n, "group", group);
+    return b.bytes("y");
+  };
+  const std::string at = "node 0 (Conv 'conv'): ";
+  ASSERT_NO_THROW(nn::import_onnx_bytes(grouped(4, 4, 2, 2)));
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(grouped(3, 2, 1, 2)); },
+                          at + "group 2 must divide the input channels (3) and the output channels (2)"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(grouped(4, 3, 2, 2)); },
+                          at + "group 2 must divide the input channels (4) and the output channels (3)"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(grouped(4, 4, 2, 0)); }, at + "group must be >= 1, got 0"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(grouped(4, 4, 1, 2)); },
+                          at + "the weight has 1 input channels per group, the data has 4 (2 per group)"),
+            ErrorCode::InvalidArgument);
+  // A depthwise conv over 2^14 channels: 2^14 weights in the file, 2^28 once dense.
+  {
+    Builder b({1, 1 << 14, 1, 1});
+    b.weight("w", {1 << 14, 1, 1, 1});
+    Builder::integer(b.node("Conv", {"x", "w"}, "y"), "group", 1 << 14);
+    EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); },
+                            "node 0 (Conv): the grouped convolution's dense weight would hold 16384 x 16384 x 1 "
+                            "values, over the limit of 2^26"),
+              ErrorCode::Unsupported);
+  }
+
+  // BatchNormalization on the input: var + epsilon <= 0, too few values, a [C, H, W] input.
+  auto input_bn = [](std::vector<int64_t> input, size_t channels, float var) {
+    Builder b(input);
+    BatchNorm bn(channels, 151);
+    bn.var[0] = var;
+    bn.add(b, "x", "n");
+    b.g->mutable_node(0)->set_name("bn");
+    b.node("Mul", {"n", "n"}, "y");
+    return b.bytes("y");
+  };
+  ASSERT_NO_THROW(nn::import_onnx_bytes(input_bn({1, 2, 4, 4}, 2, 1.0f)));
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(input_bn({1, 2, 4, 4}, 2, -1.0f)); },
+                          "node 0 (BatchNormalization 'bn'): var + epsilon must be finite and > 0 (channel 0)"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(input_bn({1, 3, 4, 4}, 2, 1.0f)); },
+                          "node 0 (BatchNormalization 'bn'): scale, B, mean and var need 3 values (one per channel), "
+                          "got 2"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(input_bn({2, 4, 4}, 2, 1.0f)); },
+                          "node 0 (BatchNormalization 'bn'): BatchNormalization of a [C, H, W] tensor"),
+            ErrorCode::Unsupported);
+
+  // Per-channel constants away from a layer: a division by zero, a constant by the data,
+  // a shape that is not per channel.
+  auto per_channel = [](const std::string& op, std::vector<int64_t> dims, std::vector<float> v, bool const_first) {
+    Builder b({1, 2, 4, 4});
+    b.tensor("k", dims, v);
+    b.node(op, const_first ? std::vector<std::string>{"k", "x"} : std::vector<std::string>{"x", "k"}, "y");
+    b.g->mutable_node(0)->set_name("op");
+    return b.bytes("y");
+  };
+  ASSERT_NO_THROW(nn::import_onnx_bytes(per_channel("Div", {2, 1, 1}, {2, 4}, false)));
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(per_channel("Div", {2, 1, 1}, {2, 0}, false)); },
+                          "node 0 (Div 'op'): division by a tensor or by zero"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(per_channel("Div", {2, 1, 1}, {2, 4}, true)); },
+                          "node 0 (Div 'op'): division by a tensor or by zero"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(per_channel("Mul", {2, 1, 4}, std::vector<float>(8, 1), false)); },
+                          "node 0 (Mul 'op'): constant of shape not broadcast per channel"),
+            ErrorCode::Unsupported);
 }
 
 // ---- residual blocks: an Add of the chain and an earlier tensor of it ----
@@ -808,7 +1145,7 @@ TEST(OnnxImport, UnsupportedWindowsAreRefusedWithTheNodeNamed) {
   ASSERT_NO_THROW(nn::import_onnx_bytes(conv(none)));
   const std::string at = "node 0 (Conv 'conv'): ";
   EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv([](auto* n) { Builder::integer(n, "group", 3); })); },
-                          at + "group must be 1"),
+                          at + "group 3 must divide the input channels (3) and the output channels (2)"),
             ErrorCode::Unsupported);
   EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(conv([](auto* n) { Builder::ints(n, "dilations", {2, 2}); })); },
                           at + "dilations must be 1, got 2"),

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdio>
@@ -98,7 +99,7 @@ std::vector<double> read_doubles(io::Reader& r, uint64_t count, const std::strin
 
 enum class Kind : uint8_t {
   Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6, GlobalAvgPool = 7,
-  ResidualBegin = 8, ResidualAdd = 9
+  ResidualBegin = 8, ResidualAdd = 9, Affine = 10
 };
 
 void write_window(Sink& s, const Layer& l) {
@@ -132,6 +133,13 @@ uint8_t packing_code(Packing p) {
   throw Error(ErrorCode::InvalidArgument, "model file: unknown packing");
 }
 
+// The reader bounds an affine layer's count like other feature counts; a file it would
+// refuse is not written.
+bool writable_affines(const Sequential& m) {
+  return std::all_of(m.layers().begin(), m.layers().end(),
+                     [](const Layer& l) { return l.kind != LayerKind::Affine || l.weight.size() <= kMaxFeatures; });
+}
+
 bool valid_channel_blocks(uint64_t g) { return g == 0 || (g <= kMaxChannelBlocks && std::has_single_bit(g)); }
 
 void write_layer(Sink& s, const Layer& l) {
@@ -160,6 +168,11 @@ void write_layer(Sink& s, const Layer& l) {
     case LayerKind::Linear:
       s.u8(static_cast<uint8_t>(Kind::Linear));
       s.u64(l.out);
+      s.doubles(l.weight), s.doubles(l.bias);
+      return;
+    case LayerKind::Affine:  // the count is the current channels / features: stored to check it
+      s.u8(static_cast<uint8_t>(Kind::Affine));
+      s.u64(l.weight.size());
       s.doubles(l.weight), s.doubles(l.bias);
       return;
   }
@@ -218,6 +231,13 @@ void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
         seq.linear(out, std::move(w), std::move(b));
         return;
       }
+      case Kind::Affine: {
+        const uint64_t count = read_bounded(r, 1, kMaxFeatures, at + " affine count");
+        auto scale = read_doubles(r, count, at + " scales");
+        auto shift = read_doubles(r, count, at + " shifts");
+        seq.affine(std::move(scale), std::move(shift));  // checks the count against the shape
+        return;
+      }
     }
   } catch (const Error& e) {
     if (e.code() == ErrorCode::Serialization) throw;
@@ -256,6 +276,9 @@ Bytes serialize_model(const ModelFile& m) {
           "model file: channel_blocks must be 0 or a power of two <= " + std::to_string(kMaxChannelBlocks));
   require(m.model.open_residuals() == 0, ErrorCode::InvalidArgument,
           "model file: the model has a residual_begin without its residual_add");
+  require(writable_affines(m.model), ErrorCode::InvalidArgument,
+          "model file: an affine layer has more than " + std::to_string(kMaxFeatures) + " values (a flattened "
+          "tensor that wide): the file could not be read back");
   Sink s;
   s.u32(kModelFileVersion);
   s.text(m.name);

@@ -3,6 +3,9 @@
 // far outputs, and element-wise arithmetic with scalar constants is tracked as a
 // polynomial of that tensor (exprs_) until a layer needs it, so x*x, Pow(x, 3) - 2x or
 // a torch-written polynomial activation become one square() / activation() layer.
+// Per-channel constants (Mul/Add/Sub/Div, BatchNormalization) are tracked the same way
+// as a pending affine map of the base (affines_): folded into the conv2d / linear that
+// produced the base, else one affine() layer for the whole run of them.
 // Residual blocks (y = f(x) + x): a scan before the walk finds the Adds that join the
 // chain to an earlier tensor of it, and the walk calls residual_begin() when that
 // tensor is the chain's, residual_add() at the Add.
@@ -50,6 +53,7 @@ static_assert(std::endian::native == std::endian::little, "ONNX raw_data is litt
 constexpr int64_t kMaxTensorElements = int64_t{1} << 26;
 constexpr int kMaxPolynomialDegree = 63;
 constexpr int64_t kMaxSide = int64_t{1} << 20;  // input sizes, kernels, strides and pads: no product wraps
+constexpr size_t kMaxDenseConv = size_t{1} << 26;  // values of a grouped Conv's weight once made dense
 
 [[noreturn]] void bad_file(const std::string& why) { throw Error(ErrorCode::Serialization, "onnx: " + why); }
 
@@ -169,7 +173,7 @@ class Importer {
       throw Error(ErrorCode::Unsupported, "onnx: the graph has " + std::to_string(g.output_size()) +
                                               " outputs (one is supported)");
     const std::string& out = g.output(0).name();
-    if (!exprs_.count(out) && !padded_.count(out))
+    if (!exprs_.count(out) && !padded_.count(out) && !affines_.count(out))
       throw Error(ErrorCode::Unsupported, "onnx: the graph output '" + out + "' is not computed from the input");
     materialize(out);
     if (seq_->open_residuals() != 0)  // a tensor named twice can open a block no Add closes
@@ -291,8 +295,10 @@ class Importer {
     if (it == consts_.end()) unsupported("input '" + name + "' must be a constant");
     return it->second;
   }
-  // A data tensor of the chain (a polynomial of the base).
-  const Poly& expr(const std::string& name) const {
+  // A data tensor of the chain (a polynomial of the base); a pending affine map becomes
+  // its layer first (the tensor is then the base).
+  const Poly& expr(const std::string& name) {
+    build_affine(name);
     if (padded_.count(name))
       unsupported("input '" + name + "' is the output of a Pad with non-zero pads, which must directly feed a "
                   "Conv or AveragePool (it is folded into that layer's padding)");
@@ -307,6 +313,7 @@ class Importer {
   void set_base(const std::string& name, bool affine) {
     base_ = name;
     exprs_.clear();
+    affines_.clear();
     exprs_[name] = kIdentity;
     last_affine_ = affine;
   }
@@ -343,6 +350,62 @@ class Importer {
   void fold_affine(const std::vector<double>& gamma, const std::vector<double>& beta) {
     const std::vector<double> zero(gamma.size(), 0.0), one(gamma.size(), 1.0);
     build([&](Sequential& m) { m.batch_norm(gamma, beta, zero, one, 0.0); });
+  }
+
+  // ---- per-channel affine maps: scale[c] * base + shift[c] ----
+
+  struct Affine {
+    std::vector<double> scale, shift;
+  };
+  Affine uniform_affine(double scale, double shift) const {
+    return {std::vector<double>(features(), scale), std::vector<double>(features(), shift)};
+  }
+  bool pending(const std::string& name) const { return affines_.count(name) > 0; }
+
+  // `name` as an affine map of the base: its pending map, or its polynomial when of degree
+  // 1; any other polynomial becomes a layer first (then the base itself).
+  Affine affine_of(const std::string& name) {
+    if (const auto it = affines_.find(name); it != affines_.end()) return it->second;
+    const Poly p = expr(name);
+    if (degree(p) == 1) return uniform_affine(p[1], p[0]);
+    materialize(name);  // refuses a constant (degree 0)
+    return uniform_affine(1, 0);
+  }
+
+  // The node's output = gamma * data + beta per channel / feature. Right after a conv2d /
+  // linear it is folded into that layer (no level); otherwise it stays pending, so that
+  // the constants that follow (x * a + b, a BatchNorm then a Mul) make one affine layer.
+  void apply_affine(const std::string& data, const std::vector<double>& gamma, const std::vector<double>& beta) {
+    Affine a = affine_of(data);
+    for (size_t i = 0; i < a.scale.size(); ++i) {
+      a.scale[i] *= gamma[i];
+      a.shift[i] = gamma[i] * a.shift[i] + beta[i];
+      if (!std::isfinite(a.scale[i]) || !std::isfinite(a.shift[i]))
+        invalid("the per-channel constants overflow (channel / feature " + std::to_string(i) + ")");
+    }
+    if (last_affine_) {
+      fold_affine(a.scale, a.shift);
+      layer_done(true);
+      return;
+    }
+    affines_[output()] = std::move(a);
+  }
+
+  // Turns a pending affine map into its layer (none for the identity); `name` becomes the base.
+  void build_affine(const std::string& name) {
+    const auto it = affines_.find(name);
+    if (it == affines_.end()) return;
+    const Affine a = std::move(it->second);
+    const bool identity = std::all_of(a.scale.begin(), a.scale.end(), [](double v) { return v == 1; }) &&
+                          std::all_of(a.shift.begin(), a.shift.end(), [](double v) { return v == 0; });
+    if (!identity) build([&](Sequential& m) { m.affine(a.scale, a.shift); });
+    set_base(name, last_affine_ && identity);
+  }
+
+  // The node's output is its input unchanged (Identity, a zero Pad, Flatten of a vector).
+  void pass_through(const std::string& in) {
+    if (pending(in)) affines_[output()] = affines_.at(in);
+    else exprs_[output()] = expr(in);
   }
 
   // A constant broadcast against the current output: one value (scalar) or one per
@@ -468,6 +531,10 @@ class Importer {
     if (op == "Pow") return power();
     if (op == "Neg") {
       inputs_between(1, 1);
+      if (pending(input(0))) {
+        const Affine neg = uniform_affine(-1, 0);
+        return apply_affine(input(0), neg.scale, neg.shift);
+      }
       exprs_[output()] = poly_scale(expr(input(0)), -1);
       return;
     }
@@ -510,7 +577,7 @@ class Importer {
       return;
     }
     if (node_->op_type() == "Dropout" && attr_int("training_mode", 0) != 0) unsupported("training mode");
-    exprs_[output()] = expr(input(0));
+    pass_through(input(0));
   }
 
   void pad() {
@@ -529,7 +596,7 @@ class Importer {
     bool zero = true;
     for (int64_t p : pads) zero = zero && p == 0;
     if (zero) {  // a no-op, whatever the mode
-      exprs_[output()] = expr(input(0));
+      pass_through(input(0));
       return;
     }
     padded_[output()] = {input(0), zero_padding(pads)};
@@ -580,10 +647,13 @@ class Importer {
     const std::string& data = c0 ? input(1) : input(0);
     if (c0 || c1) {
       const Tensor& c = constant(c0 ? input(0) : input(1));
-      if (c.size() == 1) return scalar_arithmetic(op, data, c.values[0], c0);
+      // A scalar joins a pending per-channel map rather than start a polynomial of it.
+      if (c.size() == 1 && !pending(data)) return scalar_arithmetic(op, data, c.values[0], c0);
       return feature_arithmetic(op, data, c, c0);
     }
-    const Poly &a = expr(input(0)), &b = expr(input(1));
+    build_affine(input(0));  // both first: building one makes it the base
+    build_affine(input(1));
+    const Poly a = expr(input(0)), b = expr(input(1));
     Poly r;
     if (op == "Add") r = poly_add(a, b);
     else if (op == "Sub") r = poly_add(a, b, -1);
@@ -607,12 +677,10 @@ class Importer {
     exprs_[output()] = r;
   }
 
-  // Per-channel / per-feature constants: folded into the conv2d / linear before them.
+  // Per-channel / per-feature constants (or a scalar on a pending map): an affine map.
   void feature_arithmetic(const std::string& op, const std::string& data, const Tensor& c, bool const_first) {
-    materialize(data);
-    if (!last_affine_)
-      unsupported("a per-channel constant must directly follow a Conv, Gemm or MatMul (it is folded into it)");
-    const auto v = per_feature(c);
+    if (!pending(data)) expr(data);  // refuses a tensor off the chain before its shape is compared
+    const auto v = c.size() == 1 ? std::optional(std::vector<double>(features(), c.values[0])) : per_feature(c);
     if (!v) unsupported("constant of shape not broadcast per channel / feature of the data");
     const size_t f = v->size();
     std::vector<double> gamma(f, 1.0), beta(f, 0.0);
@@ -625,8 +693,7 @@ class Importer {
       else if (const_first || x == 0) unsupported("division by a tensor or by zero");
       else gamma[i] = 1.0 / x;
     }
-    fold_affine(gamma, beta);
-    layer_done(true);
+    apply_affine(data, gamma, beta);
   }
 
   void power() {
@@ -705,19 +772,24 @@ class Importer {
 
   void conv() {
     inputs_between(2, 3);
-    if (attr_int("group", 1) != 1)
-      unsupported("group must be 1 (grouped and depthwise convolutions are not supported), got " +
-                  std::to_string(attr_int("group", 1)));
+    const int64_t group = attr_int("group", 1);
+    if (group < 1) unsupported("group must be >= 1, got " + std::to_string(group));
     check_dilations();
     const Padding pre = folded_pad(input(0));
     need_spatial();
     const Tensor& w = constant(input(1));
-    if (w.dims.size() != 4) unsupported("weight must be 4-D [out, in, kernel, kernel]");
+    if (w.dims.size() != 4) unsupported("weight must be 4-D [out, in / group, kernel, kernel]");
     if (w.dims[2] != w.dims[3]) unsupported("kernel must be square");
     const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
     const size_t k = static_cast<size_t>(w.dims[2]), channels = seq_->output_shape().channels;
-    if (in != channels)
-      invalid("the weight has " + std::to_string(in) + " input channels, the data has " + std::to_string(channels));
+    const size_t groups = static_cast<size_t>(group);
+    if (channels % groups != 0 || out % groups != 0)
+      unsupported("group " + std::to_string(group) + " must divide the input channels (" + std::to_string(channels) +
+                  ") and the output channels (" + std::to_string(out) + ")");
+    if (in != channels / groups)
+      invalid("the weight has " + std::to_string(in) + " input channels" + (groups > 1 ? " per group" : "") +
+              ", the data has " + std::to_string(channels) +
+              (groups > 1 ? " (" + std::to_string(channels / groups) + " per group)" : std::string{}));
     if (k < 1) invalid("the kernel is empty");
     const auto ks = attr_ints("kernel_shape");
     if (!ks.empty() && (ks.size() != 2 || ks[0] != w.dims[2] || ks[1] != w.dims[3]))
@@ -726,8 +798,28 @@ class Importer {
     const Padding pad = window_padding(pre, own_padding(pre, k, stride), k);
     std::vector<double> bias;
     if (node_->input_size() == 3 && !input(2).empty()) bias = constant(input(2)).values;
-    build([&](Sequential& m) { m.conv2d(out, k, stride, pad, w.values, bias); });
+    std::vector<double> weight = groups == 1 ? w.values : dense_weight(w, groups, channels);
+    build([&](Sequential& m) { m.conv2d(out, k, stride, pad, std::move(weight), bias); });
     layer_done(true);
+  }
+
+  // A grouped Conv's weight [out][in / groups][k][k] as Sequential's dense [out][in][k][k]:
+  // output channel o reads only its group's inputs, zeros elsewhere (the encrypted conv
+  // skips zero plaintexts, so a depthwise conv stays cheap).
+  std::vector<double> dense_weight(const Tensor& w, size_t groups, size_t in) const {
+    const size_t out = static_cast<size_t>(w.dims[0]), kk = static_cast<size_t>(w.dims[2] * w.dims[3]);
+    if (out * in > kMaxDenseConv / kk)  // out, in <= 2^28 and kk <= 2^52: no product wraps
+      unsupported("the grouped convolution's dense weight would hold " + std::to_string(out) + " x " +
+                  std::to_string(in) + " x " + std::to_string(kk) + " values, over the limit of 2^26");
+    const size_t per_in = in / groups, per_out = out / groups;
+    std::vector<double> dense(out * in * kk, 0.0);
+    for (size_t o = 0; o < out; ++o) {
+      const size_t first = (o / per_out) * per_in;  // the group's first input channel
+      for (size_t j = 0; j < per_in; ++j)
+        std::copy_n(w.values.begin() + static_cast<std::ptrdiff_t>((o * per_in + j) * kk), kk,
+                    dense.begin() + static_cast<std::ptrdiff_t>((o * in + first + j) * kk));
+    }
+    return dense;
   }
 
   // A weight matrix of out x in that fits the data: in is the features the data has
@@ -791,13 +883,47 @@ class Importer {
         if (!node_->output(i).empty()) unsupported("training-mode outputs");
     if (attr_int("training_mode", 0) != 0) unsupported("training mode");
     if (attr_int("spatial", 1) != 1) unsupported("spatial = 0");
-    materialize(input(0));
-    if (!last_affine_) unsupported("BatchNormalization must directly follow a Conv, Gemm or MatMul (it is folded)");
-    build([&](Sequential& m) {
-      m.batch_norm(constant(input(1)).values, constant(input(2)).values, constant(input(3)).values,
-                   constant(input(4)).values, attr_float("epsilon", 1e-5));
-    });
-    layer_done(true);
+    if (!pending(input(0))) expr(input(0));  // refuses a tensor off the chain first
+    if (!seq_->output_shape().flat && rank_ == 3)
+      unsupported("BatchNormalization of a [C, H, W] tensor (ONNX normalizes dimension 1, here H): export the "
+                  "model with a batch dimension");
+    const double eps = attr_float("epsilon", 1e-5);
+    if (last_affine_ && !pending(input(0))) {
+      materialize(input(0));
+      if (last_affine_) {  // folded into the conv2d / linear, which checks the parameters
+        build([&](Sequential& m) {
+          m.batch_norm(constant(input(1)).values, constant(input(2)).values, constant(input(3)).values,
+                       constant(input(4)).values, eps);
+        });
+        layer_done(true);
+        return;
+      }
+    }
+    const Affine a = batch_norm_affine(eps);
+    apply_affine(input(0), a.scale, a.shift);
+  }
+
+  // Inference BatchNormalization as y = scale * x + shift per channel (feature):
+  // scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
+  Affine batch_norm_affine(double eps) const {
+    const size_t f = features();
+    Affine a{std::vector<double>(f), std::vector<double>(f)};
+    const Tensor *gamma = &constant(input(1)), *beta = &constant(input(2)), *mean = &constant(input(3)),
+                 *var = &constant(input(4));
+    for (const Tensor* t : {gamma, beta, mean, var})
+      if (t->size() != f)
+        invalid("scale, B, mean and var need " + std::to_string(f) + " values (one per " +
+                (seq_->output_shape().flat ? "feature" : "channel") + "), got " + std::to_string(t->size()));
+    if (!std::isfinite(eps)) invalid("epsilon must be finite");
+    for (size_t c = 0; c < f; ++c) {
+      const double v = var->values[c] + eps;
+      if (!(v > 0) || !std::isfinite(v)) invalid("var + epsilon must be finite and > 0 (channel " + std::to_string(c) + ")");
+      a.scale[c] = gamma->values[c] / std::sqrt(v);
+      a.shift[c] = beta->values[c] - mean->values[c] * a.scale[c];
+      if (!std::isfinite(a.scale[c]) || !std::isfinite(a.shift[c]))
+        invalid("the parameters must be finite (channel " + std::to_string(c) + ")");
+    }
+    return a;
   }
 
   void average_pool() {
@@ -861,7 +987,7 @@ class Importer {
 
   void to_flat() {
     if (seq_->output_shape().flat) {  // already a vector: nothing to do
-      exprs_[output()] = expr(input(0));
+      pass_through(input(0));
       return;
     }
     materialize(input(0));
@@ -885,6 +1011,7 @@ class Importer {
   const OnnxImportOptions& options_;
   std::map<std::string, Tensor> consts_;
   std::map<std::string, Poly> exprs_;
+  std::map<std::string, Affine> affines_;  // tensors that are a per-channel affine map of the base
   // Outputs of non-zero Pad nodes: the padded data and the padding, for the next Conv / AveragePool.
   std::map<std::string, std::pair<std::string, Padding>> padded_;
   size_t rank_ = 4;  // of the image tensors: 4 ([batch, C, H, W]) or 3 ([C, H, W])

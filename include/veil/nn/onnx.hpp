@@ -7,13 +7,19 @@
 // where the skip was the chain's tensor and residual_add() at the Add; blocks nest.
 // Other branches (a Conv on the skip path, two diverging paths, crossing skips) are
 // refused naming the node. Operators (default domain, opset 9..21):
-//   Conv                 any input channels (group 1), square kernel, equal strides,
-//                        dilation 1, pads or auto_pad (NOTSET, VALID, SAME_UPPER,
-//                        SAME_LOWER), each pad < kernel (-> conv2d, anywhere on an image)
+//   Conv                 any input channels, square kernel, equal strides, dilation 1,
+//                        pads or auto_pad (NOTSET, VALID, SAME_UPPER, SAME_LOWER), each
+//                        pad < kernel (-> conv2d, anywhere on an image). group g > 1 (g
+//                        dividing C_in and C_out; depthwise: g = C_in) becomes the dense
+//                        [C_out][C_in][k][k] weight with zeros outside each group's block
+//                        (at most 2^26 values), which the encrypted conv skips
 //   Gemm                 alpha, beta, transB 0 or 1, transA 0 (-> linear)
 //   MatMul               x times a constant [in][out] matrix (-> linear); a following
 //                        Add of a per-feature constant becomes its bias
-//   BatchNormalization   inference mode (-> folded into the conv2d / linear before it)
+//   BatchNormalization   inference mode: folded into the conv2d / linear right before it;
+//                        anywhere else (the input, after a pool) -> affine(scale, shift)
+//                        with scale = gamma / sqrt(var + eps), shift = beta - mean * scale
+//                        (inputs with a batch dimension: [batch, C, H, W] or [batch, F])
 //   AveragePool          kernel k x k, equal strides, pads or auto_pad as for Conv,
 //                        count_include_pad (ONNX's default 0), floor mode (ceil_mode 0)
 //                        (-> avg_pool2d)
@@ -24,7 +30,11 @@
 //     polynomial of the tensor they start from, e.g. x*x -> square(), 0.1*x^3 + x -> an
 //     activation(Polynomial) in the power basis on [-1, 1]; a degree-1 polynomial right
 //     after a conv2d / linear is folded into its weights instead. Per-channel (per-feature)
-//     constants of Add/Sub/Mul/Div are folded into the conv2d / linear right before them.
+//     constants of Add/Sub/Mul/Div ([C, 1, 1] / [1, C, 1, 1], [F] / [1, F]) are folded
+//     into the conv2d / linear right before them; anywhere else they become one
+//     affine(scale, shift) layer together with the BatchNorms, Negs, scalar constants
+//     and degree-1 polynomials around them (x * a + b: one layer). Scalars alone stay a
+//     polynomial (x * 2 + 1 on the input: a degree-1 activation).
 //   Pad                  all-zero pads: a no-op; otherwise constant zero padding of height
 //                        and width only, folded into the Conv / AveragePool it directly
 //                        feeds (an AveragePool then counts the Pad's zeros)
