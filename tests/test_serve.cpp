@@ -482,6 +482,59 @@ TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
   EXPECT_LE(err, std::ldexp(ref, -14)) << "measured " << -std::log2(err / ref) << " bits";
 }
 
+// compile -> serve -> query of a multi-channel CNN with every spatial layer kind: the
+// client rebuilds the plan from the server's description (spatial packing, channels
+// per ciphertext, affine, padded and depthwise convs, a residual block, a padded pool,
+// a global pool) and its answers match float64 within the promised precision.
+TEST(Serve, MultiChannelCnnCompiledServedAndQueriedKeepsItsPromise) {
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(-0.4, 0.4);
+  auto w = [&](size_t n) {
+    std::vector<double> v(n);
+    for (auto& x : v) x = u(rng);
+    return v;
+  };
+  std::vector<double> depthwise(4 * 4 * 9, 0.0);
+  for (size_t c = 0; c < 4; ++c)
+    for (size_t t = 0; t < 9; ++t) depthwise[(c * 4 + c) * 9 + t] = u(rng);
+  nn::Sequential cnn(2, 8, 8);
+  cnn.affine({2.0, -1.0}, {-1.0, 0.5})
+      .conv2d(4, 3, 1, nn::Padding::same(1), w(4 * 2 * 9), w(4))
+      .square()
+      .residual_begin()
+      .conv2d(4, 3, 1, nn::Padding::same(1), depthwise, w(4))
+      .residual_add()
+      .avg_pool2d(3, 1, nn::Padding::same(1), false)
+      .global_avg_pool()
+      .flatten()
+      .linear(3, w(3 * 4), w(3));
+  nn::AutoCompileOptions o;
+  o.precision_bits = 12;
+  const nn::ModelFile file = nn::compile_model(cnn, "cnn", o);
+  TempDir store, cache;
+  serve::ModelServer server({file}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
+  server.start();
+  serve::QueryOptions q;
+  q.cache_dir = cache.path.string();
+  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "cnn", q);
+  EXPECT_EQ(client.input_channels(), 2u);
+  std::uniform_real_distribution<double> in(0, 1);
+  std::vector<std::vector<double>> inputs(3, std::vector<double>(128));
+  for (auto& x : inputs)
+    for (auto& v : x) v = in(rng);
+  const auto out = client.infer(inputs);
+  ASSERT_EQ(out.size(), 3u);
+  double ref = 1, err = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto want = cnn.forward(inputs[i]);
+    for (size_t k = 0; k < want.size(); ++k) {
+      ref = std::max(ref, std::fabs(want[k]));
+      err = std::max(err, std::fabs(out[i][k] - want[k]));
+    }
+  }
+  EXPECT_LE(err, std::ldexp(ref, -12)) << "measured " << -std::log2(err / ref) << " bits";
+}
+
 #ifdef VEIL_TEST_ONNX
 // compile -> serve -> query of a torch-exported CNN with BatchNorm (2-D and 1-D),
 // AveragePool, Gemm, a polynomial and MatMul: the decrypted outputs match torch's
