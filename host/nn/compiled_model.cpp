@@ -64,6 +64,13 @@ struct FlattenStep {};
 struct AffineStep {
   std::vector<Plaintext> scale, shift;
 };
+// A linear layer's output (rows values in a block of `period` slots, zeros after them)
+// made periodic with a smaller block: x += x rotated right by r, for r = new block, 2x,
+// ..., period / 2 (physical left steps). The next linear layer then works on the small
+// block: fewer diagonals and rotation keys.
+struct ReplicateStep {
+  std::vector<int64_t> steps;
+};
 struct SaveStep {};  // residual_begin: keep the current ciphertexts
 // residual_add: the saved ciphertexts, brought to the branch's level, scale and factor
 // (times `match` at level + 1, then rescaled, when `adjust`), added to the current ones.
@@ -73,7 +80,7 @@ struct AddStep {
   Plaintext match;
 };
 using Step = std::variant<ConvTapsStep, ConvIm2colStep, SpatialConvStep, SquareStep, PolyStep, PoolStep, LinearStep,
-                          FlattenStep, SaveStep, AddStep, AffineStep>;
+                          FlattenStep, SaveStep, AddStep, AffineStep, ReplicateStep>;
 
 struct PlannedStep {
   Step step;
@@ -163,6 +170,14 @@ struct Sizes {
   }
 };
 
+// Whether another linear layer comes after layer `index`: a dense vector is then worth
+// replicating into a small block (ReplicateStep).
+bool linear_follows(const std::vector<Layer>& layers, size_t index) {
+  for (size_t i = index + 1; i < layers.size(); ++i)
+    if (layers[i].kind == LayerKind::Linear) return true;
+  return false;
+}
+
 // Whether a linear layer (rows x features) reading `channels` channels spread over
 // blocks of `block` slots gathers them first: its diagonals number up to
 // min(channels * block, rows * features); gathered, at most features + the dense
@@ -185,6 +200,7 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
   Sizes z;
   size_t sparse_channels = 0;  // channels of a flattened spatial tensor until a linear layer
   size_t channels = model.channels();
+  size_t open_residuals = 0;
   const auto& layers = model.layers();
   size_t h = model.height(), w = model.width(), ys = w, xs = 1;
   size_t extent = h * w;
@@ -241,18 +257,20 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
       case LayerKind::Flatten:
         if (!vector_input && h * w > 1) sparse_channels = channels;  // a global pool left one position each
         break;
-      case LayerKind::ResidualBegin:
-      case LayerKind::ResidualAdd: break;  // the join matches the skip to the branch: no depth
+      case LayerKind::ResidualBegin: ++open_residuals; break;
+      case LayerKind::ResidualAdd: --open_residuals; break;  // the join matches the skip to the branch: no depth
       case LayerKind::Linear:
         d = 1, factor = 1;
         if (block != 0 && sparse_channels != 0 && worth_compacting(l.out, l.in, sparse_channels, block)) {
           z.compacted.insert(i);
           d = 2;
-          period = std::bit_ceil(std::max(l.in, period));
+          z.linear_block = std::max(z.linear_block, std::bit_ceil(std::max(l.in, period)));
+          period = std::bit_ceil(l.in);  // replicated into its own block
         }
         sparse_channels = 0;
         period = std::bit_ceil(std::max(l.out, period));
         z.linear_block = std::max(z.linear_block, period);
+        if (open_residuals == 0 && linear_follows(layers, i)) period = std::bit_ceil(l.out);
         break;
     }
     extent = std::max(extent, (h - 1) * ys + (w - 1) * xs + 1);
@@ -594,12 +612,26 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
           m.steps.push_back({LinearStep{std::move(layer)}, ""});
           level -= 1;
         };
+        // A dense vector in a large block is made periodic with a small one.
+        auto replicate = [&](size_t rows) {
+          const size_t small = std::bit_ceil(rows), logical = slots / m.batch;
+          if (lay.period <= small) return;
+          ReplicateStep st;
+          for (size_t r = small; r < lay.period; r *= 2) st.steps.push_back(static_cast<int64_t>((logical - r) * m.batch));
+          for (int64_t s : st.steps) m.rotations.insert(s);
+          how += ", replicated into blocks of " + std::to_string(small) + " (" + std::to_string(st.steps.size()) +
+                 " rotations)";
+          lay.period = small;
+          m.steps.push_back({std::move(st), ""});
+        };
         if (z.compacted.count(index)) {  // gather the sparse features into a dense vector first
           how = "gathered first (";
           linear(l.in, [](size_t r, size_t f) { return r == f ? 1.0 : 0.0; }, {});
+          replicate(l.in);
           how += "), then ";
         }
         linear(l.out, [&](size_t r, size_t f) { return l.weight[r * l.in + f]; }, l.bias);
+        if (skips.empty() && linear_follows(layers, index)) replicate(l.out);
         break;
       }
     }
@@ -711,6 +743,12 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
           } else if constexpr (std::is_same_v<T, AffineStep>) {
             for (size_t i = 0; i < src->size(); ++i)
               next.push_back(eval.add_plain(eval.rescale(eval.multiply_plain((*src)[i], s.scale[i])), s.shift[i]));
+          } else if constexpr (std::is_same_v<T, ReplicateStep>) {
+            for (const auto& c : *src) {
+              Ciphertext acc = c;
+              for (int64_t step : s.steps) acc = eval.add(acc, eval.rotate(acc, step, gk));
+              next.push_back(std::move(acc));
+            }
           } else if constexpr (std::is_same_v<T, SaveStep>) {
             saved.push_back(*src);
             next = *src;
