@@ -4,7 +4,8 @@
 Requires Debian's /usr/bin/python3 with python3-torch, python3-onnx and python3-sklearn
 (`apt-get install python3-torch python3-onnx python3-sklearn`). Run from the repository root:
 
-    /usr/bin/python3 tools/export_cnn_onnx.py
+    /usr/bin/python3 tools/export_cnn_onnx.py            # the models below
+    /usr/bin/python3 tools/export_cnn_onnx.py --lenet5   # and the 28x28 LeNet-5 (a minute more)
 
 No network access is needed. Writes, into tests/data/:
 * lenet_digits.onnx: a LeNet-5-shaped net trained (fixed seeds, about a minute on two cores)
@@ -23,6 +24,15 @@ No network access is needed. Writes, into tests/data/:
       GlobalAveragePool -> flatten -> Linear 8->10
 * rgb_resnet_expected.txt: 4 inputs (numpy RandomState(7) uniform [0, 1)) and torch's
   float64 outputs.
+With --lenet5 also (trained last, from its own seed, so the files above do not change):
+* lenet5_digits28.onnx: the classic LeNet-5 with x*x activations, trained on the 28x28
+  digits and split of tools/train_convnet.py (its test images are digits_test_28x28.u8):
+      conv 1->6 k5 pad 2 (28x28) -> x*x -> AvgPool 2 (14x14) -> conv 6->16 k5 (10x10) -> x*x ->
+      AvgPool 2 (5x5) -> flatten (400) -> Linear 400->120 -> x*x -> Linear 120->84 -> x*x ->
+      Linear 84->10
+  exported by torch.onnx (opset 13, input [1, 1, 28, 28]).
+* lenet5_digits28_expected.txt: per test image its label, torch's prediction and float64
+  logits (from the float32 weights); the header holds the test accuracy.
 """
 import os
 import sys
@@ -44,6 +54,19 @@ LEARNING_RATE = 2e-3
 WEIGHT_DECAY = 1e-4
 MIN_ACCURACY = 0.90
 MAX_FILE_BYTES = 1 << 20
+
+# LeNet-5 on 28x28 (--lenet5). Four squares in a row: torch's default init makes the signal
+# vanish (x*x of small values), so it is scaled up; weight decay and a penalty on the mean
+# square of each squared tensor and of the logits keep the values, hence the encrypted
+# ones, moderate.
+LENET5_IMAGE_SIZE = 28
+LENET5_SEED = 20261204
+LENET5_EPOCHS = 30
+LENET5_LEARNING_RATE = 1e-3
+LENET5_WEIGHT_DECAY = 1e-3
+LENET5_INIT_SCALE = 2.0
+LENET5_ACTIVATION_PENALTY = 1e-2
+LENET5_MIN_ACCURACY = 0.95
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
@@ -67,6 +90,30 @@ class LeNet(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
+class LeNet5(nn.Module):
+    """The classic LeNet-5 on 28x28 inputs with x*x for the activations."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, kernel_size=5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, kernel_size=5)
+        self.pool = nn.AvgPool2d(2)
+        self.fc1 = nn.Linear(400, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def pre_activations(self, x):
+        """The four tensors that get squared, then the logits."""
+        a1 = self.conv1(x)
+        a2 = self.conv2(self.pool(a1 * a1))
+        a3 = self.fc1(torch.flatten(self.pool(a2 * a2), 1))
+        a4 = self.fc2(a3 * a3)
+        return a1, a2, a3, a4, self.fc3(a4 * a4)
+
+    def forward(self, x):
+        return self.pre_activations(x)[-1]
+
+
 class RgbResNet(nn.Module):
     """One residual block whose skip carries the tensor unchanged to the Add."""
 
@@ -87,14 +134,14 @@ class RgbResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-# ---- data: the split and quantization of tools/train_convnet.py, at 16x16 ----
+# ---- data: the split and quantization of tools/train_convnet.py, at 16x16 (28x28 for --lenet5) ----
 
-def quantized_digit_images():
-    """(uint8 [n, 16, 16], uint8 labels [n]): quantized before training, so the C++ side
+def quantized_digit_images(size=IMAGE_SIZE):
+    """(uint8 [n, size, size], uint8 labels [n]): quantized before training, so the C++ side
     reproduces the inputs exactly as u8 / 255."""
     digits = load_digits()
     small = torch.tensor(digits.images, dtype=torch.float32) / 16.0
-    big = F.interpolate(small.unsqueeze(1), size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear",
+    big = F.interpolate(small.unsqueeze(1), size=(size, size), mode="bilinear",
                         align_corners=False).squeeze(1)
     images = torch.round(big.clamp(0.0, 1.0) * 255.0).to(torch.uint8).numpy()
     return images, digits.target.astype(np.uint8)
@@ -129,6 +176,28 @@ def train(model, x, y):
             print(f"epoch {epoch + 1:3d}  train loss {total / n:.4f}")
 
 
+def train_lenet5(model, x, y):
+    """train() with the activation penalty of LENET5_ACTIVATION_PENALTY added to the loss."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=LENET5_LEARNING_RATE, weight_decay=LENET5_WEIGHT_DECAY)
+    generator = torch.Generator().manual_seed(LENET5_SEED)
+    n = x.shape[0]
+    for epoch in range(LENET5_EPOCHS):
+        model.train()
+        order = torch.randperm(n, generator=generator)
+        total = 0.0
+        for start in range(0, n, BATCH_SIZE):
+            batch = order[start:start + BATCH_SIZE]
+            optimizer.zero_grad()
+            outputs = model.pre_activations(x[batch])
+            loss = F.cross_entropy(outputs[-1], y[batch])
+            penalty = sum((t * t).mean() for t in outputs)
+            (loss + LENET5_ACTIVATION_PENALTY * penalty).backward()
+            optimizer.step()
+            total += loss.item() * batch.numel()
+        if epoch % 10 == 9:
+            print(f"epoch {epoch + 1:3d}  train loss {total / n:.4f}")
+
+
 def as_float64(model, cls):
     """The same float32 weights in a float64 copy: the reference Veil's import is checked against."""
     m = cls().double()
@@ -154,11 +223,11 @@ def numbers(values):
     return " ".join("%.17g" % v for v in values)
 
 
-def write_lenet_expected(logits, labels, acc32, acc64):
-    path = os.path.join(DATA, "lenet_digits_expected.txt")
+def write_lenet_expected(logits, labels, acc32, acc64, name="lenet_digits", images="digits_test_16x16.u8"):
+    path = os.path.join(DATA, f"{name}_expected.txt")
     with open(path, "w") as f:
-        f.write("# Float64 logits of tests/data/lenet_digits.onnx (its float32 weights, evaluated by torch in\n"
-                "# float64) on tests/data/digits_test_16x16.u8, inputs u8 / 255 (tools/export_cnn_onnx.py).\n"
+        f.write(f"# Float64 logits of tests/data/{name}.onnx (its float32 weights, evaluated by torch in\n"
+                f"# float64) on tests/data/{images}, inputs u8 / 255 (tools/export_cnn_onnx.py).\n"
                 f"# Test accuracy: float32 {acc32:.4f}, float64 {acc64:.4f} ({len(labels)} images).\n"
                 "# One line per test image, in file order: index label predicted logit0 ... logit9 (%.17g)\n")
         for i, (row, label) in enumerate(zip(logits, labels)):
@@ -203,6 +272,42 @@ def lenet():
     return acc64, [images_path, expected]
 
 
+def lenet5():
+    """LeNet-5 on the 28x28 images of tools/train_convnet.py (its split and test files)."""
+    torch.manual_seed(LENET5_SEED)
+    images, labels = quantized_digit_images(LENET5_IMAGE_SIZE)
+    train_idx, test_idx = split_indices(len(labels))
+    test_images, test_labels = images[test_idx], labels[test_idx]
+    # The test set train_convnet.py wrote: the same images, labels and order.
+    old_images = np.fromfile(os.path.join(DATA, "digits_test_28x28.u8"), dtype=np.uint8)
+    old_labels = np.fromfile(os.path.join(DATA, "digits_test_labels.u8"), dtype=np.uint8)
+    if not (np.array_equal(old_images, test_images.reshape(-1)) and np.array_equal(old_labels, test_labels)):
+        sys.exit("the 28x28 test set differs from tests/data/digits_test_28x28.u8 / digits_test_labels.u8")
+    x = to_model_input(images)
+    y = torch.tensor(labels, dtype=torch.long)
+    model = LeNet5()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.mul_(LENET5_INIT_SCALE)
+    train_lenet5(model, x[train_idx], y[train_idx])
+    model.eval()
+    with torch.no_grad():
+        acc32 = (model(x[test_idx]).argmax(1) == y[test_idx]).double().mean().item()
+        reference = as_float64(model, LeNet5)
+        outputs = reference.pre_activations(to_model_input(test_images, torch.float64))
+        bounds = [float(t.abs().max()) for t in outputs]
+        logits = outputs[-1].numpy()
+    acc64 = float((logits.argmax(1) == test_labels).mean())
+    print(f"lenet5 test accuracy: float32 {acc32:.4f}, float64 {acc64:.4f}; max |pre-activation| "
+          f"conv1 {bounds[0]:.3g} conv2 {bounds[1]:.3g} fc1 {bounds[2]:.3g} fc2 {bounds[3]:.3g}, "
+          f"max |logit| {bounds[4]:.3g}")
+    onnx_path = export(model, torch.zeros(1, 1, LENET5_IMAGE_SIZE, LENET5_IMAGE_SIZE), "lenet5_digits28.onnx")
+    expected = write_lenet_expected(logits, test_labels, acc32, acc64, name="lenet5_digits28",
+                                    images="digits_test_28x28.u8")
+    return acc64, [onnx_path, expected]
+
+
 def resnet():
     model = RgbResNet()
     with torch.no_grad():  # small weights: the squares stay in a sane range on [0, 1] inputs
@@ -220,20 +325,32 @@ def resnet():
 
 
 def main():
+    with_lenet5 = "--lenet5" in sys.argv[1:]
+    unknown = [a for a in sys.argv[1:] if a != "--lenet5"]
+    if unknown:
+        sys.exit(f"usage: {sys.argv[0]} [--lenet5]   (unknown: {' '.join(unknown)})")
     torch.set_num_threads(2)
     torch.manual_seed(TORCH_SEED)
     torch.use_deterministic_algorithms(True)
     os.makedirs(DATA, exist_ok=True)
     accuracy, written = lenet()
     written += resnet()
+    names = ["lenet_digits.onnx", "digits_test_16x16.u8", "lenet_digits_expected.txt", "rgb_resnet.onnx",
+             "rgb_resnet_expected.txt"]
+    accuracy5 = None
+    if with_lenet5:  # last: it reseeds, the files above stay as they were
+        accuracy5, more = lenet5()
+        written += more
+        names += ["lenet5_digits28.onnx", "lenet5_digits28_expected.txt"]
     for path in written:
         print(f"wrote {os.path.relpath(path, ROOT)} ({os.path.getsize(path)} bytes)")
-    for name in ("lenet_digits.onnx", "digits_test_16x16.u8", "lenet_digits_expected.txt", "rgb_resnet.onnx",
-                 "rgb_resnet_expected.txt"):
+    for name in names:
         if os.path.getsize(os.path.join(DATA, name)) > MAX_FILE_BYTES:
             sys.exit(f"{name} is larger than 1 MB")
     if accuracy < MIN_ACCURACY:
         sys.exit(f"test accuracy {accuracy:.4f} is below {MIN_ACCURACY}")
+    if accuracy5 is not None and accuracy5 < LENET5_MIN_ACCURACY:
+        sys.exit(f"lenet5 test accuracy {accuracy5:.4f} is below {LENET5_MIN_ACCURACY}")
 
 
 if __name__ == "__main__":
