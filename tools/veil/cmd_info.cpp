@@ -35,7 +35,8 @@ std::string info_json(const nn::ModelFile& m) {
   s << "  \"outputs\": " << plan.output_size() << ",\n";
   s << "  \"layers\": " << m.model.layers().size() << ",\n";
   s << "  \"batch\": " << plan.batch() << ",\n";
-  s << "  \"packing\": \"" << nn::packing_name(m.options.packing) << "\",\n";
+  s << "  \"packing\": \"" << nn::packing_name(plan.packing()) << "\",\n";  // as the plan resolved it
+  s << "  \"channel_blocks\": " << plan.channel_blocks() << ",\n";
   s << "  \"N\": " << p.n() << ",\n";
   s << "  \"log_n\": " << p.log_n() << ",\n";
   s << "  \"log_qp\": " << json_number(p.log_qp()) << ",\n";
