@@ -402,11 +402,31 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
             "model layer " + std::to_string(index) + ": " + l.describe() +
                 " after global_avg_pool is not supported; use flatten() and linear()");
   };
+  // y = W x + b with x read where the layout holds it (times the carried factor):
+  // one LinearLayer with one input per ciphertext; the result is a dense vector.
+  std::string how;
+  auto linear = [&](size_t rows, const std::function<double(size_t, size_t)>& weight,
+                    const std::vector<double>& bias) {
+    const size_t cols = lay.groups * lay.period;
+    std::vector<double> w(rows * cols, 0.0);
+    for (size_t f = 0; f < lay.where.size(); ++f)
+      for (const auto& [g, pos] : lay.where[f])
+        for (size_t r = 0; r < rows; ++r) w[r * cols + g * lay.period + pos] += weight(r, f) * lay.factor;
+    LinearLayer layer(ctx, w, rows, cols, bias, LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
+    for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
+    how += std::to_string(lay.groups) + " input ciphertext(s), block " + std::to_string(layer.block()) + ", " +
+           std::to_string(layer.nonzero_diagonals()) + " diagonals, " +
+           std::to_string(layer.rotation_steps().size()) + " rotation keys";
+    lay = Layout{1, layer.block(), false, {}, {}, 1};
+    for (size_t f = 0; f < rows; ++f) lay.where.push_back({{0, f}});
+    m.steps.push_back({LinearStep{std::move(layer)}, ""});
+    level -= 1;
+  };
   for (const Layer& l : layers) {
     const uint32_t level_in = level;
     const double scale_in = scale;
     const size_t groups_in = index == 0 && !m.vector_input && !spatial_input ? 0 : lay.groups;
-    std::string how;
+    how.clear();
     switch (l.kind) {
       case LayerKind::Conv2d: {
         const int lv = static_cast<int>(level);
@@ -512,19 +532,8 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
           lay.factor /= area;
           how += ", the 1/(H W) folded into the next linear layer";
         } else {  // nothing to fold into: gather the sums with a linear layer
-          const size_t cols = lay.groups * lay.period, rows = sp.channels;
-          std::vector<double> w(rows * cols, 0.0);
-          for (size_t c = 0; c < rows; ++c)
-            for (const auto& [g, pos] : lay.where[c]) w[c * cols + g * lay.period + pos] += lay.factor / area;
-          LinearLayer layer(ctx, w, rows, cols, {},
-                            LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
-          for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
-          how += ", then a gathering linear layer with " + std::to_string(layer.rotation_steps().size()) +
-                 " rotation keys";
-          lay = Layout{1, layer.block(), false, {}, {}, 1};
-          for (size_t f = 0; f < rows; ++f) lay.where.push_back({{0, f}});
-          m.steps.push_back({LinearStep{std::move(layer)}, ""});
-          level -= 1;
+          how += ", then a gathering linear layer: ";
+          linear(sp.channels, [area](size_t r, size_t f) { return r == f ? 1.0 / area : 0.0; }, {});
         }
         break;
       }
@@ -593,25 +602,6 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
       }
       case LayerKind::Linear: {
         require(lay.where.size() == l.in, ErrorCode::InvalidArgument, "model: linear input size mismatch");
-        // y = W x + b with x read where the layout holds it (times the carried factor):
-        // one LinearLayer with one input per ciphertext; the result is a dense vector.
-        auto linear = [&](size_t rows, const std::function<double(size_t, size_t)>& weight,
-                          const std::vector<double>& bias) {
-          const size_t cols = lay.groups * lay.period;
-          std::vector<double> w(rows * cols, 0.0);
-          for (size_t f = 0; f < lay.where.size(); ++f)
-            for (const auto& [g, pos] : lay.where[f])
-              for (size_t r = 0; r < rows; ++r) w[r * cols + g * lay.period + pos] += weight(r, f) * lay.factor;
-          LinearLayer layer(ctx, w, rows, cols, bias, LinearOptions{static_cast<int>(level), scale, m.batch, lay.groups});
-          for (int64_t s : layer.rotation_steps()) m.rotations.insert(s);
-          how += std::to_string(lay.groups) + " input ciphertext(s), block " + std::to_string(layer.block()) + ", " +
-                 std::to_string(layer.nonzero_diagonals()) + " diagonals, " +
-                 std::to_string(layer.rotation_steps().size()) + " rotation keys";
-          lay = Layout{1, layer.block(), false, {}, {}, 1};
-          for (size_t f = 0; f < rows; ++f) lay.where.push_back({{0, f}});
-          m.steps.push_back({LinearStep{std::move(layer)}, ""});
-          level -= 1;
-        };
         // A dense vector in a large block is made periodic with a small one.
         auto replicate = [&](size_t rows) {
           const size_t small = std::bit_ceil(rows), logical = slots / m.batch;
