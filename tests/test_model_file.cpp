@@ -60,6 +60,24 @@ void expect_refused(const Bytes& blob, const std::string& what) {
   }
 }
 
+// Every prefix of the blob, at cuts `step` apart or more (growing with the offset), is refused.
+void expect_every_cut_refused(const Bytes& blob, size_t step = 5) {
+  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / step)
+    expect_refused(Bytes(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut)), "cut at " + std::to_string(cut));
+}
+
+// The blob with `bytes` written at `offset`, checksum recomputed.
+Bytes edited(const Bytes& blob, size_t offset, const Bytes& bytes) {
+  Bytes b = blob;
+  std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
+  return resealed(b);
+}
+
+// Refused as Serialization, with `text` in the message.
+void expect_refused_with(const Bytes& b, const std::string& text) {
+  EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
+}
+
 TEST(ModelFile, RoundTripsEveryField) {
   const ModelFile m = sample();
   const Bytes blob = nn::serialize_model(m);
@@ -108,10 +126,7 @@ TEST(ModelFile, NamesAreUrlSafe) {
 
 TEST(ModelFile, TruncatedAndCorruptedFilesAreRefused) {
   const Bytes blob = nn::serialize_model(sample());
-  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 7) {
-    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
-    expect_refused(t, "cut at " + std::to_string(cut));
-  }
+  expect_every_cut_refused(blob, 7);
   Bytes flipped = blob;
   flipped[blob.size() / 2] ^= 0x10;
   expect_refused(flipped, "one flipped bit");
@@ -126,12 +141,7 @@ constexpr size_t kPayload = format::kHeaderBytes;
 
 TEST(ModelFile, HostilePayloadFieldsAreRefused) {
   const Bytes blob = nn::serialize_model(sample());
-  auto edit = [&](size_t offset, std::initializer_list<uint8_t> bytes) {
-    Bytes b = blob;
-    size_t i = offset;
-    for (uint8_t v : bytes) b[i++] = v;
-    return resealed(b);
-  };
+  auto edit = [&](size_t offset, const Bytes& bytes) { return edited(blob, offset, bytes); };
   expect_refused(edit(kPayload, {3, 0, 0, 0}), "format version 3");
   expect_refused(edit(kPayload + 4, {0xff, 0xff, 0xff, 0x7f}), "a name of 2 GiB");
   expect_refused(edit(kPayload + 4 + 4, {'/'}), "a name with a slash");
@@ -268,20 +278,10 @@ TEST(ModelFile, PackingNames) {
 
 TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   const Bytes blob = nn::serialize_model(every_layer());
-  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 5) {
-    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
-    expect_refused(t, "cut at " + std::to_string(cut));
-  }
-  auto edit = [&](size_t offset, const Bytes& bytes) {
-    Bytes b = blob;
-    std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
-    return resealed(b);
-  };
-  auto refused_with = [](const Bytes& b, const std::string& text) {
-    EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
-  };
+  expect_every_cut_refused(blob);
+  auto edit = [&](size_t offset, const Bytes& bytes) { return edited(blob, offset, bytes); };
   // Version 1 (the single-channel layout) names both versions.
-  refused_with(edit(kPayload, {1, 0, 0, 0}), "unsupported model format version 1 (this build reads version 2");
+  expect_refused_with(edit(kPayload, {1, 0, 0, 0}), "unsupported model format version 1 (this build reads version 2");
 
   // The input shape (3 x 9 x 8) and the layer count (8); before it the five f64 fields,
   // channel blocks (4), input scale, level, batch and the packing byte.
@@ -290,17 +290,17 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   const size_t shape_at = find_once(blob, shape), blocks_at = shape_at - 40 - 8, packing_at = blocks_at - 8 - 4 - 8 - 1;
   ASSERT_EQ(blob[packing_at], 2);  // spatial
   ASSERT_EQ(blob[blocks_at], 4);
-  refused_with(edit(packing_at, {3}), "unknown packing 3");
-  refused_with(edit(blocks_at, {3}), "channel blocks must be 0 or a power of two");
-  refused_with(edit(blocks_at, u64_bytes({1 << 17})), "channel blocks");
-  refused_with(edit(shape_at, u64_bytes({0})), "input channels");
-  refused_with(edit(shape_at, u64_bytes({(1 << 20) + 1})), "input channels");
-  refused_with(edit(shape_at, u64_bytes({1 << 20, 4096})), "input shape");  // over 2^28 values
-  refused_with(edit(shape_at, u64_bytes({2})), "layer 0 weights");         // 2 channels: fewer weights
+  expect_refused_with(edit(packing_at, {3}), "unknown packing 3");
+  expect_refused_with(edit(blocks_at, {3}), "channel blocks must be 0 or a power of two");
+  expect_refused_with(edit(blocks_at, u64_bytes({1 << 17})), "channel blocks");
+  expect_refused_with(edit(shape_at, u64_bytes({0})), "input channels");
+  expect_refused_with(edit(shape_at, u64_bytes({(1 << 20) + 1})), "input channels");
+  expect_refused_with(edit(shape_at, u64_bytes({1 << 20, 4096})), "input shape");  // over 2^28 values
+  expect_refused_with(edit(shape_at, u64_bytes({2})), "layer 0 weights");         // 2 channels: fewer weights
   const size_t first_layer = shape_at + 28;
   ASSERT_EQ(blob[first_layer], 1);
-  refused_with(edit(first_layer + 1 + 8 + 8 + 8 + 16, u64_bytes({3})), "layer 0 pad");  // bottom = kernel
-  refused_with(edit(first_layer + 1 + 8 + 8, u64_bytes({0})), "layer 0 stride");
+  expect_refused_with(edit(first_layer + 1 + 8 + 8 + 8 + 16, u64_bytes({3})), "layer 0 pad");  // bottom = kernel
+  expect_refused_with(edit(first_layer + 1 + 8 + 8, u64_bytes({0})), "layer 0 stride");
 
   // The first pool: kind 4, kernel 2, stride 1, pads 1, 1, 0, 0, count_include_pad 0.
   Bytes pool = {4};
@@ -308,11 +308,11 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   pool.insert(pool.end(), window.begin(), window.end());
   pool.push_back(0);
   const size_t pool_at = find_once(blob, pool), count_at = pool_at + 1 + 48;
-  refused_with(edit(count_at, {2}), "count_include_pad must be 0 or 1");
+  expect_refused_with(edit(count_at, {2}), "count_include_pad must be 0 or 1");
   // Without its padding, excluding the padding would be a second encoding of the same pool.
-  refused_with(edit(pool_at + 1 + 16, u64_bytes({0, 0})), "count_include_pad must be 1 without padding");
-  refused_with(edit(pool_at + 1, u64_bytes({65})), "layer 3 kernel");
-  refused_with(edit(pool_at + 1, u64_bytes({9})), "layer 3");  // larger than the padded 4 x 3 input
+  expect_refused_with(edit(pool_at + 1 + 16, u64_bytes({0, 0})), "count_include_pad must be 1 without padding");
+  expect_refused_with(edit(pool_at + 1, u64_bytes({65})), "layer 3 kernel");
+  expect_refused_with(edit(pool_at + 1, u64_bytes({9})), "layer 3");  // larger than the padded 4 x 3 input
   // Global pool (kind 7) where the flatten was: a global pool of the flat tensor is
   // refused by Sequential; an unknown kind 11 (8 and 9 are the residual blocks', 10 affine).
   const size_t global_at = pool_at + 1 + 48 + 1 + 1 + 48 + 1;
@@ -321,7 +321,7 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   Bytes twice = blob;
   twice[global_at + 1] = 7;  // global pool twice, then a linear on a spatial tensor
   expect_refused(resealed(twice), "linear after two global pools");
-  refused_with(edit(global_at, {11}), "unknown layer kind 11");
+  expect_refused_with(edit(global_at, {11}), "unknown layer kind 11");
 }
 
 // ---- residual blocks (kinds 8 and 9, no payload) ----
@@ -377,28 +377,18 @@ TEST(ModelFile, ResidualBlocksRoundTripToTheSameBytesAndOutputs) {
 
 TEST(ModelFile, HostileResidualBlocksAreRefused) {
   const Bytes blob = nn::serialize_model(residual());
-  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 5) {
-    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
-    expect_refused(t, "cut at " + std::to_string(cut));
-  }
-  auto edit = [&](size_t offset, uint8_t kind) {
-    Bytes b = blob;
-    b[offset] = kind;
-    return resealed(b);
-  };
-  auto refused_with = [](const Bytes& b, const std::string& text) {
-    EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
-  };
+  expect_every_cut_refused(blob);
+  auto edit = [&](size_t offset, uint8_t kind) { return edited(blob, offset, {kind}); };
   // The inner block: begin (8), square (2), add (9), then the conv (kind 1, 2 channels).
   const size_t inner = find_once(blob, {8, 2, 9, 1, 2, 0, 0, 0, 0, 0, 0, 0});
   ASSERT_NO_THROW(nn::deserialize_model(resealed(blob)));
   // Its begin made a square: the inner add closes the outer block, the outer add has none.
-  refused_with(edit(inner, 2), "layer 8: residual_add without a residual_begin");
+  expect_refused_with(edit(inner, 2), "layer 8: residual_add without a residual_begin");
   // Its add made a square: the outer add closes the inner block, the outer one stays open.
-  refused_with(edit(inner + 2, 2), "the model ends with 1 residual block(s) open");
+  expect_refused_with(edit(inner + 2, 2), "the model ends with 1 residual block(s) open");
   // A global pool inside the block: 2 x 1 x 1 added to 2 x 6 x 6.
-  refused_with(edit(inner + 1, 7), "layer 6: residual_add");
-  refused_with(edit(inner + 1, 7), "the shapes must match");
+  expect_refused_with(edit(inner + 1, 7), "layer 6: residual_add");
+  expect_refused_with(edit(inner + 1, 7), "the shapes must match");
   // Every layer's kind byte turned into a begin or an add, one at a time: either a
   // model that re-serializes identically and runs, or a Serialization error.
   const size_t outer = find_once(blob, {2, 8, 1, 2, 0, 0, 0, 0, 0, 0, 0});   // square, begin, conv(2)
@@ -482,47 +472,37 @@ TEST(ModelFile, AffineLayersRoundTripToTheSameBytesAndOutputs) {
 
 TEST(ModelFile, HostileAffineLayersAreRefused) {
   const Bytes blob = nn::serialize_model(affine());
-  for (size_t cut = 0; cut < blob.size(); cut += 1 + cut / 5) {
-    Bytes t(blob.begin(), blob.begin() + static_cast<std::ptrdiff_t>(cut));
-    expect_refused(t, "cut at " + std::to_string(cut));
-  }
-  auto edit = [&](size_t offset, const Bytes& bytes) {
-    Bytes b = blob;
-    std::copy(bytes.begin(), bytes.end(), b.begin() + static_cast<std::ptrdiff_t>(offset));
-    return resealed(b);
-  };
-  auto refused_with = [](const Bytes& b, const std::string& text) {
-    EXPECT_EQ(error_code_of([&] { nn::deserialize_model(b); }, text), ErrorCode::Serialization) << text;
-  };
+  expect_every_cut_refused(blob);
+  auto edit = [&](size_t offset, const Bytes& bytes) { return edited(blob, offset, bytes); };
   // The first layer: kind 10, count 2, then the scales (count 2, 0.5, -2) and the shifts.
   Bytes first = {10};
   const Bytes fields = u64_bytes({2, 2, std::bit_cast<uint64_t>(0.5), std::bit_cast<uint64_t>(-2.0), 2});
   first.insert(first.end(), fields.begin(), fields.end());
   const size_t at = find_once(blob, first), scales_at = at + 1 + 8;
   // Counts: none, beyond the feature bound, 2^63, a count its stored values do not match.
-  refused_with(edit(at + 1, u64_bytes({0})), "layer 0 affine count must be in [1, 1048576]");
-  refused_with(edit(at + 1, u64_bytes({(1 << 20) + 1})), "layer 0 affine count");
-  refused_with(edit(at + 1, u64_bytes({uint64_t{1} << 63})), "layer 0 affine count");
-  refused_with(edit(at + 1, u64_bytes({3})), "layer 0 scales: 2 values stored, the layer needs 3");
-  refused_with(edit(scales_at, u64_bytes({uint64_t{1} << 61})), "layer 0 scales");
+  expect_refused_with(edit(at + 1, u64_bytes({0})), "layer 0 affine count must be in [1, 1048576]");
+  expect_refused_with(edit(at + 1, u64_bytes({(1 << 20) + 1})), "layer 0 affine count");
+  expect_refused_with(edit(at + 1, u64_bytes({uint64_t{1} << 63})), "layer 0 affine count");
+  expect_refused_with(edit(at + 1, u64_bytes({3})), "layer 0 scales: 2 values stored, the layer needs 3");
+  expect_refused_with(edit(scales_at, u64_bytes({uint64_t{1} << 61})), "layer 0 scales");
   // Non-finite scales and shifts.
-  refused_with(edit(scales_at + 8, u64_bytes({std::bit_cast<uint64_t>(std::nan(""))})),
+  expect_refused_with(edit(scales_at + 8, u64_bytes({std::bit_cast<uint64_t>(std::nan(""))})),
                "layer 0 scales must be finite");
-  refused_with(edit(scales_at + 8 + 16 + 8, u64_bytes({std::bit_cast<uint64_t>(-HUGE_VAL)})),
+  expect_refused_with(edit(scales_at + 8 + 16 + 8, u64_bytes({std::bit_cast<uint64_t>(-HUGE_VAL)})),
                "layer 0 shifts must be finite");
   // The input made 3 channels (the count 2 no longer matches): Sequential's check, named.
   Bytes shape = u64_bytes({2, 6, 6});
   shape.insert(shape.end(), {8, 0, 0, 0});
   const size_t shape_at = find_once(blob, shape);
-  refused_with(edit(shape_at, u64_bytes({3})), "layer 0: ");
-  refused_with(edit(shape_at, u64_bytes({3})), "affine needs 3 scales and shifts (one per channel), got 2 and 2");
+  expect_refused_with(edit(shape_at, u64_bytes({3})), "layer 0: ");
+  expect_refused_with(edit(shape_at, u64_bytes({3})), "affine needs 3 scales and shifts (one per channel), got 2 and 2");
   // The flat affine (27 features) read as one per channel would need 3.
   Bytes flat = {10};
   const Bytes flat_count = u64_bytes({27, 27});
   flat.insert(flat.end(), flat_count.begin(), flat_count.end());
   const size_t flat_at = find_once(blob, flat);
   ASSERT_EQ(blob[flat_at - 1], 5);  // after the flatten
-  refused_with(edit(flat_at - 1, {2}), "layer 6: affine needs 3");  // a square instead: 27 values for 3 channels
+  expect_refused_with(edit(flat_at - 1, {2}), "layer 6: affine needs 3");  // a square instead: 27 values for 3 channels
   // A model whose flat affine is wider than the reader's bound is not written.
   nn::Sequential wide(2, 1024, 513);  // 2^20 + 1024 features once flat
   wide.flatten().affine(std::vector<double>(wide.input_size(), 1.0), std::vector<double>(wide.input_size(), 0.0));

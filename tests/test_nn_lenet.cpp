@@ -34,6 +34,16 @@ std::vector<std::vector<double>> test_images(size_t count) {
   return images;
 }
 
+// One run of `plan`: encode and encrypt `inputs` (<= batch()), run, decrypt, decode.
+std::vector<std::vector<double>> run_encrypted(Keyed& k, const nn::CompiledModel& plan, const GaloisKeys& gk,
+                                               const std::vector<std::vector<double>>& inputs) {
+  std::vector<Ciphertext> in;
+  for (const auto& slots : plan.encode(inputs)) in.push_back(k.encrypt(slots));
+  std::vector<std::vector<double>> decoded;
+  for (const auto& ct : plan.run(*k.eval, in, k.rk, gk)) decoded.push_back(k.decrypt(ct));
+  return plan.decode(decoded, inputs.size());
+}
+
 size_t argmax(const std::vector<double>& v) {
   return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
 }
@@ -59,11 +69,7 @@ TEST(LeNetDigits, EncryptedClassesAgreeWithFloat64) {
     const size_t n = std::min(plan.batch(), images.size() - start);
     const std::vector<std::vector<double>> batch(images.begin() + static_cast<std::ptrdiff_t>(start),
                                                  images.begin() + static_cast<std::ptrdiff_t>(start + n));
-    std::vector<Ciphertext> in;
-    for (const auto& slots : plan.encode(batch)) in.push_back(k.encrypt(slots));
-    std::vector<std::vector<double>> decoded;
-    for (const auto& ct : plan.run(*k.eval, in, k.rk, gk)) decoded.push_back(k.decrypt(ct));
-    const auto got = plan.decode(decoded, n);
+    const auto got = run_encrypted(k, plan, gk, batch);
     for (size_t i = 0; i < n; ++i) {
       const auto want = model.forward(batch[i]);
       agree += argmax(want) == argmax(got[i]);
@@ -112,11 +118,7 @@ TEST(ResNetRgb, EncryptedOutputsMatchTorch) {
   const GaloisKeys gk = k.keygen->create_galois_keys(plan.rotation_steps(), false);
   const size_t n = std::min(plan.batch(), inputs.size());
   const std::vector<std::vector<double>> batch(inputs.begin(), inputs.begin() + static_cast<std::ptrdiff_t>(n));
-  std::vector<Ciphertext> in;
-  for (const auto& slots : plan.encode(batch)) in.push_back(k.encrypt(slots));
-  std::vector<std::vector<double>> decoded;
-  for (const auto& ct : plan.run(*k.eval, in, k.rk, gk)) decoded.push_back(k.decrypt(ct));
-  const auto got = plan.decode(decoded, n);
+  const auto got = run_encrypted(k, plan, gk, batch);
   for (size_t i = 0; i < n; ++i) {
     const auto p = precision(want[i], got[i]);
     report("rgb resnet input " + std::to_string(i), *k.ctx, p);
