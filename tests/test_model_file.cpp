@@ -314,14 +314,14 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   expect_refused_with(edit(pool_at + 1, u64_bytes({65})), "layer 3 kernel");
   expect_refused_with(edit(pool_at + 1, u64_bytes({9})), "layer 3");  // larger than the padded 4 x 3 input
   // Global pool (kind 7) where the flatten was: a global pool of the flat tensor is
-  // refused by Sequential; an unknown kind 11 (8 and 9 are the residual blocks', 10 affine).
+  // refused by Sequential; an unknown kind 12 (8, 9 and 11 are the residual blocks', 10 affine).
   const size_t global_at = pool_at + 1 + 48 + 1 + 1 + 48 + 1;
   ASSERT_EQ(blob[global_at], 7);
   ASSERT_EQ(blob[global_at + 1], 5);
   Bytes twice = blob;
   twice[global_at + 1] = 7;  // global pool twice, then a linear on a spatial tensor
   expect_refused(resealed(twice), "linear after two global pools");
-  expect_refused_with(edit(global_at, {11}), "unknown layer kind 11");
+  expect_refused_with(edit(global_at, {12}), "unknown layer kind 12");
 }
 
 // ---- residual blocks (kinds 8 and 9, no payload) ----
@@ -407,6 +407,43 @@ TEST(ModelFile, HostileResidualBlocksAreRefused) {
         EXPECT_EQ(e.code(), ErrorCode::Serialization) << at << ": " << e.what();
       }
     }
+}
+
+// A projection shortcut (kind 11: the conv's payload, its input channels the skip's).
+TEST(ModelFile, ProjectionShortcutsRoundTripAndHostileOnesAreRefused) {
+  nn::Sequential m(2, 6, 6);
+  m.conv2d(3, 3, 1, nn::Padding::same(1), ramp(3 * 2 * 9, 0.4, 0), ramp(3, 0.3, 0.1))  // 0
+      .square()                                                                     // 1
+      .residual_begin()                                                             // 2
+      .conv2d(4, 3, 2, nn::Padding::same(1), ramp(4 * 3 * 9, 0.2, -0.1))            // 3
+      .square()                                                                     // 4
+      .residual_add(4, 1, 2, nn::Padding{}, ramp(4 * 3, 0.5, -0.2), ramp(4, 0.1, 0))  // 5
+      .flatten()
+      .linear(2, ramp(2 * 36, 0.05, 0));
+  nn::CompileOptions o;
+  o.packing = nn::Packing::Spatial;
+  o.batch = 4;
+  const ModelFile file{"projection", m, small_params(), o, 0, 1, 10, 11.5, 7.0, "cpu"};
+  const Bytes blob = nn::serialize_model(file);
+  const ModelFile back = nn::deserialize_model(blob);
+  EXPECT_EQ(nn::serialize_model(back), blob);
+  ASSERT_TRUE(back.model.layers()[5].projects());
+  EXPECT_EQ(back.model.layers()[5].describe(), m.layers()[5].describe());
+  EXPECT_EQ(back.model.layers()[5].weight, m.layers()[5].weight);
+  const std::vector<double> input = ramp(m.input_size(), 0.01, -0.3);
+  EXPECT_EQ(back.model.forward(input), m.forward(input));
+  expect_every_cut_refused(blob);
+  // kind 11, 4 channels, kernel 1, stride 2, no pads
+  Bytes head = {11};
+  const Bytes fields = u64_bytes({4, 1, 2, 0, 0, 0, 0});
+  head.insert(head.end(), fields.begin(), fields.end());
+  const size_t at = find_once(blob, head);
+  auto edit = [&](size_t offset, const Bytes& bytes) { return edited(blob, offset, bytes); };
+  expect_refused_with(edit(at + 1, u64_bytes({3})), "layer 5");  // 3 channels against the branch's 4
+  expect_refused_with(edit(at + 1 + 16, u64_bytes({1})), "the shapes must match");  // stride 1: 6x6
+  // The begin made a square: the projection has no block to close.
+  const size_t begin_at = find_once(blob, {2, 8, 1, 4, 0, 0, 0, 0, 0, 0, 0});  // square, begin, conv(4)
+  expect_refused_with(edit(begin_at + 1, {2}), "a projection without a residual_begin");
 }
 
 // Blocks nest at most 64 deep (Sequential's bound), named by the layer that exceeds it.

@@ -182,6 +182,42 @@ TEST(NnCnn, ResidualBlocksJoinAtTheBranchLevelAndScale) {
   }
 }
 
+// ResNet's downsampling block: [conv 3x3 stride 2 -> square -> conv 3x3] + a 1x1
+// stride-2 projection of the skip (4 -> 6 channels, 8x8 -> 4x4), then a plain block.
+Sequential projection_cnn() {
+  Sequential m(2, 8, 8);
+  m.conv2d(4, 3, 1, Padding::same(1), random_reals(4 * 2 * 9, 481, -0.4, 0.4), random_reals(4, 482, -0.2, 0.2))
+      .square()
+      .residual_begin()
+      .conv2d(6, 3, 2, Padding::same(1), random_reals(6 * 4 * 9, 483, -0.3, 0.3), random_reals(6, 484, -0.2, 0.2))
+      .square()
+      .conv2d(6, 3, 1, Padding::same(1), random_reals(6 * 6 * 9, 485, -0.3, 0.3))
+      .residual_add(6, 1, 2, Padding{}, random_reals(6 * 4, 486, -0.5, 0.5), random_reals(6, 487, -0.2, 0.2))
+      .global_avg_pool()
+      .flatten()
+      .linear(3, random_reals(3 * 6, 488, -0.5, 0.5));
+  return m;
+}
+
+TEST(NnCnn, ProjectionShortcutsRunOnTheSkipsSpareLevels) {
+  static Keyed k(Parameters::preset(14), 489, false);  // 7 levels of 2^40
+  const Sequential m = projection_cnn();
+  // The projection costs no level of the plan: conv, square, conv, square, conv, linear.
+  EXPECT_EQ(nn::model_depth(m), 6u);
+  for (size_t blocks : {size_t{0}, size_t{4}}) {
+    CompileOptions opt;
+    opt.channel_blocks = blocks;
+    const auto o = run_and_compare(k, m, opt, "projection cnn G=" + std::to_string(blocks), 16, 2);
+    EXPECT_NE(o.plan.find("the projection: "), std::string::npos) << o.plan;
+    EXPECT_NE(o.plan.find("no level of the plan"), std::string::npos) << o.plan;
+  }
+  // A branch that spends no level leaves the projection none.
+  Sequential flat_branch(2, 4, 4);
+  flat_branch.residual_begin().avg_pool2d(2).residual_add(2, 1, 2, Padding{}, random_reals(4, 490));
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, flat_branch); }, "projection needs a level"),
+            ErrorCode::Unsupported);
+}
+
 TEST(NnCnn, AffineLayersOnTheInputAfterPoolingAndOnFeatures) {
   // BatchNorm on the input, per-channel constants after a pool (1/4 carried into the
   // scales), per-feature constants on a flat tensor: one level each.

@@ -93,11 +93,10 @@ TEST(LeNetDigits, EncryptedClassesAgreeWithFloat64) {
 // The 3x32x32 CNN of the issue: three padded convolutions, a residual block around two
 // of them, global average pooling, linear (random weights from tools/export_cnn_onnx.py),
 // at N = 2^14; the encrypted outputs against torch's float64 ones in the file.
-TEST(ResNetRgb, EncryptedOutputsMatchTorch) {
-  const nn::Sequential model = nn::import_onnx(kData + "/rgb_resnet.onnx");
-  ASSERT_EQ(model.input_size(), 3u * 32 * 32);
-  std::ifstream f(kData + "/rgb_resnet_expected.txt");
-  std::vector<std::vector<double>> inputs, want;
+// Per case, a line of inputs and a line of torch's float64 outputs.
+void read_cases(const std::string& path, std::vector<std::vector<double>>& inputs,
+                std::vector<std::vector<double>>& want) {
+  std::ifstream f(path);
   for (std::string line; std::getline(f, line);) {
     if (line.empty() || line[0] == '#') continue;
     std::istringstream in(line);
@@ -105,13 +104,12 @@ TEST(ResNetRgb, EncryptedOutputsMatchTorch) {
     for (double x; in >> x;) v.push_back(x);
     (inputs.size() == want.size() ? inputs : want).push_back(std::move(v));
   }
-  ASSERT_EQ(inputs.size(), 4u);
-  ASSERT_EQ(want.size(), 4u);
-  Keyed k(Parameters::preset(14), 491, false);  // 7 levels of 2^40
-  // Eight channels per ciphertext: one run answers one input with 150 MiB of weights
-  // (one channel per ciphertext answers eight with 940 MiB: docs/models.md).
-  nn::CompileOptions opt;
-  opt.channel_blocks = 8;
+}
+
+// Encrypted outputs of `model` on the inputs (as many as one run holds) against torch's.
+void expect_encrypted_near_torch(Keyed& k, const nn::Sequential& model, const nn::CompileOptions& opt,
+                                 const std::vector<std::vector<double>>& inputs,
+                                 const std::vector<std::vector<double>>& want, const std::string& what) {
   nn::CompiledModel plan(k.ctx, model, opt);
   std::printf("%s", plan.describe().c_str());
   EXPECT_NE(plan.describe().find("residual_add"), std::string::npos);
@@ -121,9 +119,36 @@ TEST(ResNetRgb, EncryptedOutputsMatchTorch) {
   const auto got = run_encrypted(k, plan, gk, batch);
   for (size_t i = 0; i < n; ++i) {
     const auto p = precision(want[i], got[i]);
-    report("rgb resnet input " + std::to_string(i), *k.ctx, p);
+    report(what + " input " + std::to_string(i), *k.ctx, p);
     EXPECT_GE(p.worst_bits, 20.0);
   }
+}
+
+TEST(ResNetRgb, EncryptedOutputsMatchTorch) {
+  const nn::Sequential model = nn::import_onnx(kData + "/rgb_resnet.onnx");
+  ASSERT_EQ(model.input_size(), 3u * 32 * 32);
+  std::vector<std::vector<double>> inputs, want;
+  read_cases(kData + "/rgb_resnet_expected.txt", inputs, want);
+  ASSERT_EQ(inputs.size(), 4u);
+  ASSERT_EQ(want.size(), 4u);
+  Keyed k(Parameters::preset(14), 491, false);  // 7 levels of 2^40
+  // Eight channels per ciphertext: one run answers one input with 150 MiB of weights
+  // (one channel per ciphertext answers eight with 940 MiB: docs/models.md).
+  nn::CompileOptions opt;
+  opt.channel_blocks = 8;
+  expect_encrypted_near_torch(k, model, opt, inputs, want, "rgb resnet");
+}
+
+// ResNet's downsampling block (a 1x1 stride-2 projection shortcut), 3x16x16.
+TEST(ResNetRgb, DownsamplingBlockEncryptedMatchesTorch) {
+  const nn::Sequential model = nn::import_onnx(kData + "/rgb_resnet_down.onnx");
+  std::vector<std::vector<double>> inputs, want;
+  read_cases(kData + "/rgb_resnet_down_expected.txt", inputs, want);
+  ASSERT_EQ(inputs.size(), 3u);
+  Keyed k(Parameters::preset(14), 492, false);
+  nn::CompileOptions opt;
+  opt.channel_blocks = 4;
+  expect_encrypted_near_torch(k, model, opt, inputs, want, "rgb resnet downsampling");
 }
 
 #endif  // VEIL_TEST_ONNX

@@ -14,6 +14,7 @@ namespace {
 using nn::CompiledModel;
 using nn::CompileOptions;
 using nn::Packing;
+using nn::Padding;
 using nn::Sequential;
 
 // conv 1->2 (3x3) -> batch_norm -> square -> avg_pool2d(2) -> activation (degree 2 on
@@ -114,6 +115,40 @@ TEST(Sequential, BatchNormIsFoldedIntoThePreviousLayer) {
   auto u = lin.forward({0.1, 0.2, 0.3}), v = lin_bn.forward({0.1, 0.2, 0.3});
   for (size_t c = 0; c < 2; ++c)
     EXPECT_NEAR(v[c], gamma[c] * (u[c] - mean[c]) / std::sqrt(var[c] + eps) + beta[c], 1e-12);
+}
+
+// y = branch(x) + P(x): the projection's forward is the same conv2d run alone on the skip.
+TEST(Sequential, ProjectionShortcutAddsTheConvOfTheSkip) {
+  const auto wb = random_reals(3 * 2 * 9, 31, -0.5, 0.5), bb = random_reals(3, 32);
+  const auto wp = random_reals(3 * 2, 33, -0.5, 0.5), bp = random_reals(3, 34);
+  Sequential block(2, 5, 5);
+  block.residual_begin().conv2d(3, 3, 2, Padding::same(1), wb, bb).residual_add(3, 1, 2, Padding{}, wp, bp);
+  Sequential branch(2, 5, 5), proj(2, 5, 5);
+  branch.conv2d(3, 3, 2, Padding::same(1), wb, bb);
+  proj.conv2d(3, 1, 2, wp, bp);
+  EXPECT_EQ(block.output_shape().describe(), "3x3x3");
+  EXPECT_TRUE(block.layers().back().projects());
+  EXPECT_EQ(block.layers().back().describe(), "residual_add(projection 2->3, kernel 1, stride 2)");
+  EXPECT_EQ(block.multiply_adds(), branch.multiply_adds() + proj.multiply_adds() + 27);  // + the 3x3x3 adds
+  for (uint32_t seed : {35u, 36u}) {
+    const auto x = random_reals(50, seed);
+    const auto a = branch.forward(x), b = proj.forward(x), y = block.forward(x);
+    ASSERT_EQ(y.size(), a.size());
+    for (size_t i = 0; i < y.size(); ++i) EXPECT_DOUBLE_EQ(y[i], a[i] + b[i]) << i;
+  }
+  // The projection must produce the branch's shape, from the skip's channels.
+  EXPECT_EQ(error_code_of([&] {
+              Sequential(2, 5, 5).residual_begin().conv2d(3, 3, 2, Padding::same(1), wb).residual_add(
+                  3, 1, 1, Padding{}, wp);
+            }, "projected skip is 3x5x5"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] {
+              Sequential(2, 5, 5).residual_begin().conv2d(3, 3, 2, Padding::same(1), wb).residual_add(
+                  3, 1, 2, Padding{}, random_reals(9, 1));
+            }, "projection weight must hold"),
+            ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([&] { Sequential(2, 5, 5).residual_add(3, 1, 2, Padding{}, wp); }, "without a residual_begin"),
+            ErrorCode::InvalidArgument);
 }
 
 TEST(Sequential, RejectsLayersInTheWrongPlace) {

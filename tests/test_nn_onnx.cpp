@@ -255,19 +255,19 @@ TEST(OnnxImport, UnsupportedGraphsAreRefusedWithTheNodeNamed) {
   approx.activation_bound = 4;
   approx.activation_degree = 7;
   EXPECT_EQ(kinds(nn::import_onnx_bytes(relu, approx))[1], LayerKind::Activation);
-  // Pads as large as the kernel, a branch (x + conv(x) would need the old tensor), an unknown operator.
+  // Pads as large as the kernel, conv(x) + Flatten(x) (a projection shortcut that cannot match), an unknown operator.
   EXPECT_EQ(error_code_of([] { nn::import_onnx_bytes(conv_then([](Builder&, const std::string& in) { return in; },
                                                                   {3, 0, 0, 0})); },
                           "node 0 (Conv): pads must be in [0, kernel - 1 = 2]"),
             ErrorCode::Unsupported);
   EXPECT_EQ(error_code_of([] {
               nn::import_onnx_bytes(conv_then([](Builder& b, const std::string& in) {
-                b.node("Flatten", {"x"}, "xf");  // reads the graph input again: a second branch
-                b.node("Add", {in, "xf"}, "s");
+                b.node("Flatten", {"x"}, "xf");  // reads the graph input again: conv(x) is a shortcut
+                b.node("Add", {in, "xf"}, "s");  // of a block whose branch is Flatten(x)
                 return std::string("s");
               }));
-            }, "branches"),
-            ErrorCode::Unsupported);
+            }, "node 2 (Add): model layer 2: residual_add: the block's output is 64 but its projected skip is 2x6x6"),
+            ErrorCode::InvalidArgument);
   EXPECT_EQ(error_code_of([] {
               nn::import_onnx_bytes(conv_then([](Builder& b, const std::string& in) {
                 b.node("Softmax", {in}, "s");
@@ -987,18 +987,104 @@ TEST(OnnxImport, SequentialAndNestedResidualBlocksMatchTheReference) {
   }
 }
 
+// Gemm with transA = 1 reads the data as a column: Reshape (-1, 1), then A^T B.
+TEST(OnnxImport, GemmTransAReadsAColumn) {
+  const auto w = values(6 * 3, 141), bias = values(3, 142);
+  auto graph = [&](bool reshape_column, int64_t trans_a) {
+    Builder b({1, 6});
+    b.tensor("shape", {2}, {reshape_column ? -1.0f : 1.0f, reshape_column ? 1.0f : 6.0f});
+    b.node("Reshape", {"x", "shape"}, "col");
+    b.tensor("w", {6, 3}, w);
+    b.tensor("b", {3}, bias);
+    Builder::integer(b.node("Gemm", {"col", "w", "b"}, "y"), "transA", trans_a);
+    return b.bytes("y");
+  };
+  const Sequential m = nn::import_onnx_bytes(graph(true, 1));
+  const auto x = values(6, 143);
+  std::vector<double> xd(x.begin(), x.end()), want(3);
+  for (size_t o = 0; o < 3; ++o) {
+    want[o] = bias[o];
+    for (size_t i = 0; i < 6; ++i) want[o] += static_cast<double>(w[i * 3 + o]) * xd[i];
+  }
+  expect_outputs_near(m.forward(xd), want);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(graph(false, 1)); }, "transA = 1 needs the data as a column"),
+            ErrorCode::Unsupported);
+  EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(graph(true, 0)); }, "needs transA = 1 to read it"),
+            ErrorCode::Unsupported);
+}
+
+// A downsampling block with a projection shortcut: [1, 2, 6, 6] -> Conv 2->3 -> x*x ->
+// [Conv 3->4 stride 2 -> x*x -> Conv 4->4] + Conv 3->4 1x1 stride 2 (-> BatchNorm) ->
+// GlobalAveragePool -> Flatten -> Gemm 4->2, the shortcut before or after the branch in
+// node order, and the Add's inputs in both orders.
+TEST(OnnxImport, ProjectionShortcutMatchesTheReference) {
+  const SameConv stem(2, 3, 121), conv_b(4, 4, 123);
+  const auto wa = values(4 * 3 * 9, 122), ba = values(4, 124), wp = values(4 * 3, 125), bp = values(4, 126);
+  const BatchNorm bn(4, 127);
+  const auto fc = values(2 * 4, 128), fb = values(2, 129);
+  for (int variant = 0; variant < 8; ++variant) {
+    const bool proj_first = variant & 1, with_bn = variant & 2, proj_left = variant & 4;
+    Builder b({1, 2, 6, 6});
+    stem.add(b, "x", "s");
+    b.node("Mul", {"s", "s"}, "t");
+    auto shortcut = [&] {
+      b.tensor("wp", {4, 3, 1, 1}, wp);
+      b.tensor("bp", {4}, bp);
+      Builder::ints(b.node("Conv", {"t", "wp", "bp"}, with_bn ? "p0" : "p"), "strides", {2, 2});
+      if (with_bn) bn.add(b, "p0", "p");
+    };
+    if (proj_first) shortcut();
+    b.tensor("wa", {4, 3, 3, 3}, wa);
+    b.tensor("ba", {4}, ba);
+    auto* ca = b.node("Conv", {"t", "wa", "ba"}, "a");
+    Builder::ints(ca, "strides", {2, 2});
+    Builder::ints(ca, "pads", {1, 1, 1, 1});
+    b.node("Mul", {"a", "a"}, "a2");
+    conv_b.add(b, "a2", "c");
+    if (!proj_first) shortcut();
+    b.node("Add", proj_left ? std::vector<std::string>{"p", "c"} : std::vector<std::string>{"c", "p"}, "r");
+    b.node("GlobalAveragePool", {"r"}, "g");
+    b.node("Flatten", {"g"}, "f");
+    b.tensor("fc", {2, 4}, fc);
+    b.tensor("fb", {2}, fb);
+    gemm_trans_b(b, "f", "fc", "fb", "y");
+    const Sequential m = nn::import_onnx_bytes(b.bytes("y"));
+    ASSERT_EQ(kinds(m), (std::vector<LayerKind>{LayerKind::Conv2d, LayerKind::Square, LayerKind::ResidualBegin,
+                                                LayerKind::Conv2d, LayerKind::Square, LayerKind::Conv2d,
+                                                LayerKind::ResidualAdd, LayerKind::GlobalAvgPool,
+                                                LayerKind::Flatten, LayerKind::Linear}))
+        << "variant " << variant;
+    EXPECT_TRUE(m.layers()[6].projects());
+    for (uint32_t seed : {130u, 131u}) {
+      const Image x = test_image(2, 6, 6, seed);
+      const Image t = reference_square(stem(x));
+      Image p = reference_conv(t, wp, bp, 4, 1, 2, {0, 0, 0, 0});
+      if (with_bn) p = bn(p);
+      const Image r = reference_add(conv_b(reference_square(reference_conv(t, wa, ba, 4, 3, 2, {1, 1, 1, 1}))), p);
+      expect_outputs_near(m.forward(x.v), reference_gemm(reference_global_pool(r).v, fc, fb));
+    }
+  }
+}
+
 TEST(OnnxImport, UnsupportedResidualGraphsAreRefusedWithTheNodeNamed) {
   const SameConv main(2, 2, 91), proj(2, 2, 92), third(2, 2, 93);
-  // A projection Conv on the skip path, before or after the main path in node order.
+  // A skip path of two layers (a Conv, then x*x: not a projection shortcut), before or
+  // after the main path in node order.
   for (bool proj_first : {false, true}) {
     Builder b({1, 2, 6, 6});
-    if (proj_first) proj.add(b, "x", "p");
+    if (proj_first) {
+      proj.add(b, "x", "p0");
+      b.node("Mul", {"p0", "p0"}, "p");
+    }
     main.add(b, "x", "m");
     b.node("Mul", {"m", "m"}, "sq");
-    if (!proj_first) proj.add(b, "x", "p");
+    if (!proj_first) {
+      proj.add(b, "x", "p0");
+      b.node("Mul", {"p0", "p0"}, "p");
+    }
     b.node("Add", {"sq", "p"}, "y")->set_name("join");
     EXPECT_EQ(error_code_of([&] { nn::import_onnx_bytes(b.bytes("y")); },
-                            "node 3 (Add 'join'): inputs 'sq' and 'p' come from two branches"),
+                            "(Add 'join'): inputs 'sq' and 'p' come from two branches"),
               ErrorCode::Unsupported)
         << "projection first: " << proj_first;
   }
@@ -1125,6 +1211,29 @@ TEST(OnnxImport, RgbResNetMatchesTorch) {
   ASSERT_EQ(cases.size(), 4u);
   for (size_t k = 0; k < cases.size(); ++k) {
     ASSERT_EQ(cases[k].input.size(), 3u * 32 * 32);
+    expect_relative(m.forward(cases[k].input), cases[k].output, "case " + std::to_string(k));
+  }
+}
+
+// ResNet's downsampling block from torch (the BatchNorms folded into the convs by the
+// export): the 1x1 stride-2 shortcut becomes residual_add's projection.
+TEST(OnnxImport, RgbResNetDownsamplingBlockMatchesTorch) {
+  const Sequential m = nn::import_onnx(kData + "/rgb_resnet_down.onnx");
+  using K = LayerKind;
+  ASSERT_EQ(kinds(m), (std::vector<LayerKind>{K::Conv2d, K::Square, K::ResidualBegin, K::Conv2d, K::Square,
+                                              K::Conv2d, K::ResidualAdd, K::GlobalAvgPool, K::Flatten,
+                                              K::Linear}));
+  const nn::Layer& shortcut = m.layers()[6];
+  ASSERT_TRUE(shortcut.projects());
+  EXPECT_EQ(shortcut.in, 4u);
+  EXPECT_EQ(shortcut.out, 8u);
+  EXPECT_EQ(shortcut.kernel, 1u);
+  EXPECT_EQ(shortcut.stride, 2u);
+  EXPECT_EQ(m.layers()[3].stride, 2u);
+  const auto cases = paired_cases(kData + "/rgb_resnet_down_expected.txt");
+  ASSERT_EQ(cases.size(), 3u);
+  for (size_t k = 0; k < cases.size(); ++k) {
+    ASSERT_EQ(cases[k].input.size(), 3u * 16 * 16);
     expect_relative(m.forward(cases[k].input), cases[k].output, "case " + std::to_string(k));
   }
 }

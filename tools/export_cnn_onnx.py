@@ -24,6 +24,14 @@ No network access is needed. Writes, into tests/data/:
       GlobalAveragePool -> flatten -> Linear 8->10
 * rgb_resnet_expected.txt: 4 inputs (numpy RandomState(7) uniform [0, 1)) and torch's
   float64 outputs.
+* rgb_resnet_down.onnx: a 3x16x16 net with ResNet's downsampling block (its own seed, made
+  after the models above so they do not change):
+      conv 3->4 k3 pad 1 -> x*x -> [conv 4->8 k3 stride 2 pad 1 -> BN -> x*x -> conv 8->8 k3
+      pad 1 -> BN] + [conv 4->8 k1 stride 2 -> BN] -> GlobalAveragePool -> flatten -> Linear 8->10
+  with random weights and BatchNorm statistics, each BatchNorm folded into its conv (in
+  float32, as torch's eval-mode export does) before the export and the reference.
+* rgb_resnet_down_expected.txt: 3 inputs (numpy RandomState(11) uniform [0, 1)) and
+  torch's float64 outputs.
 With --lenet5 also (trained last, from its own seed, so the files above do not change):
 * lenet5_digits28.onnx: the classic LeNet-5 with x*x activations, trained on the 28x28
   digits and split of tools/train_convnet.py (its test images are digits_test_28x28.u8):
@@ -34,6 +42,7 @@ With --lenet5 also (trained last, from its own seed, so the files above do not c
 * lenet5_digits28_expected.txt: per test image its label, torch's prediction and float64
   logits (from the float32 weights); the header holds the test accuracy.
 """
+import copy
 import os
 import sys
 
@@ -43,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 SEED = 20240501          # the split of tools/train_convnet.py
 N_TRAIN = 1397           # first N_TRAIN permuted samples train, the last 400 test
@@ -61,6 +71,7 @@ MAX_FILE_BYTES = 1 << 20
 # ones, moderate.
 LENET5_IMAGE_SIZE = 28
 LENET5_SEED = 20261204
+RESNET_DOWN_SEED = 20261205  # rgb_resnet_down, made after the others
 LENET5_EPOCHS = 30
 LENET5_LEARNING_RATE = 1e-3
 LENET5_WEIGHT_DECAY = 1e-3
@@ -131,6 +142,29 @@ class RgbResNet(nn.Module):
         y = self.conv_a(x)
         y = self.conv_b(y * y)
         x = y + x
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class RgbResNetDown(nn.Module):
+    """ResNet's downsampling block: the skip is a 1x1 stride-2 conv with its BatchNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, kernel_size=3, padding=1)
+        self.conv_a = nn.Conv2d(4, 8, kernel_size=3, stride=2, padding=1, bias=False)
+        self.bn_a = nn.BatchNorm2d(8)
+        self.conv_b = nn.Conv2d(8, 8, kernel_size=3, padding=1, bias=False)
+        self.bn_b = nn.BatchNorm2d(8)
+        self.down = nn.Sequential(nn.Conv2d(4, 8, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(8))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x * x
+        y = self.bn_a(self.conv_a(x))
+        y = self.bn_b(self.conv_b(y * y))
+        x = y + self.down(x)
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
@@ -235,12 +269,13 @@ def write_lenet_expected(logits, labels, acc32, acc64, name="lenet_digits", imag
     return path
 
 
-def write_resnet_expected(inputs, outputs):
-    path = os.path.join(DATA, "rgb_resnet_expected.txt")
+def write_resnet_expected(inputs, outputs, name="rgb_resnet", seed=7):
+    path = os.path.join(DATA, f"{name}_expected.txt")
+    c, h, w = inputs.shape[1:]
     with open(path, "w") as f:
-        f.write("# tests/data/rgb_resnet.onnx evaluated by torch in float64 from its float32 weights\n"
-                "# (tools/export_cnn_onnx.py). Per case a line of 3 x 32 x 32 inputs (channel-major, then\n"
-                "# row-major; numpy RandomState(7) uniform [0, 1)) and a line of 10 outputs (%.17g).\n")
+        f.write(f"# tests/data/{name}.onnx evaluated by torch in float64 from its float32 weights\n"
+                f"# (tools/export_cnn_onnx.py). Per case a line of {c} x {h} x {w} inputs (channel-major, then\n"
+                f"# row-major; numpy RandomState({seed}) uniform [0, 1)) and a line of 10 outputs (%.17g).\n")
         for x, y in zip(inputs, outputs):
             f.write(numbers(x.flatten()) + "\n")
             f.write(numbers(y) + "\n")
@@ -324,6 +359,35 @@ def resnet():
     return [write_resnet_expected(inputs, outputs)]
 
 
+def resnet_down():
+    torch.manual_seed(RESNET_DOWN_SEED)
+    model = RgbResNetDown()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+                m.weight.mul_(0.5)
+                if m.bias is not None:
+                    m.bias.uniform_(-0.1, 0.1)
+            if isinstance(m, nn.BatchNorm2d):  # statistics as training would leave them
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    # The export folds each BatchNorm into its conv in float32; fold them here first so that
+    # the reference below runs the very float32 weights the file holds.
+    model.eval()
+    model.conv_a, model.bn_a = fuse_conv_bn_eval(model.conv_a, model.bn_a), nn.Identity()
+    model.conv_b, model.bn_b = fuse_conv_bn_eval(model.conv_b, model.bn_b), nn.Identity()
+    model.down = nn.Sequential(fuse_conv_bn_eval(model.down[0], model.down[1]))
+    export(model, torch.zeros(1, 3, 16, 16), "rgb_resnet_down.onnx")
+    inputs = np.random.RandomState(11).uniform(0.0, 1.0, size=(3, 3, 16, 16))
+    with torch.no_grad():
+        outputs = copy.deepcopy(model).double()(torch.from_numpy(inputs)).numpy()
+    print("rgb_resnet_down max |output|", float(np.abs(outputs).max()))
+    return [write_resnet_expected(inputs, outputs, "rgb_resnet_down", 11)]
+
+
 def main():
     with_lenet5 = "--lenet5" in sys.argv[1:]
     unknown = [a for a in sys.argv[1:] if a != "--lenet5"]
@@ -335,8 +399,9 @@ def main():
     os.makedirs(DATA, exist_ok=True)
     accuracy, written = lenet()
     written += resnet()
+    written += resnet_down()  # its own seed: the files above do not change
     names = ["lenet_digits.onnx", "digits_test_16x16.u8", "lenet_digits_expected.txt", "rgb_resnet.onnx",
-             "rgb_resnet_expected.txt"]
+             "rgb_resnet_expected.txt", "rgb_resnet_down.onnx", "rgb_resnet_down_expected.txt"]
     accuracy5 = None
     if with_lenet5:  # last: it reseeds, the files above stay as they were
         accuracy5, more = lenet5()

@@ -4,6 +4,7 @@
 #include <functional>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -75,6 +76,7 @@ struct SaveStep {};  // residual_begin: keep the current ciphertexts
 // residual_add: the saved ciphertexts, brought to the branch's level, scale and factor
 // (times `match` at level + 1, then rescaled, when `adjust`), added to the current ones.
 struct AddStep {
+  std::optional<SpatialConv2d> projection;  // a conv on the skip path first
   bool adjust = false;
   uint32_t level = 0;
   Plaintext match;
@@ -200,7 +202,7 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
   Sizes z;
   size_t sparse_channels = 0;  // channels of a flattened spatial tensor until a linear layer
   size_t channels = model.channels();
-  size_t open_residuals = 0;
+  std::vector<uint32_t> open_residuals;  // the depth at each open residual_begin
   const auto& layers = model.layers();
   size_t h = model.height(), w = model.width(), ys = w, xs = 1;
   size_t extent = h * w;
@@ -257,8 +259,11 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
       case LayerKind::Flatten:
         if (!vector_input && h * w > 1) sparse_channels = channels;  // a global pool left one position each
         break;
-      case LayerKind::ResidualBegin: ++open_residuals; break;
-      case LayerKind::ResidualAdd: --open_residuals; break;  // the join matches the skip to the branch: no depth
+      case LayerKind::ResidualBegin: open_residuals.push_back(z.depth); break;
+      case LayerKind::ResidualAdd:  // the join matches the skip to the branch: no depth
+        if (l.projects()) z.convs.push_back({l.in, l.out, l.kernel * l.kernel, open_residuals.back()});
+        open_residuals.pop_back();
+        break;
       case LayerKind::Linear:
         d = 1, factor = 1;
         if (block != 0 && sparse_channels != 0 && worth_compacting(l.out, l.in, sparse_channels, block)) {
@@ -270,7 +275,7 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
         sparse_channels = 0;
         period = std::bit_ceil(std::max(l.out, period));
         z.linear_block = std::max(z.linear_block, period);
-        if (open_residuals == 0 && linear_follows(layers, i)) period = std::bit_ceil(l.out);
+        if (open_residuals.empty() && linear_follows(layers, i)) period = std::bit_ceil(l.out);
         break;
     }
     extent = std::max(extent, (h - 1) * ys + (w - 1) * xs + 1);
@@ -573,14 +578,31 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
         how = "keeps " + std::to_string(lay.groups) + " ciphertext(s) for the skip";
         break;
       case LayerKind::ResidualAdd: {
-        const Skip s = std::move(skips.back());
+        Skip s = std::move(skips.back());
         skips.pop_back();
+        AddStep add;
+        if (l.projects()) {  // the skip's conv runs first, at the skip's level
+          require(s.lay.spatial, ErrorCode::Unsupported,
+                  "model layer " + std::to_string(index) + ": residual_add's projection needs a spatial skip");
+          require(s.level > level, ErrorCode::Unsupported,
+                  "model layer " + std::to_string(index) + ": residual_add's projection needs a level, and the "
+                  "branch spends none (put a conv or an activation in the block)");
+          std::vector<double> weight = l.weight;
+          for (double& v : weight) v *= s.lay.factor;
+          SpatialConv2d conv(ctx, s.lay.sp, l.geometry(), weight, l.bias,
+                             SpatialConvOptions{static_cast<int>(s.level), s.scale, opt.plaintext_budget});
+          for (int64_t r : conv.rotation_steps()) m.rotations.insert(r);
+          how = "the projection: " + std::to_string(conv.products()) + " products, " +
+                std::to_string(conv.rotation_steps().size()) + " rotation keys; ";
+          s.lay = spatial_layout(conv.output_layout());
+          s.level -= 1;
+          add.projection = std::move(conv);
+        }
         require(s.lay.groups == lay.groups && s.lay.period == lay.period && s.lay.where == lay.where,
                 ErrorCode::Unsupported,
                 "model layer " + std::to_string(index) +
                     ": residual_add: the block moved its values (a strided or pooling layer inside it); "
-                    "the skip and the branch must keep one layout");
-        AddStep add;
+                    "the skip and the branch must keep one layout (a projection with the branch's stride does)");
         add.level = level;
         if (s.level > level) {  // the skip spends one of its spare levels on a matching constant
           add.adjust = true;
@@ -588,14 +610,14 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
           require(std::isfinite(value) && std::isfinite(const_scale) && const_scale > 1, ErrorCode::InvalidArgument,
                   "model layer " + std::to_string(index) + ": residual_add cannot match the skip's scale");
           add.match = Encoder(ctx).encode_constant(value, const_scale, static_cast<int>(level + 1));
-          how = "the skip (level " + std::to_string(s.level) + ") times a constant at level " +
-                std::to_string(level + 1) + ", rescaled: no level of the plan";
+          how += "the skip (level " + std::to_string(s.level) + ") times a constant at level " +
+                 std::to_string(level + 1) + ", rescaled: no level of the plan";
         } else {
           require(std::fabs(s.scale - scale) <= std::ldexp(scale, -40) && s.lay.factor == lay.factor,
                   ErrorCode::Unsupported,
                   "model layer " + std::to_string(index) +
                       ": residual_add around a block that consumes no level must keep the scale and factor");
-          how = "a plain addition";
+          how += "a plain addition";
         }
         m.steps.push_back({std::move(add), ""});
         break;
@@ -745,6 +767,7 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
           } else if constexpr (std::is_same_v<T, AddStep>) {
             std::vector<Ciphertext> skip = std::move(saved.back());
             saved.pop_back();
+            if (s.projection) skip = s.projection->apply(eval, skip, gk);
             for (size_t i = 0; i < src->size(); ++i) {
               Ciphertext x = std::move(skip[i]);
               if (s.adjust) {

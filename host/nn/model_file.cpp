@@ -99,7 +99,7 @@ std::vector<double> read_doubles(io::Reader& r, uint64_t count, const std::strin
 
 enum class Kind : uint8_t {
   Conv2d = 1, Square = 2, Activation = 3, AvgPool2d = 4, Flatten = 5, Linear = 6, GlobalAvgPool = 7,
-  ResidualBegin = 8, ResidualAdd = 9, Affine = 10
+  ResidualBegin = 8, ResidualAdd = 9, Affine = 10, ResidualProjection = 11
 };
 
 void write_window(Sink& s, const Layer& l) {
@@ -163,7 +163,16 @@ void write_layer(Sink& s, const Layer& l) {
       return;
     case LayerKind::GlobalAvgPool: s.u8(static_cast<uint8_t>(Kind::GlobalAvgPool)); return;
     case LayerKind::ResidualBegin: s.u8(static_cast<uint8_t>(Kind::ResidualBegin)); return;
-    case LayerKind::ResidualAdd: s.u8(static_cast<uint8_t>(Kind::ResidualAdd)); return;
+    case LayerKind::ResidualAdd:
+      if (!l.projects()) {
+        s.u8(static_cast<uint8_t>(Kind::ResidualAdd));
+        return;
+      }
+      s.u8(static_cast<uint8_t>(Kind::ResidualProjection));  // input channels: the skip's
+      s.u64(l.out);
+      write_window(s, l);
+      s.doubles(l.weight), s.doubles(l.bias);
+      return;
     case LayerKind::Flatten: s.u8(static_cast<uint8_t>(Kind::Flatten)); return;
     case LayerKind::Linear:
       s.u8(static_cast<uint8_t>(Kind::Linear));
@@ -185,15 +194,22 @@ void read_layer(io::Reader& r, Sequential& seq, uint32_t index) {
   const uint8_t kind = r.u8();
   try {
     switch (static_cast<Kind>(kind)) {
-      case Kind::Conv2d: {
+      case Kind::Conv2d:
+      case Kind::ResidualProjection: {
+        const bool projection = static_cast<Kind>(kind) == Kind::ResidualProjection;
+        check(!projection || seq.open_residuals() > 0, at + ": a projection without a residual_begin");
         const uint64_t out = read_bounded(r, 1, kMaxFeatures, at + " channels");
         const Window win = read_window(r, at);
-        const uint64_t in = seq.output_shape().channels, per = in * win.kernel * win.kernel;  // <= 2^40
+        const uint64_t in = projection ? seq.residual_input_shape().channels : seq.output_shape().channels;
+        const uint64_t per = in * win.kernel * win.kernel;  // <= 2^40
         check(per <= kMaxWeights / out, at + ": " + std::to_string(out) + " x " + std::to_string(per) +
                                             " weights exceed the limit of " + std::to_string(kMaxWeights));
         auto w = read_doubles(r, out * per, at + " weights");
         auto b = read_doubles(r, out, at + " bias");
-        seq.conv2d(out, win.kernel, win.stride, win.pad, std::move(w), std::move(b));
+        if (projection)
+          seq.residual_add(out, win.kernel, win.stride, win.pad, std::move(w), std::move(b));
+        else
+          seq.conv2d(out, win.kernel, win.stride, win.pad, std::move(w), std::move(b));
         return;
       }
       case Kind::Square: seq.square(); return;

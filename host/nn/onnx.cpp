@@ -160,11 +160,13 @@ class Importer {
                                               " nodes (limit " + std::to_string(options_.max_nodes) + ")");
     for (const auto& t : g.initializer()) consts_[t.name()] = read_tensor(t);
     start(g);
+    find_projections(g);
     find_residual_joins(g);
     open_blocks(base_);
     for (int i = 0; i < g.node_size(); ++i) {
       index_ = static_cast<size_t>(i);
       node_ = &g.node(i);
+      if (deferred_.count(index_)) continue;  // a projection's node: built at its Add
       visit(*node_);
       for (const auto& out : node_->output()) open_blocks(out);
     }
@@ -317,7 +319,10 @@ class Importer {
     exprs_[name] = kIdentity;
     last_affine_ = affine;
   }
-  void layer_done(bool affine) { set_base(output(), affine); }
+  void layer_done(bool affine) {
+    column_ = false;  // a layer's output is a row (reshape() sets it again after its flatten)
+    set_base(output(), affine);
+  }
 
   // Turns the polynomial `name` holds into layers, so that `name` is the new base.
   void materialize(const std::string& name) {
@@ -440,6 +445,81 @@ class Importer {
   // chain segments is a residual join whose skip is the earlier one; an Add of two
   // tensors of one segment stays a polynomial; an Add with a branch is refused here,
   // naming it (a Conv on the skip path, two diverging paths).
+  // A projection shortcut's skip path: a Conv, maybe a BatchNormalization after it.
+  struct Projection {
+    size_t conv = 0;
+    std::optional<size_t> bn;
+    std::string output;  // the skip path's tensor at the Add
+  };
+  // A Conv node's layer arguments (conv_spec).
+  struct ConvSpec {
+    size_t out = 0, kernel = 0, stride = 1;
+    Padding pad;
+    std::vector<double> weight, bias;
+  };
+
+  // Finds the projection shortcuts: an Add (or two-input Sum) one of whose inputs is
+  // Conv(x) or BatchNormalization(Conv(x)), each used only on that path, where the Add's
+  // other input is computed from x but is not x (that is a plain block whose branch is
+  // the Conv). When both
+  // inputs qualify, the later Conv is the shortcut (PyTorch's order: the block's
+  // branch first, the downsample after it).
+  void find_projections(const onnx::GraphProto& g) {
+    std::map<std::string, size_t> producer, uses;
+    for (int i = 0; i < g.node_size(); ++i) {
+      for (const auto& o : g.node(i).output())
+        if (!o.empty()) producer[o] = static_cast<size_t>(i);
+      for (const auto& in : g.node(i).input()) ++uses[in];
+    }
+    for (const auto& o : g.output()) ++uses[o.name()];
+    auto path = [&](const std::string& t) -> std::optional<Projection> {
+      Projection p;
+      p.output = t;
+      auto it = producer.find(t);
+      if (it == producer.end() || uses[t] != 1) return std::nullopt;
+      if (g.node(static_cast<int>(it->second)).op_type() == "BatchNormalization") {
+        p.bn = it->second;
+        const std::string& x = g.node(static_cast<int>(it->second)).input(0);
+        it = producer.find(x);
+        if (it == producer.end() || uses[x] != 1) return std::nullopt;
+      }
+      const onnx::NodeProto& conv = g.node(static_cast<int>(it->second));
+      if (conv.op_type() != "Conv" || conv.input_size() < 2) return std::nullopt;
+      p.conv = it->second;
+      return p;
+    };
+    // Whether `from` is an ancestor of `t` (the branch must start at the shortcut's input).
+    auto descends = [&](const std::string& t, const std::string& from) {
+      std::vector<std::string> todo{t};
+      std::set<std::string> seen;
+      while (!todo.empty()) {
+        const std::string cur = todo.back();
+        todo.pop_back();
+        if (cur == from) return true;
+        const auto it = producer.find(cur);
+        if (it == producer.end() || !seen.insert(cur).second) continue;
+        for (const auto& in : g.node(static_cast<int>(it->second)).input()) todo.push_back(in);
+      }
+      return false;
+    };
+    for (int i = 0; i < g.node_size(); ++i) {
+      const onnx::NodeProto& n = g.node(i);
+      if (!joins_two(n) || n.input_size() != 2) continue;
+      std::optional<Projection> best;
+      for (int side = 0; side < 2; ++side) {
+        auto p = path(n.input(side));
+        if (!p) continue;
+        const std::string& x = g.node(static_cast<int>(p->conv)).input(0);
+        if (x == n.input(1 - side) || !descends(n.input(1 - side), x)) continue;
+        if (!best || p->conv > best->conv) best = p;
+      }
+      if (!best) continue;
+      deferred_.insert(best->conv);
+      if (best->bn) deferred_.insert(*best->bn);
+      projections_[static_cast<size_t>(i)] = *best;
+    }
+  }
+
   void find_residual_joins(const onnx::GraphProto& g) {
     std::map<std::string, size_t> segment{{base_, 0}};
     std::vector<bool> on_chain{true};
@@ -451,6 +531,19 @@ class Importer {
     for (int i = 0; i < g.node_size(); ++i) {
       index_ = static_cast<size_t>(i);
       node_ = &g.node(i);
+      if (deferred_.count(index_)) continue;
+      if (const auto p = projections_.find(index_); p != projections_.end()) {
+        const std::string& skip = g.node(static_cast<int>(p->second.conv)).input(0);
+        const std::string& branch = input(0) == p->second.output ? input(1) : input(0);
+        const auto s = segment.find(skip), b = segment.find(branch);
+        if (s == segment.end() || b == segment.end())
+          unsupported("the projection's input '" + skip + "' or the branch '" + branch +
+                      "' is not computed from the graph input");
+        const size_t out = start_segment(residual_join({skip, s->second}, {branch, b->second}, on_chain));
+        for (const auto& o : node_->output())
+          if (!o.empty()) segment[o] = out;
+        continue;
+      }
       std::vector<std::pair<std::string, size_t>> data;  // the inputs that depend on the graph input
       for (const auto& in : node_->input())
         if (auto it = segment.find(in); !in.empty() && it != segment.end()) data.emplace_back(in, it->second);
@@ -500,18 +593,49 @@ class Importer {
     last_affine_ = false;  // the begin sits between the conv / linear and anything folded into it
   }
 
-  // y = branch + skip, where the skip must be the innermost open block's tensor.
+  // y = branch + skip, where the skip must be the innermost open block's tensor (or,
+  // for a projection shortcut, the input of its Conv).
   void residual_add(const std::string& skip) {
     inputs_between(2, 2);
-    const std::string& branch = input(0) == skip ? input(1) : input(0);
+    const auto proj = projections_.find(index_);
+    const std::string& other = proj != projections_.end() ? proj->second.output : skip;
+    const std::string& branch = input(0) == other ? input(1) : input(0);
     if (open_.empty()) unsupported("the skip input '" + skip + "' starts no open residual block");
     if (open_.back() != skip)
       unsupported("the skip input '" + skip + "' is not the innermost open residual block's (that is '" +
                   open_.back() + "'): residual blocks must nest");
     materialize(branch);
-    build([](Sequential& m) { m.residual_add(); });
+    if (proj == projections_.end()) {
+      build([](Sequential& m) { m.residual_add(); });
+    } else {
+      const onnx::NodeProto* add = node_;
+      ConvSpec c = projection_conv(proj->second);
+      node_ = add;
+      build([&](Sequential& m) { m.residual_add(c.out, c.kernel, c.stride, c.pad, std::move(c.weight), c.bias); });
+    }
     open_.pop_back();
     layer_done(false);
+  }
+
+  // The projection's Conv, with its BatchNormalization folded in, on the skip's shape.
+  ConvSpec projection_conv(const Projection& p) {
+    const onnx::GraphProto& g = model_.graph();
+    node_ = &g.node(static_cast<int>(p.conv));
+    const TensorShape in = seq_->residual_input_shape();
+    ConvSpec c = conv_spec(in, Padding{});
+    if (c.bias.empty()) c.bias.assign(c.out, 0.0);
+    if (p.bn) {
+      node_ = &g.node(static_cast<int>(*p.bn));
+      inputs_between(5, 5);
+      if (attr_int("training_mode", 0) != 0) unsupported("training mode");
+      const Affine a = batch_norm_affine(attr_float("epsilon", 1e-5), c.out);
+      const size_t per = c.weight.size() / c.out;
+      for (size_t o = 0; o < c.out; ++o) {
+        for (size_t i = 0; i < per; ++i) c.weight[o * per + i] *= a.scale[o];
+        c.bias[o] = c.bias[o] * a.scale[o] + a.shift[o];
+      }
+    }
+    return c;
   }
 
   // ---- operators ----
@@ -770,18 +894,18 @@ class Importer {
     if (seq_->output_shape().flat) invalid("the input is a flat vector (after Flatten), not an image");
   }
 
-  void conv() {
+  // The current Conv node on an input of shape `in` (after a folded Pad of `pre`).
+  ConvSpec conv_spec(const TensorShape& in_shape, const Padding& pre) const {
     inputs_between(2, 3);
     const int64_t group = attr_int("group", 1);
     if (group < 1) unsupported("group must be >= 1, got " + std::to_string(group));
     check_dilations();
-    const Padding pre = folded_pad(input(0));
-    need_spatial();
+    if (in_shape.flat) invalid("the input is a flat vector (after Flatten), not an image");
     const Tensor& w = constant(input(1));
     if (w.dims.size() != 4) unsupported("weight must be 4-D [out, in / group, kernel, kernel]");
     if (w.dims[2] != w.dims[3]) unsupported("kernel must be square");
     const size_t out = static_cast<size_t>(w.dims[0]), in = static_cast<size_t>(w.dims[1]);
-    const size_t k = static_cast<size_t>(w.dims[2]), channels = seq_->output_shape().channels;
+    const size_t k = static_cast<size_t>(w.dims[2]), channels = in_shape.channels;
     const size_t groups = static_cast<size_t>(group);
     if (channels % groups != 0 || out % groups != 0)
       unsupported("group " + std::to_string(group) + " must divide the input channels (" + std::to_string(channels) +
@@ -794,12 +918,22 @@ class Importer {
     const auto ks = attr_ints("kernel_shape");
     if (!ks.empty() && (ks.size() != 2 || ks[0] != w.dims[2] || ks[1] != w.dims[3]))
       unsupported("kernel_shape does not match the weight");
-    const size_t stride = attr_stride();
-    const Padding pad = window_padding(pre, own_padding(pre, k, stride), k);
-    std::vector<double> bias;
-    if (node_->input_size() == 3 && !input(2).empty()) bias = constant(input(2)).values;
-    std::vector<double> weight = groups == 1 ? w.values : dense_weight(w, groups, channels);
-    build([&](Sequential& m) { m.conv2d(out, k, stride, pad, std::move(weight), bias); });
+    ConvSpec c;
+    c.out = out, c.kernel = k, c.stride = attr_stride();
+    const Padding own =
+        attr_padding(k, c.stride, in_shape.height + pre.top + pre.bottom, in_shape.width + pre.left + pre.right);
+    c.pad = window_padding(pre, own, k);
+    if (node_->input_size() == 3 && !input(2).empty()) c.bias = constant(input(2)).values;
+    c.weight = groups == 1 ? w.values : dense_weight(w, groups, channels);
+    return c;
+  }
+
+  void conv() {
+    inputs_between(2, 3);
+    const Padding pre = folded_pad(input(0));
+    need_spatial();
+    ConvSpec c = conv_spec(seq_->output_shape(), pre);
+    build([&](Sequential& m) { m.conv2d(c.out, c.kernel, c.stride, c.pad, std::move(c.weight), c.bias); });
     layer_done(true);
   }
 
@@ -839,7 +973,13 @@ class Importer {
   void gemm() {
     inputs_between(2, 3);
     materialize(input(0));
-    if (attr_int("transA", 0) != 0) unsupported("transA must be 0");
+    // transA = 1: A is the data as a column [K, 1] (a Reshape to (-1, 1)), so A^T B is
+    // the same map of its K values as a row's A B.
+    const int64_t trans_a = attr_int("transA", 0);
+    if (trans_a != 0 && trans_a != 1) unsupported("transA must be 0 or 1");
+    if ((trans_a == 1) != column_)
+      unsupported(trans_a == 1 ? "transA = 1 needs the data as a column [K, 1] (a Reshape to (-1, 1) before it)"
+                               : "the data is a column [K, 1]: a Gemm needs transA = 1 to read it");
     const bool trans_b = attr_int("transB", 0) != 0;
     const double alpha = attr_float("alpha", 1.0), beta = attr_float("beta", 1.0);
     const Tensor& b = constant(input(1));
@@ -864,6 +1004,7 @@ class Importer {
   void matmul() {
     inputs_between(2, 2);
     if (is_const(input(0))) unsupported("constant times data is not supported (data must come first)");
+    if (column_) unsupported("the data is a column [K, 1]: MatMul needs it as a row (use Gemm with transA = 1)");
     materialize(input(0));
     const Tensor& b = constant(input(1));
     if (b.dims.size() != 2) unsupported("the matrix must be a 2-D constant");
@@ -905,8 +1046,8 @@ class Importer {
 
   // Inference BatchNormalization as y = scale * x + shift per channel (feature):
   // scale = gamma / sqrt(var + eps), shift = beta - mean * scale.
-  Affine batch_norm_affine(double eps) const {
-    const size_t f = features();
+  Affine batch_norm_affine(double eps) const { return batch_norm_affine(eps, features()); }
+  Affine batch_norm_affine(double eps, size_t f) const {
     Affine a{std::vector<double>(f), std::vector<double>(f)};
     const Tensor *gamma = &constant(input(1)), *beta = &constant(input(2)), *mean = &constant(input(3)),
                  *var = &constant(input(4));
@@ -981,8 +1122,12 @@ class Importer {
       ok = (d0 == 1 || d0 == -1 || (d0 == 0 && zero_ok)) && (d1 == -1 || d1 == static_cast<double>(s.size())) &&
            !(d0 == -1 && d1 == -1);
     }
-    if (!ok) unsupported("only a reshape to (batch, features) is supported");
+    // (features, 1): the column a Gemm with transA = 1 reads.
+    const bool column = !ok && shape.size() == 2 && shape.values[1] == 1 &&
+                        (shape.values[0] == -1 || shape.values[0] == static_cast<double>(s.size()));
+    if (!ok && !column) unsupported("only a reshape to (batch, features) or (features, 1) is supported");
     to_flat();
+    column_ = column && s.size() > 1;
   }
 
   void to_flat() {
@@ -1018,9 +1163,14 @@ class Importer {
   std::optional<Sequential> seq_;
   std::string base_;
   bool last_affine_ = false;  // the base is the output of a conv2d / linear (affine folds allowed)
+  bool column_ = false;       // the flat base is a column [K, 1] (Reshape to (-1, 1)), for Gemm transA
   size_t index_ = 0;
   const onnx::NodeProto* node_ = nullptr;
   std::map<size_t, std::string> joins_;   // node index of a residual Add -> its skip input
+  // Projection shortcuts (find_projections): node index of the Add -> its skip path;
+  // the walk leaves the path's nodes (deferred_) to the Add.
+  std::map<size_t, Projection> projections_;
+  std::set<size_t> deferred_;
   std::map<std::string, int> skip_uses_;  // skip tensor -> blocks that start there (not yet opened)
   std::vector<std::string> open_;         // the open blocks' skip tensors, innermost last
 };

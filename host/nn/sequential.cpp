@@ -1,6 +1,7 @@
 // Sequential: the plain model description, its argument checks, BatchNorm folding
 // and the float64 reference evaluation the encrypted plan is tested against.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <sstream>
@@ -54,7 +55,10 @@ std::string Layer::describe() const {
              (pad.none() || count_include_pad ? "" : ", exclude pad") + ")";
     case LayerKind::GlobalAvgPool: return "global_avg_pool";
     case LayerKind::ResidualBegin: return "residual_begin";
-    case LayerKind::ResidualAdd: return "residual_add";
+    case LayerKind::ResidualAdd:
+      if (!projects()) return "residual_add";
+      return "residual_add(projection " + std::to_string(in) + "->" + std::to_string(out) + ", kernel " +
+             std::to_string(kernel) + ", stride " + std::to_string(stride) + pad_text(pad) + ")";
     case LayerKind::Affine: return "affine(" + std::to_string(weight.size()) + ")";
     case LayerKind::Flatten: return "flatten";
     case LayerKind::Linear: return "linear(" + std::to_string(in) + "->" + std::to_string(out) + ")";
@@ -96,18 +100,20 @@ static void check_window(const TensorShape& s, size_t kernel, size_t stride, con
          std::to_string(s.width) + " input");
 }
 
-Sequential& Sequential::conv2d(size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
-                               std::vector<double> weight, std::vector<double> bias) {
+// A conv2d layer on a tensor of shape `in`, its arguments checked; `what` names it in errors.
+Layer Sequential::make_conv(const TensorShape& in_shape, size_t out_channels, size_t kernel, size_t stride,
+                            const Padding& pad, std::vector<double> weight, std::vector<double> bias,
+                            const std::string& what) const {
   auto f = [this](const std::string& m) { fail(m); };
-  check_window(shape_, kernel, stride, pad, f, "conv2d");
-  if (out_channels < 1) fail("conv2d needs out_channels >= 1");
-  if (out_channels > kMaxFeatures) fail("conv2d: at most " + std::to_string(kMaxFeatures) + " channels");
-  const size_t in = shape_.channels;
+  check_window(in_shape, kernel, stride, pad, f, what);
+  if (out_channels < 1) fail(what + " needs out_channels >= 1");
+  if (out_channels > kMaxFeatures) fail(what + ": at most " + std::to_string(kMaxFeatures) + " channels");
+  const size_t in = in_shape.channels;
   if (weight.size() != out_channels * in * kernel * kernel)  // < 2^52: no wrap
-    fail("conv2d weight must hold out * in * kernel^2 = " + std::to_string(out_channels * in * kernel * kernel) +
+    fail(what + " weight must hold out * in * kernel^2 = " + std::to_string(out_channels * in * kernel * kernel) +
          " values, got " + std::to_string(weight.size()));
-  if (!bias.empty() && bias.size() != out_channels) fail("conv2d bias must be empty or hold out_channels values");
-  if (!all_finite(weight) || !all_finite(bias)) fail("conv2d weights must be finite");
+  if (!bias.empty() && bias.size() != out_channels) fail(what + " bias must be empty or hold out_channels values");
+  if (!all_finite(weight) || !all_finite(bias)) fail(what + " weights must be finite");
   Layer l(LayerKind::Conv2d);
   l.out = out_channels;
   l.in = in;
@@ -116,6 +122,12 @@ Sequential& Sequential::conv2d(size_t out_channels, size_t kernel, size_t stride
   l.pad = pad;
   l.weight = std::move(weight);
   l.bias = bias.empty() ? std::vector<double>(out_channels, 0.0) : std::move(bias);
+  return l;
+}
+
+Sequential& Sequential::conv2d(size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
+                               std::vector<double> weight, std::vector<double> bias) {
+  Layer l = make_conv(shape_, out_channels, kernel, stride, pad, std::move(weight), std::move(bias), "conv2d");
   const Conv2dGeometry g = l.geometry();
   shape_ = TensorShape{out_channels, g.out_height(shape_.height), g.out_width(shape_.width), false};
   layers_.push_back(std::move(l));
@@ -201,14 +213,35 @@ Sequential& Sequential::residual_begin() {
   return *this;
 }
 
-Sequential& Sequential::residual_add() {
+Sequential& Sequential::residual_add() { return join(Layer(LayerKind::ResidualAdd), skips_.empty() ? shape_ : skips_.back()); }
+
+Sequential& Sequential::residual_add(size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
+                                     std::vector<double> weight, std::vector<double> bias) {
   if (skips_.empty()) fail("residual_add without a residual_begin");
+  Layer conv = make_conv(skips_.back(), out_channels, kernel, stride, pad, std::move(weight), std::move(bias),
+                         "residual_add's projection");
+  Layer l(LayerKind::ResidualAdd);
+  l.out = conv.out, l.in = conv.in, l.kernel = conv.kernel, l.stride = conv.stride, l.pad = conv.pad;
+  l.weight = std::move(conv.weight), l.bias = std::move(conv.bias);
+  const Conv2dGeometry g = l.geometry();
   const TensorShape& s = skips_.back();
+  return join(std::move(l), TensorShape{out_channels, g.out_height(s.height), g.out_width(s.width), false});
+}
+
+TensorShape Sequential::residual_input_shape() const {
+  if (skips_.empty()) fail("no residual block is open");
+  return skips_.back();
+}
+
+// Closes the innermost block: `skip` is what its skip path delivers to the add.
+Sequential& Sequential::join(Layer l, const TensorShape& skip) {
+  if (skips_.empty()) fail("residual_add without a residual_begin");
+  const TensorShape& s = skip;
   if (s.channels != shape_.channels || s.height != shape_.height || s.width != shape_.width || s.flat != shape_.flat)
-    fail("residual_add: the block's output is " + shape_.describe() + " but its input was " + s.describe() +
-         " (the shapes must match)");
+    fail("residual_add: the block's output is " + shape_.describe() + " but its " +
+         (l.projects() ? "projected skip is " : "input was ") + s.describe() + " (the shapes must match)");
   skips_.pop_back();
-  layers_.push_back(Layer(LayerKind::ResidualAdd));
+  layers_.push_back(std::move(l));
   return *this;
 }
 
@@ -267,6 +300,14 @@ std::vector<double> window_sum(const std::vector<double>& x, size_t cin, size_t 
   return y;
 }
 
+// A conv2d (or a residual_add's projection) on an l.in x h x w tensor.
+std::vector<double> conv_forward(const Layer& l, const std::vector<double>& x, size_t h, size_t w) {
+  const size_t kk = l.kernel * l.kernel;
+  return window_sum(x, l.in, h, w, l.geometry(), l.bias, [&](size_t co, size_t t, size_t, size_t, auto&& add) {
+    for (size_t ci = 0; ci < l.in; ++ci) add(ci, l.weight[(co * l.in + ci) * kk + t]);
+  });
+}
+
 // Pixels of an avg_pool2d window inside the image, along one axis.
 double inside(size_t o, size_t stride, size_t pad, size_t k, size_t side) {
   const int64_t lo = static_cast<int64_t>(o * stride) - static_cast<int64_t>(pad);
@@ -281,6 +322,7 @@ uint64_t Sequential::multiply_adds() const {
   auto mul = [&](uint64_t a, uint64_t b) { return a != 0 && b > cap / a ? cap : a * b; };
   uint64_t total = 0;
   size_t ch = channels_, h = height_, w = width_;
+  std::vector<std::array<size_t, 3>> saved;  // (channels, height, width) at the open residual_begin()s
   for (const Layer& l : layers_) {
     uint64_t n = mul(ch, mul(h, w));  // elementwise layers and pooling sums
     switch (l.kind) {
@@ -297,10 +339,17 @@ uint64_t Sequential::multiply_adds() const {
       case LayerKind::GlobalAvgPool: h = w = 1; break;
       case LayerKind::Flatten: ch = ch * h * w, h = w = 1; break;
       case LayerKind::Linear: n = mul(l.out, l.in), ch = l.out, h = w = 1; break;
+      case LayerKind::ResidualAdd:
+        if (l.projects()) {
+          const auto [sc, sh, sw] = saved.back();
+          const Conv2dGeometry g = l.geometry();
+          n = std::min(cap, n + mul(mul(l.out, mul(g.out_height(sh), g.out_width(sw))), mul(l.kernel * l.kernel, sc)));
+        }
+        if (!saved.empty()) saved.pop_back();
+        break;
       case LayerKind::Square:
-      case LayerKind::Affine:
-      case LayerKind::ResidualAdd: break;
-      case LayerKind::ResidualBegin: n = 0; break;
+      case LayerKind::Affine: break;
+      case LayerKind::ResidualBegin: n = 0, saved.push_back({ch, h, w}); break;
     }
     total = std::min(cap, total + n);
   }
@@ -314,25 +363,29 @@ std::vector<double> Sequential::forward(const std::vector<double>& image) const 
   require(skips_.empty(), ErrorCode::InvalidArgument, "model: a residual_begin has no residual_add");
   std::vector<double> x = image;
   size_t ch = channels_, h = height_, w = width_;
-  std::vector<std::vector<double>> saved;
+  struct Saved {
+    std::vector<double> x;
+    size_t ch, h, w;
+  };
+  std::vector<Saved> saved;
   for (const Layer& l : layers_) {
     switch (l.kind) {
-      case LayerKind::ResidualBegin: saved.push_back(x); break;
+      case LayerKind::ResidualBegin: saved.push_back({x, ch, h, w}); break;
       case LayerKind::Affine: {
         const size_t per = x.size() / l.weight.size();  // pixels per channel (1 when flat)
         for (size_t i = 0; i < x.size(); ++i) x[i] = l.weight[i / per] * x[i] + l.bias[i / per];
         break;
       }
-      case LayerKind::ResidualAdd:
-        for (size_t i = 0; i < x.size(); ++i) x[i] += saved.back()[i];
+      case LayerKind::ResidualAdd: {
+        const Saved& s = saved.back();
+        const std::vector<double> skip = l.projects() ? conv_forward(l, s.x, s.h, s.w) : s.x;
+        for (size_t i = 0; i < x.size(); ++i) x[i] += skip[i];
         saved.pop_back();
         break;
+      }
       case LayerKind::Conv2d: {
         const Conv2dGeometry g = l.geometry();
-        const size_t kk = l.kernel * l.kernel;
-        x = window_sum(x, ch, h, w, g, l.bias, [&](size_t co, size_t t, size_t, size_t, auto&& add) {
-          for (size_t ci = 0; ci < l.in; ++ci) add(ci, l.weight[(co * l.in + ci) * kk + t]);
-        });
+        x = conv_forward(l, x, h, w);
         ch = l.out, h = g.out_height(h), w = g.out_width(w);
         break;
       }

@@ -18,7 +18,9 @@
 //   flatten()                     a layout change only, PyTorch order (channel, y, x)
 //   residual_begin() ... residual_add()
 //                                 y = branch(x) + x for the layers between them (a
-//                                 residual block; blocks nest). The join costs no level
+//                                 residual block; blocks nest), or + conv(x) with a
+//                                 projection (residual_add(out, kernel, stride, pad, W),
+//                                 one level on the skip path). The join costs no level
 //                                 of the plan's depth: the skip path, at a higher level,
 //                                 is multiplied by a constant that matches its scale
 //                                 and carried factor to the branch's, then rescaled.
@@ -101,6 +103,9 @@ struct Layer {
   bool count_include_pad = true;     // avg_pool2d with padding: divide by kernel^2 (else by the pixels inside)
   std::vector<double> weight, bias;  // conv2d: [out][in][kernel][kernel]; linear: [out][in]; affine: scale, shift
   std::optional<Polynomial> poly;    // activation
+  // residual_add with a projection: the conv2d on the skip path (out, in, kernel,
+  // stride, pad, weight, bias as for conv2d).
+  bool projects() const { return kind == LayerKind::ResidualAdd && !weight.empty(); }
   // The convolution's geometry (conv2d, avg_pool2d).
   Conv2dGeometry geometry() const {
     return {out, kernel, stride, pad.top, pad.left, pad.bottom, pad.right};
@@ -156,7 +161,17 @@ class Sequential {
   // without a begin). Blocks nest; every begin needs its add before the model is used.
   Sequential& residual_begin();
   Sequential& residual_add();
+  // A projection shortcut: y = branch(x) + conv(x), the conv2d (arguments as for
+  // conv2d(), on the shape residual_begin() saw) matching the skip to the branch's
+  // shape, as ResNet's downsampling blocks do (a 1x1, stride-2 conv; a BatchNorm on the
+  // skip is folded into its weights by the caller). Costs one level on the skip path,
+  // which has spare levels when the branch holds a conv and an activation: none of the
+  // plan's depth.
+  Sequential& residual_add(size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
+                           std::vector<double> weight, std::vector<double> bias = {});
   size_t open_residuals() const { return skips_.size(); }
+  // The shape the innermost open residual_begin() saw (InvalidArgument when none is open).
+  TensorShape residual_input_shape() const;
   Sequential& flatten();
   Sequential& linear(size_t out_features, std::vector<double> weight, std::vector<double> bias = {});
 
@@ -175,6 +190,9 @@ class Sequential {
 
  private:
   [[noreturn]] void fail(const std::string& msg) const;
+  Layer make_conv(const TensorShape& in, size_t out_channels, size_t kernel, size_t stride, const Padding& pad,
+                  std::vector<double> weight, std::vector<double> bias, const std::string& what) const;
+  Sequential& join(Layer l, const TensorShape& skip);
   Sequential& add_pool(Layer l);
   size_t channels_ = 1, height_, width_;
   std::vector<TensorShape> skips_;  // shapes at the open residual_begin()s

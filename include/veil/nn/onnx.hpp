@@ -5,15 +5,17 @@
 // residual blocks: an Add (or a Sum of two) of the chain's current tensor and an
 // earlier tensor of the chain (the skip, carried unchanged) becomes residual_begin()
 // where the skip was the chain's tensor and residual_add() at the Add; blocks nest.
-// Other branches (a Conv on the skip path, two diverging paths, crossing skips) are
-// refused naming the node. Operators (default domain, opset 9..21):
+// A projection shortcut (the Add of the block's output and Conv(x), or
+// BatchNormalization(Conv(x)), of the tensor x the block starts from) becomes
+// residual_add(projection) with the BatchNorm folded in. Other branches (longer skip
+// paths, two diverging paths, crossing skips) are refused naming the node. Operators (default domain, opset 9..21):
 //   Conv                 any input channels, square kernel, equal strides, dilation 1,
 //                        pads or auto_pad (NOTSET, VALID, SAME_UPPER, SAME_LOWER), each
 //                        pad < kernel (-> conv2d, anywhere on an image). group g > 1 (g
 //                        dividing C_in and C_out; depthwise: g = C_in) becomes the dense
 //                        [C_out][C_in][k][k] weight with zeros outside each group's block
 //                        (at most 2^26 values), which the encrypted conv skips
-//   Gemm                 alpha, beta, transB 0 or 1, transA 0 (-> linear)
+//   Gemm                 alpha, beta, transB 0 or 1, transA 0 or 1 (-> linear; batch 1)
 //   MatMul               x times a constant [in][out] matrix (-> linear); a following
 //                        Add of a per-feature constant becomes its bias
 //   BatchNormalization   inference mode: folded into the conv2d / linear right before it;
