@@ -36,11 +36,12 @@ int main(int argc, char** argv) {
   put(out / "fuzz_keys", "public", veil::serialize(f.pk), 2);
   put(out / "fuzz_keys", "secret", veil::serialize_secret_key(f.keygen.secret_key()), 3);
   // Every layer kind and field of the model file: 2x6x6 -> 3x3x3 -> 2x2x2 -> 2x3x3 -> 2x1x1 -> 3,
-  // with an affine on the input and a residual block around a square.
+  // with an affine on the input, a residual block around a square and one with a projection.
   veil::nn::Sequential m(2, 6, 6);
   m.affine({1.5, -0.5}, {0.0, 0.25});
   m.conv2d(3, 3, 2, veil::nn::Padding{1, 1, 0, 1}, std::vector<double>(54, 0.1), {0.1, 0.2, 0.3}).square();
   m.residual_begin().square().residual_add();
+  m.residual_begin().square().residual_add(3, 1, 1, veil::nn::Padding{}, std::vector<double>(9, 0.3), {0.1, 0, -0.1});
   m.conv2d(2, 2, 1, std::vector<double>(24, 0.2)).avg_pool2d(2, 1, veil::nn::Padding::same(1), false);
   m.avg_pool2d(2).global_avg_pool().flatten();
   m.linear(3, std::vector<double>(3 * 2, 0.05)).activation(veil::nn::Polynomial({0.1, 0.5, 0.25}, -2, 2));
