@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -37,6 +38,10 @@ struct CtxState {
   std::shared_ptr<Keys> keys;
   bool insecure = false;
   std::string backend = "cpu";
+  // Made on first use and kept (an Encryptor copies its key and seeds its randomness
+  // once); encryption mutates the randomness, so one thread at a time.
+  std::mutex encrypt_mutex;
+  std::unique_ptr<veil::Encryptor> encryptor;
 
   size_t slots() const { return static_cast<size_t>(ctx->params().slots()); }
 };

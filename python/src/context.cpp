@@ -45,15 +45,18 @@ PyVector encrypt_values(const State& s, const std::vector<double>& x) {
   const std::vector<double> slots = veil::nn::LinearLayer::layout(x, v.period, s->slots());
   nb::gil_scoped_release release;
   const veil::Plaintext pt = s->enc->encode(slots);
-  if (s->sk) {
-    veil::Encryptor e(s->ctx, *s->sk);
-    v.ct = e.encrypt(pt);
-  } else {
-    if (s->keys->pk.empty())
-      throw veil::Error(veil::ErrorCode::MissingKey, "cannot encrypt: this context has neither a secret nor a public key");
-    veil::Encryptor e(s->ctx, s->keys->pk);
-    v.ct = e.encrypt(pt);
+  std::lock_guard<std::mutex> lock(s->encrypt_mutex);
+  if (!s->encryptor) {
+    if (s->sk) {
+      s->encryptor = std::make_unique<veil::Encryptor>(s->ctx, *s->sk);
+    } else {
+      if (s->keys->pk.empty())
+        throw veil::Error(veil::ErrorCode::MissingKey,
+                          "cannot encrypt: this context has neither a secret nor a public key");
+      s->encryptor = std::make_unique<veil::Encryptor>(s->ctx, s->keys->pk);
+    }
   }
+  v.ct = s->encryptor->encrypt(pt);
   return v;
 }
 

@@ -181,6 +181,19 @@ PyBatch load_batch(const std::shared_ptr<ModelState>& ms, veil::ByteView data, b
   return b;
 }
 
+// `b` as ciphertexts of model `m` (another veil.Model of the same file: the objects
+// move to its context; the model's name and parameters must match).
+PyBatch adopt(const std::shared_ptr<ModelState>& m, const PyBatch& b) {
+  if (b.m->file.params.fingerprint() != m->file.params.fingerprint() || b.m->file.name != m->file.name)
+    fail(veil::ErrorCode::InvalidArgument, "the ciphertexts belong to model " + b.m->file.name + ", not " +
+                                               m->file.name);
+  PyBatch out = b;
+  out.m = m;
+  if (b.m != m)
+    for (auto& ct : out.cts) ct = ct.to(m->ctx);
+  return out;
+}
+
 std::string sidecar(const PyBatch& b) {
   std::string name;
   for (char c : b.m->file.name) name += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
@@ -311,6 +324,21 @@ void bind_model(nb::module_& mod) {
           "Writes the keys as `veil keygen` does: dir/secret.key (0600, never replaced unless force=True), "
           "public.key, and the evaluation keys relin.key and galois.key (all a server needs).")
       .def(
+          "evaluation_keys",
+          [](const PyModel& p) {
+            const ModelState& m = *p.m;
+            if (!m.rk || !m.gk) fail(veil::ErrorCode::MissingKey, "evaluation_keys(): call keygen() or load_keys() first");
+            veil::Bytes out;
+            {
+              nb::gil_scoped_release release;
+              out = veil::serialize(*m.rk);
+              const veil::Bytes g = veil::serialize(*m.gk);
+              out.insert(out.end(), g.begin(), g.end());
+            }
+            return to_bytes(out);
+          },
+          "The relinearization and Galois key blobs back to back: the body of `POST /v1/sessions` (docs/serve.md).")
+      .def(
           "load_keys",
           [](PyModel& p, const std::string& dir, bool secret) {
             ModelState& m = *p.m;
@@ -347,25 +375,17 @@ void bind_model(nb::module_& mod) {
       .def(
           "run",
           [](const PyModel& p, const PyBatch& b) {
-            if (b.m->file.params.fingerprint() != p.m->file.params.fingerprint() || b.m->file.name != p.m->file.name)
-              fail(veil::ErrorCode::InvalidArgument, "the ciphertexts belong to model " + b.m->file.name);
             nb::gil_scoped_release release;
-            PyBatch in = b;
-            in.m = p.m;
-            return run(in);
+            return run(adopt(p.m, b));
           },
           "batch"_a, "Runs the model on encrypted inputs (server side: evaluation keys only).")
       .def(
           "decrypt",
           [](const PyModel& p, const PyBatch& b) {
-            if (b.m->file.params.fingerprint() != p.m->file.params.fingerprint())
-              fail(veil::ErrorCode::InvalidArgument, "the ciphertexts belong to model " + b.m->file.name);
             std::vector<std::vector<double>> rows;
             {
               nb::gil_scoped_release release;
-              PyBatch in = b;
-              in.m = p.m;
-              rows = decrypt(in);
+              rows = decrypt(adopt(p.m, b));
             }
             return to_rows(rows);
           },
