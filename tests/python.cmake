@@ -13,4 +13,8 @@ set_tests_properties(python_install PROPERTIES FIXTURES_SETUP veil_python TIMEOU
   ENVIRONMENT "CMAKE_BUILD_PARALLEL_LEVEL=2;VEIL_PYTHON_CMAKE_DEFINES=VEIL_CUDA=OFF")
 add_test(NAME python_tests COMMAND ${CMAKE_SOURCE_DIR}/tools/python_tests.sh ${VEIL_PYTHON_VENV})
 set_tests_properties(python_tests PROPERTIES FIXTURES_REQUIRED veil_python TIMEOUT 600
-  ENVIRONMENT "OMP_NUM_THREADS=2;VEIL_CLI=$<TARGET_FILE:veil-cli>")
+  ENVIRONMENT "OMP_NUM_THREADS=1;VEIL_CLI=$<TARGET_FILE:veil-cli>")
+# The build starts first (ctest runs the costliest tests first) so that the pytest run
+# does not wait at the end; one OpenMP thread per process: ctest -j2 runs another test
+# beside it, and spinning OpenMP threads on a busy core slow both by an order of magnitude.
+set_tests_properties(python_install PROPERTIES COST 1000)

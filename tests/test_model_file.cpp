@@ -41,7 +41,7 @@ ModelFile sample() {
       .activation(nn::Polynomial({0.5, 0.25, -0.125}, -3, 2));
   nn::CompileOptions o;
   o.batch = 4;
-  return ModelFile{"sample-1.0", m, small_params(), o, -1, 1, 12, 13.5, 42.0, "cpu backend, 2 threads"};
+  return ModelFile{"sample-1.0", m, small_params(), o, -1, 1, 12, 13.5, 42.0, "cpu backend, 2 threads", {}};
 }
 
 // Rewrites the blob's checksum after a payload edit.
@@ -142,7 +142,8 @@ constexpr size_t kPayload = format::kHeaderBytes;
 TEST(ModelFile, HostilePayloadFieldsAreRefused) {
   const Bytes blob = nn::serialize_model(sample());
   auto edit = [&](size_t offset, const Bytes& bytes) { return edited(blob, offset, bytes); };
-  expect_refused(edit(kPayload, {3, 0, 0, 0}), "format version 3");
+  expect_refused(edit(kPayload, {4, 0, 0, 0}), "format version 4");
+  expect_refused(edit(kPayload, {2, 0, 0, 0}), "version 2 with version 3's featurizer flag: a trailing byte");
   expect_refused(edit(kPayload + 4, {0xff, 0xff, 0xff, 0x7f}), "a name of 2 GiB");
   expect_refused(edit(kPayload + 4 + 4, {'/'}), "a name with a slash");
   // The layer table sits at the end: find the layer count (6) after the input shape (6 x 6).
@@ -197,7 +198,7 @@ ModelFile every_layer() {
   o.packing = nn::Packing::Spatial;
   o.channel_blocks = 4;
   o.batch = 8;
-  return ModelFile{"every-layer", m, small_params(), o, -1, 1, 10, 11.5, 7.0, "cpu"};
+  return ModelFile{"every-layer", m, small_params(), o, -1, 1, 10, 11.5, 7.0, "cpu", {}};
 }
 
 Bytes u64_bytes(std::initializer_list<uint64_t> values) {
@@ -281,7 +282,7 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   expect_every_cut_refused(blob);
   auto edit = [&](size_t offset, const Bytes& bytes) { return edited(blob, offset, bytes); };
   // Version 1 (the single-channel layout) names both versions.
-  expect_refused_with(edit(kPayload, {1, 0, 0, 0}), "unsupported model format version 1 (this build reads version 2");
+  expect_refused_with(edit(kPayload, {1, 0, 0, 0}), "unsupported model format version 1 (this build reads versions 2 and 3");
 
   // The input shape (3 x 9 x 8) and the layer count (8); before it the five f64 fields,
   // channel blocks (4), input scale, level, batch and the packing byte.
@@ -346,7 +347,7 @@ ModelFile residual() {
   nn::CompileOptions o;
   o.packing = nn::Packing::Spatial;
   o.batch = 8;
-  return ModelFile{"residual", m, small_params(), o, 0, 1, 10, 11.5, 7.0, "cpu"};
+  return ModelFile{"residual", m, small_params(), o, 0, 1, 10, 11.5, 7.0, "cpu", {}};
 }
 
 TEST(ModelFile, ResidualBlocksRoundTripToTheSameBytesAndOutputs) {
@@ -452,7 +453,7 @@ TEST(ModelFile, ResidualNestingIsBounded) {
   for (int i = 0; i < 70; ++i) m.square();
   nn::CompileOptions o;
   o.batch = 1;
-  const Bytes blob = nn::serialize_model(ModelFile{"deep", m, small_params(), o, 0, 1, 8, 9, 1, ""});
+  const Bytes blob = nn::serialize_model(ModelFile{"deep", m, small_params(), o, 0, 1, 8, 9, 1, "", {}});
   Bytes squares(70, 2);
   const size_t first = find_once(blob, squares);
   Bytes b = blob;
@@ -481,7 +482,7 @@ ModelFile affine() {
   nn::CompileOptions o;
   o.packing = nn::Packing::Spatial;
   o.batch = 4;
-  return ModelFile{"affine", m, small_params(), o, -1, 1, 10, 11, 3.0, "cpu"};
+  return ModelFile{"affine", m, small_params(), o, -1, 1, 10, 11, 3.0, "cpu", {}};
 }
 
 TEST(ModelFile, AffineLayersRoundTripToTheSameBytesAndOutputs) {
@@ -545,7 +546,7 @@ TEST(ModelFile, HostileAffineLayersAreRefused) {
   wide.flatten().affine(std::vector<double>(wide.input_size(), 1.0), std::vector<double>(wide.input_size(), 0.0));
   nn::CompileOptions o;
   o.batch = 1;
-  EXPECT_EQ(error_code_of([&] { nn::serialize_model(ModelFile{"wide", wide, small_params(), o, 0, 1, 8, 9, 1, ""}); },
+  EXPECT_EQ(error_code_of([&] { nn::serialize_model(ModelFile{"wide", wide, small_params(), o, 0, 1, 8, 9, 1, "", {}}); },
                           "affine layer has more than 1048576 values"),
             ErrorCode::InvalidArgument);
 }
@@ -557,7 +558,7 @@ TEST(ModelFile, HugeLinearLayersAreRefusedBeforeAllocation) {
   m.flatten().linear(2, std::vector<double>(32, 0.5));
   nn::CompileOptions o;
   o.batch = 1;
-  const Bytes blob = nn::serialize_model(ModelFile{"lin", m, small_params(), o, 0, 1, 8, 9, 1, ""});
+  const Bytes blob = nn::serialize_model(ModelFile{"lin", m, small_params(), o, 0, 1, 8, 9, 1, "", {}});
   // The linear layer: kind 6, u64 out features, then the weight count.
   const uint8_t pattern[] = {6, 2, 0, 0, 0, 0, 0, 0, 0};
   auto at = std::search(blob.begin(), blob.end(), std::begin(pattern), std::end(pattern));

@@ -30,7 +30,7 @@ nn::ModelFile digits_file() {
     nn::CompileOptions o;
     o.batch = 64;
     return nn::ModelFile{"digits", nn::convnet_model(nn::load_convnet_weights(kData + "/convnet_digits.weights")),
-                         nn::convnet_parameters(13), o, 0, 1, 10, 11, 0, "test"};
+                         nn::convnet_parameters(13), o, 0, 1, 10, 11, 0, "test", {}};
   }();
   return file;
 }

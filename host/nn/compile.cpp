@@ -216,7 +216,7 @@ ModelFile compile_model(const Sequential& model, const std::string& name, const 
       if (run.bits >= target) {
         copt.batch = run.batch;
         best = ModelFile{name,   model,          *params,  copt,       o.input_min, o.input_max,
-                         o.precision_bits, run.bits, run.run_ms, run.machine};
+                         o.precision_bits, run.bits, run.run_ms, run.machine, {}};
         if (shrunk || run.bits < target + 3) break;
         // Far above the promise: one try with a smaller scale (fewer bits, maybe a
         // smaller chain for the same N), kept only if it still meets the promise.

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -141,6 +142,44 @@ bool writable_affines(const Sequential& m) {
 }
 
 bool valid_channel_blocks(uint64_t g) { return g == 0 || (g <= kMaxChannelBlocks && std::has_single_bit(g)); }
+
+// A featurizer's fields against the model's input size; `fail` names what is wrong.
+template <class Fail>
+void check_featurizer_fields(const InputFeaturizer& f, size_t input_size, Fail fail) {
+  if (f.name.empty() || f.name.size() > 64 ||
+      !std::all_of(f.name.begin(), f.name.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+      }))
+    fail("the featurizer name must be 1..64 characters of [A-Za-z0-9._-]");
+  if (f.version < 1) fail("the featurizer version must be >= 1");
+  if (!std::isfinite(f.cap) || !(f.cap > 0)) fail("the featurizer cap must be finite and > 0");
+  if (f.cells.empty() || f.cells.size() > kMaxFeatures) fail("the featurizer needs 1..2^20 bins");
+  if (f.property.size() > kMaxText) fail("the featurizer's property name is over 256 bytes");
+  std::vector<bool> used(input_size, false);
+  for (uint32_t c : f.cells) {
+    if (c >= input_size) fail("a featurizer cell (" + std::to_string(c) + ") is outside the " +
+                              std::to_string(input_size) + "-value input");
+    if (used[c]) fail("two featurizer bins share cell " + std::to_string(c));
+    used[c] = true;
+  }
+}
+
+InputFeaturizer read_featurizer(io::Reader& r, size_t input_size) {
+  InputFeaturizer f;
+  f.name = read_text(r, "featurizer name");
+  f.version = r.u32();
+  f.cap = r.f64();
+  const uint32_t bins = r.u32();
+  check(bins >= 1 && bins <= kMaxFeatures && bins <= input_size,
+        "the featurizer needs 1.." + std::to_string(std::min<size_t>(kMaxFeatures, input_size)) + " bins, got " +
+            std::to_string(bins));
+  check(uint64_t{bins} * 4 <= r.remaining(), "featurizer cells: truncated");
+  f.cells.resize(bins);
+  for (auto& c : f.cells) c = r.u32();
+  f.property = read_text(r, "featurizer property");
+  check_featurizer_fields(f, input_size, [](const std::string& why) { fail(why); });
+  return f;
+}
 
 void write_layer(Sink& s, const Layer& l) {
   switch (l.kind) {
@@ -283,6 +322,12 @@ bool valid_model_name(const std::string& name) {
   return true;
 }
 
+void check_featurizer(const InputFeaturizer& f, size_t input_size) {
+  check_featurizer_fields(f, input_size, [](const std::string& why) {
+    throw Error(ErrorCode::InvalidArgument, "model featurizer: " + why);
+  });
+}
+
 Bytes serialize_model(const ModelFile& m) {
   require(valid_model_name(m.name), ErrorCode::InvalidArgument,
           "model name must be 1..64 characters of [A-Za-z0-9._-], got \"" + m.name + "\"");
@@ -310,6 +355,17 @@ Bytes serialize_model(const ModelFile& m) {
   s.u64(m.model.channels()), s.u64(m.model.height()), s.u64(m.model.width());
   s.u32(static_cast<uint32_t>(m.model.layers().size()));
   for (const Layer& l : m.model.layers()) write_layer(s, l);
+  s.u8(m.featurizer ? 1 : 0);
+  if (m.featurizer) {
+    check_featurizer(*m.featurizer, m.model.input_size());
+    const InputFeaturizer& f = *m.featurizer;
+    s.text(f.name);
+    s.u32(f.version);
+    s.f64(f.cap);
+    s.u32(static_cast<uint32_t>(f.cells.size()));
+    for (uint32_t c : f.cells) s.u32(c);
+    s.text(f.property);
+  }
   return format::seal(format::ObjectType::Model, m.params.fingerprint(), s.out);
 }
 
@@ -317,10 +373,9 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
   uint64_t fingerprint = 0;
   io::Reader r(format::open(blob, format::ObjectType::Model, limits, fingerprint));
   const uint32_t version = r.u32();
-  check(version == kModelFileVersion,
-        "unsupported model format version " + std::to_string(version) + " (this build reads version " +
-            std::to_string(kModelFileVersion) + (version < kModelFileVersion ? "; compile the model again" : "") +
-            ")");
+  check(version == 2 || version == kModelFileVersion,
+        "unsupported model format version " + std::to_string(version) + " (this build reads versions 2 and " +
+            std::to_string(kModelFileVersion) + (version < 2 ? "; compile the model again" : "") + ")");
   std::string name = read_text(r, "name");
   check(valid_model_name(name), "invalid model name");
   std::string compiled_on = read_text(r, "compiled_on");
@@ -356,9 +411,15 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
   // A model with an open block cannot run (forward() and the compiler refuse it).
   check(seq.open_residuals() == 0, "the model ends with " + std::to_string(seq.open_residuals()) +
                                        " residual block(s) open (a residual_begin without its residual_add)");
+  std::optional<InputFeaturizer> featurizer;
+  if (version >= 3) {
+    const uint8_t has = r.u8();
+    check(has <= 1, "the featurizer flag must be 0 or 1");
+    if (has == 1) featurizer = read_featurizer(r, seq.input_size());
+  }
   check(r.remaining() == 0, "trailing bytes after the last layer");
   return ModelFile{std::move(name), std::move(seq), std::move(params), options, lo, hi, promised, measured,
-                   run_ms, std::move(compiled_on)};
+                   run_ms, std::move(compiled_on), std::move(featurizer)};
 }
 
 void write_model_file(const std::string& path, const ModelFile& m) {

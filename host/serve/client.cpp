@@ -148,6 +148,7 @@ struct QueryClient::Impl {
   json desc;
   ContextPtr ctx;
   std::unique_ptr<nn::CompiledModel> plan;
+  std::optional<nn::InputFeaturizer> featurizer;
   std::optional<KeyGenerator> keygen;
   std::optional<Encoder> encoder;
   std::optional<Encryptor> encryptor;
@@ -272,6 +273,24 @@ QueryClient::QueryClient(const std::string& url_in, const std::string& model, Qu
     require(c.plan->input_ciphertexts() == c.desc.at("input_ciphertexts").get<size_t>() &&
                 c.plan->input_level() == c.desc.at("input_level").get<uint32_t>(),
             ErrorCode::Serialization, "the model's layout does not match its description");
+    if (c.desc.contains("featurizer")) {
+      const json& j = c.desc.at("featurizer");
+      nn::InputFeaturizer f;
+      f.name = j.at("name").get<std::string>();
+      f.version = j.at("version").get<uint32_t>();
+      f.cap = j.at("cap").get<double>();
+      f.cells = j.at("cells").get<std::vector<uint32_t>>();
+      f.property = j.value("property", std::string{});
+      // The model file's own checks: a server cannot hand out a layout that writes
+      // outside the input.
+      try {
+        const json& in = c.desc.at("input");
+        nn::check_featurizer(f, in.value("channels", size_t{1}) * in.at("height").get<size_t>() * in.at("width").get<size_t>());
+      } catch (const Error& e) {
+        throw Error(ErrorCode::Serialization, std::string("the model's description: ") + e.what());
+      }
+      c.featurizer = std::move(f);
+    }
   } catch (const json::exception& e) {
     bad_description(e.what());
   }
@@ -290,6 +309,7 @@ size_t QueryClient::input_width() const { return impl_->desc["input"]["width"]; 
 size_t QueryClient::output_size() const { return impl_->plan->output_size(); }
 double QueryClient::input_min() const { return impl_->desc["input_range"][0]; }
 double QueryClient::input_max() const { return impl_->desc["input_range"][1]; }
+const std::optional<nn::InputFeaturizer>& QueryClient::featurizer() const { return impl_->featurizer; }
 std::string QueryClient::key_dir() const { return impl_->dir.string(); }
 
 std::vector<std::vector<double>> QueryClient::infer(const std::vector<std::vector<double>>& inputs) {

@@ -102,7 +102,8 @@ json architecture(const nn::Sequential& model) {
   return layers;
 }
 
-json describe_model(const ModelEntry& m) {
+// The plan, parameters and precision: what a client needs to encrypt and decrypt.
+json describe_plan(const ModelEntry& m) {
   const auto& f = m.file;
   const auto& p = f.params;
   const auto& plan = *m.plan;
@@ -131,6 +132,19 @@ json describe_model(const ModelEntry& m) {
                 {"fingerprint", std::to_string(p.fingerprint())},
                 {"blob", base64(serialize(p))}}}};
 }
+
+json describe_model(const ModelEntry& m) {
+  const auto& f = m.file;
+  json d = describe_plan(m);
+  if (f.featurizer)  // how the client makes the input (e.g. from a SMILES string): public, like the layers
+    d["featurizer"] = {{"name", f.featurizer->name},
+                       {"version", f.featurizer->version},
+                       {"cap", f.featurizer->cap},
+                       {"cells", f.featurizer->cells},
+                       {"property", f.featurizer->property}};
+  return d;
+}
+
 
 // Session value in the key store: u16 name length, name, then the key blobs as uploaded.
 std::vector<uint8_t> pack_session(const std::string& model, ByteView keys) {

@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   o.channel_blocks = 2;
   o.batch = 4;
   put(out / "fuzz_model_file", "small",
-      veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed"}));
+      veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed", {}}));
   veil::Tensor t;
   t.shape = {2, 3};
   t.data = {0, 1, 2.5, -3, 1e-3, 255};

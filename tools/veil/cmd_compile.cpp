@@ -12,12 +12,15 @@
 #include "veil/nn/compile.hpp"
 #include "veil/nn/onnx.hpp"
 
+#include <nlohmann/json.hpp>
+
 namespace veil::cli {
 
 namespace {
 
 struct CompileArgs {
   std::string onnx, output, name, packing = "taps", input_range = "0,1", backend = "cpu";
+  std::string featurizer, property;
   double precision_bits = 12, activation_bound = 0;
   int activation_degree = 15, threads = 0;
   size_t batch = 0, channel_blocks = 0;
@@ -25,6 +28,27 @@ struct CompileArgs {
   bool explain = false;
   Verbosity verbosity;
 };
+
+// A featurizer layout (tools/molecules/featurizer.py writes one: {"featurizer", "version",
+// "cap", "cells", ...}) for a model of `input_size` inputs.
+nn::InputFeaturizer read_featurizer(const std::string& path, const std::string& property, size_t input_size) {
+  const Bytes bytes = read_file(path, "featurizer layout", "", uint64_t{16} << 20);
+  nn::InputFeaturizer f;
+  try {
+    const auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    f.name = j.at("featurizer").get<std::string>();
+    f.version = j.at("version").get<uint32_t>();
+    f.cap = j.at("cap").get<double>();
+    f.cells = j.at("cells").get<std::vector<uint32_t>>();
+    f.property = property.empty() ? j.value("property", std::string{}) : property;
+    nn::check_featurizer(f, input_size);
+  } catch (const nlohmann::json::exception& e) {
+    bad_input(path + ": not a featurizer layout (" + e.what() + ")");
+  } catch (const Error& e) {
+    bad_input(path + ": " + e.what());
+  }
+  return f;
+}
 
 void run_compile(const CompileArgs& a) {
   if (!nn::onnx_import_available())
@@ -76,6 +100,9 @@ void run_compile(const CompileArgs& a) {
     if (e.code() != ErrorCode::Unsupported || a.max_log_n >= 16) throw;
     throw Error(e.code(), std::string(e.what()) + ", or allow a larger ring (--max-log-n up to 16)");
   }
+  if (!a.featurizer.empty())
+    compiled->featurizer = read_featurizer(a.featurizer, a.property.empty() ? name : a.property,
+                                           compiled->model.input_size());
   const nn::ModelFile& m = *compiled;
   nn::write_model_file(a.output, m);
   progress(v, "wrote " + a.output + ": model " + m.name + ", N = " + std::to_string(m.params.n()) + ", " +
@@ -133,6 +160,11 @@ void add_compile_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--threads", args->threads, "OpenMP threads of the cpu backend (default: OMP_NUM_THREADS or all)")
       ->check(CLI::Range(1, 1024));
+  sub->add_option("--featurizer", args->featurizer,
+                  "Record how clients make the inputs: a featurizer layout (e.g. tests/data/molecules/layout.json, "
+                  "for `veil query -i molecules.smi`)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--property", args->property, "With --featurizer: the name of what the model predicts (default: the model name)");
   sub->add_flag("--explain", args->explain, "Print the plan, parameters, key and query sizes");
   add_verbosity(*sub, args->verbosity);
   add_footer(*sub);

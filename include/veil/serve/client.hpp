@@ -8,8 +8,10 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+#include "veil/nn/model_file.hpp"
 
 namespace veil::serve {
 
@@ -41,6 +43,9 @@ class QueryClient {
   size_t output_size() const;  // values per output
   double input_min() const;
   double input_max() const;
+  // How the model's inputs are made from raw data (e.g. molecules), when the model
+  // file records it (nn::InputFeaturizer); checked against the input size.
+  const std::optional<nn::InputFeaturizer>& featurizer() const;
   // The outputs of `inputs` (each input_size() values), one round trip per batch.
   // Opens the session on first use (or again when the server has forgotten it).
   // Errors: Error(InvalidArgument) for inputs of the wrong size or non-finite values,
