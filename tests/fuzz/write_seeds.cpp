@@ -51,6 +51,11 @@ int main(int argc, char** argv) {
   o.batch = 4;
   put(out / "fuzz_model_file", "small",
       veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed", {}}));
+  // The same model with a featurizer (version 3's optional section): 16 bins on the 72 inputs.
+  veil::nn::InputFeaturizer feat{"morgan-count-feat-r3-1024", 1, 8, {}, "property"};
+  for (uint32_t b = 0; b < 16; ++b) feat.cells.push_back((b * 29) % 72);
+  put(out / "fuzz_model_file", "featurized",
+      veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed", feat}));
   veil::Tensor t;
   t.shape = {2, 3};
   t.data = {0, 1, 2.5, -3, 1e-3, 255};
