@@ -14,6 +14,10 @@
 #             another model, missing keys (3), an existing secret.key (--force)
 #   serve     veil serve on a free port, veil query against it (classes, JSON, bad
 #             model / address / usage), SIGTERM stops it cleanly
+#   molecules veil compile --featurizer on the SA-score student (tests/data/molecules),
+#             veil serve with it and the digits model, veil query -i X.smi: one line per
+#             molecule within the promise of the plain student's value, the unreadable
+#             line reported (exit 3), JSON, a .smi against a model without featurizer
 #   onnx_ops  veil compile on tests/data/onnx_ops.onnx: works (then info) or fails
 #             with exit 3 and a message; the digits model with a Relu: refused with a
 #             hint, compiled with --activation-bound
@@ -249,6 +253,46 @@ serve)
   [ $rc -eq 0 ] || { cat "$dir/serve.err"; fail "veil serve exited with $rc after SIGTERM"; }
   run 4 "$veil" query -i "$work/x3.csv" --cache "$dir/cache" "$url"
   stderr_has "cannot reach"
+  ;;
+
+molecules)
+  dir=$work/molecules
+  rm -rf "$dir" && mkdir -p "$dir"
+  mol=$data/molecules
+  run 0 "$veil" compile "$mol/sa_small.onnx" -o "$dir/sa.veil" --featurizer "$mol/layout.json" --property "SA score" \
+    --max-log-n 14
+  run 0 "$veil" info "$dir/sa.veil" --json
+  # 20 test molecules (SMILES, then the student's float64 SA score), an unreadable line 3
+  tail -n +2 "$mol/test_split.csv" | head -20 | cut -d, -f1,7 >"$dir/expected.csv"
+  { sed -n 1,2p "$dir/expected.csv" | cut -d, -f1; echo "C1CC(broken"; sed -n '3,$p' "$dir/expected.csv" | cut -d, -f1; } \
+    >"$dir/mols.smi"
+  "$veil" serve "$dir/sa.veil" "$model" --port 0 --key-store "$dir/store" >"$dir/serve.out" 2>"$dir/serve.err" &
+  server=$!
+  trap 'kill $server 2>/dev/null' EXIT
+  port=
+  for _ in $(seq 1 100); do
+    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://')
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { cat "$dir/serve.err"; fail "veil serve did not report its port"; }
+  url=http://127.0.0.1:$port
+  run 3 "$veil" query -i "$dir/mols.smi" -m sa --cache "$dir/cache" "$url"
+  stderr_has "mols.smi line 3: molecule: RDKit cannot read the SMILES 'C1CC(broken'"
+  [ "$(wc -l <"$out")" -eq 20 ] || { cat "$out"; fail "expected 20 answers"; }
+  # each line: SMILES, property, value; the value within 2^-10 of the plain student's
+  paste "$out" "$dir/expected.csv" | awk -F'\t' '{
+      split($4, e, ","); if ($1 != e[1] || $2 != "SA score") { print "mismatch: " $0; bad = 1 }
+      d = $3 - e[2]; if (d < 0) d = -d; if (d > 0.001 * (e[2] > 1 ? e[2] : 1)) { print "off: " $0; bad = 1 }
+    } END { exit bad }' || fail "answers differ from the plain student"
+  run 3 "$veil" query -i "$dir/mols.smi" -m sa --json --cache "$dir/cache" "$url"
+  stdout_has '"property": "SA score", "molecules": [{"line": 1,'
+  stdout_has '"line": 3, "smiles": "C1CC(broken", "error": "molecule: RDKit cannot read'
+  run 3 "$veil" query -i "$dir/mols.smi" -m digits --cache "$dir/cache" "$url"
+  stderr_has "not molecules: it records no featurizer"
+  kill -TERM $server
+  wait $server
+  trap - EXIT
   ;;
 
 *)
