@@ -54,6 +54,24 @@ mode_is() {
   [ "$m" = "$2" ] || fail "$1 has mode $m, expected $2"
 }
 
+# start_server DIR MODEL... [OPTIONS]: veil serve on a port the kernel picks (printed on
+# stdout), keys in DIR/store; sets $server (the pid, killed on exit) and $url.
+start_server() {
+  local dir=$1
+  shift
+  "$veil" serve "$@" --port 0 --key-store "$dir/store" >"$dir/serve.out" 2>"$dir/serve.err" &
+  server=$!
+  trap 'kill $server 2>/dev/null' EXIT
+  local port=
+  for _ in $(seq 1 100); do
+    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://')
+    [ -n "$port" ] && break
+    sleep 0.1
+  done
+  [ -n "$port" ] || { cat "$dir/serve.err"; fail "veil serve did not report its port"; }
+  url=http://127.0.0.1:$port
+}
+
 case $stage in
 setup)
   rm -rf "$work" && mkdir -p "$work" || fail "cannot create $work"
@@ -225,17 +243,7 @@ serve)
   # then SIGTERM: the server must stop cleanly (exit 0).
   dir=$work/serve
   rm -rf "$dir" && mkdir -p "$dir"
-  "$veil" serve "$model" --port 0 --threads 2 --key-store "$dir/store" >"$dir/serve.out" 2>"$dir/serve.err" &
-  server=$!
-  trap 'kill $server 2>/dev/null' EXIT
-  port=
-  for _ in $(seq 1 100); do
-    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://')
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { cat "$dir/serve.err"; fail "veil serve did not report its port"; }
-  url=http://127.0.0.1:$port
+  start_server "$dir" "$model" --threads 2
   run 0 "$veil" query -i "$work/x.npy" --argmax --cache "$dir/cache" "$url"
   cp "$out" "$dir/predicted.txt"
   run 0 "$helper" compare "$work/classes.txt" "$dir/predicted.txt" 62
@@ -266,17 +274,7 @@ molecules)
   tail -n +2 "$mol/test_split.csv" | head -20 | cut -d, -f1,7 >"$dir/expected.csv"
   { sed -n 1,2p "$dir/expected.csv" | cut -d, -f1; echo "C1CC(broken"; sed -n '3,$p' "$dir/expected.csv" | cut -d, -f1; } \
     >"$dir/mols.smi"
-  "$veil" serve "$dir/sa.veil" "$model" --port 0 --key-store "$dir/store" >"$dir/serve.out" 2>"$dir/serve.err" &
-  server=$!
-  trap 'kill $server 2>/dev/null' EXIT
-  port=
-  for _ in $(seq 1 100); do
-    port=$(grep -o 'http://127.0.0.1:[0-9]*' "$dir/serve.out" 2>/dev/null | sed 's/.*://')
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { cat "$dir/serve.err"; fail "veil serve did not report its port"; }
-  url=http://127.0.0.1:$port
+  start_server "$dir" "$dir/sa.veil" "$model"
   run 3 "$veil" query -i "$dir/mols.smi" -m sa --cache "$dir/cache" "$url"
   stderr_has "mols.smi line 3: molecule: RDKit cannot read the SMILES 'C1CC(broken'"
   [ "$(wc -l <"$out")" -eq 20 ] || { cat "$out"; fail "expected 20 answers"; }
