@@ -278,10 +278,13 @@ molecules)
   run 3 "$veil" query -i "$dir/mols.smi" -m sa --cache "$dir/cache" "$url"
   stderr_has "mols.smi line 3: molecule: RDKit cannot read the SMILES 'C1CC(broken'"
   [ "$(wc -l <"$out")" -eq 20 ] || { cat "$out"; fail "expected 20 answers"; }
-  # each line: SMILES, property, value; the value within 2^-10 of the plain student's
+  # each line: SMILES, property, value; the value within 0.05 of the plain student's. The
+  # promise (12 bits) is relative to the dry run's largest output, about 1.3e3 on dense
+  # [0, 1] inputs, so 0.3; sparse molecule images stay near 2^-8 (seen: <= 0.005), and a
+  # wrong featurizer or layout moves values by far more than 0.05.
   paste "$out" "$dir/expected.csv" | awk -F'\t' '{
       split($4, e, ","); if ($1 != e[1] || $2 != "SA score") { print "mismatch: " $0; bad = 1 }
-      d = $3 - e[2]; if (d < 0) d = -d; if (d > 0.001 * (e[2] > 1 ? e[2] : 1)) { print "off: " $0; bad = 1 }
+      d = $3 - e[2]; if (d < 0) d = -d; if (d > 0.05) { print "off: " $0; bad = 1 }
     } END { exit bad }' || fail "answers differ from the plain student"
   run 3 "$veil" query -i "$dir/mols.smi" -m sa --json --cache "$dir/cache" "$url"
   stdout_has '"property": "SA score", "molecules": [{"line": 1,'
