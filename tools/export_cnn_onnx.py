@@ -343,14 +343,26 @@ def lenet5():
     return acc64, [onnx_path, expected]
 
 
-def resnet():
-    model = RgbResNet()
-    with torch.no_grad():  # small weights: the squares stay in a sane range on [0, 1] inputs
+def random_weights(model):
+    """Small random weights (the squares stay in a sane range on [0, 1] inputs) and
+    BatchNorm statistics as training would leave them, module by module."""
+    with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight)
                 m.weight.mul_(0.5)
-                m.bias.uniform_(-0.1, 0.1)
+                if m.bias is not None:
+                    m.bias.uniform_(-0.1, 0.1)
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+
+
+def resnet():
+    model = RgbResNet()
+    random_weights(model)
     export(model, torch.zeros(1, 3, 32, 32), "rgb_resnet.onnx")
     inputs = np.random.RandomState(7).uniform(0.0, 1.0, size=(4, 3, 32, 32))
     with torch.no_grad():
@@ -362,18 +374,7 @@ def resnet():
 def resnet_down():
     torch.manual_seed(RESNET_DOWN_SEED)
     model = RgbResNetDown()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight)
-                m.weight.mul_(0.5)
-                if m.bias is not None:
-                    m.bias.uniform_(-0.1, 0.1)
-            if isinstance(m, nn.BatchNorm2d):  # statistics as training would leave them
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+    random_weights(model)
     # The export folds each BatchNorm into its conv in float32; fold them here first so that
     # the reference below runs the very float32 weights the file holds.
     model.eval()

@@ -54,6 +54,14 @@ def _split(item):
     return item, None
 
 
+def _item(dataset, index: int, transform: Optional[Callable]):
+    """(input as float64 numpy, target) of dataset[index], transformed when asked."""
+    x, y = _split(dataset[index])
+    if transform is not None:
+        x = transform(x)
+    return _numpy(x), y
+
+
 class EncDataset(Dataset):
     """Each item's input encrypted as one veil.Vector when it is read (ChemXor / TenSEAL
     users: EncDataset). Items are (Vector, target); the input is flattened. Use with
@@ -72,10 +80,8 @@ class EncDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        x, y = _split(self.dataset[index])
-        if self.transform is not None:
-            x = self.transform(x)
-        return self.context.encrypt(_numpy(x).reshape(-1)), y
+        x, y = _item(self.dataset, index, self.transform)
+        return self.context.encrypt(x.reshape(-1)), y
 
 
 class EncConvDataset(Dataset):
@@ -98,10 +104,7 @@ class EncConvDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        x, y = _split(self.dataset[index])
-        if self.transform is not None:
-            x = self.transform(x)
-        image = _numpy(x)
+        image, y = _item(self.dataset, index, self.transform)
         image = image.reshape(image.shape[-2:]) if image.ndim > 2 and image.size == np.prod(image.shape[-2:]) \
             else image
         if image.ndim != 2:
@@ -138,10 +141,8 @@ class BatchedEncDataset(Dataset):
         first = index * self.batch
         rows, targets = [], []
         for i in range(first, min(first + self.batch, len(self.dataset))):
-            x, y = _split(self.dataset[i])
-            if self.transform is not None:
-                x = self.transform(x)
-            rows.append(_numpy(x).reshape(-1))
+            x, y = _item(self.dataset, i, self.transform)
+            rows.append(x.reshape(-1))
             targets.append(y)
         return self.model.encrypt(np.stack(rows)), targets
 
