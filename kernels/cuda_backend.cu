@@ -17,6 +17,7 @@
 #include "../host/arith/ntt.hpp"
 #include "../host/arith/primes.hpp"
 #include "basis_conversion_kernels.cuh"
+#include "combine_kernels.cuh"
 #include "cuda_check.cuh"
 #include "device_memory.cuh"
 #include "device_tables.cuh"
@@ -283,6 +284,8 @@ class CudaBackend final : public Backend {
               const uint64_t* b0, const uint64_t* b1) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
+  void combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
+               uint64_t* const* outputs, bool accumulate) override;
   void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) override;
   void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* ntt,
                         const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
@@ -498,6 +501,27 @@ void CudaBackend::multiply(Basis b, uint64_t* out, const uint64_t* x, const uint
 }
 void CudaBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
   binary(BinaryOp::MultiplyAccumulate, b, out, x, y);
+}
+
+// The pointer tables travel to the device with the call (one small copy); the matrix
+// is already there.
+void CudaBackend::combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
+                          uint64_t* const* outputs, bool accumulate) {
+  check_limbs(b);
+  if (m.rows == 0) return;
+  require(tables_->limbs(b) <= m.limbs, ErrorCode::InvalidArgument, "combine: the matrix has fewer limbs than the basis");
+  use_device(device_);
+  const size_t words = m.columns + m.rows;
+  std::vector<uint64_t> table(words);
+  for (size_t i = 0; i < m.columns; ++i) table[i] = reinterpret_cast<uintptr_t>(inputs[i]);
+  for (size_t r = 0; r < m.rows; ++r) table[m.columns + r] = reinterpret_cast<uintptr_t>(outputs[r]);
+  Scratch scratch(*this, words);
+  upload(scratch.get(), table.data(), words);
+  LimbMap lm = map(b);
+  lm.polys = polys;
+  combine_rows(view_, lm, m.rows, m.row_start, m.cols, m.weights, m.entries,
+               reinterpret_cast<const uint64_t* const*>(scratch.get()),
+               reinterpret_cast<uint64_t* const*>(scratch.get() + m.columns), accumulate, stream());
 }
 
 void CudaBackend::tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/cpu_backend.hpp"
+#include "arith/combine.hpp"
 #include "arith/modarith.hpp"
 #include "arith/ntt.hpp"
 #include "arith/primes.hpp"
@@ -105,6 +106,40 @@ TEST(NtlArith, ModulusReduceAndMulMatchExactRemainder) {
     for (uint64_t a : {uint64_t{0}, q - 1}) {
       for (uint64_t b : {uint64_t{0}, uint64_t{1}, q - 1}) {
         ASSERT_EQ(m.mul(a, b), u64(NTL::MulMod(zz(a), zz(b), qz)));
+      }
+    }
+  }
+}
+
+// A sparse combination's chunk: sum_e w_e x_e[i] (+ out[i]) mod q against NTL's big
+// integers, for every prime size (the IFMA path below 2^52, the 128-bit one above) and
+// rows longer than either path's reduction step, with the extremes q - 1.
+TEST(NtlArith, CombineChunkMatchesExactSums) {
+  std::mt19937_64 rng(0xc0b1);
+  const size_t chunk = veil::arith::kCombineChunk, inputs = 5;
+  const std::vector<uint64_t> primes = test_primes();
+  for (size_t index = 0; index < primes.size(); ++index) {
+    const uint64_t q = primes[index];
+    const veil::arith::Modulus m(q);
+    std::vector<std::vector<uint64_t>> x(inputs, std::vector<uint64_t>(chunk));
+    for (auto& v : x)
+      for (auto& c : v) c = rng() % 4 == 0 ? q - 1 : below(rng, q);
+    std::vector<const uint64_t*> ptrs;
+    for (const auto& v : x) ptrs.push_back(v.data());
+    for (size_t terms : {size_t{0}, size_t{1}, size_t{70}, size_t{4100}}) {
+      if (terms == 4100 && index % 8 != 0) continue;  // long rows: every fourth prime size
+      std::vector<uint64_t> cols(terms), w(terms);
+      for (size_t e = 0; e < terms; ++e) cols[e] = below(rng, inputs), w[e] = e % 5 == 0 ? q - 1 : below(rng, q);
+      for (bool accumulate : {false, true}) {
+        std::vector<uint64_t> out(chunk);
+        for (auto& o : out) o = below(rng, q);
+        const std::vector<uint64_t> before = out;
+        veil::arith::combine_chunk(m, chunk, 0, terms, cols.data(), w.data(), ptrs.data(), 0, out.data(), accumulate);
+        for (size_t i = 0; i < chunk; ++i) {
+          ZZ sum = accumulate ? zz(before[i]) : ZZ(0);
+          for (size_t e = 0; e < terms; ++e) sum += zz(w[e]) * zz(x[cols[e]][i]);
+          ASSERT_EQ(out[i], u64(sum % zz(q))) << "q " << q << ", terms " << terms << ", coefficient " << i;
+        }
       }
     }
   }

@@ -249,6 +249,57 @@ TEST_P(CudaPrimitives, ElementWise) {
   }
 }
 
+// Sparse integer combinations: rows with no entries, one entry, and more entries
+// than the 32-term reduction step (repeated columns), replacing and accumulating.
+TEST_P(CudaPrimitives, Combine) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  for (Basis b : {Basis{L + 1, false}, Basis{1, false}}) {
+    const size_t columns = 5, polys = 2, limbs = B.t().limbs(b);
+    std::vector<uint64_t> row_start{0}, cols;
+    for (size_t count : {size_t{0}, size_t{1}, size_t{7}, size_t{70}}) {
+      for (size_t e = 0; e < count; ++e) cols.push_back(B.rng() % columns);
+      row_start.push_back(cols.size());
+    }
+    const size_t rows = row_start.size() - 1, entries = cols.size();
+    std::vector<uint64_t> matrix = row_start;
+    matrix.insert(matrix.end(), cols.begin(), cols.end());
+    for (uint32_t limb = 0; limb < limbs; ++limb)
+      for (size_t e = 0; e < entries; ++e) matrix.push_back(e % 3 == 0 ? B.prime(b, limb) - 1 : B.rng() % B.prime(b, limb));
+    auto [mc, mg] = B.put(matrix);
+    auto view = [&](const Buffer& m) {
+      const uint64_t* base = m.data();
+      return CombineMatrix{rows, entries, columns, static_cast<uint32_t>(limbs), base, base + rows + 1,
+                           base + rows + 1 + entries};
+    };
+    std::vector<Buffer> in_c, in_g;
+    for (size_t i = 0; i < columns; ++i) {
+      auto [c, g] = B.put(B.random(b, polys));
+      in_c.push_back(std::move(c));
+      in_g.push_back(std::move(g));
+    }
+    for (bool accumulate : {false, true}) {
+      std::vector<Buffer> out_c, out_g;
+      std::vector<const uint64_t*> ic, ig;
+      std::vector<uint64_t*> oc, og;
+      for (size_t i = 0; i < columns; ++i) ic.push_back(in_c[i].data()), ig.push_back(in_g[i].data());
+      for (size_t r = 0; r < rows; ++r) {
+        auto [c, g] = B.put(B.random(b, polys));
+        out_c.push_back(std::move(c));
+        out_g.push_back(std::move(g));
+        oc.push_back(out_c.back().data());
+        og.push_back(out_g.back().data());
+      }
+      B.cpu->combine(b, polys, view(mc), ic.data(), oc.data(), accumulate);
+      B.gpu->combine(b, polys, view(mg), ig.data(), og.data(), accumulate);
+      for (size_t r = 0; r < rows; ++r)
+        ASSERT_TRUE(same_words(out_c[r].to_host(), out_g[r].to_host(), B.n()))
+            << "row " << r << ", accumulate " << accumulate << ", limbs " << limbs;
+    }
+  }
+}
+
 // Small signed coefficients (noise, a ternary secret, flooding up to 2^62) uploaded as
 // residues: cuda converts on the device, the cpu on the host; the extremes included.
 TEST_P(CudaPrimitives, UploadSigned) {

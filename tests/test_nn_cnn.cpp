@@ -315,3 +315,89 @@ TEST(NnCnn, BadModelsGetClearErrors) {
 
 }  // namespace
 }  // namespace veil::test
+
+namespace veil::test {
+namespace {
+
+// Packing::Slots: the same models, one input per slot, every layer an integer
+// combination of ciphertexts; no rotation key; slots() inputs per run.
+TEST(NnCnnSlots, EveryLayerKindOneInputPerSlot) {
+  CompileOptions opt;
+  opt.packing = Packing::Slots;
+  Sequential affine(2, 6, 6);
+  affine.affine({2.0, -0.5}, {-1.0, 0.25})
+      .conv2d(3, 3, 1, Padding::same(1), random_reals(3 * 2 * 9, 481, -0.3, 0.3))
+      .avg_pool2d(2)
+      .affine({1.5, -1.0, 0.5}, {0.1, 0.2, -0.3})
+      .flatten()
+      .linear(4, random_reals(4 * 27, 484, -0.3, 0.3));
+  for (const auto& [name, model] : {std::pair{"lenet-like", lenet_like()}, std::pair{"rgb cnn", rgb_cnn()},
+                                    std::pair{"affine", affine}}) {
+    const CompiledModel plan(keyed().ctx, model, opt);
+    EXPECT_EQ(plan.packing(), Packing::Slots);
+    EXPECT_EQ(plan.batch(), keyed().slots());
+    EXPECT_EQ(plan.input_ciphertexts(), model.input_size());
+    EXPECT_TRUE(plan.rotation_steps().empty());
+    run_and_compare(model, opt, std::string("slots ") + name, 12, 40);
+  }
+  static Keyed k(Parameters::preset(14), 495, false);
+  const auto o = run_and_compare(k, projection_cnn(), opt, "slots projection cnn", 16, 8);
+  EXPECT_NE(o.plan.find("the projection: "), std::string::npos) << o.plan;
+}
+
+// A wide layer streams into the next: 588 convolution outputs made 128 at a time,
+// squared and summed into the linear layer; the same words when the weights are
+// encoded per run.
+TEST(NnCnnSlots, WideLayersStreamIntoTheNextAndPerRunWeightsGiveTheSameWords) {
+  Sequential m(1, 16, 16);
+  m.conv2d(3, 3, 1, random_reals(27, 521, -0.4, 0.4), random_reals(3, 522, -0.2, 0.2))
+      .square()
+      .flatten()
+      .linear(4, random_reals(4 * 588, 523, -0.1, 0.1), random_reals(4, 524));
+  CompileOptions opt;
+  opt.packing = Packing::Slots;
+  const auto o = run_and_compare(m, opt, "slots streamed", 12, 64);
+  EXPECT_NE(o.plan.find("fed 128 features at a time"), std::string::npos) << o.plan;
+  Keyed& k = keyed();
+  const CompiledModel built(k.ctx, m, opt);
+  opt.plaintext_budget = 0;
+  const CompiledModel per_run(k.ctx, m, opt);
+  EXPECT_NE(per_run.describe().find("encoded per run"), std::string::npos);
+  std::vector<Ciphertext> in;
+  for (const auto& slots : built.encode({random_reals(256, 525, 0, 1)})) in.push_back(k.encrypt(slots));
+  const auto a = built.run(*k.eval, in, k.rk, {}), b = per_run.run(*k.eval, in, k.rk, {});
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    std::vector<uint64_t> wa(a[i].size() * a[i].poly_words()), wb(wa.size());
+    k.ctx->backend().download(wa.data(), a[i].poly(0), wa.size());
+    k.ctx->backend().download(wb.data(), b[i].poly(0), wb.size());
+    EXPECT_EQ(wa, wb) << "output " << i;
+  }
+}
+
+TEST(NnCnnSlots, BadUseGetsClearErrors) {
+  Keyed& k = keyed();
+  CompileOptions opt;
+  opt.packing = Packing::Slots;
+  opt.batch = 3;
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, lenet_like(), opt); }, "power of two"),
+            ErrorCode::InvalidArgument);
+  opt.batch = 16;
+  const CompiledModel plan(k.ctx, lenet_like(), opt);
+  EXPECT_EQ(plan.batch(), 16u);
+  EXPECT_EQ(error_code_of([&] { plan.encode(std::vector<std::vector<double>>(17, std::vector<double>(144))); }),
+            ErrorCode::InvalidArgument);
+  std::vector<Ciphertext> too_few{k.encrypt(random_reals(8, 1))};
+  EXPECT_EQ(error_code_of([&] { plan.run(*k.eval, too_few, k.rk, {}); }, "input ciphertexts"),
+            ErrorCode::InvalidArgument);
+  Sequential deep(1, 4, 4);
+  deep.flatten();
+  for (int i = 0; i < 6; ++i) deep.linear(16, random_reals(256, 530 + i)).square();
+  opt.batch = 0;
+  EXPECT_EQ(error_code_of([&] { CompiledModel(k.ctx, deep, opt); }, "levels"), ErrorCode::LevelMismatch);
+  EXPECT_EQ(nn::parse_packing("slots"), Packing::Slots);
+  EXPECT_EQ(nn::packing_name(Packing::Slots), "slots");
+}
+
+}  // namespace
+}  // namespace veil::test

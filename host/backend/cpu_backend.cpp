@@ -8,6 +8,7 @@
 #include <cstring>
 #include <new>
 
+#include "arith/combine.hpp"
 #include "arith/rns_convert.hpp"
 #include "veil/error.hpp"
 
@@ -183,6 +184,29 @@ void CpuBackend::add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uin
     const uint64_t q = m.value, w = s[limb];
     for (size_t i = off; i < off + n_; ++i) out[i] = arith::add_mod(x[i], w, q);
   });
+}
+
+// Tasks are (limb, polynomial, chunk of coefficients), each running every row: the
+// inputs' chunks (columns x 32 words) stay in cache across the rows instead of
+// streaming every input once per row.
+void CpuBackend::combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
+                         uint64_t* const* outputs, bool accumulate) {
+  const auto& tb = *tables_;
+  const size_t limbs = tb.limbs(b), n = tb.n;
+  require(limbs <= m.limbs, ErrorCode::InvalidArgument, "combine: the matrix has fewer limbs than the basis");
+  const size_t chunk = std::min(arith::kCombineChunk, n), chunks = n / chunk;
+  const size_t tasks = limbs * polys * chunks;
+  const bool fork = m.entries * polys * limbs * n >= kParallelWords;
+#pragma omp parallel for schedule(static) if (fork)
+  for (size_t t = 0; t < tasks; ++t) {
+    const size_t limb = t / (polys * chunks), p = t / chunks % polys, c = t % chunks;
+    const arith::Modulus& mod = mod_[tb.prime_index(b, static_cast<uint32_t>(limb))];
+    const size_t offset = (p * limbs + limb) * n + c * chunk;
+    const uint64_t* w = m.weights + limb * m.entries;
+    for (size_t r = 0; r < m.rows; ++r)
+      arith::combine_chunk(mod, chunk, m.row_start[r], m.row_start[r + 1], m.cols, w, inputs, offset,
+                           outputs[r] + offset, accumulate);
+  }
 }
 
 void CpuBackend::ntt_forward(Basis b, uint64_t* data) {

@@ -44,6 +44,8 @@ class CpuBackend final : public Backend {
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
+  void combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
+               uint64_t* const* outputs, bool accumulate) override;
 
   const arith::NttTables& ntt_table(uint32_t prime_index) const { return ntt_[prime_index]; }
 

@@ -162,7 +162,7 @@ ModelFile compile_model(const Sequential& model, const std::string& name, const 
   require(o.min_log_n >= 12 && o.min_log_n <= o.max_log_n && o.max_log_n <= 16, ErrorCode::InvalidArgument,
           "log N must be within 12..16");
   require(!model.layers().empty(), ErrorCode::InvalidArgument, "the model has no layers");
-  const uint32_t depth = model_depth(model);
+  const uint32_t depth = model_depth(model, o.packing);
   // The output's magnitude on inputs of the range decides q_0's headroom.
   double max_out = 0;
   for (const auto& img : random_images(model, 64, o.input_min, o.input_max, o.seed ^ 0x9e3779b97f4a7c15ULL))
@@ -254,9 +254,12 @@ struct Plan {
   CompiledModel model;
 };
 
-Plan build_plan(const ModelFile& m) {
+// layouts_only: no weights encoded (the sizes need none).
+Plan build_plan(const ModelFile& m, bool layouts_only = false) {
   auto ctx = Context::create(m.params, BackendKind::Cpu);
-  return Plan{ctx, CompiledModel(ctx, m.model, m.options)};
+  CompileOptions o = m.options;
+  if (layouts_only) o.plaintext_budget = 0;
+  return Plan{ctx, CompiledModel(ctx, m.model, o)};
 }
 
 QueryCost cost_of(const ModelFile& m, const CompiledModel& plan) {
@@ -282,7 +285,7 @@ std::string mb(uint64_t bytes) { return fmt("%.2f MB", static_cast<double>(bytes
 }  // namespace
 
 QueryCost query_cost(const ModelFile& m) {
-  Plan plan = build_plan(m);
+  Plan plan = build_plan(m, true);
   return cost_of(m, plan.model);
 }
 

@@ -19,6 +19,7 @@
 #include "veil/nn/spatial.hpp"
 
 #include "nn/checks.hpp"
+#include "nn/slots_plan.hpp"
 
 namespace veil::nn {
 
@@ -137,6 +138,7 @@ bool pool_folds(const std::vector<Layer>& layers, size_t index) {
 
 // The packing the first layer allows.
 Packing resolve_packing(const std::vector<Layer>& layers, Packing asked) {
+  if (asked == Packing::Slots) return asked;
   const Layer& first = layers.front();
   const bool taps_ok = first.kind == LayerKind::Conv2d && first.in == 1 && first.pad.none();
   return taps_ok ? asked : Packing::Spatial;
@@ -266,7 +268,7 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
         break;
       case LayerKind::Linear:
         d = 1, factor = 1;
-        if (block != 0 && sparse_channels != 0 && worth_compacting(l.out, l.in, sparse_channels, block)) {
+        if (block != 0 && sparse_channels != 0 && packing != Packing::Slots && worth_compacting(l.out, l.in, sparse_channels, block)) {
           z.compacted.insert(i);
           d = 2;
           z.linear_block = std::max(z.linear_block, std::bit_ceil(std::max(l.in, period)));
@@ -289,9 +291,10 @@ Sizes walk(const Sequential& model, Packing packing, bool vector_input, size_t b
 }  // namespace
 
 // Declared in veil/nn/compile.hpp; the same walk as the compiler's first pass.
-uint32_t model_depth(const Sequential& model) {
+uint32_t model_depth(const Sequential& model, Packing packing) {
   require(!model.layers().empty(), ErrorCode::InvalidArgument, "model: no layers");
-  return measure(model, Packing::Spatial, model.layers().front().kind == LayerKind::Flatten).depth;
+  const bool vector_input = model.layers().front().kind == LayerKind::Flatten;
+  return measure(model, packing == Packing::Slots ? packing : Packing::Spatial, vector_input).depth;
 }
 
 struct CompiledModel::Impl {
@@ -306,6 +309,7 @@ struct CompiledModel::Impl {
   Layout out;
   std::vector<PlannedStep> steps;
   std::set<int64_t> rotations;
+  std::optional<detail::SlotsPlan> slots;  // Packing::Slots: the whole plan
 };
 
 CompiledModel::~CompiledModel() = default;
@@ -323,6 +327,16 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
   m.vector_input = layers.front().kind == LayerKind::Flatten;
   m.packing = m.vector_input ? opt.packing : resolve_packing(layers, opt.packing);
   const size_t slots = ctx->params().slots();
+  if (m.packing == Packing::Slots) {
+    require(model.open_residuals() == 0, ErrorCode::InvalidArgument, "model: a residual_begin has no residual_add");
+    m.slots.emplace(ctx, model, opt, measure(model, Packing::Slots, m.vector_input).depth);
+    m.batch = m.slots->batch();
+    m.inputs = m.slots->input_ciphertexts();
+    m.in_level = m.slots->input_level();
+    m.out_level = m.slots->output_level();
+    m.in_scale = m.slots->input_scale();
+    return;
+  }
 
   // Pass 1: depth, blocks, channels per ciphertext and batch.
   const Sizes z = measure(model, m.packing, m.vector_input);
@@ -661,8 +675,12 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
 
 size_t CompiledModel::batch() const { return impl_->batch; }
 size_t CompiledModel::input_ciphertexts() const { return impl_->inputs; }
-size_t CompiledModel::output_ciphertexts() const { return impl_->out.groups; }
-size_t CompiledModel::output_size() const { return impl_->out.where.size(); }
+size_t CompiledModel::output_ciphertexts() const {
+  return impl_->slots ? impl_->slots->output_ciphertexts() : impl_->out.groups;
+}
+size_t CompiledModel::output_size() const {
+  return impl_->slots ? impl_->slots->output_size() : impl_->out.where.size();
+}
 uint32_t CompiledModel::depth() const { return impl_->in_level - impl_->out_level; }
 uint32_t CompiledModel::input_level() const { return impl_->in_level; }
 uint32_t CompiledModel::output_level() const { return impl_->out_level; }
@@ -677,6 +695,7 @@ size_t CompiledModel::channel_blocks() const { return impl_->blocks; }
 
 std::string CompiledModel::describe() const {
   const Impl& m = *impl_;
+  if (m.slots) return m.slots->describe();
   std::string s = "model plan: " + std::to_string(m.batch) + " image(s) per run, " + std::to_string(m.inputs) +
                   " input ciphertext(s), depth " + std::to_string(depth()) + ", " +
                   std::to_string(m.rotations.size()) + " rotation keys\n";
@@ -690,6 +709,7 @@ std::string CompiledModel::describe() const {
 
 std::vector<std::vector<double>> CompiledModel::encode(const std::vector<std::vector<double>>& images) const {
   const Impl& m = *impl_;
+  if (m.slots) return m.slots->encode(images);
   require(!images.empty() && images.size() <= m.batch, ErrorCode::InvalidArgument,
           "model: " + std::to_string(images.size()) + " images for a batch of " + std::to_string(m.batch));
   for (const auto& img : images)
@@ -706,6 +726,7 @@ std::vector<std::vector<double>> CompiledModel::encode(const std::vector<std::ve
 std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vector<Ciphertext>& inputs,
                                            const RelinKey& rk, const GaloisKeys& gk) const {
   const Impl& m = *impl_;
+  if (m.slots) return m.slots->run(eval, inputs, rk);
   require(inputs.size() == m.inputs, ErrorCode::InvalidArgument,
           "model: " + std::to_string(inputs.size()) + " input ciphertexts, the plan takes " + std::to_string(m.inputs));
   std::vector<int64_t> steps(m.rotations.begin(), m.rotations.end());
@@ -790,6 +811,7 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
 std::vector<std::vector<double>> CompiledModel::decode(const std::vector<std::vector<double>>& outputs,
                                                        size_t images) const {
   const Impl& m = *impl_;
+  if (m.slots) return m.slots->decode(outputs, images);
   const size_t slots = m.ctx->params().slots();
   require(outputs.size() == m.out.groups, ErrorCode::InvalidArgument,
           "model: " + std::to_string(outputs.size()) + " decoded outputs, the plan returns " +

@@ -130,6 +130,7 @@ uint8_t packing_code(Packing p) {
     case Packing::Taps: return 0;
     case Packing::Im2col: return 1;
     case Packing::Spatial: return 2;
+    case Packing::Slots: return 3;
   }
   throw Error(ErrorCode::InvalidArgument, "model file: unknown packing");
 }
@@ -385,8 +386,9 @@ ModelFile deserialize_model(ByteView blob, const SerializationLimits& limits) {
   check(params.fingerprint() == fingerprint, "the parameters do not match the file's fingerprint");
   CompileOptions options;
   const uint8_t packing = r.u8();
-  check(packing <= 2, "unknown packing " + std::to_string(packing) + " (0 taps, 1 im2col, 2 spatial)");
-  options.packing = packing == 0 ? Packing::Taps : packing == 1 ? Packing::Im2col : Packing::Spatial;
+  check(packing <= 3, "unknown packing " + std::to_string(packing) + " (0 taps, 1 im2col, 2 spatial, 3 slots)");
+  constexpr Packing kPackings[] = {Packing::Taps, Packing::Im2col, Packing::Spatial, Packing::Slots};
+  options.packing = kPackings[packing];
   options.batch = read_bounded(r, 1, params.slots(), "batch");
   options.level = static_cast<int32_t>(r.u32());
   check(options.level >= -1 && options.level <= static_cast<int>(params.max_level()), "input level out of range");

@@ -9,6 +9,7 @@ std::string packing_name(Packing p) {
     case Packing::Taps: return "taps";
     case Packing::Im2col: return "im2col";
     case Packing::Spatial: return "spatial";
+    case Packing::Slots: return "slots";
   }
   return "?";
 }
@@ -17,7 +18,8 @@ Packing parse_packing(const std::string& name) {
   if (name == "taps") return Packing::Taps;
   if (name == "im2col") return Packing::Im2col;
   if (name == "spatial") return Packing::Spatial;
-  throw Error(ErrorCode::InvalidArgument, "unknown packing \"" + name + "\": use taps, im2col or spatial");
+  if (name == "slots") return Packing::Slots;
+  throw Error(ErrorCode::InvalidArgument, "unknown packing \"" + name + "\": use taps, im2col, spatial or slots");
 }
 
 }  // namespace veil::nn

@@ -21,6 +21,7 @@
 #include "veil/context.hpp"
 #include "veil/error.hpp"
 #include "veil/evaluator.hpp"
+#include "veil/nn/compile.hpp"
 #include "veil/serialization.hpp"
 #include "veil/stream_scope.hpp"
 
@@ -454,6 +455,8 @@ ModelServer::ModelServer(std::vector<nn::ModelFile> models, std::shared_ptr<KeyS
             "serve: model \"" + f.name + "\" has parameters below the 128-bit bound (insecure testing only)");
     ModelEntry e{f, Context::create(f.params, options.backend), nullptr, {}};
     e.plan = std::make_unique<nn::CompiledModel>(e.ctx, e.file.model, e.file.options);
+    const uint64_t query_bytes = nn::query_cost(f).upload_bytes + (uint64_t{1} << 20);
+    impl_->opt.max_body_bytes = std::max<uint64_t>(impl_->opt.max_body_bytes, query_bytes);
     e.description = describe_model(e);
     const std::string name = f.name;
     impl_->models.emplace(name, std::move(e));

@@ -67,6 +67,18 @@ struct RnsTables {
   static std::shared_ptr<const RnsTables> build(const Parameters& params);
 };
 
+// A sparse matrix of integers for Backend::combine, in CSR order, every array in that
+// backend's memory as 64-bit words: row_start[rows + 1] (row_start[0] = 0,
+// nondecreasing, row_start[rows] = entries), cols[entries] (input indices) and
+// weights[limbs][entries] (limb l's entry e is a residue < prime l of the basis used).
+struct CombineMatrix {
+  size_t rows = 0, entries = 0, columns = 0;  // columns: the inputs a combine call passes
+  uint32_t limbs = 0;
+  const uint64_t* row_start = nullptr;
+  const uint64_t* cols = nullptr;
+  const uint64_t* weights = nullptr;
+};
+
 // An extra stream of a backend (opaque; veil::StreamScope is how users get one).
 class BackendStream {
  public:
@@ -199,6 +211,20 @@ class Backend {
   // leaves the target limbs after the forward NTT's first pass (the digits' own limbs
   // are not stored: they are ntt's), and finishes them inside the inner product's
   // kernel.
+  // ---- sparse integer linear combinations (nn's slot-wise layers) ----
+  // For each row r < m.rows: outputs[r] = sum over entries e in [row_start[r],
+  // row_start[r + 1]) of weights[limb * m.entries + e] * inputs[cols[e]] mod that limb's
+  // prime, for every limb of basis b (limbs(b) <= m.limbs) and each of the `polys`
+  // consecutive polynomials (basis b) an input and an output hold. With `accumulate`
+  // the sum is added to the output's words (mod q), else it replaces them; a row
+  // without entries gives zeros (or leaves the output as it was). Exact modular
+  // arithmetic, so every backend gives the same words. inputs (m.columns of them) and
+  // outputs (m.rows) are host arrays of pointers to this backend's memory; every
+  // cols[e] < m.columns (the matrix's builder checks); outputs must not overlap inputs
+  // or each other.
+  virtual void combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
+                       uint64_t* const* outputs, bool accumulate) = 0;
+
   virtual void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt);
   virtual void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
                                 const uint64_t* ntt, const uint64_t* key, uint64_t* out0, uint64_t* out1);

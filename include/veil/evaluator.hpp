@@ -9,9 +9,11 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "veil/ciphertext.hpp"
+#include "veil/combination.hpp"
 #include "veil/keys.hpp"
 
 namespace veil {
@@ -57,6 +59,19 @@ class Evaluator {
   Ciphertext conjugate(const Ciphertext& a, const GaloisKeys& gk) const;
   // Applies X -> X^g with its key (advanced use).
   Ciphertext apply_galois(const Ciphertext& a, uint64_t galois_elt, const GaloisKeys& gk) const;
+
+  // Integer linear combinations (veil/combination.hpp): output r = sum over row r's
+  // entries of round(w * m.weight_scale()) * inputs[column]. inputs: m.columns()
+  // ciphertexts of this context, one size, level m.level() (higher ones are brought
+  // down), one scale s (relative difference below 2^-40). The outputs have the inputs'
+  // size, level m.level() and scale s * m.weight_scale(). combine_into adds the sums
+  // to `outputs` (m.rows() ciphertexts of that size, level and scale), so a large
+  // matrix can be applied a slice of columns at a time. Throws ContextMismatch,
+  // LevelMismatch (an input below the matrix's level), ScaleMismatch, InvalidArgument
+  // (counts, sizes).
+  std::vector<Ciphertext> combine(std::span<const Ciphertext> inputs, const CombinationMatrix& m) const;
+  void combine_into(std::span<Ciphertext> outputs, std::span<const Ciphertext> inputs,
+                    const CombinationMatrix& m) const;
 
   const ContextPtr& context() const { return ctx_; }
 

@@ -129,8 +129,9 @@ void add_compile_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--packing", args->packing,
                   "Input packing: taps or im2col for a first one-channel conv without padding "
-                  "(else spatial), or spatial")
-      ->check(CLI::IsMember({"taps", "im2col", "spatial"}))
+                  "(else spatial), spatial, or slots (one input per slot: N/2 inputs per query, no "
+                  "rotation keys; for large batches)")
+      ->check(CLI::IsMember({"taps", "im2col", "spatial", "slots"}))
       ->capture_default_str();
   sub->add_option("--channel-blocks", args->channel_blocks,
                   "Channels per ciphertext in spatial layouts (a power of two; 0: automatic)")

@@ -46,8 +46,9 @@ struct AutoCompileOptions {
 };
 
 // Levels the plan consumes: conv2d, linear and square 1 each, an activation its
-// polynomial's depth(), pooling and flatten none.
-uint32_t model_depth(const Sequential& model);
+// polynomial's depth(), pooling and flatten none (a spatial plan may spend one more
+// to gather sparse features before a wide linear layer; Packing::Slots never does).
+uint32_t model_depth(const Sequential& model, Packing packing = Packing::Spatial);
 
 // Chooses the parameters, compiles, dry-runs and returns the model file. Errors:
 // InvalidArgument for a bad option or name; Unsupported when no N up to max_log_n

@@ -53,6 +53,16 @@
 //                    fit", the smallest (from 1: the fastest per image, docs/models.md)
 //                    whose largest layer's weights fit plaintext_budget, or, with an
 //                    explicit batch, as many as the slots it leaves allow.
+//   Packing::Slots   one input per slot, every feature of every layer in a ciphertext of
+//                    its own (CryptoNets' layout): input_size() input ciphertexts and
+//                    slots() inputs per run (batch: 0 = slots, or a power of two below).
+//                    Linear layers are integer combinations of ciphertexts
+//                    (veil/combination.hpp): no rotation, no Galois key, weights the
+//                    same in every slot; a large layer feeds the next one a slice of
+//                    features at a time, so the tensor between them never exists
+//                    whole. It costs the same per run for 1 input or slots() of them:
+//                    the packing for throughput (docs/models.md). Any model, with or
+//                    without a first flatten().
 // A model that starts with flatten() takes one ciphertext holding the values in
 // LinearLayer's (batched) layout; the packing option is then ignored.
 //
@@ -200,9 +210,9 @@ class Sequential {
   std::vector<Layer> layers_;
 };
 
-enum class Packing { Taps, Im2col, Spatial };
+enum class Packing { Taps, Im2col, Spatial, Slots };
 
-// "taps", "im2col", "spatial"; parse_packing throws InvalidArgument for another name.
+// "taps", "im2col", "spatial", "slots"; parse_packing throws InvalidArgument for another name.
 std::string packing_name(Packing p);
 Packing parse_packing(const std::string& name);
 

@@ -40,6 +40,8 @@ struct ServerOptions {
   int port = 0;                       // 0: any free port (ModelServer::port() tells)
   size_t threads = 2;                 // HTTP worker threads
   BackendKind backend = BackendKind::Cpu;
+  // Largest request body; raised, when below it, to what the largest model's query
+  // needs (nn::query_cost's upload plus 1 MiB), so every model can be queried.
   size_t max_body_bytes = size_t{256} << 20;
   size_t max_sessions = 1000;
   size_t max_inflight = 4;            // concurrent inferences; more get 503
