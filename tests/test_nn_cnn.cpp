@@ -346,14 +346,17 @@ TEST(NnCnnSlots, EveryLayerKindOneInputPerSlot) {
 }
 
 // A wide layer streams into the next: 588 convolution outputs made 128 at a time,
-// squared and summed into the linear layer; the same words when the weights are
-// encoded per run.
+// squared and summed into the 300-wide linear layer, which, being that group's tail,
+// is not sliced again (its 300 outputs are made whole); the same words when the
+// weights are encoded per run.
 TEST(NnCnnSlots, WideLayersStreamIntoTheNextAndPerRunWeightsGiveTheSameWords) {
   Sequential m(1, 16, 16);
   m.conv2d(3, 3, 1, random_reals(27, 521, -0.4, 0.4), random_reals(3, 522, -0.2, 0.2))
       .square()
       .flatten()
-      .linear(4, random_reals(4 * 588, 523, -0.1, 0.1), random_reals(4, 524));
+      .linear(300, random_reals(300 * 588, 523, -0.1, 0.1), random_reals(300, 524))
+      .square()
+      .linear(4, random_reals(4 * 300, 526, -0.1, 0.1));
   CompileOptions opt;
   opt.packing = Packing::Slots;
   const auto o = run_and_compare(m, opt, "slots streamed", 12, 64);

@@ -382,7 +382,8 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
   // Stream a large map through the element-wise steps into the next map.
   for (size_t i = 0; i < m.steps.size(); ++i) {
     auto* head = std::get_if<MapStep>(&m.steps[i].step);
-    if (!head || !head->rescale || head->rows.size() <= 2 * kSliceFeatures) continue;
+    // A map that is already a group's tail stays whole on its rows.
+    if (!head || head->by_columns || !head->rescale || head->rows.size() <= 2 * kSliceFeatures) continue;
     size_t j = i + 1;
     while (j < m.steps.size() && std::holds_alternative<ElementStep>(m.steps[j].step)) ++j;
     if (j >= m.steps.size()) continue;
@@ -488,6 +489,8 @@ std::vector<Ciphertext> SlotsPlan::run(const Evaluator& eval, const std::vector<
         const auto& tail = std::get<MapStep>(m.steps[j].step);
         std::vector<CombinationMatrix> tail_own;
         const auto& tail_parts = parts_of(tail, tail_own);
+        require(tail.by_columns && tail_parts.size() == parts.size(), ErrorCode::InvalidArgument,
+                "model (internal): a streamed layer's slices do not match the next layer's");
         for (size_t p = 0; p < parts.size(); ++p) {
           std::vector<Ciphertext> slice = eval.combine(*src, parts[p]);
           finish(eval, *mp, slice, mp->cuts[p]);
