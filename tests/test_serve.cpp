@@ -535,6 +535,51 @@ TEST(Serve, MultiChannelCnnCompiledServedAndQueriedKeepsItsPromise) {
   EXPECT_LE(err, std::ldexp(ref, -12)) << "measured " << -std::log2(err / ref) << " bits";
 }
 
+// Packing::Slots through the whole path: compiled with automatic parameters, served,
+// queried with a few inputs of a run of slots(); the session needs no Galois key.
+TEST(Serve, SlotsPackedCnnCompiledServedAndQueriedKeepsItsPromise) {
+  std::mt19937_64 rng(19);
+  std::uniform_real_distribution<double> u(-0.4, 0.4);
+  auto w = [&](size_t n) {
+    std::vector<double> v(n);
+    for (auto& x : v) x = u(rng);
+    return v;
+  };
+  nn::Sequential cnn(2, 6, 6);
+  cnn.conv2d(3, 3, 1, nn::Padding::same(1), w(3 * 2 * 9), w(3)).square().avg_pool2d(2).flatten().linear(3, w(3 * 27), w(3));
+  nn::AutoCompileOptions o;
+  o.precision_bits = 12;
+  o.packing = nn::Packing::Slots;
+  const nn::ModelFile file = nn::compile_model(cnn, "slots", o);
+  EXPECT_EQ(file.options.packing, nn::Packing::Slots);
+  EXPECT_EQ(file.options.batch, file.params.slots());
+  EXPECT_EQ(nn::query_cost(file).galois_keys, 0u);
+  const nn::ModelFile again = nn::deserialize_model(nn::serialize_model(file));
+  EXPECT_EQ(again.options.packing, nn::Packing::Slots);
+  TempDir store, cache;
+  serve::ModelServer server({again}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
+  server.start();
+  serve::QueryOptions q;
+  q.cache_dir = cache.path.string();
+  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "slots", q);
+  std::uniform_real_distribution<double> in(0, 1);
+  std::vector<std::vector<double>> inputs(5, std::vector<double>(72));
+  for (auto& x : inputs)
+    for (auto& v : x) v = in(rng);
+  const auto out = client.infer(inputs);
+  ASSERT_EQ(out.size(), inputs.size());
+  double ref = 1, err = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto want = cnn.forward(inputs[i]);
+    ASSERT_EQ(out[i].size(), want.size());
+    for (size_t k = 0; k < want.size(); ++k) {
+      ref = std::max(ref, std::fabs(want[k]));
+      err = std::max(err, std::fabs(out[i][k] - want[k]));
+    }
+  }
+  EXPECT_LE(err, std::ldexp(ref, -12)) << "measured " << -std::log2(err / ref) << " bits";
+}
+
 #ifdef VEIL_TEST_ONNX
 // compile -> serve -> query of a torch-exported CNN with BatchNorm (2-D and 1-D),
 // AveragePool, Gemm, a polynomial and MatMul: the decrypted outputs match torch's
