@@ -1,6 +1,8 @@
-// veil-cnn-layouts: the spatial layout's one free choice, measured. For each model
-// and each number of channels per ciphertext G (CompileOptions::channel_blocks; the
-// batch takes the slots the channels leave), it compiles, encrypts one full batch,
+// veil-cnn-layouts: the spatial layout's one free choice, measured, beside the slot-wise
+// packing. For each model and each number of channels per ciphertext G
+// (CompileOptions::channel_blocks; the batch takes the slots the channels leave), and
+// for Packing::Slots (one image per slot, every feature its own ciphertext; printed as
+// "slots"), it compiles, encrypts one full batch,
 // runs it `--runs` times and reports: images per run, input ciphertexts, rotation keys
 // and their bytes, pre-encoded weight bytes, run time (median), time per image and the
 // worst precision against Sequential::forward (float64), in bits.
@@ -79,10 +81,12 @@ double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
+// blocks 0: Packing::Slots.
 Row measure(const std::string& name, const nn::Sequential& model, size_t blocks, size_t runs, KeyGenerator& keygen,
             const ContextPtr& ctx, const RelinKey& rk) {
   nn::CompileOptions opt;
   opt.channel_blocks = blocks;
+  if (blocks == 0) opt.packing = nn::Packing::Slots;
   nn::CompiledModel plan(ctx, model, opt);
   Row r{name, blocks, plan.batch(), plan.input_ciphertexts(), plan.rotation_steps().size()};
   const GaloisKeys gk = keygen.create_galois_keys(plan.rotation_steps(), false);
@@ -151,31 +155,31 @@ int main(int argc, char** argv) {
       nn::Sequential model;
       std::vector<size_t> blocks;
     };
-    std::vector<Entry> models{{"lenet-12", lenet_12(), {1, 2, 4, 8}}, {"rgb-16", rgb_16(), {1, 2, 4, 8}}};
+    std::vector<Entry> models{{"lenet-12", lenet_12(), {1, 2, 4, 8, 0}}, {"rgb-16", rgb_16(), {1, 2, 4, 8, 0}}};
     for (const auto& path : onnx) {
       std::string stem = path.substr(path.find_last_of('/') + 1);
       stem = stem.substr(0, stem.find('.'));
-      models.push_back({stem, nn::import_onnx(path), {1, 2, 4, 8, 16}});
+      models.push_back({stem, nn::import_onnx(path), {1, 2, 4, 8, 16, 0}});
     }
     for (const auto& m : models)
       for (size_t g : m.blocks) {
         rows.push_back(measure(m.name, m.model, g, runs, keygen, ctx, rk));
         const Row& r = rows.back();
         if (!json)
-          std::printf("%-9s G=%zu batch %4zu  inputs %zu  rot keys %3zu (%6.1f MiB)  weights %6.1f MiB  run %8.1f ms"
+          std::printf("%-9s %-5s batch %4zu  inputs %zu  rot keys %3zu (%6.1f MiB)  weights %6.1f MiB  run %8.1f ms"
                       "  per image %7.2f ms  worst %.1f bits\n",
-                      r.model.c_str(), r.blocks, r.batch, r.inputs, r.rotation_keys, r.galois_mib, r.weights_mib,
+                      r.model.c_str(), r.blocks ? ("G=" + std::to_string(r.blocks)).c_str() : "slots", r.batch, r.inputs, r.rotation_keys, r.galois_mib, r.weights_mib,
                       r.run_ms, r.per_image_ms, r.worst_bits);
       }
     if (json) {
       std::printf("[\n");
       for (size_t i = 0; i < rows.size(); ++i) {
         const Row& r = rows[i];
-        std::printf("  {\"model\": \"%s\", \"channel_blocks\": %zu, \"batch\": %zu, \"input_ciphertexts\": %zu, "
+        std::printf("  {\"model\": \"%s\", \"packing\": \"%s\", \"channel_blocks\": %zu, \"batch\": %zu, \"input_ciphertexts\": %zu, "
                     "\"rotation_keys\": %zu, \"galois_mib\": %.2f, \"weights_mib\": %.1f, \"run_ms\": %.2f, "
                     "\"per_image_ms\": %.3f, \"worst_bits\": %.2f}%s\n",
-                    r.model.c_str(), r.blocks, r.batch, r.inputs, r.rotation_keys, r.galois_mib, r.weights_mib,
-                    r.run_ms, r.per_image_ms, r.worst_bits, i + 1 < rows.size() ? "," : "");
+                    r.model.c_str(), r.blocks ? "spatial" : "slots", r.blocks, r.batch, r.inputs, r.rotation_keys,
+                    r.galois_mib, r.weights_mib, r.run_ms, r.per_image_ms, r.worst_bits, i + 1 < rows.size() ? "," : "");
       }
       std::printf("]\n");
     }

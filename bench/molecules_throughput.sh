@@ -5,13 +5,15 @@
 # full batch (the server's run(), wall clock), then queries the test split through
 # `veil serve` / `veil query` and reports the end-to-end time and the agreement with the
 # plaintext student on every molecule.
-#   bench/molecules_throughput.sh [BUILD_DIR] [THREADS]
+#   bench/molecules_throughput.sh [BUILD_DIR] [THREADS] [MODEL.veil]
+# (MODEL.veil: one compiled before the same way, to skip the 4-minute compile)
 # Needs build-molecules/sa_original.onnx (tools/molecules/train.py --shape original, see
 # tests/data/molecules/README.md) and /usr/bin/python3 with python3-rdkit and numpy.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$repo/build}
 threads=${2:-2}
+compiled=${3:-}
 veil=$build/bin/veil
 onnx=$repo/build-molecules/sa_original.onnx
 [ -x "$veil" ] || { echo "molecules_throughput.sh: build veil first (README: set-up)" >&2; exit 2; }
@@ -21,9 +23,14 @@ server=
 trap '[ -n "$server" ] && kill $server 2>/dev/null; rm -rf "$work"' EXIT
 export OMP_NUM_THREADS=$threads
 echo "== compile (--packing slots), $threads thread(s), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-/usr/bin/time -f "compile: %e s wall, %M KB peak" "$veil" compile "$onnx" -o "$work/sa.veil" --packing slots \
-  --featurizer "$repo/tests/data/molecules/layout.json" --property "SA score" --explain --quiet
-cut -d, -f1 "$repo/build-molecules/molecules.csv" | sed 1d | head -8192 >"$work/molecules.smi"
+if [ -n "$compiled" ]; then
+  cp "$compiled" "$work/sa.veil"
+  "$veil" info "$work/sa.veil"
+else
+  /usr/bin/time -f "compile: %e s wall, %M KB peak" "$veil" compile "$onnx" -o "$work/sa.veil" --packing slots \
+    --featurizer "$repo/tests/data/molecules/layout.json" --property "SA score" --explain --quiet
+fi
+cut -d, -f1 "$repo/build-molecules/molecules.csv" | sed -n '2,8193p' >"$work/molecules.smi"  # no early close: pipefail
 "$veil" serve "$work/sa.veil" --port 0 --key-store "$work/store" >"$work/serve.out" 2>"$work/serve.err" &
 server=$!
 for _ in $(seq 1 600); do grep -q 'http://' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
