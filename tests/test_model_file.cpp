@@ -249,7 +249,7 @@ TEST(ModelFile, EveryLayerRoundTripsToTheSameBytesAndOutputs) {
 }
 
 TEST(ModelFile, EveryPackingAndChannelBlocksRoundTrip) {
-  for (nn::Packing p : {nn::Packing::Taps, nn::Packing::Im2col, nn::Packing::Spatial})
+  for (nn::Packing p : {nn::Packing::Taps, nn::Packing::Im2col, nn::Packing::Spatial, nn::Packing::Slots})
     for (size_t g : {size_t{0}, size_t{1}, size_t{64}, size_t{1} << 16}) {
       ModelFile m = every_layer();
       m.options.packing = p;
@@ -269,11 +269,11 @@ TEST(ModelFile, EveryPackingAndChannelBlocksRoundTrip) {
 }
 
 TEST(ModelFile, PackingNames) {
-  for (nn::Packing p : {nn::Packing::Taps, nn::Packing::Im2col, nn::Packing::Spatial})
+  for (nn::Packing p : {nn::Packing::Taps, nn::Packing::Im2col, nn::Packing::Spatial, nn::Packing::Slots})
     EXPECT_EQ(nn::parse_packing(nn::packing_name(p)), p);
   EXPECT_EQ(nn::packing_name(nn::Packing::Spatial), "spatial");
   // The message names the valid values.
-  EXPECT_EQ(error_code_of([] { nn::parse_packing("Taps"); }, "spatial"), ErrorCode::InvalidArgument);
+  EXPECT_EQ(error_code_of([] { nn::parse_packing("Taps"); }, "slots"), ErrorCode::InvalidArgument);
   EXPECT_VEIL_ERROR(nn::parse_packing(""), ErrorCode::InvalidArgument);
 }
 
@@ -291,7 +291,7 @@ TEST(ModelFile, HostileVersionTwoFieldsAreRefused) {
   const size_t shape_at = find_once(blob, shape), blocks_at = shape_at - 40 - 8, packing_at = blocks_at - 8 - 4 - 8 - 1;
   ASSERT_EQ(blob[packing_at], 2);  // spatial
   ASSERT_EQ(blob[blocks_at], 4);
-  expect_refused_with(edit(packing_at, {3}), "unknown packing 3");
+  expect_refused_with(edit(packing_at, {4}), "unknown packing 4");
   expect_refused_with(edit(blocks_at, {3}), "channel blocks must be 0 or a power of two");
   expect_refused_with(edit(blocks_at, u64_bytes({1 << 17})), "channel blocks");
   expect_refused_with(edit(shape_at, u64_bytes({0})), "input channels");

@@ -5,6 +5,7 @@
 #include <httplib.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -441,6 +442,33 @@ TEST(Serve, ServesOverTls) {
   EXPECT_THROW(Server(store.path.string(), half), Error);
 }
 
+// Serves `file` on a loopback port, queries `inputs` through a QueryClient (after
+// `check` looks at it) and returns the promise's metric (nn/compile.hpp): the largest
+// error over max(1, max |y|) against model.forward, over every output.
+double served_relative_error(const nn::Sequential& model, const nn::ModelFile& file,
+                             const std::vector<std::vector<double>>& inputs,
+                             const std::function<void(serve::QueryClient&)>& check = {}) {
+  TempDir store, cache;
+  serve::ModelServer server({file}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
+  server.start();
+  serve::QueryOptions q;
+  q.cache_dir = cache.path.string();
+  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), file.name, q);
+  if (check) check(client);
+  const auto out = client.infer(inputs);
+  EXPECT_EQ(out.size(), inputs.size());
+  double ref = 1, err = 0;
+  for (size_t i = 0; i < std::min(out.size(), inputs.size()); ++i) {
+    const auto want = model.forward(inputs[i]);
+    EXPECT_EQ(out[i].size(), want.size());
+    for (size_t k = 0; k < std::min(want.size(), out[i].size()); ++k) {
+      ref = std::max(ref, std::fabs(want[k]));
+      err = std::max(err, std::fabs(out[i][k] - want[k]));
+    }
+  }
+  return err / ref;
+}
+
 // compile -> serve -> query of an MLP (two hidden layers, a square and a polynomial
 // activation): the outputs match float64 within the promised precision.
 TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
@@ -458,28 +486,12 @@ TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
   o.input_min = -1;
   o.precision_bits = 14;
   const nn::ModelFile file = nn::compile_model(mlp, "mlp", o);
-  TempDir store, cache;
-  serve::ModelServer server({file}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
-  server.start();
-  serve::QueryOptions q;
-  q.cache_dir = cache.path.string();
-  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "mlp", q);
   std::uniform_real_distribution<double> in(-1, 1);
   std::vector<std::vector<double>> inputs(5, std::vector<double>(64));
   for (auto& x : inputs)
     for (auto& v : x) v = in(rng);
-  const auto out = client.infer(inputs);
-  ASSERT_EQ(out.size(), 5u);
-  // The promise's metric (nn/compile.hpp): max error over max(1, max |y|), all inputs.
-  double ref = 1, err = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto want = mlp.forward(inputs[i]);
-    for (size_t k = 0; k < want.size(); ++k) {
-      ref = std::max(ref, std::fabs(want[k]));
-      err = std::max(err, std::fabs(out[i][k] - want[k]));
-    }
-  }
-  EXPECT_LE(err, std::ldexp(ref, -14)) << "measured " << -std::log2(err / ref) << " bits";
+  const double err = served_relative_error(mlp, file, inputs);
+  EXPECT_LE(err, std::ldexp(1.0, -14)) << "measured " << -std::log2(err) << " bits";
 }
 
 // compile -> serve -> query of a multi-channel CNN with every spatial layer kind: the
@@ -511,28 +523,13 @@ TEST(Serve, MultiChannelCnnCompiledServedAndQueriedKeepsItsPromise) {
   nn::AutoCompileOptions o;
   o.precision_bits = 12;
   const nn::ModelFile file = nn::compile_model(cnn, "cnn", o);
-  TempDir store, cache;
-  serve::ModelServer server({file}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
-  server.start();
-  serve::QueryOptions q;
-  q.cache_dir = cache.path.string();
-  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "cnn", q);
-  EXPECT_EQ(client.input_channels(), 2u);
   std::uniform_real_distribution<double> in(0, 1);
   std::vector<std::vector<double>> inputs(3, std::vector<double>(128));
   for (auto& x : inputs)
     for (auto& v : x) v = in(rng);
-  const auto out = client.infer(inputs);
-  ASSERT_EQ(out.size(), 3u);
-  double ref = 1, err = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto want = cnn.forward(inputs[i]);
-    for (size_t k = 0; k < want.size(); ++k) {
-      ref = std::max(ref, std::fabs(want[k]));
-      err = std::max(err, std::fabs(out[i][k] - want[k]));
-    }
-  }
-  EXPECT_LE(err, std::ldexp(ref, -12)) << "measured " << -std::log2(err / ref) << " bits";
+  const double err = served_relative_error(cnn, file, inputs,
+                                           [](serve::QueryClient& c) { EXPECT_EQ(c.input_channels(), 2u); });
+  EXPECT_LE(err, std::ldexp(1.0, -12)) << "measured " << -std::log2(err) << " bits";
 }
 
 // Packing::Slots through the whole path: compiled with automatic parameters, served,
@@ -556,28 +553,12 @@ TEST(Serve, SlotsPackedCnnCompiledServedAndQueriedKeepsItsPromise) {
   EXPECT_EQ(nn::query_cost(file).galois_keys, 0u);
   const nn::ModelFile again = nn::deserialize_model(nn::serialize_model(file));
   EXPECT_EQ(again.options.packing, nn::Packing::Slots);
-  TempDir store, cache;
-  serve::ModelServer server({again}, std::make_shared<serve::DirectoryKeyStore>(store.path.string()));
-  server.start();
-  serve::QueryOptions q;
-  q.cache_dir = cache.path.string();
-  serve::QueryClient client("http://127.0.0.1:" + std::to_string(server.port()), "slots", q);
   std::uniform_real_distribution<double> in(0, 1);
   std::vector<std::vector<double>> inputs(5, std::vector<double>(72));
   for (auto& x : inputs)
     for (auto& v : x) v = in(rng);
-  const auto out = client.infer(inputs);
-  ASSERT_EQ(out.size(), inputs.size());
-  double ref = 1, err = 0;
-  for (size_t i = 0; i < out.size(); ++i) {
-    const auto want = cnn.forward(inputs[i]);
-    ASSERT_EQ(out[i].size(), want.size());
-    for (size_t k = 0; k < want.size(); ++k) {
-      ref = std::max(ref, std::fabs(want[k]));
-      err = std::max(err, std::fabs(out[i][k] - want[k]));
-    }
-  }
-  EXPECT_LE(err, std::ldexp(ref, -12)) << "measured " << -std::log2(err / ref) << " bits";
+  const double err = served_relative_error(cnn, again, inputs);
+  EXPECT_LE(err, std::ldexp(1.0, -12)) << "measured " << -std::log2(err) << " bits";
 }
 
 #ifdef VEIL_TEST_ONNX

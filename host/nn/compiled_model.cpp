@@ -19,9 +19,14 @@
 #include "veil/nn/spatial.hpp"
 
 #include "nn/checks.hpp"
+#include "nn/plan_common.hpp"
 #include "nn/slots_plan.hpp"
 
 namespace veil::nn {
+
+using detail::pool_folds;
+using detail::scale_text;
+using detail::scaled_input;
 
 namespace {
 
@@ -90,18 +95,6 @@ struct PlannedStep {
   std::string text;
 };
 
-// p(f * x) as a polynomial in x: the same coefficients on [a / f, b / f] (f > 0).
-Polynomial scaled_input(const Polynomial& p, double factor) {
-  if (factor == 1.0) return p;
-  return Polynomial(p.coefficients(), p.a() / factor, p.b() / factor);
-}
-
-std::string scale_text(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "2^%.2f", std::log2(s));
-  return buf;
-}
-
 size_t windows_block(const Layer& conv, size_t h, size_t w) {
   return std::bit_ceil(((h - conv.kernel) / conv.stride + 1) * ((w - conv.kernel) / conv.stride + 1));
 }
@@ -124,16 +117,6 @@ Layout spatial_layout(const SpatialLayout& sp) {
   lay.period = sp.period();
   index_spatial(lay);
   return lay;
-}
-
-// A global average pool is folded into the next linear layer when one follows
-// (flatten in between changes nothing); otherwise it is a gathering linear layer.
-bool pool_folds(const std::vector<Layer>& layers, size_t index) {
-  for (size_t i = index + 1; i < layers.size(); ++i) {
-    if (layers[i].kind == LayerKind::Flatten) continue;
-    return layers[i].kind == LayerKind::Linear;
-  }
-  return false;
 }
 
 // The packing the first layer allows.

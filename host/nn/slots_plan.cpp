@@ -15,6 +15,7 @@
 #include "veil/nn/polynomial.hpp"
 
 #include "nn/checks.hpp"
+#include "nn/plan_common.hpp"
 
 namespace veil::nn::detail {
 
@@ -69,17 +70,6 @@ struct State {
   double scale = 0;
 };
 
-Polynomial scaled_input(const Polynomial& p, double factor) {
-  if (factor == 1.0) return p;
-  return Polynomial(p.coefficients(), p.a() / factor, p.b() / factor);
-}
-
-std::string scale_text(double s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "2^%.2f", std::log2(s));
-  return buf;
-}
-
 // A convolution (or a depthwise window sum when `depthwise`) over a C x H x W tensor in
 // flatten order, as rows of entries: weight(co, ci, ky, kx) per tap inside the image.
 Rows conv_rows(const TensorShape& in, const Conv2dGeometry& g, size_t out_channels, bool depthwise,
@@ -120,14 +110,6 @@ size_t window_count(const TensorShape& in, const Conv2dGeometry& g, size_t oy, s
 
 TensorShape conv_shape(const TensorShape& in, const Conv2dGeometry& g, size_t out_channels) {
   return {out_channels, g.out_height(in.height), g.out_width(in.width), false};
-}
-
-bool pool_folds(const std::vector<Layer>& layers, size_t index) {
-  for (size_t i = index + 1; i < layers.size(); ++i) {
-    if (layers[i].kind == LayerKind::Flatten) continue;
-    return layers[i].kind == LayerKind::Linear;
-  }
-  return false;
 }
 
 size_t map_entries(const Rows& rows) {

@@ -56,6 +56,12 @@ int main(int argc, char** argv) {
   for (uint32_t b = 0; b < 16; ++b) feat.cells.push_back((b * 29) % 72);
   put(out / "fuzz_model_file", "featurized",
       veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, o, 0, 1, 8, 9, 1, "seed", feat}));
+  // The slot-wise packing (code 3): one input per slot.
+  veil::nn::CompileOptions so;
+  so.packing = veil::nn::Packing::Slots;
+  so.batch = 4;
+  put(out / "fuzz_model_file", "slots",
+      veil::nn::serialize_model(veil::nn::ModelFile{"seed", m, f.params, so, 0, 1, 8, 9, 1, "seed", {}}));
   veil::Tensor t;
   t.shape = {2, 3};
   t.data = {0, 1, 2.5, -3, 1e-3, 255};
