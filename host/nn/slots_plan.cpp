@@ -44,9 +44,18 @@ struct MapStep {
   std::vector<size_t> cuts;
   bool by_columns = false;
   std::vector<CombinationMatrix> parts;  // built at compile time unless encoded per run
+  bool relinearize = false;  // its inputs are squares left unrelinearized and unrescaled
 };
+// Lazy relinearization: a square whose only consumer is a map is left at size 3 and
+// not rescaled; the map runs one level higher on the three polynomials (about 1.7x its
+// products), relinearizes its sums and rescales twice, so 512 key switches and no
+// square rescales replace 3200 of each for the molecule model's first layers. The
+// scales match the eager order: weights at q_(l-1), divided by q_l then q_(l-1). Both
+// the key switch's noise and the c2 term's share of the rounding are divided by the
+// rescales (rescaling c2 first would multiply its rounding by s^2).
 struct ElementStep {
   std::optional<Polynomial> poly;  // none: square
+  bool relinearize = true;         // a square: false when the next step is a map
 };
 struct SaveStep {};
 struct JoinStep {
@@ -378,6 +387,15 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
     tail->by_columns = true;
     m.steps[j].text += "; fed " + std::to_string(kSliceFeatures) + " features at a time from layer above";
   }
+  for (size_t i = 0; i + 1 < m.steps.size(); ++i) {
+    auto* es = std::get_if<ElementStep>(&m.steps[i].step);
+    auto* next = std::get_if<MapStep>(&m.steps[i + 1].step);
+    if (!es || es->poly || !next) continue;
+    es->relinearize = false;
+    next->relinearize = true;
+    next->level += 1;
+    m.steps[i].text += "; relinearized and rescaled by the next layer (lazily)";
+  }
   if (!m.per_run)
     for (auto& p : m.steps) {
       auto build = [&](MapStep& mp) {
@@ -427,16 +445,24 @@ std::vector<std::vector<double>> SlotsPlan::encode(const std::vector<std::vector
 namespace {
 
 // Rescale and bias of a map's outputs [first, first + outs.size()).
-void finish(const Evaluator& eval, const MapStep& mp, std::vector<Ciphertext>& outs, size_t first) {
-  if (!mp.rescale) return;
+// Rescale, bias and (after unrelinearized squares) relinearization of a map's outputs
+// [first, first + outs.size()).
+void finish(const Evaluator& eval, const MapStep& mp, std::vector<Ciphertext>& outs, size_t first,
+            const RelinKey& rk) {
   for (size_t r = 0; r < outs.size(); ++r) {
-    outs[r] = eval.rescale(outs[r]);
-    if (!mp.bias.empty() && mp.bias[first + r] != 0) outs[r] = eval.add_scalar(outs[r], mp.bias[first + r]);
+    if (mp.relinearize) outs[r] = eval.rescale(eval.relinearize(outs[r], rk));  // the square's rescale
+    if (mp.rescale) {
+      outs[r] = eval.rescale(outs[r]);
+      if (!mp.bias.empty() && mp.bias[first + r] != 0) outs[r] = eval.add_scalar(outs[r], mp.bias[first + r]);
+    }
   }
 }
 
 void element(const Evaluator& eval, const ElementStep& es, std::vector<Ciphertext>& cts, const RelinKey& rk) {
-  for (auto& c : cts) c = es.poly ? evaluate(eval, c, *es.poly, rk) : eval.rescale(eval.square(c, rk));
+  for (auto& c : cts) {
+    if (es.poly) c = evaluate(eval, c, *es.poly, rk);
+    else c = es.relinearize ? eval.rescale(eval.square(c, rk)) : eval.multiply_no_relin(c, c);
+  }
 }
 
 }  // namespace
@@ -464,7 +490,7 @@ std::vector<Ciphertext> SlotsPlan::run(const Evaluator& eval, const std::vector<
       const auto& parts = parts_of(*mp, own);
       if (parts.size() == 1 || mp->by_columns) {
         next = eval.combine(*src, parts.front());
-        finish(eval, *mp, next, 0);
+        finish(eval, *mp, next, 0, rk);
       } else {  // a streamed group: this map's row slices through the element-wise steps into the tail's columns
         size_t j = i + 1;
         while (std::holds_alternative<ElementStep>(m.steps[j].step)) ++j;
@@ -475,12 +501,12 @@ std::vector<Ciphertext> SlotsPlan::run(const Evaluator& eval, const std::vector<
                 "model (internal): a streamed layer's slices do not match the next layer's");
         for (size_t p = 0; p < parts.size(); ++p) {
           std::vector<Ciphertext> slice = eval.combine(*src, parts[p]);
-          finish(eval, *mp, slice, mp->cuts[p]);
+          finish(eval, *mp, slice, mp->cuts[p], rk);
           for (size_t e = i + 1; e < j; ++e) element(eval, std::get<ElementStep>(m.steps[e].step), slice, rk);
           if (p == 0) next = eval.combine(slice, tail_parts[0]);
           else eval.combine_into(next, slice, tail_parts[p]);
         }
-        finish(eval, tail, next, 0);
+        finish(eval, tail, next, 0, rk);
         i = j;
       }
     } else if (const auto* es = std::get_if<ElementStep>(&step)) {
@@ -497,7 +523,7 @@ std::vector<Ciphertext> SlotsPlan::run(const Evaluator& eval, const std::vector<
         std::vector<CombinationMatrix> own;
         const auto& parts = parts_of(*js.projection, own);
         skip = eval.combine(skip, parts.front());
-        finish(eval, *js.projection, skip, 0);
+        finish(eval, *js.projection, skip, 0, rk);
       }
       const Plaintext match =
           js.adjust ? Encoder(m.ctx).encode_constant(js.value, js.const_scale, static_cast<int>(js.level + 1)) : Plaintext();
