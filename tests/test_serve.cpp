@@ -442,6 +442,14 @@ TEST(Serve, ServesOverTls) {
   EXPECT_THROW(Server(store.path.string(), half), Error);
 }
 
+// n values drawn uniformly from [lo, hi) (random weights and inputs of the served models).
+std::vector<double> uniform(std::mt19937_64& rng, size_t n, double lo, double hi) {
+  std::uniform_real_distribution<double> u(lo, hi);
+  std::vector<double> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
 // Serves `file` on a loopback port, queries `inputs` through a QueryClient (after
 // `check` looks at it) and returns the promise's metric (nn/compile.hpp): the largest
 // error over max(1, max |y|) against model.forward, over every output.
@@ -473,12 +481,7 @@ double served_relative_error(const nn::Sequential& model, const nn::ModelFile& f
 // activation): the outputs match float64 within the promised precision.
 TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
   std::mt19937_64 rng(5);
-  std::uniform_real_distribution<double> u(-0.5, 0.5);
-  auto w = [&](size_t n) {
-    std::vector<double> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-  };
+  auto w = [&](size_t n) { return uniform(rng, n, -0.5, 0.5); };
   nn::Sequential mlp(8, 8);
   mlp.flatten().linear(16, w(16 * 64), w(16)).square().linear(12, w(12 * 16), w(12));
   mlp.activation(nn::Polynomial::from_power({0, 1, 0.1}, -8, 8)).linear(3, w(3 * 12), w(3));
@@ -486,10 +489,8 @@ TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
   o.input_min = -1;
   o.precision_bits = 14;
   const nn::ModelFile file = nn::compile_model(mlp, "mlp", o);
-  std::uniform_real_distribution<double> in(-1, 1);
-  std::vector<std::vector<double>> inputs(5, std::vector<double>(64));
-  for (auto& x : inputs)
-    for (auto& v : x) v = in(rng);
+  std::vector<std::vector<double>> inputs;
+  for (int i = 0; i < 5; ++i) inputs.push_back(uniform(rng, 64, -1, 1));
   const double err = served_relative_error(mlp, file, inputs);
   EXPECT_LE(err, std::ldexp(1.0, -14)) << "measured " << -std::log2(err) << " bits";
 }
@@ -501,11 +502,7 @@ TEST(Serve, MlpCompiledServedAndQueriedKeepsItsPromise) {
 TEST(Serve, MultiChannelCnnCompiledServedAndQueriedKeepsItsPromise) {
   std::mt19937_64 rng(9);
   std::uniform_real_distribution<double> u(-0.4, 0.4);
-  auto w = [&](size_t n) {
-    std::vector<double> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-  };
+  auto w = [&](size_t n) { return uniform(rng, n, -0.4, 0.4); };
   std::vector<double> depthwise(4 * 4 * 9, 0.0);
   for (size_t c = 0; c < 4; ++c)
     for (size_t t = 0; t < 9; ++t) depthwise[(c * 4 + c) * 9 + t] = u(rng);
@@ -523,10 +520,8 @@ TEST(Serve, MultiChannelCnnCompiledServedAndQueriedKeepsItsPromise) {
   nn::AutoCompileOptions o;
   o.precision_bits = 12;
   const nn::ModelFile file = nn::compile_model(cnn, "cnn", o);
-  std::uniform_real_distribution<double> in(0, 1);
-  std::vector<std::vector<double>> inputs(3, std::vector<double>(128));
-  for (auto& x : inputs)
-    for (auto& v : x) v = in(rng);
+  std::vector<std::vector<double>> inputs;
+  for (int i = 0; i < 3; ++i) inputs.push_back(uniform(rng, 128, 0, 1));
   const double err = served_relative_error(cnn, file, inputs,
                                            [](serve::QueryClient& c) { EXPECT_EQ(c.input_channels(), 2u); });
   EXPECT_LE(err, std::ldexp(1.0, -12)) << "measured " << -std::log2(err) << " bits";
@@ -536,12 +531,7 @@ TEST(Serve, MultiChannelCnnCompiledServedAndQueriedKeepsItsPromise) {
 // queried with a few inputs of a run of slots(); the session needs no Galois key.
 TEST(Serve, SlotsPackedCnnCompiledServedAndQueriedKeepsItsPromise) {
   std::mt19937_64 rng(19);
-  std::uniform_real_distribution<double> u(-0.4, 0.4);
-  auto w = [&](size_t n) {
-    std::vector<double> v(n);
-    for (auto& x : v) x = u(rng);
-    return v;
-  };
+  auto w = [&](size_t n) { return uniform(rng, n, -0.4, 0.4); };
   nn::Sequential cnn(2, 6, 6);
   cnn.conv2d(3, 3, 1, nn::Padding::same(1), w(3 * 2 * 9), w(3)).square().avg_pool2d(2).flatten().linear(3, w(3 * 27), w(3));
   nn::AutoCompileOptions o;
@@ -553,10 +543,8 @@ TEST(Serve, SlotsPackedCnnCompiledServedAndQueriedKeepsItsPromise) {
   EXPECT_EQ(nn::query_cost(file).galois_keys, 0u);
   const nn::ModelFile again = nn::deserialize_model(nn::serialize_model(file));
   EXPECT_EQ(again.options.packing, nn::Packing::Slots);
-  std::uniform_real_distribution<double> in(0, 1);
-  std::vector<std::vector<double>> inputs(5, std::vector<double>(72));
-  for (auto& x : inputs)
-    for (auto& v : x) v = in(rng);
+  std::vector<std::vector<double>> inputs;
+  for (int i = 0; i < 5; ++i) inputs.push_back(uniform(rng, 72, 0, 1));
   const double err = served_relative_error(cnn, again, inputs);
   EXPECT_LE(err, std::ldexp(1.0, -12)) << "measured " << -std::log2(err) << " bits";
 }

@@ -6,18 +6,14 @@
 #include <string>
 
 #include "arith/rns_convert.hpp"
+#include "ckks/operand_rules.hpp"
 #include "veil/error.hpp"
 #include "veil/evaluator.hpp"
 
 namespace veil {
 
-namespace {
-
-Basis q_basis(uint32_t level) { return Basis{level + 1, false}; }
-
-bool scales_equal(double a, double b) { return std::fabs(a - b) <= std::ldexp(std::max(a, b), -40); }
-
-}  // namespace
+using ckks::q_basis;
+using ckks::scales_equal;
 
 CombinationMatrix::CombinationMatrix(ContextPtr ctx, size_t columns, const std::vector<std::vector<Entry>>& rows,
                                      uint32_t level, double weight_scale)

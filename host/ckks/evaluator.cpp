@@ -4,22 +4,22 @@
 #include <sstream>
 
 #include "ckks/key_switch.hpp"
+#include "ckks/operand_rules.hpp"
 #include "arith/rns_convert.hpp"
 #include "veil/error.hpp"
 
 namespace veil {
 
-namespace {
+using ckks::q_basis;
+using ckks::scales_equal;
 
-Basis q_basis(uint32_t level) { return Basis{level + 1, false}; }
+namespace {
 
 std::string scale_str(double s) {
   std::ostringstream os;
   os << "2^" << std::log2(s);
   return os.str();
 }
-
-bool scales_equal(double a, double b) { return std::fabs(a - b) <= std::ldexp(std::max(a, b), -40); }
 
 // The scale of a result, refused when it is not one a ciphertext can carry (finite and
 // > 0, as the loaders require): a huge scale times a prime overflows, a tiny one divided

@@ -105,20 +105,22 @@ Rows conv_rows(const TensorShape& in, const Conv2dGeometry& g, size_t out_channe
   return rows;
 }
 
-// The pixels of window (oy, ox) inside the image (avg_pool2d without count_include_pad).
-size_t window_count(const TensorShape& in, const Conv2dGeometry& g, size_t oy, size_t ox) {
-  size_t count = 0;
-  for (size_t ky = 0; ky < g.kernel; ++ky)
-    for (size_t kx = 0; kx < g.kernel; ++kx) {
-      const long iy = static_cast<long>(oy * g.stride + ky) - static_cast<long>(g.pad_top);
-      const long ix = static_cast<long>(ox * g.stride + kx) - static_cast<long>(g.pad_left);
-      count += iy >= 0 && ix >= 0 && iy < static_cast<long>(in.height) && ix < static_cast<long>(in.width);
-    }
-  return count;
-}
-
 TensorShape conv_shape(const TensorShape& in, const Conv2dGeometry& g, size_t out_channels) {
   return {out_channels, g.out_height(in.height), g.out_width(in.width), false};
+}
+
+// A conv2d layer (or a projection's) on `in`: its rows and its bias per output feature.
+std::pair<Rows, std::vector<double>> conv_layer(const Layer& l, const TensorShape& in) {
+  const Conv2dGeometry g = l.geometry();
+  const size_t cin = in.channels, k = l.kernel;
+  Rows rows = conv_rows(in, g, l.out, false, [&](size_t co, size_t ci, size_t ky, size_t kx, size_t, size_t) {
+    return l.weight[((co * cin + ci) * k + ky) * k + kx];
+  });
+  const TensorShape out = conv_shape(in, g, l.out);
+  std::vector<double> bias;
+  if (!l.bias.empty())
+    for (size_t f = 0; f < out.size(); ++f) bias.push_back(l.bias[f / (out.height * out.width)]);
+  return {std::move(rows), std::move(bias)};
 }
 
 size_t map_entries(const Rows& rows) {
@@ -127,7 +129,7 @@ size_t map_entries(const Rows& rows) {
   return n;
 }
 
-// The matrices of part i of a map.
+// The matrix of part i of a map.
 CombinationMatrix build_part(const ContextPtr& ctx, const MapStep& m, size_t i) {
   const size_t first = m.cuts[i], last = m.cuts[i + 1];
   if (!m.by_columns) return CombinationMatrix(ctx, m.columns, Rows(m.rows.begin() + first, m.rows.begin() + last),
@@ -140,6 +142,12 @@ CombinationMatrix build_part(const ContextPtr& ctx, const MapStep& m, size_t i) 
   return CombinationMatrix(ctx, last - first, rows, m.level, m.weight_scale);
 }
 
+std::vector<CombinationMatrix> build_parts(const ContextPtr& ctx, const MapStep& m) {
+  std::vector<CombinationMatrix> parts;
+  for (size_t i = 0; i + 1 < m.cuts.size(); ++i) parts.push_back(build_part(ctx, m, i));
+  return parts;
+}
+
 }  // namespace
 
 struct SlotsPlan::Impl {
@@ -150,13 +158,6 @@ struct SlotsPlan::Impl {
   State out;
   bool per_run = false;  // matrices built per run (a client's plan, or plaintext_budget 0)
   std::vector<Planned> steps;
-
-  std::vector<CombinationMatrix> parts(const MapStep& m) const {
-    if (!m.parts.empty()) return {};
-    std::vector<CombinationMatrix> p;
-    for (size_t i = 0; i + 1 < m.cuts.size(); ++i) p.push_back(build_part(ctx, m, i));
-    return p;
-  }
 };
 
 SlotsPlan::~SlotsPlan() = default;
@@ -200,7 +201,13 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
     for (auto& r : rows)
       for (auto& e : r) e.weight *= s.factor;
     require(s.level >= 1, ErrorCode::LevelMismatch, "model: no level left for a linear layer");
-    MapStep mp{columns, std::move(rows), std::move(bias), s.level, static_cast<double>(q[s.level]), true, {}, false, {}};
+    MapStep mp;
+    mp.columns = columns;
+    mp.cuts = {0, rows.size()};  // one part, until streaming slices it
+    mp.rows = std::move(rows);
+    mp.bias = std::move(bias);
+    mp.level = s.level;
+    mp.weight_scale = static_cast<double>(q[s.level]);
     how = std::to_string(map_entries(mp.rows)) + " weights";
     s.scale = s.scale * static_cast<double>(q[s.level]) / static_cast<double>(q[s.level]);  // as combine, then rescale
     s.level -= 1;
@@ -208,7 +215,12 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
     return mp;
   };
   auto sum_map = [&](size_t columns, Rows rows, State& s) {
-    MapStep mp{columns, std::move(rows), {}, s.level, 1.0, false, {}, false, {}};
+    MapStep mp;
+    mp.columns = columns;
+    mp.cuts = {0, rows.size()};
+    mp.rows = std::move(rows);
+    mp.level = s.level;
+    mp.rescale = false;  // weight scale 1: integer sums
     how = std::to_string(map_entries(mp.rows)) + " additions, no level";
     return mp;
   };
@@ -219,15 +231,8 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
     std::optional<Step> step;
     switch (l.kind) {
       case LayerKind::Conv2d: {
-        const Conv2dGeometry g = l.geometry();
-        const size_t cin = st.shape.channels, k = l.kernel;
-        Rows rows = conv_rows(st.shape, g, l.out, false, [&](size_t co, size_t ci, size_t ky, size_t kx, size_t, size_t) {
-          return l.weight[((co * cin + ci) * k + ky) * k + kx];
-        });
-        const TensorShape out = conv_shape(st.shape, g, l.out);
-        std::vector<double> bias;
-        if (!l.bias.empty())
-          for (size_t f = 0; f < out.size(); ++f) bias.push_back(l.bias[f / (out.height * out.width)]);
+        auto [rows, bias] = conv_layer(l, st.shape);
+        const TensorShape out = conv_shape(st.shape, l.geometry(), l.out);
         step = linear_map(st.shape.size(), std::move(rows), std::move(bias), st);
         st.shape = out;
         break;
@@ -253,14 +258,11 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
         if (l.pad.none()) {  // window sums; the 1 / k^2 is carried
           step = sum_map(shape.size(), conv_rows(shape, g, shape.channels, true, [](auto...) { return 1.0; }), st);
           st.factor /= area;
-        } else {
-          const bool include = l.count_include_pad;
-          step = linear_map(shape.size(),
-                            conv_rows(shape, g, shape.channels, true,
-                                      [&](size_t, size_t, size_t, size_t, size_t oy, size_t ox) {
-                                        return 1.0 / (include ? area : static_cast<double>(window_count(shape, g, oy, ox)));
-                                      }),
-                            {}, st);
+        } else {  // each row holds its window's pixels inside the image: their count
+          Rows rows = conv_rows(shape, g, shape.channels, true, [](auto...) { return 1.0; });
+          for (auto& r : rows)
+            for (auto& e : r) e.weight = 1.0 / (l.count_include_pad ? area : static_cast<double>(r.size()));
+          step = linear_map(shape.size(), std::move(rows), {}, st);
         }
         st.shape = out;
         break;
@@ -310,20 +312,9 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
           require(s.level > st.level, ErrorCode::Unsupported,
                   "model layer " + std::to_string(index) + ": residual_add's projection needs a level, and the "
                   "branch spends none (put a conv or an activation in the block)");
-          const Conv2dGeometry g = l.geometry();
-          const size_t cin = s.shape.channels, k = l.kernel;
-          const TensorShape out = conv_shape(s.shape, g, l.out);
-          std::vector<double> bias;
-          if (!l.bias.empty())
-            for (size_t f = 0; f < out.size(); ++f) bias.push_back(l.bias[f / (out.height * out.width)]);
-          join.projection = linear_map(
-              s.shape.size(),
-              conv_rows(s.shape, g, l.out, false,
-                        [&](size_t co, size_t ci, size_t ky, size_t kx, size_t, size_t) {
-                          return l.weight[((co * cin + ci) * k + ky) * k + kx];
-                        }),
-              std::move(bias), s);
-          join.projection->cuts = {0, join.projection->rows.size()};
+          auto [rows, bias] = conv_layer(l, s.shape);
+          const TensorShape out = conv_shape(s.shape, l.geometry(), l.out);
+          join.projection = linear_map(s.shape.size(), std::move(rows), std::move(bias), s);
           s.shape = out;
           how = "the projection: " + how + "; ";
         }
@@ -358,7 +349,6 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
       }
     }
     if (!step) continue;  // flatten: a change of shape only
-    if (auto* mp = std::get_if<MapStep>(&*step)) mp->cuts = {0, mp->rows.size()};
     char buf[200];
     std::snprintf(buf, sizeof buf, "%2zu %-44s level %u -> %u, scale %s -> %s, ciphertexts %zu -> %zu", index,
                   l.describe().c_str(), in.level, st.level, scale_text(in.scale).c_str(),
@@ -398,11 +388,9 @@ SlotsPlan::SlotsPlan(ContextPtr ctx, const Sequential& model, const CompileOptio
   }
   if (!m.per_run)
     for (auto& p : m.steps) {
-      auto build = [&](MapStep& mp) {
-        for (size_t i = 0; i + 1 < mp.cuts.size(); ++i) mp.parts.push_back(build_part(ctx, mp, i));
-      };
-      if (auto* mp = std::get_if<MapStep>(&p.step)) build(*mp);
-      if (auto* js = std::get_if<JoinStep>(&p.step); js && js->projection) build(*js->projection);
+      if (auto* mp = std::get_if<MapStep>(&p.step)) mp->parts = build_parts(ctx, *mp);
+      if (auto* js = std::get_if<JoinStep>(&p.step); js && js->projection)
+        js->projection->parts = build_parts(ctx, *js->projection);
     }
 }
 
@@ -476,7 +464,7 @@ std::vector<Ciphertext> SlotsPlan::run(const Evaluator& eval, const std::vector<
   for (const auto& x : inputs) detail::check_layer_input("model", *m.ctx, eval, x, m.in_level, m.in_scale, {}, {});
   auto parts_of = [&](const MapStep& mp, std::vector<CombinationMatrix>& own) -> const std::vector<CombinationMatrix>& {
     if (!mp.parts.empty()) return mp.parts;
-    own = m.parts(mp);
+    own = build_parts(m.ctx, mp);
     return own;
   };
   std::vector<Ciphertext> cur;
