@@ -6,9 +6,12 @@
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <iterator>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "../host/arith/modarith.hpp"
 #include "../host/arith/ntt.hpp"
 #include "../host/arith/primes.hpp"
+#include "../host/arith/special_fft.hpp"
 #include "basis_conversion_kernels.cuh"
 #include "combine_kernels.cuh"
 #include "cuda_check.cuh"
@@ -23,12 +27,22 @@
 #include "device_tables.cuh"
 #include "elementwise_kernels.cuh"
 #include "key_switch_kernels.cuh"
+#include "encode_kernels.cuh"
 #include "ntt_kernels.cuh"
+#include "sampling_kernels.cuh"
 #include "veil/error.hpp"
 
 namespace veil::cuda {
 
 namespace {
+
+// The seed's bytes as ChaCha20's little-endian key words.
+ChachaKey chacha_key(const Seed& seed) {
+  static_assert(sizeof(ChachaKey) == sizeof(Seed));
+  ChachaKey key;
+  std::memcpy(key.w, seed.data(), sizeof key.w);
+  return key;
+}
 
 // cudaGetDeviceCount's error, or cudaSuccess when it found devices.
 cudaError_t query_device_count(int& count) {
@@ -257,6 +271,9 @@ class CudaBackend final : public Backend {
   void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
   void set_zero(uint64_t* dst, size_t words) override;
   void upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) override;
+  void sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const Seed& seed, uint64_t stream_id) override;
+  void sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream_id) override;
+  void encode_slots(Basis b, uint64_t* dst, const std::complex<double>* values, size_t count, double scale) override;
   bool copy_from(uint64_t* dst, Backend& from, const uint64_t* src, size_t words) override;
 
   void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
@@ -341,6 +358,8 @@ class CudaBackend final : public Backend {
   DevicePool pool_;
   DeviceRns rns_;
   DeviceTablesView view_{};
+  std::once_flag encode_roots_once_;
+  DeviceArray<ComplexDouble> encode_roots_;  // SpecialFft::encode_roots, uploaded on first encode
 };
 
 // Released memory kept reserved for reuse: at most a quarter of the device's memory.
@@ -439,6 +458,58 @@ void CudaBackend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coef
   elementwise_signed_to_rns(view_, map(b), dst, reinterpret_cast<const int64_t*>(staging), stream());
   release(staging, n, /*wipe=*/true);
   // The caller may free or reuse (wipe) the host buffer as soon as we return.
+  VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
+}
+
+// The samples are drawn on the device: nothing but the seed crosses the bus.
+void CudaBackend::sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const Seed& seed,
+                                uint64_t stream_id) {
+  check_limbs(b);
+  use_device(device_);
+  sample_signed_rns(view_, map(b), dst, chacha_key(seed), stream_id, d == SignedDistribution::Ternary, stream());
+}
+
+void CudaBackend::sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream_id) {
+  check_limbs(b);
+  use_device(device_);
+  sample_uniform_rns(view_, map(b), dst, chacha_key(seed), stream_id, stream());
+}
+
+static_assert(sizeof(ComplexDouble) == sizeof(std::complex<double>), "slot values are copied as they lie");
+
+// Slot values travel (16 bytes per slot, as many bytes as N int64 coefficients) and
+// the FFT, rounding and residues run on the device. Values that could give a
+// coefficient of 2^62 or more (sum of |value| * scale / slots as the bound), and bad
+// input, take the host path, which also reports the errors.
+void CudaBackend::encode_slots(Basis b, uint64_t* dst, const std::complex<double>* values, size_t count,
+                               double scale) {
+  const arith::SpecialFft& fft = special_fft();
+  const uint64_t slots = fft.slots();
+  bool device_path = count <= slots;
+  double total = 0;
+  for (size_t i = 0; i < count && device_path; ++i) {
+    device_path = std::isfinite(values[i].real()) && std::isfinite(values[i].imag());
+    total += std::fabs(values[i].real()) + std::fabs(values[i].imag());
+  }
+  if (!device_path || !(total / static_cast<double>(slots) * scale < 0x1p62)) {
+    Backend::encode_slots(b, dst, values, count, scale);
+    return;
+  }
+  check_limbs(b);
+  use_device(device_);
+  std::call_once(encode_roots_once_, [&] {
+    const auto& roots = fft.encode_roots();
+    encode_roots_.assign(reinterpret_cast<const ComplexDouble*>(roots.data()), roots.size());
+  });
+  Scratch buf(*this, 2 * slots, /*wipe=*/true);  // the client's values
+  auto* v = reinterpret_cast<ComplexDouble*>(buf.get());
+  if (count)
+    VEIL_CUDA_CHECK(cudaMemcpyAsync(v, values, count * sizeof(ComplexDouble), cudaMemcpyHostToDevice, stream()));
+  if (count < slots)
+    VEIL_CUDA_CHECK(cudaMemsetAsync(v + count, 0, (slots - count) * sizeof(ComplexDouble), stream()));
+  special_fft_encode(v, encode_roots_.get(), slots, stream());
+  encode_round_to_rns(view_, map(b), dst, v, 1.0 / static_cast<double>(slots), scale, stream());
+  // The caller may free or reuse the host values as soon as we return.
   VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 

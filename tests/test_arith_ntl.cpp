@@ -18,6 +18,7 @@
 #include "arith/modarith.hpp"
 #include "arith/ntt.hpp"
 #include "arith/primes.hpp"
+#include "arith/sampling_rules.hpp"
 #include "veil/backend.hpp"
 #include "veil/error.hpp"
 #include "veil/params.hpp"
@@ -142,6 +143,51 @@ TEST(NtlArith, CombineChunkMatchesExactSums) {
         }
       }
     }
+  }
+}
+
+// The samplers' word rules (host and device share them): Lemire's multiply-shift
+// gives floor(r q / 2^128) and rejects exactly the words with r q mod 2^128 below
+// 2^128 mod q, including crafted words that hit the rejection region.
+TEST(NtlArith, UniformFromWordsMatchesExactLemire) {
+  std::mt19937_64 rng(0x5a3f);
+  const ZZ two128 = NTL::power2_ZZ(128);
+  for (uint64_t q : test_primes()) {
+    const ZZ zq = zz(q), threshold = two128 % zq;
+    ASSERT_EQ(veil::sampling::pow2_128_mod(q), u64(threshold)) << "q " << q;
+    std::vector<u128> words = {0, 1, ~u128{0}, (u128)1 << 127, (u128)q << 64};
+    for (int i = 0; i < 200; ++i) words.push_back(rand128(rng));
+    // r = ceil(k 2^128 / q) with k = -threshold^-1 mod q: r q = k 2^128 + 1, rejected.
+    const ZZ k = (zq - NTL::InvMod(threshold, zq)) % zq;
+    const ZZ crafted = (k * two128 + zq - 1) / zq;
+    words.push_back(static_cast<u128>(u64(crafted >> 64)) << 64 | u64(crafted % NTL::power2_ZZ(64)));
+    size_t rejected = 0;
+    for (u128 r : words) {
+      const ZZ product = zz128(r) * zq;
+      uint64_t value = 0;
+      const bool accepted = veil::sampling::uniform_from_words(static_cast<uint64_t>(r),
+                                                               static_cast<uint64_t>(r >> 64), q, value);
+      ASSERT_EQ(value, u64(product >> 128)) << "q " << q;
+      ASSERT_EQ(accepted, product % two128 >= threshold) << "q " << q;
+      rejected += !accepted;
+    }
+    EXPECT_GE(rejected, 2u) << "q " << q;  // r = 0 and the crafted word
+  }
+}
+
+TEST(NtlArith, TernaryAndBinomialFromWords) {
+  std::mt19937_64 rng(0x7e4);
+  std::vector<uint64_t> words = {0, 1, 2, ~uint64_t{0}, uint64_t{1} << 63, 0x5555555555555555, 0xaaaaaaaaaaaaaaab};
+  for (int i = 0; i < 2000; ++i) words.push_back(rng());
+  for (uint64_t r : words) {
+    int64_t value = 9;
+    const bool accepted = veil::sampling::ternary_from_word(r, value);
+    const ZZ product = zz(r) * 3;
+    EXPECT_EQ(value + 1, static_cast<int64_t>(u64(product >> 64)));
+    EXPECT_EQ(accepted, product % NTL::power2_ZZ(64) >= 1);  // 2^64 mod 3 = 1
+    int64_t plus = 0, minus = 0;
+    for (int b = 0; b < 21; ++b) plus += (r >> b) & 1, minus += (r >> (21 + b)) & 1;
+    EXPECT_EQ(veil::sampling::centered_binomial_from_word(r), plus - minus);
   }
 }
 

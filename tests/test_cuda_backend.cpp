@@ -2,6 +2,8 @@
 // the same random inputs, and every CKKS operation through two contexts (cpu,
 // cuda) with the same parameters and the same insecure deterministic seeds.
 // Equality of every 64-bit word, never closeness. Skips without a device.
+#include <cmath>
+#include <complex>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -321,6 +323,56 @@ TEST_P(CudaPrimitives, UploadSigned) {
     const uint64_t q0 = B.prime(b, 0);
     EXPECT_EQ(got[3], q0 - 1);  // -1 is q - 1
     EXPECT_EQ(got[2], 0u);
+  }
+}
+
+// Device ChaCha20 + the shared word rules against libsodium on the host: both
+// distributions and uniform residues, on several bases, seeds and streams.
+TEST_P(CudaPrimitives, Sampling) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  for (uint64_t stream : {uint64_t{0}, uint64_t{3}, ~uint64_t{0}}) {
+    Seed seed{};
+    for (auto& byte : seed) byte = static_cast<uint8_t>(B.rng());
+    for (Basis b : {Basis{L + 1, true}, Basis{L + 1, false}, Basis{1, false}}) {
+      for (auto d : {SignedDistribution::Ternary, SignedDistribution::CenteredBinomial}) {
+        auto [c, g] = B.scratch(B.words(b));
+        B.cpu->sample_signed(b, c.data(), d, seed, stream);
+        B.gpu->sample_signed(b, g.data(), d, seed, stream);
+        ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "signed, limbs " << B.t().limbs(b);
+      }
+      auto [c, g] = B.scratch(B.words(b));
+      B.cpu->sample_uniform(b, c.data(), seed, stream);
+      B.gpu->sample_uniform(b, g.data(), seed, stream);
+      ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n())) << "uniform, limbs " << B.t().limbs(b);
+    }
+  }
+}
+
+// The device special FFT + rounding against the host's, bit for bit: a full and a
+// partial vector of slots, none, and values too large for the device path (the
+// cuda backend hands them to the host path).
+TEST_P(CudaPrimitives, EncodeSlots) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  const size_t slots = B.n() / 2;
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<std::complex<double>> values(slots);
+  for (auto& v : values) v = {dist(B.rng), dist(B.rng)};
+  struct Run {
+    size_t count;
+    double scale;
+  };
+  for (Run r : {Run{slots, 0x1p40}, Run{slots / 3, 0x1p30}, Run{0, 0x1p40}, Run{slots, 0x1p70}}) {
+    for (Basis b : {Basis{L + 1, false}, Basis{1, false}}) {
+      auto [c, g] = B.scratch(B.words(b));
+      B.cpu->encode_slots(b, c.data(), values.data(), r.count, r.scale);
+      B.gpu->encode_slots(b, g.data(), values.data(), r.count, r.scale);
+      ASSERT_TRUE(same_words(c.to_host(), g.to_host(), B.n()))
+          << "count " << r.count << ", scale 2^" << std::log2(r.scale) << ", limbs " << B.t().limbs(b);
+    }
   }
 }
 

@@ -3,7 +3,8 @@
 #include <random>
 #include <set>
 
-#include "ckks/sampling.hpp"
+#include "arith/sampling.hpp"
+#include "arith/sampling_rules.hpp"
 #include "test_util.hpp"
 
 namespace veil::test {
@@ -81,14 +82,33 @@ TEST(Random, SameSeedSameKeysAndCiphertexts) {
   EXPECT_EQ(a, b);
 }
 
-TEST(Random, TernaryAndBinomialDistributions) {
+Seed seed_of(uint8_t first) {
   Seed seed{};
-  seed[0] = 9;
-  Prng prng(seed);
+  seed[0] = first;
+  return seed;
+}
+
+// The keystream layout: RFC 8439 section 2.3.2's block (key 00..1f, nonce
+// 00 00 00 09 00 00 00 4a 00 00 00 00, counter 1) is block 1 of stream
+// 0x4a00000009000000 in the primary domain, read as little-endian words.
+TEST(Random, KeystreamWordsFollowRfc8439) {
+  Seed key;
+  for (size_t i = 0; i < key.size(); ++i) key[i] = static_cast<uint8_t>(i);
+  uint64_t words[16];
+  sampling::keystream_words(key, 0x4a00000009000000, sampling::kPrimaryDomain, 0, 2, words);
+  const uint64_t want[8] = {0x15593bd1e4e7f110, 0xc47120a31fdd0f50, 0x0368c033c7f4d1c7, 0x4e6cd4c39aaa2204,
+                            0x09aa9f07466482d2, 0xa2028bd905d7c214, 0xb94e16ded19c12b5, 0x4e3c50a2e883d0cb};
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(words[8 + k], want[k]) << "word " << k;
+  uint64_t replacement[8];
+  sampling::keystream_words(key, 0x4a00000009000000, sampling::kReplacementDomain, 1, 1, replacement);
+  EXPECT_NE(replacement[0], want[0]);  // the other domain is another stream
+}
+
+TEST(Random, TernaryAndBinomialDistributions) {
   const size_t n = 1 << 16;
   std::vector<int64_t> t(n), e(n);
-  sampling::ternary(prng, t.data(), n);
-  sampling::centered_binomial(prng, e.data(), n);
+  sampling::sample_signed(seed_of(9), 0, SignedDistribution::Ternary, t.data(), n);
+  sampling::sample_signed(seed_of(9), 1, SignedDistribution::CenteredBinomial, e.data(), n);
   size_t counts[3] = {0, 0, 0};
   for (int64_t v : t) {
     ASSERT_GE(v, -1);
@@ -108,14 +128,36 @@ TEST(Random, TernaryAndBinomialDistributions) {
   EXPECT_NEAR(std::sqrt(var), 3.24, 0.05);  // sigma = sqrt(21 / 2)
 }
 
+// Counter-based: sample i depends only on (seed, stream, i), so a shorter draw is a
+// prefix of a longer one, and another stream or seed gives other samples.
+TEST(Random, SignedSamplesDependOnlyOnTheirPosition) {
+  for (auto d : {SignedDistribution::Ternary, SignedDistribution::CenteredBinomial}) {
+    std::vector<int64_t> longer(4096), shorter(520), other_stream(4096), other_seed(4096);
+    sampling::sample_signed(seed_of(1), 5, d, longer.data(), longer.size());
+    sampling::sample_signed(seed_of(1), 5, d, shorter.data(), shorter.size());
+    sampling::sample_signed(seed_of(1), 6, d, other_stream.data(), other_stream.size());
+    sampling::sample_signed(seed_of(2), 5, d, other_seed.data(), other_seed.size());
+    EXPECT_TRUE(std::equal(shorter.begin(), shorter.end(), longer.begin()));
+    EXPECT_NE(longer, other_stream);
+    EXPECT_NE(longer, other_seed);
+    // The words themselves: sample i is the rule applied to keystream word i.
+    std::vector<uint64_t> words(4096);
+    sampling::keystream_words(seed_of(1), 5, sampling::kPrimaryDomain, 0, 4096 / 8, words.data());
+    for (size_t i = 0; i < words.size(); ++i) {
+      int64_t want = 0;
+      if (d == SignedDistribution::CenteredBinomial) want = sampling::centered_binomial_from_word(words[i]);
+      else ASSERT_TRUE(sampling::ternary_from_word(words[i], want));
+      ASSERT_EQ(longer[i], want) << "sample " << i;
+    }
+  }
+}
+
 TEST(Random, UniformResiduesBelowEachPrime) {
   auto ctx = Keyed::preset(13).ctx;
   const auto& t = ctx->tables();
   const Basis qp{t.max_level + 1, true};
-  Seed seed{};
-  Prng prng(seed);
   std::vector<uint64_t> out(ctx->words(qp));
-  sampling::uniform(prng, t, qp, out.data());
+  sampling::sample_uniform(seed_of(0), 0, t, qp, out.data());
   for (uint32_t limb = 0; limb < t.limbs(qp); ++limb) {
     const uint64_t q = t.primes[t.prime_index(qp, limb)];
     double mean = 0;
@@ -125,6 +167,34 @@ TEST(Random, UniformResiduesBelowEachPrime) {
     }
     EXPECT_NEAR(mean / t.n, 0.5, 0.02);
   }
+  // Residue (limb j, i) comes from words 2(jN + i) and 2(jN + i) + 1 only: Q_1's
+  // expansion is the first two limbs of Q_L u P's.
+  std::vector<uint64_t> q1(ctx->words(Basis{2, false}));
+  sampling::sample_uniform(seed_of(0), 0, t, Basis{2, false}, q1.data());
+  EXPECT_TRUE(std::equal(q1.begin(), q1.end(), out.begin()));
+}
+
+// The Backend's samplers: the cpu backend (straight into its memory) and the
+// Backend defaults (drawn on the host, uploaded) give the same words, and the
+// signed ones are the residues of sample_signed's integers.
+TEST(Random, BackendSamplersMatchTheHostSamplers) {
+  auto ctx = Keyed::preset(13).ctx;
+  const auto& t = ctx->tables();
+  Backend& be = ctx->backend();
+  const Basis qp{t.max_level + 1, true};
+  Buffer direct = ctx->allocate(qp), staged = ctx->allocate(qp);
+  be.sample_uniform(qp, direct.data(), seed_of(3), 7);
+  be.Backend::sample_uniform(qp, staged.data(), seed_of(3), 7);
+  std::vector<uint64_t> host(ctx->words(qp));
+  sampling::sample_uniform(seed_of(3), 7, t, qp, host.data());
+  EXPECT_EQ(direct.to_host(), host);
+  EXPECT_EQ(staged.to_host(), host);
+  std::vector<int64_t> values(t.n);
+  sampling::sample_signed(seed_of(3), 7, SignedDistribution::CenteredBinomial, values.data(), t.n);
+  Buffer signed_buf = ctx->allocate(qp), want = ctx->allocate(qp);
+  be.sample_signed(qp, signed_buf.data(), SignedDistribution::CenteredBinomial, seed_of(3), 7);
+  be.upload_signed(qp, want.data(), values.data());
+  EXPECT_EQ(signed_buf.to_host(), want.to_host());
 }
 
 // upload_signed: the cpu override (straight into dst) and the Backend default (host

@@ -775,6 +775,15 @@ TEST_F(Serialization, RejectsBadCiphertextSizeAndEncoding) {
   enc[P(16)] = fmt::kFull;  // full form announced, seeded payload present
   reseal(enc);
   EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_ciphertext(ctx(), enc), "does not match");
+  // An older Veil's seeded form: its seed would expand to another polynomial here.
+  enc[P(16)] = fmt::kSeededSequential;
+  reseal(enc);
+  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_ciphertext(ctx(), enc), "older Veil");
+  Bytes key = veil::serialize(rk(), true);
+  ASSERT_EQ(key[P(0)], fmt::kSeeded);  // switching key: u8 encoding first
+  key[P(0)] = fmt::kSeededSequential;
+  reseal(key);
+  EXPECT_SERIALIZATION_ERROR_WITH(veil::deserialize_relin_key(ctx(), key), "older Veil");
 }
 
 TEST_F(Serialization, RejectsWrongDigitCountInSwitchingKey) {

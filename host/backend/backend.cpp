@@ -4,8 +4,11 @@
 #include <sodium.h>
 
 #include <chrono>
+#include <cmath>
 
 #include "arith/rns_convert.hpp"
+#include "arith/sampling.hpp"
+#include "arith/special_fft.hpp"
 #include "backend/cpu_backend.hpp"
 #include "veil/error.hpp"
 #ifdef VEIL_HAVE_CUDA
@@ -69,6 +72,73 @@ void Backend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) 
   rns::signed_to_rns(host_coeffs, tables_->n, *tables_, b, rns.data());
   upload(dst, rns.data(), rns.size());
   sodium_memzero(rns.data(), rns.size() * sizeof(uint64_t));  // the values may be secret
+}
+
+void Backend::sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const Seed& seed, uint64_t stream) {
+  sampling::SecretVector<int64_t> values(tables_->n);
+  sampling::sample_signed(seed, stream, d, values.data(), values.size());
+  upload_signed(b, dst, values.data());
+}
+
+void Backend::sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream) {
+  sampling::SecretVector<uint64_t> values(static_cast<size_t>(tables_->limbs(b)) * tables_->n);
+  sampling::sample_uniform(seed, stream, *tables_, b, values.data());
+  upload(dst, values.data(), values.size());
+}
+
+const arith::SpecialFft& Backend::special_fft() const {
+  std::call_once(fft_once_, [this] { fft_ = std::make_shared<const arith::SpecialFft>(tables_->n); });
+  return *fft_;
+}
+
+void Backend::encode_slots(Basis b, uint64_t* dst, const std::complex<double>* values, size_t count, double scale) {
+  const arith::SpecialFft& fft = special_fft();
+  const uint64_t slots = fft.slots();
+  require(count <= slots, ErrorCode::InvalidArgument,
+          "too many values: " + std::to_string(count) + " > " + std::to_string(slots) + " slots");
+  std::vector<std::complex<double>> v(slots, std::complex<double>(0, 0));
+  for (size_t i = 0; i < count; ++i) {
+    require(std::isfinite(values[i].real()) && std::isfinite(values[i].imag()), ErrorCode::InvalidArgument,
+            "cannot encode a non-finite value");
+    v[i] = values[i];
+  }
+  fft.to_coefficients(v.data());
+  std::vector<double> coeffs(tables_->n);
+  const double inv = 1.0 / static_cast<double>(slots);
+  for (uint64_t i = 0; i < slots; ++i) {
+    coeffs[i] = v[i].real() * inv;
+    coeffs[i + slots] = v[i].imag() * inv;
+  }
+  encode_coefficients(b, dst, coeffs.data(), scale);
+}
+
+void Backend::encode_coefficients(Basis b, uint64_t* dst, const double* coeffs, double scale) {
+  const RnsTables& t = *tables_;
+  const size_t n = t.n;
+  // Rounded coefficients that fit an int64 (the usual case) travel as N words and
+  // become residues on the backend; larger ones take round_to_rns's exact path.
+  std::vector<int64_t> rounded(n);
+  bool fits = true;
+  for (size_t i = 0; i < n && fits; ++i) {
+    const double v = coeffs[i] * scale;
+    require(std::isfinite(v) && std::fabs(v) < 0x1p120, ErrorCode::InvalidArgument,
+            "value times scale must be finite and below 2^120 in magnitude");
+    const double r = std::nearbyint(v);
+    fits = std::fabs(r) < 0x1p63;
+    rounded[i] = fits ? static_cast<int64_t>(r) : 0;
+  }
+  if (fits) {
+    upload_signed(b, dst, rounded.data());
+    return;
+  }
+  std::vector<uint64_t> host(static_cast<size_t>(t.limbs(b)) * n);
+  for (size_t i = 0; i < n; ++i) {
+    const double v = coeffs[i] * scale;
+    require(std::isfinite(v) && std::fabs(v) < 0x1p120, ErrorCode::InvalidArgument,
+            "value times scale must be finite and below 2^120 in magnitude");
+    rns::round_to_rns(v, t, b, host.data() + i, n);
+  }
+  upload(dst, host.data(), host.size());
 }
 
 void Backend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out) {

@@ -10,6 +10,7 @@
 
 #include "arith/combine.hpp"
 #include "arith/rns_convert.hpp"
+#include "arith/sampling.hpp"
 #include "veil/error.hpp"
 
 namespace veil {
@@ -115,6 +116,9 @@ void CpuBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
 // Host memory already: convert straight into dst, no staging copy to wipe.
 void CpuBackend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
   rns::signed_to_rns(host_coeffs, tables_->n, *tables_, b, dst);
+}
+void CpuBackend::sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream) {
+  sampling::sample_uniform(seed, stream, *tables_, b, dst);  // dst is host memory: no staging copy
 }
 void CpuBackend::set_zero(uint64_t* dst, size_t words) {
   if (words) std::memset(dst, 0, words * sizeof(uint64_t));

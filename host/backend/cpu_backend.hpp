@@ -24,6 +24,7 @@ class CpuBackend final : public Backend {
   void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
   void set_zero(uint64_t* dst, size_t words) override;
   void upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) override;
+  void sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream) override;
 
   void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;

@@ -1,6 +1,8 @@
 #include "veil/encryptor.hpp"
 
-#include "ckks/sampling.hpp"
+#include <sodium.h>
+
+#include "arith/sampling.hpp"
 #include "veil/error.hpp"
 
 namespace veil {
@@ -12,14 +14,17 @@ void check_same(const ContextPtr& ctx, const ContextPtr& other, const char* what
           std::string(what) + " belongs to a different context");
 }
 
-// Uploads a fresh CBD error polynomial over basis b in NTT form into dst.
-void upload_error(const Context& ctx, Prng& prng, Basis b, uint64_t* dst) {
-  const auto& t = ctx.tables();
-  sampling::SecretVector<int64_t> e(t.n);
-  sampling::centered_binomial(prng, e.data(), t.n);
-  ctx.backend().upload_signed(b, dst, e.data());
+// dst (basis b, NTT form) = a fresh centered-binomial error from (seed, stream).
+void sample_error(const Context& ctx, const Seed& seed, uint64_t stream, Basis b, uint64_t* dst) {
+  ctx.backend().sample_signed(b, dst, SignedDistribution::CenteredBinomial, seed, stream);
   ctx.backend().ntt_forward(b, dst);
 }
+
+// A seed that wipes itself: it determines secret samples.
+struct SecretSeed {
+  Seed value;
+  ~SecretSeed() { sodium_memzero(value.data(), value.size()); }
+};
 }  // namespace
 
 Encryptor::Encryptor(ContextPtr ctx, const PublicKey& pk) : Encryptor(ctx, pk, RandomSource::os()) {}
@@ -43,13 +48,10 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
   Ciphertext ct(ctx_, 2, level, scale);
   if (!sk_.empty()) {
     // (-a s + e, a) with a expanded from a seed.
-    Seed seed = random_.next_seed();
-    std::vector<uint64_t> a(ctx_->words(b));
-    Prng a_prng(seed, 0);
-    sampling::uniform(a_prng, t, b, a.data());
-    be.upload(ct.poly(1), a.data(), a.size());
-    Prng prng(random_.next_seed());
-    upload_error(*ctx_, prng, b, ct.poly(0));
+    const Seed seed = random_.next_seed();  // public: it travels instead of c1
+    be.sample_uniform(b, ct.poly(1), seed, 0);
+    const SecretSeed error_seed{random_.next_seed()};
+    sample_error(*ctx_, error_seed.value, 0, b, ct.poly(0));
     Buffer as = ctx_->allocate(b, 1, /*secret=*/true);  // a s with public a reveals s
     be.multiply(b, as.data(), ct.poly(1), sk_.data());
     be.sub(b, ct.poly(0), ct.poly(0), as.data());
@@ -58,13 +60,11 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
   }
   // ((v b + e0) / P, (v a + e1) / P) computed over Q_l u P, v ternary: the
   // division by P (ModDown) shrinks the noise to rounding size.
+  // One seed: stream 0 draws v, streams 1 and 2 the errors e0 and e1.
   const Basis qp{level + 1, true};
-  const size_t n = t.n;
-  Prng prng(random_.next_seed());
-  sampling::SecretVector<int64_t> v(n);
-  sampling::ternary(prng, v.data(), n);
+  const SecretSeed seed{random_.next_seed()};
   Buffer v_buf = ctx_->allocate(qp, 1, true);
-  be.upload_signed(qp, v_buf.data(), v.data());
+  be.sample_signed(qp, v_buf.data(), SignedDistribution::Ternary, seed.value, 0);
   be.ntt_forward(qp, v_buf.data());
   // acc holds v * pk + e: ephemeral randomness that would reveal m, so it is wiped.
   Buffer key_part = ctx_->allocate(qp), acc = ctx_->allocate(qp, 1, /*secret=*/true);
@@ -73,7 +73,7 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
     // pk is over Q_L u P: gather its Q_l and P limbs.
     be.copy(key_part.data(), pk_.poly(i), q_words);
     be.copy(key_part.data() + q_words, pk_.poly(i) + ctx_->words(Basis{t.max_level + 1, false}), p_words);
-    upload_error(*ctx_, prng, qp, acc.data());
+    sample_error(*ctx_, seed.value, 1 + i, qp, acc.data());
     be.multiply_accumulate(qp, acc.data(), v_buf.data(), key_part.data());
     be.mod_down(level, ct.poly(i), acc.data());
   }

@@ -1,6 +1,7 @@
 #include "veil/keygen.hpp"
 
-#include "ckks/sampling.hpp"
+#include <sodium.h>
+
 #include "veil/error.hpp"
 
 namespace veil {
@@ -28,10 +29,9 @@ KeyGenerator::KeyGenerator(ContextPtr ctx, RandomSource random)
   const auto& t = ctx_->tables();
   const Basis qp{t.max_level + 1, true};
   sk_ = SecretKey(ctx_);
-  Prng prng(random_.next_seed());
-  sampling::SecretVector<int64_t> s(t.n);
-  sampling::ternary(prng, s.data(), t.n);
-  ctx_->backend().upload_signed(qp, sk_.data(), s.data());
+  Seed seed = random_.next_seed();
+  ctx_->backend().sample_signed(qp, sk_.data(), SignedDistribution::Ternary, seed, 0);
+  sodium_memzero(seed.data(), seed.size());
   ctx_->backend().ntt_forward(qp, sk_.data());
 }
 
@@ -48,16 +48,10 @@ PublicKey KeyGenerator::create_public_key() {
   PublicKey pk(ctx_);
   Seed seed = random_.next_seed();
   pk.set_a_seed(seed);
-  {
-    Prng prng(seed, 0);
-    std::vector<uint64_t> a(ctx_->words(q));
-    sampling::uniform(prng, t, q, a.data());  // uniform is uniform in NTT form too
-    be.upload(pk.poly(1), a.data(), a.size());
-  }
-  Prng prng(random_.next_seed());
-  sampling::SecretVector<int64_t> e(t.n);
-  sampling::centered_binomial(prng, e.data(), t.n);
-  be.upload_signed(q, pk.poly(0), e.data());
+  be.sample_uniform(q, pk.poly(1), seed, 0);  // uniform is uniform in NTT form too
+  Seed error_seed = random_.next_seed();
+  be.sample_signed(q, pk.poly(0), SignedDistribution::CenteredBinomial, error_seed, 0);
+  sodium_memzero(error_seed.data(), error_seed.size());
   be.ntt_forward(q, pk.poly(0));
   Buffer as = ctx_->allocate(q, 1, /*secret=*/true);  // a s with public a reveals s
   be.multiply(q, as.data(), pk.poly(1), sk_.data());
@@ -75,18 +69,13 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
   Seed seed = random_.next_seed();
   key.set_a_seed(seed);
   const std::vector<uint64_t>& p_mod = t.mod_down.p_mod_q;  // [P]_{q_i} per Q limb
-  Prng error_prng(random_.next_seed());
-  sampling::SecretVector<int64_t> e(t.n);
-  std::vector<uint64_t> a_host(words);
+  Seed error_seed = random_.next_seed();
   Buffer tmp = ctx_->allocate(qp, 1, true);
   for (uint32_t j = 0; j < params.dnum(); ++j) {
     uint64_t* b = key.data() + (2 * j) * words;
     uint64_t* a = b + words;
-    Prng a_prng(seed, j);
-    sampling::uniform(a_prng, t, qp, a_host.data());
-    be.upload(a, a_host.data(), words);
-    sampling::centered_binomial(error_prng, e.data(), t.n);
-    be.upload_signed(qp, b, e.data());
+    be.sample_uniform(qp, a, seed, j);
+    be.sample_signed(qp, b, SignedDistribution::CenteredBinomial, error_seed, j);
     be.ntt_forward(qp, b);
     be.multiply(qp, tmp.data(), a, to);
     be.sub(qp, b, b, tmp.data());  // b = e - a s_to
@@ -96,6 +85,7 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
     be.multiply_scalar(qp, tmp.data(), from, gadget.data());
     be.add(qp, b, b, tmp.data());
   }
+  sodium_memzero(error_seed.data(), error_seed.size());
   return key;
 }
 

@@ -13,7 +13,7 @@
 #include <set>
 #include <string>
 
-#include "ckks/sampling.hpp"
+#include "arith/sampling.hpp"
 #include "io/byte_io.hpp"
 #include "io/serialization_format.hpp"
 #include "veil/error.hpp"
@@ -189,14 +189,13 @@ void read_to_device(io::Reader& r, const Context& ctx, Basis b, uint64_t* dst) {
 // encryptor and key generator do.
 std::vector<uint64_t> expand_uniform(const Context& ctx, const Seed& seed, uint64_t stream, Basis b) {
   std::vector<uint64_t> out(ctx.words(b));
-  Prng prng(seed, stream);
-  sampling::uniform(prng, ctx.tables(), b, out.data());
+  sampling::sample_uniform(seed, stream, ctx.tables(), b, out.data());
   return out;
 }
 
+// Expanded where the polynomial lives (on the device for cuda).
 void upload_uniform(const Context& ctx, const Seed& seed, uint64_t stream, Basis b, uint64_t* dst) {
-  auto host = expand_uniform(ctx, seed, stream, b);
-  ctx.backend().upload(dst, host.data(), host.size());
+  ctx.backend().sample_uniform(b, dst, seed, stream);
 }
 
 // True when the polynomial at `src` is still what (seed, stream) expands to:
@@ -216,6 +215,9 @@ Seed read_seed(io::Reader& r) {
 
 Encoding read_encoding(io::Reader& r) {
   const uint8_t e = r.u8();
+  if (e == format::kSeededSequential)
+    fail("seed-compressed by an older Veil, whose seed expansion this version no longer has; "
+         "write it again without compression with that version, or make the key or ciphertext anew");
   check(e == kFull || e == kSeeded, "unknown polynomial encoding");
   return static_cast<Encoding>(e);
 }

@@ -32,7 +32,10 @@ enum class ObjectType : uint16_t {
 };
 
 // How the uniform half of an object is stored.
-enum Encoding : uint8_t { kFull = 0, kSeeded = 1 };
+// How a polynomial that is uniform under a seed is stored: whole, or as the seed.
+// 1 was the sequential rejection sampler of Veil before the counter-based one
+// (arith/sampling_rules.hpp); such blobs are refused with a message, not misread.
+enum Encoding : uint8_t { kFull = 0, kSeededSequential = 1, kSeeded = 2 };
 
 // BLAKE2b with a 16-byte output over `data` (libsodium crypto_generichash).
 void checksum(std::span<const uint8_t> data, uint8_t out[kChecksumBytes]);

@@ -8,15 +8,22 @@
 // with upload()/download().
 #pragma once
 
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "veil/params.hpp"
+#include "veil/random.hpp"
 
 namespace veil {
+
+namespace arith {
+class SpecialFft;  // host/arith/special_fft.hpp
+}
 
 // Which primes a buffer's limbs use. Limb k < q_count is q_k; the next
 // `alpha` limbs (when `special`) are the special primes p_0..p_{alpha-1}.
@@ -79,6 +86,12 @@ struct CombineMatrix {
   const uint64_t* weights = nullptr;
 };
 
+// The distributions of Backend::sample_signed.
+enum class SignedDistribution {
+  Ternary,           // {-1, 0, 1}, each with probability 1/3 (secrets, encryption's v)
+  CenteredBinomial,  // k = 21: sigma = sqrt(10.5) ~ 3.24, values in [-21, 21] (errors)
+};
+
 // An extra stream of a backend (opaque; veil::StreamScope is how users get one).
 class BackendStream {
  public:
@@ -127,6 +140,31 @@ class Backend {
   // and uploaded (limbs x N words); cuda moves the N words and converts them on the
   // device. The values may be secret: every host or device copy made here is wiped.
   virtual void upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs);
+  // ---- randomness, drawn where the buffer lives (host/arith/sampling_rules.hpp) ----
+  // Counter-based ChaCha20 samples keyed by `seed`; `stream` separates the polynomials
+  // drawn from one seed. Every backend gives the same words for the same (seed, stream,
+  // basis). Default: drawn on the host (libsodium) and uploaded; cuda: ChaCha20 on the
+  // device. The samples may be secret: host copies are wiped, and dst should be a
+  // secret buffer.
+  // dst (basis b, coefficient form) = the residues of N samples of d.
+  virtual void sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const Seed& seed, uint64_t stream);
+  // dst (basis b) = residues uniform below each limb's prime (uniform in either form).
+  virtual void sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream);
+  // ---- encoding: CKKS's canonical embedding (host/arith/special_fft.hpp) ----
+  // dst (basis b, coefficient form) = the residues of round(c_i * scale), c being the
+  // special FFT of `count` slot values (the rest zero) divided by N/2, the same
+  // doubles on every backend. Error(InvalidArgument) when count > N/2, a value is not
+  // finite, or a c_i * scale is not below 2^120 in magnitude. Default: on the host
+  // (rounded coefficients that fit an int64 travel as N words); cuda: on the device
+  // when every |value| * scale is below 2^62 (then so is every c_i * scale), else the
+  // default.
+  virtual void encode_slots(Basis b, uint64_t* dst, const std::complex<double>* values, size_t count, double scale);
+  // dst (basis b, coefficient form) = the residues of round(coeffs[i] * scale), N host
+  // doubles; the same errors. On the host.
+  void encode_coefficients(Basis b, uint64_t* dst, const double* coeffs, double scale);
+  // The special FFT of this backend's ring, built on first use (thread-safe).
+  const arith::SpecialFft& special_fft() const;
+
   // dst (this backend's memory) = `words` words at src (memory of backend `from`),
   // without a trip through host memory: ordered after the work already issued on
   // `from`, and before any later work on either backend (so `from` may reuse src at
@@ -233,12 +271,13 @@ class Backend {
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
   std::shared_ptr<const RnsTables> tables_;
 
-  // This backend's memory for the length of a scope: released (not wiped) at its
-  // end, on every path out.
+  // This backend's memory for the length of a scope: released at its end, on every
+  // path out (wiped first when it held secrets).
   class Scratch {
    public:
-    Scratch(Backend& be, size_t words) : be_(be), words_(words), ptr_(be.allocate(words)) {}
-    ~Scratch() { be_.release(ptr_, words_, false); }
+    Scratch(Backend& be, size_t words, bool wipe = false)
+        : be_(be), words_(words), ptr_(be.allocate(words)), wipe_(wipe) {}
+    ~Scratch() { be_.release(ptr_, words_, wipe_); }
     Scratch(const Scratch&) = delete;
     Scratch& operator=(const Scratch&) = delete;
     uint64_t* get() const { return ptr_; }
@@ -247,10 +286,13 @@ class Backend {
     Backend& be_;
     size_t words_;
     uint64_t* ptr_;
+    bool wipe_;
   };
 
  private:
   int64_t timer_start_ns_ = 0;  // the base class's wall-clock timer
+  mutable std::once_flag fft_once_;
+  mutable std::shared_ptr<const arith::SpecialFft> fft_;
 };
 
 enum class BackendKind { Cpu, Cuda, Auto };

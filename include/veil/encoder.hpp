@@ -31,8 +31,6 @@ class Encoder {
  private:
   Plaintext encode_coefficients(const std::vector<double>& coeffs, double scale, int level) const;
   ContextPtr ctx_;
-  std::vector<uint64_t> rot_group_;                 // 5^j mod 2N
-  std::vector<std::complex<double>> roots_;         // exp(2 pi i k / 2N), k < 2N
 };
 
 }  // namespace veil

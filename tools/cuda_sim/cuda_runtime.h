@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 #include <cstdio>
 #include <cmath>
 #include <chrono>
@@ -42,6 +43,14 @@ namespace sim_detail {
 using body_fn = void (*)(void*);
 void launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, body_fn fn, void* ctx);
 void syncthreads(const char* file, int line);
+// Launch census (tools/cuda_sim/launch_census.cpp): every launch of every host thread
+// counted by kernel name, with the blocks of its grid and its threads per block.
+struct KernelTally {
+  const char* kernel;
+  unsigned long long launches, blocks, threads_per_block;
+};
+void reset_launch_tally();
+std::vector<KernelTally> launch_tally();  // in first-launch order
 inline thread_local unsigned long long block_serial = 0;  // incremented before every block
 struct shared_reg { unsigned long long serial = 0; };      // last block that poisoned the array
 inline void shared_touch(shared_reg& r, void* p, size_t bytes) {

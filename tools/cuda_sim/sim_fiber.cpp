@@ -25,6 +25,8 @@
 
 #include <algorithm>
 #include <cstdarg>
+#include <cstring>
+#include <mutex>
 #include <vector>
 
 #if !defined(__x86_64__)
@@ -351,6 +353,32 @@ void syncthreads(const char* file, int line) {
   veil_sim_switch(&f->sp, S.sched_sp);
 }
 
+namespace {
+std::mutex g_tally_mutex;
+std::vector<KernelTally> g_tally;
+
+void count_launch(const char* kernel, size_t blocks, unsigned long long threads) {
+  std::lock_guard<std::mutex> lock(g_tally_mutex);
+  for (auto& t : g_tally)
+    if (std::strcmp(t.kernel, kernel) == 0) {
+      ++t.launches;
+      t.blocks += blocks;
+      return;
+    }
+  g_tally.push_back(KernelTally{kernel, 1, blocks, threads});
+}
+}  // namespace
+
+void reset_launch_tally() {
+  std::lock_guard<std::mutex> lock(g_tally_mutex);
+  g_tally.clear();
+}
+
+std::vector<KernelTally> launch_tally() {
+  std::lock_guard<std::mutex> lock(g_tally_mutex);
+  return g_tally;
+}
+
 void launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, body_fn fn, void* ctx) {
   read_config();
   if (S.cur) die("kernel %s launched from inside a kernel (dynamic parallelism is not simulated)", kernel);
@@ -367,6 +395,7 @@ void launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, body
     die("invalid configuration of kernel launch #%llu (%s): grid (%u,%u,%u), block (%u,%u,%u) (a GPU refuses "
         "it with cudaErrorInvalidConfiguration)",
         launch_no, kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z);
+  count_launch(kernel, (size_t)grid.x * grid.y * grid.z, threads);
   gridDim = grid;
   blockDim = g_cfg.single ? dim3(1, 1, 1) : block;
   S.fn = fn;

@@ -1,0 +1,64 @@
+// One launch per FFT stage (butterfly t of the stage: block t / h, offset t mod h),
+// then one launch that permutes, scales, rounds and writes every limb.
+#include "cuda_check.cuh"
+#include "elementwise_kernels.cuh"
+#include "encode_kernels.cuh"
+
+namespace veil::cuda {
+namespace {
+
+__device__ __forceinline__ double dsub(double a, double b) { return __dadd_rn(a, -b); }
+
+// Host: a' = a + b; b' = (a - b) w with (x + iy) w = (x wr - y wi) + (x wi + y wr) i.
+__global__ void fft_stage_kernel(ComplexDouble* v, const ComplexDouble* roots, uint32_t log_half, size_t butterflies) {
+  const uint64_t half = uint64_t{1} << log_half;
+  for (size_t t = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < butterflies;
+       t += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint64_t j = t & (half - 1), i = (t >> log_half) << (log_half + 1);
+    ComplexDouble& a = v[i + j];
+    ComplexDouble& b = v[i + j + half];
+    const ComplexDouble w = roots[half - 1 + j];
+    const double dr = dsub(a.re, b.re), di = dsub(a.im, b.im);
+    a = ComplexDouble{__dadd_rn(a.re, b.re), __dadd_rn(a.im, b.im)};
+    b = ComplexDouble{dsub(__dmul_rn(dr, w.re), __dmul_rn(di, w.im)), __dadd_rn(__dmul_rn(dr, w.im), __dmul_rn(di, w.re))};
+  }
+}
+
+// Residues as signed_to_rns_kernel makes them: x % q, plus q when negative.
+__global__ void encode_round_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const ComplexDouble* v,
+                                    double inv, double scale) {
+  const uint64_t n = uint64_t{1} << tv.log_n, slots = n / 2;
+  const uint32_t log_slots = tv.log_n - 1;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint32_t k = static_cast<uint32_t>(i < slots ? i : i - slots);
+    const ComplexDouble c = v[__brev(k) >> (32 - log_slots)];
+    const double x = __dmul_rn(__dmul_rn(i < slots ? c.re : c.im, inv), scale);
+    const int64_t r = static_cast<int64_t>(rint(x));  // nearest, ties to even: the host's nearbyint
+    for (uint32_t limb = 0; limb < map.limbs; ++limb) {
+      const int64_t q = static_cast<int64_t>(tv.mod[map.prime(limb)].value);
+      const int64_t m = r % q;
+      out[limb * n + i] = static_cast<uint64_t>(m) + (static_cast<uint64_t>(q) & static_cast<uint64_t>(m >> 63));
+    }
+  }
+}
+
+}  // namespace
+
+void special_fft_encode(ComplexDouble* v, const ComplexDouble* roots, uint64_t slots, cudaStream_t stream) {
+  const size_t butterflies = slots / 2;
+  for (uint64_t half = slots / 2; half >= 1; half >>= 1) {
+    const uint32_t log_half = static_cast<uint32_t>(__builtin_ctzll(half));
+    fft_stage_kernel<<<grid_for(butterflies), kBlockThreads, 0, stream>>>(v, roots, log_half, butterflies);
+    check_launch("fft_stage_kernel");
+  }
+}
+
+void encode_round_to_rns(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const ComplexDouble* v,
+                         double inv, double scale, cudaStream_t stream) {
+  const size_t n = size_t{1} << tv.log_n;
+  encode_round_kernel<<<grid_for(n), kBlockThreads, 0, stream>>>(tv, map, out, v, inv, scale);
+  check_launch("encode_round_kernel");
+}
+
+}  // namespace veil::cuda
