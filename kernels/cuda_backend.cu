@@ -6,6 +6,7 @@
 #include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,7 @@
 #include "device_tables.cuh"
 #include "elementwise_kernels.cuh"
 #include "key_switch_kernels.cuh"
+#include "multiply_sum_kernels.cuh"
 #include "encode_kernels.cuh"
 #include "ntt_kernels.cuh"
 #include "sampling_kernels.cuh"
@@ -287,6 +289,7 @@ class CudaBackend final : public Backend {
   void ntt_forward(Basis b, uint64_t* data) override;
   void ntt_inverse(Basis b, uint64_t* data) override;
   void automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
+  void automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g) override;
   void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) override;
 
   void rescale(uint32_t level, const uint64_t* in, uint64_t* out) override;
@@ -303,6 +306,8 @@ class CudaBackend final : public Backend {
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
   void combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
                uint64_t* const* outputs, bool accumulate) override;
+  void multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs, const uint64_t* const* ys,
+                    uint64_t* out, bool accumulate) override;
   void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) override;
   void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* ntt,
                         const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
@@ -595,6 +600,23 @@ void CudaBackend::combine(Basis b, uint32_t polys, const CombineMatrix& m, const
                reinterpret_cast<uint64_t* const*>(scratch.get() + m.columns), accumulate, stream());
 }
 
+// The terms' pointers travel in the launch's parameters, kInlineTerms at a time.
+void CudaBackend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
+                               const uint64_t* const* ys, uint64_t* out, bool accumulate) {
+  check_limbs(b);
+  use_device(device_);
+  LimbMap lm = map(b);
+  lm.polys = polys;
+  size_t t = 0;
+  do {
+    const uint32_t count = static_cast<uint32_t>(std::min<size_t>(terms - t, kInlineTerms));
+    TermPointers p{};
+    for (uint32_t k = 0; k < count; ++k) p.xs[k] = xs[t + k], p.ys[k] = ys[t + k];
+    multiply_sum_terms(view_, lm, count, p, out, accumulate || t > 0, stream());
+    t += count;
+  } while (t < terms);
+}
+
 void CudaBackend::tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
                          const uint64_t* b0, const uint64_t* b1) {
   check_limbs(b);
@@ -649,6 +671,15 @@ void CudaBackend::automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, u
   check_limbs(b);
   use_device(device_);
   cuda::automorphism_ntt(view_, map(b), out, in, g, stream());
+}
+
+void CudaBackend::automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g) {
+  require((g & 1) && g < 2 * tables_->n, ErrorCode::InvalidArgument, "Galois element must be odd and < 2N");
+  check_limbs(b);
+  use_device(device_);
+  LimbMap m = map(b);
+  m.polys = polys;
+  cuda::automorphism_ntt(view_, m, out, in, g, stream());
 }
 
 void CudaBackend::automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) {

@@ -179,7 +179,7 @@ void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& 
 
 void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
                       uint64_t g, cudaStream_t stream) {
-  const size_t total = total_words(tv, map);
+  const size_t total = static_cast<size_t>(map.polys) * total_words(tv, map);  // a permutation per N words
   if (total == 0) return;
   automorphism_ntt_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, out, in, g, total);
   check_launch("automorphism_ntt_kernel");

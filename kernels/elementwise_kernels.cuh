@@ -29,7 +29,8 @@ void elementwise_signed_to_rns(const DeviceTablesView& tv, const LimbMap& map, u
 // out = x * s[limb] (Shoup) or x + s[limb].
 void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const LimbScalars& s, cudaStream_t stream);
-// X -> X^g on bit-reversed NTT slots / on coefficients (with the negacyclic sign).
+// X -> X^g on bit-reversed NTT slots (map.polys polynomials, contiguous) / on
+// coefficients (with the negacyclic sign).
 void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
                       uint64_t g, cudaStream_t stream);
 void automorphism_coeff(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,

@@ -376,6 +376,40 @@ TEST_P(CudaPrimitives, EncodeSlots) {
   }
 }
 
+// multiply_sum across the 32-term reduction and the 64-term launches, both ways.
+TEST_P(CudaPrimitives, MultiplySum) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const Basis b{B.t().max_level + 1, false};
+  for (size_t terms : {size_t{0}, size_t{5}, size_t{70}}) {
+    std::vector<std::vector<uint64_t>> xs, ys;
+    for (size_t t = 0; t < terms; ++t) {
+      auto x = B.random(b);
+      const auto x1 = B.random(b);
+      x.insert(x.end(), x1.begin(), x1.end());
+      xs.push_back(std::move(x));
+      ys.push_back(B.random(b));
+    }
+    for (bool accumulate : {false, true}) {
+      std::vector<Buffer> xc, xg, yc, yg;
+      std::vector<const uint64_t*> xcp, xgp, ycp, ygp;
+      for (size_t t = 0; t < terms; ++t) {
+        auto [c, g] = B.put(xs[t]);
+        auto [c2, g2] = B.put(ys[t]);
+        xcp.push_back(c.data()), xgp.push_back(g.data()), ycp.push_back(c2.data()), ygp.push_back(g2.data());
+        xc.push_back(std::move(c)), xg.push_back(std::move(g)), yc.push_back(std::move(c2)), yg.push_back(std::move(g2));
+      }
+      auto start = B.random(b);
+      const auto start1 = B.random(b);
+      start.insert(start.end(), start1.begin(), start1.end());
+      auto [oc, og] = B.put(start);
+      B.cpu->multiply_sum(b, 2, terms, xcp.data(), ycp.data(), oc.data(), accumulate);
+      B.gpu->multiply_sum(b, 2, terms, xgp.data(), ygp.data(), og.data(), accumulate);
+      ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << terms << " terms, accumulate " << accumulate;
+    }
+  }
+}
+
 TEST_P(CudaPrimitives, Automorphisms) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
@@ -395,6 +429,15 @@ TEST_P(CudaPrimitives, Automorphisms) {
     B.cpu->automorphism_coeff(b, oc.data(), xc.data(), g);
     B.gpu->automorphism_coeff(b, og.data(), xg.data(), g);
     ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "coefficient form, g = " << g;
+  }
+  // Both halves of a ciphertext in one call (a rotation), against the cpu per polynomial.
+  const Basis q{L + 1, false};
+  auto [pc, pg] = B.put(B.random(q, 2));
+  for (uint64_t g : elements) {
+    auto [oc, og] = B.scratch(2 * B.words(q));
+    for (uint32_t j = 0; j < 2; ++j) B.cpu->automorphism_ntt(q, oc.data() + j * B.words(q), pc.data() + j * B.words(q), g);
+    B.gpu->automorphism_ntt_polys(q, 2, og.data(), pg.data(), g);
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "two polynomials, g = " << g;
   }
 }
 

@@ -90,6 +90,41 @@ TEST(NnConv, Im2colBatchInterleavesImages) {
   }
 }
 
+// The taps layer sums every channel in one combine call; the words must be those of
+// the plain definition: a plaintext-scalar product per tap, summed, rescaled. A zero
+// weight and an all-zero channel are included, and one tap arrives a level higher.
+TEST(NnConv, TapsSumsAreTheScalarProductsWordForWord) {
+  Keyed& k = Keyed::preset(13);
+  auto weights = random_reals(3 * 9, 111, -0.3, 0.3);
+  weights[4] = 0.0;
+  for (size_t p = 0; p < 9; ++p) weights[2 * 9 + p] = 0.0;  // channel 2: all zero
+  const uint32_t level = k.ctx->max_level() - 1;
+  nn::Conv2dTaps conv(k.ctx, 8, 8, 3, 1, weights, 3, {}, static_cast<int>(level));
+  std::vector<std::vector<double>> images{random_reals(64, 112, 0, 1)};
+  std::vector<Ciphertext> cts;
+  for (const auto& s : conv.encode_inputs(images)) cts.push_back(k.eval->mod_switch_to(k.encrypt(s), level));
+  cts[5] = k.encrypt(conv.encode_inputs(images)[5]);  // above the layer's level
+  const auto outs = conv.apply(*k.eval, cts);
+  ASSERT_EQ(outs.size(), 3u);
+  for (size_t c = 0; c < 3; ++c) {
+    Ciphertext acc;
+    for (size_t p = 0; p < 9; ++p) {
+      const double w = weights[c * 9 + p];
+      if (w == 0.0) continue;
+      const Ciphertext x = cts[p].level() == level ? cts[p] : k.eval->mod_switch_to(cts[p], level);
+      Ciphertext term = k.eval->multiply_scalar(x, w);
+      acc = acc.empty() ? std::move(term) : k.eval->add(acc, term);
+    }
+    if (acc.empty()) acc = k.eval->multiply_scalar(cts[0], 0.0);
+    const Ciphertext want = k.eval->rescale(acc);
+    ASSERT_EQ(outs[c].level(), want.level());
+    EXPECT_EQ(outs[c].scale(), cts[0].scale());
+    const std::vector<uint64_t> got(outs[c].poly(0), outs[c].poly(0) + 2 * outs[c].poly_words());
+    const std::vector<uint64_t> ref(want.poly(0), want.poly(0) + 2 * want.poly_words());
+    EXPECT_EQ(got, ref) << "channel " << c;
+  }
+}
+
 TEST(NnConv, TapsLayoutNeedsNoRotation) {
   // The ConvNet shape: 49 tap ciphertexts, 64 windows, 4096 / 64 = 64 images per run.
   Keyed& k = Keyed::preset(13);

@@ -359,6 +359,46 @@ TEST_P(NtlRns, ModDownRoundsExactMultiplesOfPPlusNoise) {
   }
 }
 
+// multiply_sum (the diagonal method's inner sums): every word against NTL's exact sum
+// of products, for term counts around the 32-term reduction, with and without an
+// accumulator, on both polynomials of a ciphertext; the Backend default (a multiply
+// and multiply_accumulate per term) gives the same words.
+TEST_P(NtlRns, MultiplySumMatchesExactSums) {
+  const veil::Basis b{t_->max_level + 1, true};
+  const auto qs = primes(b);
+  const size_t words = qs.size() * n_;
+  for (size_t terms : {size_t{0}, size_t{1}, size_t{32}, size_t{33}, size_t{70}}) {
+    std::vector<std::vector<uint64_t>> xs(terms), ys(terms);
+    std::vector<const uint64_t*> xp, yp;
+    for (size_t t = 0; t < terms; ++t) {
+      xs[t] = random_poly(b);
+      const auto second = random_poly(b);
+      xs[t].insert(xs[t].end(), second.begin(), second.end());  // two polynomials
+      ys[t] = random_poly(b);
+      for (size_t i = 0; i < 4; ++i) xs[t][i * 7] = qs[0] - 1, ys[t][i * 7] = qs[0] - 1;  // the largest products
+      xp.push_back(xs[t].data());
+      yp.push_back(ys[t].data());
+    }
+    for (bool accumulate : {false, true}) {
+      SCOPED_TRACE(testing::Message() << terms << " terms, accumulate " << accumulate);
+      auto start = random_poly(b);
+      const auto second = random_poly(b);
+      start.insert(start.end(), second.begin(), second.end());
+      std::vector<uint64_t> got = start, by_default = start;
+      be_->multiply_sum(b, 2, terms, xp.data(), yp.data(), got.data(), accumulate);
+      be_->veil::Backend::multiply_sum(b, 2, terms, xp.data(), yp.data(), by_default.data(), accumulate);
+      ASSERT_EQ(got, by_default);
+      for (size_t k = 0; k < 2 * words; k += 97) {  // a spread of words of both polynomials
+        const size_t w = k % words;
+        const ZZ q = zz(qs[w / n_]);
+        ZZ sum = accumulate ? zz(start[k]) : ZZ(0);
+        for (size_t t = 0; t < terms; ++t) sum += zz(xs[t][k]) * zz(ys[t][w]);
+        ASSERT_EQ(got[k], u64(sum % q)) << "word " << k;
+      }
+    }
+  }
+}
+
 TEST_P(NtlRns, KeySwitchInnerProductMatchesNtl) {
   const uint32_t big_l = t_->max_level, dnum = t_->digits(big_l);
   const veil::Basis full{big_l + 1, true};

@@ -146,6 +146,24 @@ void Backend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, 
   for (uint32_t z = 0; z < polys; ++z) rescale(level, in + z * (level + 1) * n, out + z * level * n);
 }
 
+void Backend::automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g) {
+  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  for (uint32_t j = 0; j < polys; ++j) automorphism_ntt(b, out + j * words, in + j * words, g);
+}
+
+void Backend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
+                           const uint64_t* const* ys, uint64_t* out, bool accumulate) {
+  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  for (uint32_t j = 0; j < polys; ++j) {
+    uint64_t* o = out + j * words;
+    if (terms == 0 && !accumulate) set_zero(o, words);
+    for (size_t t = 0; t < terms; ++t) {
+      if (t == 0 && !accumulate) multiply(b, o, xs[t] + j * words, ys[t]);
+      else multiply_accumulate(b, o, xs[t] + j * words, ys[t]);
+    }
+  }
+}
+
 void Backend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
   require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
   const Basis q{level + 1, false};

@@ -176,6 +176,29 @@ void CpuBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, 
   });
 }
 
+// Per coefficient one 128-bit sum over the terms, reduced every 32 terms (32 (q - 1)^2
+// + q < 2^128 for q < 2^61): one pass over out instead of one per term.
+void CpuBackend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
+                              const uint64_t* const* ys, uint64_t* out, bool accumulate) {
+  constexpr size_t kTermsPerReduction = 32;
+  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  for (uint32_t j = 0; j < polys; ++j) {
+    uint64_t* o = out + j * words;
+    const size_t shift = j * words;
+    VEIL_FOR_EACH_LIMB(b, true, {
+      for (size_t i = off; i < off + n_; ++i) {
+        u128 acc = accumulate ? o[i] : 0;
+        for (size_t t = 0; t < terms;) {
+          const size_t end = std::min(terms, t + kTermsPerReduction);
+          for (; t < end; ++t) acc += (u128)xs[t][shift + i] * ys[t][i];
+          if (t < terms) acc = m.reduce128(acc);
+        }
+        o[i] = m.reduce128(acc);
+      }
+    });
+  }
+}
+
 void CpuBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
   VEIL_FOR_EACH_LIMB(b, true, {
     const uint64_t q = m.value, w = s[limb], ws = arith::shoup_precompute(w, q);

@@ -31,6 +31,8 @@ class CpuBackend final : public Backend {
   void negate(Basis b, uint64_t* out, const uint64_t* x) override;
   void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs, const uint64_t* const* ys,
+                    uint64_t* out, bool accumulate) override;
   void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
   void add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
 

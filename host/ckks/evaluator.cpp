@@ -267,8 +267,7 @@ static Ciphertext rotate_from_decomposition(const Context& ctx, const Ciphertext
   uint64_t* d1 = tmp.data() + a.poly_words();
   keyswitch::apply(ctx, dec, key, d0, d1, a.poly(0), nullptr);
   Ciphertext out(a.context(), 2, a.level(), a.scale(), false);
-  be.automorphism_ntt(bs, out.poly(0), d0, g);
-  be.automorphism_ntt(bs, out.poly(1), d1, g);
+  be.automorphism_ntt_polys(bs, 2, out.poly(0), d0, g);  // d1 = d0 + one polynomial, as out's halves
   return out;
 }
 

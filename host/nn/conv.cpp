@@ -143,6 +143,13 @@ Conv2dTaps::Conv2dTaps(ContextPtr ctx, size_t height, size_t width, size_t kerne
   batch_ = checked_batch(batch, d_, ctx_->params().slots());
   level_ = checked_level(*ctx_, level);
   scale_ = checked_scale(*ctx_, scale);
+  // Every channel's sum over the taps is one row: apply() combines all of them in one
+  // backend call, each weight w applied as round(w * q_level), as multiply_scalar would.
+  std::vector<std::vector<CombinationMatrix::Entry>> rows(channels_);
+  for (size_t c = 0; c < channels_; ++c)
+    for (size_t p = 0; p < taps(); ++p)
+      if (weights_[c * taps() + p] != 0.0) rows[c].push_back({static_cast<uint32_t>(p), weights_[c * taps() + p]});
+  sums_ = CombinationMatrix(ctx_, taps(), rows, level_, static_cast<double>(ctx_->tables().primes[level_]));
 }
 
 std::vector<std::vector<double>> Conv2dTaps::encode_inputs(const std::vector<std::vector<double>>& images) const {
@@ -166,32 +173,18 @@ std::vector<std::vector<double>> Conv2dTaps::encode_inputs(const std::vector<std
   return out;
 }
 
-std::vector<Ciphertext> Conv2dTaps::apply(const Evaluator& eval, const std::vector<Ciphertext>& xs_in) const {
-  require(xs_in.size() == taps(), ErrorCode::InvalidArgument,
-          "conv: " + std::to_string(xs_in.size()) + " tap ciphertexts, the layer takes " + std::to_string(taps()));
-  // Taps above the layer's level are dropped to it; the others are used in place.
-  std::vector<Ciphertext> lowered(taps());
-  std::vector<const Ciphertext*> xs(taps());
-  for (size_t p = 0; p < taps(); ++p) {
-    detail::check_layer_input("conv", *ctx_, eval, xs_in[p], level_, scale_, GaloisKeys{}, {});
-    if (xs_in[p].level() != level_) lowered[p] = eval.mod_switch_to(xs_in[p], level_);
-    xs[p] = lowered[p].empty() ? &xs_in[p] : &lowered[p];
-  }
-  std::vector<Ciphertext> out;
-  out.reserve(channels_);
+std::vector<Ciphertext> Conv2dTaps::apply(const Evaluator& eval, const std::vector<Ciphertext>& xs) const {
+  require(xs.size() == taps(), ErrorCode::InvalidArgument,
+          "conv: " + std::to_string(xs.size()) + " tap ciphertexts, the layer takes " + std::to_string(taps()));
+  for (const auto& x : xs) detail::check_layer_input("conv", *ctx_, eval, x, level_, scale_, GaloisKeys{}, {});
+  // Taps above the layer's level are brought down to it by combine; scale s * q_level,
+  // rescaled once below.
+  std::vector<Ciphertext> out = eval.combine(xs, sums_);
   for (size_t c = 0; c < channels_; ++c) {
-    Ciphertext acc;
-    for (size_t p = 0; p < taps(); ++p) {
-      const double w = weights_[c * taps() + p];
-      if (w == 0.0) continue;
-      Ciphertext term = eval.multiply_scalar(*xs[p], w);  // scale * q_level, rescaled once below
-      acc = acc.empty() ? std::move(term) : eval.add(acc, term);
-    }
-    if (acc.empty()) acc = eval.multiply_scalar(*xs[0], 0.0);  // an all-zero kernel
-    acc = eval.rescale(acc);
-    acc.set_scale(xs[0]->scale());  // q_level / q_level: exactly the input scale
+    Ciphertext acc = eval.rescale(out[c]);
+    acc.set_scale(xs[0].scale());  // q_level / q_level: exactly the input scale
     if (!bias_.empty()) acc = eval.add_scalar(acc, bias_[c]);
-    out.push_back(std::move(acc));
+    out[c] = std::move(acc);
   }
   return out;
 }

@@ -239,17 +239,22 @@ Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertex
     rot[0] = &x;
     for (size_t i = 0; i < baby.size(); ++i) rot[static_cast<size_t>(baby[i] / stride)] = &rotated[i];
 
-    for (size_t g = 0; g < n2_; ++g)
+    // One multiply_sum per giant step: every baby step's product, both polynomials.
+    std::vector<const uint64_t*> xs, ps;
+    for (size_t g = 0; g < n2_; ++g) {
+      xs.clear();
+      ps.clear();
       for (size_t b = 0; b < n1_; ++b) {
         const Plaintext& p = diag_[in * d_ + g * n1_ + b];
         if (p.empty()) continue;
-        if (inner[g].empty()) {
-          inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
-          for (uint32_t j = 0; j < 2; ++j) be.multiply(bs, inner[g].poly(j), rot[b]->poly(j), p.data());
-        } else {
-          for (uint32_t j = 0; j < 2; ++j) be.multiply_accumulate(bs, inner[g].poly(j), rot[b]->poly(j), p.data());
-        }
+        xs.push_back(rot[b]->poly(0));
+        ps.push_back(p.data());
       }
+      if (xs.empty()) continue;
+      const bool accumulate = !inner[g].empty();
+      if (!accumulate) inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
+      be.multiply_sum(bs, 2, xs.size(), xs.data(), ps.data(), inner[g].poly(0), accumulate);
+    }
   }
 
   Ciphertext sum;

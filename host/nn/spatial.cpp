@@ -317,21 +317,24 @@ std::vector<Ciphertext> SpatialConv2d::apply(const Evaluator& eval, const std::v
     Ciphertext sum;
     while (n < terms_.size() && terms_[n].o == o) {
       const size_t j = terms_[n].j;
+      // The group's products in multiply_sum calls of up to kSumTerms terms (weights
+      // encoded per run live only for their call).
+      constexpr size_t kSumTerms = 64;
       Ciphertext inner(ctx_, 2, level_, prod_scale, false);
       bool first = true;
-      for (; n < terms_.size() && terms_[n].o == o && terms_[n].j == j; ++n) {
-        const Term& term = terms_[n];
-        Plaintext lazy;
-        if (!pre_encoded_) lazy = encode_term(n);
-        const Plaintext& p = pre_encoded_ ? plain_[n] : lazy;
-        const Ciphertext& x = *rotated[term.i][term.t];
-        for (uint32_t c = 0; c < 2; ++c) {
-          if (first) {
-            be.multiply(bs, inner.poly(c), x.poly(c), p.data());
-          } else {
-            be.multiply_accumulate(bs, inner.poly(c), x.poly(c), p.data());
-          }
+      std::vector<Plaintext> lazy;
+      lazy.reserve(kSumTerms);
+      std::vector<const uint64_t*> xs, ps;
+      while (n < terms_.size() && terms_[n].o == o && terms_[n].j == j) {
+        lazy.clear();
+        xs.clear();
+        ps.clear();
+        for (; n < terms_.size() && terms_[n].o == o && terms_[n].j == j && xs.size() < kSumTerms; ++n) {
+          if (!pre_encoded_) lazy.push_back(encode_term(n));
+          xs.push_back(rotated[terms_[n].i][terms_[n].t]->poly(0));
+          ps.push_back(pre_encoded_ ? plain_[n].data() : lazy.back().data());
         }
+        be.multiply_sum(bs, 2, xs.size(), xs.data(), ps.data(), inner.poly(0), !first);
         first = false;
       }
       if (j != 0) inner = eval.rotate(inner, static_cast<int64_t>(j * in_.block) * batch, gk);

@@ -198,6 +198,9 @@ class Backend {
   virtual void ntt_inverse(Basis b, uint64_t* data) = 0;
   // X -> X^g (g odd, < 2N). out must not alias in.
   virtual void automorphism_ntt(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) = 0;
+  // automorphism_ntt of `polys` polynomials (limbs x N words apart) in one call (a
+  // rotation's two halves). Default: one call per polynomial; cuda: one launch.
+  virtual void automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g);
   virtual void automorphism_coeff(Basis b, uint64_t* out, const uint64_t* in, uint64_t g) = 0;
 
   // ---- RNS basis changes ----
@@ -262,6 +265,16 @@ class Backend {
   // or each other.
   virtual void combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
                        uint64_t* const* outputs, bool accumulate) = 0;
+
+  // out (`polys` polynomials of basis b, limbs x N words apart) = the sum over t <
+  // terms of xs[t] (polys polynomials, the same layout) times ys[t] (one polynomial),
+  // element-wise mod q; with `accumulate`, added to out. The diagonal method's inner
+  // sums in one call instead of a multiply and a multiply_accumulate per term (and per
+  // polynomial). xs, ys: host arrays of this backend's pointers; out must not overlap
+  // an input. Default: multiply / multiply_accumulate per term; cpu and cuda: 128-bit
+  // sums reduced every 32 terms (the same canonical words).
+  virtual void multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
+                            const uint64_t* const* ys, uint64_t* out, bool accumulate);
 
   virtual void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt);
   virtual void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "veil/ciphertext.hpp"
+#include "veil/combination.hpp"
 #include "veil/context.hpp"
 #include "veil/evaluator.hpp"
 #include "veil/keys.hpp"
@@ -116,6 +117,7 @@ class Conv2dTaps {
   uint32_t level_;
   double scale_;
   std::vector<double> weights_, bias_;
+  CombinationMatrix sums_;  // row c: channel c's weights over the taps
 };
 
 }  // namespace veil::nn
