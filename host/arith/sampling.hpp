@@ -31,6 +31,12 @@ class SecretVector {
   std::vector<T> v_;
 };
 
+// A seed that wipes itself: it determines secret samples.
+struct SecretSeed {
+  Seed value;
+  ~SecretSeed() { sodium_memzero(value.data(), value.size()); }
+};
+
 // Keystream words [8 first_block, 8 (first_block + blocks)) of (seed, stream, domain).
 // Error(Backend) past the 2^32 blocks of one stream.
 void keystream_words(const Seed& seed, uint64_t stream, uint32_t domain, uint64_t first_block, size_t blocks,

@@ -177,23 +177,30 @@ void CpuBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, 
 }
 
 // Per coefficient one 128-bit sum over the terms, reduced every 32 terms (32 (q - 1)^2
-// + q < 2^128 for q < 2^61): one pass over out instead of one per term.
+// + q < 2^128 for q < 2^61): one pass over out instead of one per term. The sums of a
+// chunk of coefficients stay in L1 while the terms stream past two arrays at a time.
 void CpuBackend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
                               const uint64_t* const* ys, uint64_t* out, bool accumulate) {
-  constexpr size_t kTermsPerReduction = 32;
+  constexpr size_t kTermsPerReduction = 32, kChunk = 256;
   const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
   for (uint32_t j = 0; j < polys; ++j) {
     uint64_t* o = out + j * words;
     const size_t shift = j * words;
     VEIL_FOR_EACH_LIMB(b, true, {
-      for (size_t i = off; i < off + n_; ++i) {
-        u128 acc = accumulate ? o[i] : 0;
+      u128 acc[kChunk];
+      for (size_t c0 = off; c0 < off + n_; c0 += kChunk) {
+        const size_t len = std::min(kChunk, off + n_ - c0);
+        for (size_t k = 0; k < len; ++k) acc[k] = accumulate ? o[c0 + k] : 0;
         for (size_t t = 0; t < terms;) {
-          const size_t end = std::min(terms, t + kTermsPerReduction);
-          for (; t < end; ++t) acc += (u128)xs[t][shift + i] * ys[t][i];
-          if (t < terms) acc = m.reduce128(acc);
+          for (const size_t end = std::min(terms, t + kTermsPerReduction); t < end; ++t) {
+            const uint64_t* x = xs[t] + shift + c0;
+            const uint64_t* y = ys[t] + c0;
+            for (size_t k = 0; k < len; ++k) acc[k] += (u128)x[k] * y[k];
+          }
+          if (t < terms)
+            for (size_t k = 0; k < len; ++k) acc[k] = m.reduce128(acc[k]);
         }
-        o[i] = m.reduce128(acc);
+        for (size_t k = 0; k < len; ++k) o[c0 + k] = m.reduce128(acc[k]);
       }
     });
   }

@@ -1,7 +1,5 @@
 #include "veil/encryptor.hpp"
 
-#include <sodium.h>
-
 #include "arith/sampling.hpp"
 #include "veil/error.hpp"
 
@@ -19,12 +17,6 @@ void sample_error(const Context& ctx, const Seed& seed, uint64_t stream, Basis b
   ctx.backend().sample_signed(b, dst, SignedDistribution::CenteredBinomial, seed, stream);
   ctx.backend().ntt_forward(b, dst);
 }
-
-// A seed that wipes itself: it determines secret samples.
-struct SecretSeed {
-  Seed value;
-  ~SecretSeed() { sodium_memzero(value.data(), value.size()); }
-};
 }  // namespace
 
 Encryptor::Encryptor(ContextPtr ctx, const PublicKey& pk) : Encryptor(ctx, pk, RandomSource::os()) {}
@@ -50,7 +42,7 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
     // (-a s + e, a) with a expanded from a seed.
     const Seed seed = random_.next_seed();  // public: it travels instead of c1
     be.sample_uniform(b, ct.poly(1), seed, 0);
-    const SecretSeed error_seed{random_.next_seed()};
+    const sampling::SecretSeed error_seed{random_.next_seed()};
     sample_error(*ctx_, error_seed.value, 0, b, ct.poly(0));
     Buffer as = ctx_->allocate(b, 1, /*secret=*/true);  // a s with public a reveals s
     be.multiply(b, as.data(), ct.poly(1), sk_.data());
@@ -62,7 +54,7 @@ Ciphertext Encryptor::encrypt_zero(uint32_t level, double scale) {
   // division by P (ModDown) shrinks the noise to rounding size.
   // One seed: stream 0 draws v, streams 1 and 2 the errors e0 and e1.
   const Basis qp{level + 1, true};
-  const SecretSeed seed{random_.next_seed()};
+  const sampling::SecretSeed seed{random_.next_seed()};
   Buffer v_buf = ctx_->allocate(qp, 1, true);
   be.sample_signed(qp, v_buf.data(), SignedDistribution::Ternary, seed.value, 0);
   be.ntt_forward(qp, v_buf.data());

@@ -1,7 +1,6 @@
 #include "veil/keygen.hpp"
 
-#include <sodium.h>
-
+#include "arith/sampling.hpp"
 #include "veil/error.hpp"
 
 namespace veil {
@@ -29,9 +28,8 @@ KeyGenerator::KeyGenerator(ContextPtr ctx, RandomSource random)
   const auto& t = ctx_->tables();
   const Basis qp{t.max_level + 1, true};
   sk_ = SecretKey(ctx_);
-  Seed seed = random_.next_seed();
-  ctx_->backend().sample_signed(qp, sk_.data(), SignedDistribution::Ternary, seed, 0);
-  sodium_memzero(seed.data(), seed.size());
+  const sampling::SecretSeed seed{random_.next_seed()};
+  ctx_->backend().sample_signed(qp, sk_.data(), SignedDistribution::Ternary, seed.value, 0);
   ctx_->backend().ntt_forward(qp, sk_.data());
 }
 
@@ -49,9 +47,8 @@ PublicKey KeyGenerator::create_public_key() {
   Seed seed = random_.next_seed();
   pk.set_a_seed(seed);
   be.sample_uniform(q, pk.poly(1), seed, 0);  // uniform is uniform in NTT form too
-  Seed error_seed = random_.next_seed();
-  be.sample_signed(q, pk.poly(0), SignedDistribution::CenteredBinomial, error_seed, 0);
-  sodium_memzero(error_seed.data(), error_seed.size());
+  const sampling::SecretSeed error_seed{random_.next_seed()};
+  be.sample_signed(q, pk.poly(0), SignedDistribution::CenteredBinomial, error_seed.value, 0);
   be.ntt_forward(q, pk.poly(0));
   Buffer as = ctx_->allocate(q, 1, /*secret=*/true);  // a s with public a reveals s
   be.multiply(q, as.data(), pk.poly(1), sk_.data());
@@ -69,13 +66,13 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
   Seed seed = random_.next_seed();
   key.set_a_seed(seed);
   const std::vector<uint64_t>& p_mod = t.mod_down.p_mod_q;  // [P]_{q_i} per Q limb
-  Seed error_seed = random_.next_seed();
+  const sampling::SecretSeed error_seed{random_.next_seed()};
   Buffer tmp = ctx_->allocate(qp, 1, true);
   for (uint32_t j = 0; j < params.dnum(); ++j) {
     uint64_t* b = key.data() + (2 * j) * words;
     uint64_t* a = b + words;
     be.sample_uniform(qp, a, seed, j);
-    be.sample_signed(qp, b, SignedDistribution::CenteredBinomial, error_seed, j);
+    be.sample_signed(qp, b, SignedDistribution::CenteredBinomial, error_seed.value, j);
     be.ntt_forward(qp, b);
     be.multiply(qp, tmp.data(), a, to);
     be.sub(qp, b, b, tmp.data());  // b = e - a s_to
@@ -85,7 +82,6 @@ SwitchingKey KeyGenerator::create_switching_key(const uint64_t* from, const uint
     be.multiply_scalar(qp, tmp.data(), from, gadget.data());
     be.add(qp, b, b, tmp.data());
   }
-  sodium_memzero(error_seed.data(), error_seed.size());
   return key;
 }
 
