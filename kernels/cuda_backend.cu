@@ -281,6 +281,8 @@ class CudaBackend final : public Backend {
   void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void negate(Basis b, uint64_t* out, const uint64_t* x) override;
+  void add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
@@ -347,7 +349,7 @@ class CudaBackend final : public Backend {
       if (it->backend == this) return it->stream;
     return stream_.get();
   }
-  void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y);
+  void binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y, uint32_t polys = 1);
   struct ModUpLaunch {
     ModUpDigitsView plan;
     LimbMap targets;
@@ -560,10 +562,19 @@ void CudaBackend::set_zero(uint64_t* dst, size_t words) {
 
 // ---- element-wise ----
 
-void CudaBackend::binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+void CudaBackend::binary(BinaryOp op, Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y, uint32_t polys) {
   check_limbs(b);
   use_device(device_);
-  elementwise_binary(op, view_, map(b), out, x, y, stream());
+  LimbMap m = map(b);
+  m.polys = polys;
+  elementwise_binary(op, view_, m, out, x, y, stream());
+}
+
+void CudaBackend::add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  binary(BinaryOp::Add, b, out, x, y, polys);
+}
+void CudaBackend::sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  binary(BinaryOp::Sub, b, out, x, y, polys);
 }
 
 void CudaBackend::add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) {

@@ -6,12 +6,19 @@
 namespace veil::cuda {
 namespace {
 
+// Limb of word i when map.polys polynomials lie one after another (polys is small).
+__device__ __forceinline__ uint32_t limb_of(size_t i, uint32_t log_n, const LimbMap& map) {
+  uint32_t limb = static_cast<uint32_t>(i >> log_n);
+  while (limb >= map.limbs) limb -= map.limbs;
+  return limb;
+}
+
 template <BinaryOp OP>
 __global__ void binary_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x,
                               const uint64_t* y, size_t total) {
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<size_t>(blockDim.x) * gridDim.x) {
-    const DeviceModulus m = tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))];
+    const DeviceModulus m = tv.mod[map.prime(limb_of(i, tv.log_n, map))];
     const uint64_t a = x[i], b = y[i];
     if constexpr (OP == BinaryOp::Add) {
       out[i] = add_mod(a, b, m.value);
@@ -120,7 +127,7 @@ size_t total_words(const DeviceTablesView& tv, const LimbMap& map) {
 
 void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const uint64_t* y, cudaStream_t stream) {
-  const size_t total = total_words(tv, map);
+  const size_t total = static_cast<size_t>(map.polys) * total_words(tv, map);
   if (total == 0) return;
   const unsigned grid = grid_for(total);
   switch (op) {

@@ -13,7 +13,8 @@ namespace veil::cuda {
 enum class BinaryOp { Add, Sub, Multiply, MultiplyAccumulate };
 enum class ScalarOp { Multiply, Add };
 
-// out = x op y (MultiplyAccumulate: out = (x * y + out) mod q). out may alias x or y.
+// out = x op y (MultiplyAccumulate: out = (x * y + out) mod q) on map.polys polynomials,
+// one after another. out may alias x or y.
 void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const uint64_t* y, cudaStream_t stream);
 // d0 = a0 b0, d1 = a0 b1 + a1 b0 (one 128-bit sum, reduced once), d2 = a1 b1; each

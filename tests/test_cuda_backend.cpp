@@ -235,6 +235,23 @@ TEST_P(CudaPrimitives, ElementWise) {
       op(*B.gpu, b, ag.data(), ag.data(), yg.data(), s.data());
       ASSERT_TRUE(same_words(ac.to_host(), ag.to_host(), B.n())) << name << " in place";
     }
+    // add / sub on three polynomials in one call (cuda: one launch), against the cpu.
+    {
+      const auto x3 = B.random(b, 3), y3 = B.random(b, 3);
+      auto [x3c, x3g] = B.put(x3);
+      auto [y3c, y3g] = B.put(y3);
+      for (bool subtract : {false, true}) {
+        auto [o3c, o3g] = B.scratch(B.words(b, 3));
+        if (subtract) {
+          B.cpu->sub_polys(b, 3, o3c.data(), x3c.data(), y3c.data());
+          B.gpu->sub_polys(b, 3, o3g.data(), x3g.data(), y3g.data());
+        } else {
+          B.cpu->add_polys(b, 3, o3c.data(), x3c.data(), y3c.data());
+          B.gpu->add_polys(b, 3, o3g.data(), x3g.data(), y3g.data());
+        }
+        ASSERT_TRUE(same_words(o3c.to_host(), o3g.to_host(), B.n())) << (subtract ? "sub_polys" : "add_polys");
+      }
+    }
     // The tensor of two size-2 ciphertexts, and of one with itself (squaring).
     auto [zc, zg] = B.put(B.random(b));
     auto [tc, tg] = B.scratch(B.words(b, 3));

@@ -146,6 +146,16 @@ void Backend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, 
   for (uint32_t z = 0; z < polys; ++z) rescale(level, in + z * (level + 1) * n, out + z * level * n);
 }
 
+void Backend::add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  for (uint32_t j = 0; j < polys; ++j) add(b, out + j * words, x + j * words, y + j * words);
+}
+
+void Backend::sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  for (uint32_t j = 0; j < polys; ++j) sub(b, out + j * words, x + j * words, y + j * words);
+}
+
 void Backend::automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g) {
   const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
   for (uint32_t j = 0; j < polys; ++j) automorphism_ntt(b, out + j * words, in + j * words, g);

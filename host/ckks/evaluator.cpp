@@ -96,6 +96,11 @@ static Ciphertext add_or_sub(const Evaluator& ev, const Ciphertext& a_in, const 
   const Basis bs = q_basis(a.level());
   const uint32_t size = std::max(a.size(), b.size());
   Ciphertext out(a.context(), size, a.level(), a.scale(), false);
+  if (a.size() == b.size()) {  // every polynomial in one call
+    if (subtract) ctx.backend().sub_polys(bs, size, out.poly(0), a.poly(0), b.poly(0));
+    else ctx.backend().add_polys(bs, size, out.poly(0), a.poly(0), b.poly(0));
+    return out;
+  }
   for (uint32_t i = 0; i < size; ++i) {
     if (i < a.size() && i < b.size()) {
       if (subtract) ctx.backend().sub(bs, out.poly(i), a.poly(i), b.poly(i));

@@ -99,6 +99,7 @@ std::string describe_backend(const Context& ctx) {
 struct DryRun {
   double bits = 0, max_err = 0, max_ref = 0, run_ms = 0;
   size_t batch = 0;
+  bool confirmed = false;  // just below the margin, but a second run brought the mean to it
   std::string machine;
 };
 
@@ -213,11 +214,26 @@ ModelFile compile_model(const Sequential& model, const std::string& name, const 
                  std::to_string(run.batch) + " input(s) " + fmt("%.1f", run.bits) + " bits, " +
                  fmt("%.1f ms", run.run_ms));
       const double target = o.precision_bits + kPromiseMarginBits;
-      if (run.bits >= target) {
+      if (run.bits < target && run.bits >= o.precision_bits + 1) {
+        // The worst error of one batch varies by about half a bit from keys to keys (a
+        // 12-bit ConvNet at 2^13 measured 13.5-16.1 over 60 runs, mean 15): a run just
+        // below the margin gets a second one with fresh keys and other inputs, and the
+        // chain passes when their mean reaches the target. The lower run is recorded.
+        AutoCompileOptions other = o;
+        other.seed = o.seed + 1;
+        const DryRun again = dry_run(model, *params, copt, other);
+        say(o, "  again with fresh keys and other inputs: " + fmt("%.1f", again.bits) + " bits, mean " +
+                   fmt("%.1f", (run.bits + again.bits) / 2));
+        if (again.bits >= o.precision_bits + 1 && (run.bits + again.bits) / 2 >= target) {
+          run.bits = std::min(run.bits, again.bits);
+          run.confirmed = true;
+        }
+      }
+      if (run.bits >= target || run.confirmed) {
         copt.batch = run.batch;
         best = ModelFile{name,   model,          *params,  copt,       o.input_min, o.input_max,
                          o.precision_bits, run.bits, run.run_ms, run.machine, {}};
-        if (shrunk || run.bits < target + 3) break;
+        if (shrunk || run.confirmed || run.bits < target + 3) break;
         // Far above the promise: one try with a smaller scale (fewer bits, maybe a
         // smaller chain for the same N), kept only if it still meets the promise.
         shrunk = true;

@@ -178,6 +178,10 @@ class Backend {
   virtual void add(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
   virtual void sub(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
   virtual void negate(Basis b, uint64_t* out, const uint64_t* x) = 0;
+  // add / sub on `polys` polynomials (limbs x N words apart): a ciphertext's halves in
+  // one call. Default: one call per polynomial; cuda: one launch.
+  virtual void add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y);
+  virtual void sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y);
   virtual void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
   // out += x * y
   virtual void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;

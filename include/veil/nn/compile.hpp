@@ -11,7 +11,9 @@
 // measured precision (up when below the promise, down once when far above). The first
 // N whose plan fits the slots and whose chain fits the bound with a measured
 // precision >= precision_bits + 2 wins (the extra bits cover other inputs and keys:
-// a re-measurement with fresh keys was seen 1.4 bits below a dry run).
+// a re-measurement with fresh keys was seen 1.4 bits below a dry run). A run between
+// precision_bits + 1 and + 2 gets a second one (fresh keys, other inputs); the chain
+// wins when both reach + 1 and their mean + 2, recording the lower.
 // Every prime is as small as the scale and the output's magnitude allow, so chains for
 // the usual promises (scales up to about 2^44) stay below 2^50, on the cpu backend's
 // AVX-512 IFMA path; the search does not trade precision for that path.
