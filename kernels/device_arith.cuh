@@ -75,6 +75,13 @@ __device__ __forceinline__ uint64_t mul_shoup(uint64_t a, uint64_t w, uint64_t w
   return r >= q ? r - q : r;
 }
 
+// The canonical residue of a signed integer, as the host's signed_to_rns: x % q in
+// (-q, q) (truncating, as C++), plus q when negative (branch-free).
+__device__ __forceinline__ uint64_t signed_residue(int64_t x, uint64_t q) {
+  const int64_t r = x % static_cast<int64_t>(q);
+  return static_cast<uint64_t>(r) + (q & static_cast<uint64_t>(r >> 63));
+}
+
 // Bit-reverse the low `bits` bits of x (1 <= bits <= 32).
 __device__ __forceinline__ uint32_t bit_reverse(uint32_t x, uint32_t bits) { return __brev(x) >> (32 - bits); }
 

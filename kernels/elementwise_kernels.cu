@@ -67,9 +67,7 @@ __global__ void signed_to_rns_kernel(DeviceTablesView tv, LimbMap map, uint64_t*
   const size_t mask = (size_t{1} << tv.log_n) - 1;
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<size_t>(blockDim.x) * gridDim.x) {
-    const uint64_t q = tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))].value;
-    const int64_t r = in[i & mask] % static_cast<int64_t>(q);
-    out[i] = static_cast<uint64_t>(r) + (q & static_cast<uint64_t>(r >> 63));
+    out[i] = signed_residue(in[i & mask], tv.mod[map.prime(static_cast<uint32_t>(i >> tv.log_n))].value);
   }
 }
 

@@ -3,6 +3,7 @@
 // values (h <= kFftTile / 2) in one launch, a run per block in shared memory. Then one
 // launch permutes, scales, rounds and writes every limb.
 #include "cuda_check.cuh"
+#include "device_arith.cuh"
 #include "elementwise_kernels.cuh"
 #include "encode_kernels.cuh"
 
@@ -48,7 +49,6 @@ __global__ void fft_tile_kernel(ComplexDouble* v, const ComplexDouble* roots, ui
   for (uint32_t i = threadIdx.x; i < tile; i += blockDim.x) run[i] = sh[i];
 }
 
-// Residues as signed_to_rns_kernel makes them: x % q, plus q when negative.
 __global__ void encode_round_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const ComplexDouble* v,
                                     double inv, double scale) {
   const uint64_t n = uint64_t{1} << tv.log_n, slots = n / 2;
@@ -56,14 +56,10 @@ __global__ void encode_round_kernel(DeviceTablesView tv, LimbMap map, uint64_t* 
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<size_t>(blockDim.x) * gridDim.x) {
     const uint32_t k = static_cast<uint32_t>(i < slots ? i : i - slots);
-    const ComplexDouble c = v[__brev(k) >> (32 - log_slots)];
+    const ComplexDouble c = v[bit_reverse(k, log_slots)];
     const double x = __dmul_rn(__dmul_rn(i < slots ? c.re : c.im, inv), scale);
     const int64_t r = static_cast<int64_t>(rint(x));  // nearest, ties to even: the host's nearbyint
-    for (uint32_t limb = 0; limb < map.limbs; ++limb) {
-      const int64_t q = static_cast<int64_t>(tv.mod[map.prime(limb)].value);
-      const int64_t m = r % q;
-      out[limb * n + i] = static_cast<uint64_t>(m) + (static_cast<uint64_t>(q) & static_cast<uint64_t>(m >> 63));
-    }
+    for (uint32_t limb = 0; limb < map.limbs; ++limb) out[limb * n + i] = signed_residue(r, tv.mod[map.prime(limb)].value);
   }
 }
 

@@ -3,6 +3,7 @@
 // same-index word of the replacement domain, as the host sampler does.
 #include "../host/arith/sampling_rules.hpp"
 #include "cuda_check.cuh"
+#include "device_arith.cuh"
 #include "elementwise_kernels.cuh"
 #include "sampling_kernels.cuh"
 
@@ -28,15 +29,11 @@ __global__ void sample_signed_kernel(DeviceTablesView tv, LimbMap map, uint64_t*
       for (int k = 0; k < 8; ++k)
         if (rejected >> k & 1) sampling::ternary_from_word(w[k], v[k]);
     }
-    // Residues as signed_to_rns_kernel makes them: x % q, plus q when negative.
     for (uint32_t limb = 0; limb < map.limbs; ++limb) {
-      const int64_t q = static_cast<int64_t>(tv.mod[map.prime(limb)].value);
+      const uint64_t q = tv.mod[map.prime(limb)].value;
       uint64_t* dst = out + limb * n + 8 * blk;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) {
-        const int64_t r = v[k] % q;
-        dst[k] = static_cast<uint64_t>(r) + (static_cast<uint64_t>(q) & static_cast<uint64_t>(r >> 63));
-      }
+      for (int k = 0; k < 8; ++k) dst[k] = signed_residue(v[k], q);
     }
   }
 }

@@ -68,7 +68,7 @@ double Backend::timer_stop_ms() {
 }
 
 void Backend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
-  std::vector<uint64_t> rns(static_cast<size_t>(tables_->limbs(b)) * tables_->n);
+  std::vector<uint64_t> rns(poly_words(b));
   rns::signed_to_rns(host_coeffs, tables_->n, *tables_, b, rns.data());
   upload(dst, rns.data(), rns.size());
   sodium_memzero(rns.data(), rns.size() * sizeof(uint64_t));  // the values may be secret
@@ -81,7 +81,7 @@ void Backend::sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const 
 }
 
 void Backend::sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream) {
-  sampling::SecretVector<uint64_t> values(static_cast<size_t>(tables_->limbs(b)) * tables_->n);
+  sampling::SecretVector<uint64_t> values(poly_words(b));
   sampling::sample_uniform(seed, stream, *tables_, b, values.data());
   upload(dst, values.data(), values.size());
 }
@@ -131,13 +131,8 @@ void Backend::encode_coefficients(Basis b, uint64_t* dst, const double* coeffs, 
     upload_signed(b, dst, rounded.data());
     return;
   }
-  std::vector<uint64_t> host(static_cast<size_t>(t.limbs(b)) * n);
-  for (size_t i = 0; i < n; ++i) {
-    const double v = coeffs[i] * scale;
-    require(std::isfinite(v) && std::fabs(v) < 0x1p120, ErrorCode::InvalidArgument,
-            "value times scale must be finite and below 2^120 in magnitude");
-    rns::round_to_rns(v, t, b, host.data() + i, n);
-  }
+  std::vector<uint64_t> host(poly_words(b));
+  for (size_t i = 0; i < n; ++i) rns::round_to_rns(coeffs[i] * scale, t, b, host.data() + i, n);  // checks the bound
   upload(dst, host.data(), host.size());
 }
 
@@ -147,23 +142,23 @@ void Backend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, 
 }
 
 void Backend::add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  const size_t words = poly_words(b);
   for (uint32_t j = 0; j < polys; ++j) add(b, out + j * words, x + j * words, y + j * words);
 }
 
 void Backend::sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
-  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  const size_t words = poly_words(b);
   for (uint32_t j = 0; j < polys; ++j) sub(b, out + j * words, x + j * words, y + j * words);
 }
 
 void Backend::automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g) {
-  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  const size_t words = poly_words(b);
   for (uint32_t j = 0; j < polys; ++j) automorphism_ntt(b, out + j * words, in + j * words, g);
 }
 
 void Backend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
                            const uint64_t* const* ys, uint64_t* out, bool accumulate) {
-  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  const size_t words = poly_words(b);
   for (uint32_t j = 0; j < polys; ++j) {
     uint64_t* o = out + j * words;
     if (terms == 0 && !accumulate) set_zero(o, words);
@@ -177,7 +172,7 @@ void Backend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t
 void Backend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
   require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
   const Basis q{level + 1, false};
-  const size_t words = static_cast<size_t>(tables_->limbs(q)) * tables_->n;
+  const size_t words = poly_words(q);
   Scratch coeff(*this, words);
   copy(coeff.get(), ntt, words);
   ntt_inverse(q, coeff.get());

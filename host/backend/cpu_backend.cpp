@@ -182,7 +182,7 @@ void CpuBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, 
 void CpuBackend::multiply_sum(Basis b, uint32_t polys, size_t terms, const uint64_t* const* xs,
                               const uint64_t* const* ys, uint64_t* out, bool accumulate) {
   constexpr size_t kTermsPerReduction = 32, kChunk = 256;
-  const size_t words = static_cast<size_t>(tables_->limbs(b)) * tables_->n;
+  const size_t words = poly_words(b);
   for (uint32_t j = 0; j < polys; ++j) {
     uint64_t* o = out + j * words;
     const size_t shift = j * words;

@@ -286,6 +286,8 @@ class Backend {
 
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
+  // Words of one polynomial of basis b (limbs x N).
+  size_t poly_words(Basis b) const { return static_cast<size_t>(tables_->limbs(b)) * tables_->n; }
   std::shared_ptr<const RnsTables> tables_;
 
   // This backend's memory for the length of a scope: released at its end, on every
