@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../host/backend/cuda_seam.hpp"
@@ -24,6 +26,7 @@
 #include "basis_conversion_kernels.cuh"
 #include "combine_kernels.cuh"
 #include "cuda_check.cuh"
+#include "cuda_recording.cuh"
 #include "device_memory.cuh"
 #include "device_tables.cuh"
 #include "elementwise_kernels.cuh"
@@ -265,6 +268,9 @@ class CudaBackend final : public Backend {
   void pop_stream() override;
   void timer_start() override;
   double timer_stop_ms() override;
+  bool begin_recording() override;
+  std::unique_ptr<BackendRecording> end_recording() override;
+  void replay(BackendRecording& recording) override;
 
   uint64_t* allocate(size_t words) override;
   void release(uint64_t* ptr, size_t words, bool wipe) noexcept override;
@@ -358,6 +364,14 @@ class CudaBackend final : public Backend {
   void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
+  // The recording the calling thread is making on this backend, or null.
+  CudaRecording* recording_here() const {
+    CudaRecording* r = recording_.load(std::memory_order_acquire);
+    return r && r->thread() == std::this_thread::get_id() ? r : nullptr;
+  }
+  // Error(Unsupported) for a call that needs the host while this thread records.
+  void refuse_while_recording(const char* call) const;
+  void retire(CudaRecording& r) noexcept;
 
   int device_;
   Stream stream_;
@@ -367,6 +381,12 @@ class CudaBackend final : public Backend {
   DeviceTablesView view_{};
   std::once_flag encode_roots_once_;
   DeviceArray<ComplexDouble> encode_roots_;  // SpecialFft::encode_roots, uploaded on first encode
+  // Recordings: the one being made (by one thread) and every live one, whose memory
+  // release() leaves alone. Guarded by recording_mutex_.
+  mutable std::mutex recording_mutex_;
+  std::atomic<CudaRecording*> recording_{nullptr};  // read without the mutex by allocate()
+  std::vector<CudaRecording*> live_recordings_;
+  std::vector<std::unique_ptr<CudaRecording>> failed_recordings_;  // kept until the backend goes
 };
 
 // Released memory kept reserved for reuse: at most a quarter of the device's memory.
@@ -410,6 +430,12 @@ CudaBackend::~CudaBackend() {
   cudaStreamSynchronize(stream());
   if (timer_start_event_) cudaEventDestroy(timer_start_event_);
   if (timer_stop_event_) cudaEventDestroy(timer_stop_event_);
+  std::vector<std::unique_ptr<CudaRecording>> failed;
+  {
+    std::lock_guard<std::mutex> lock(recording_mutex_);
+    failed.swap(failed_recordings_);
+  }
+  failed.clear();
   pool_.trim(stream());
 }
 
@@ -418,6 +444,7 @@ CudaBackend::~CudaBackend() {
 uint64_t* CudaBackend::allocate(size_t words) {
   if (words == 0) return nullptr;
   use_device(device_);
+  if (CudaRecording* r = recording_here()) return static_cast<uint64_t*>(r->arena().allocate(words * sizeof(uint64_t)));
   return static_cast<uint64_t*>(pool_.allocate(words * sizeof(uint64_t), stream()));
 }
 
@@ -426,6 +453,23 @@ void CudaBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != device_) cudaSetDevice(device_);
   const size_t bytes = words * sizeof(uint64_t);
+  {
+    std::lock_guard<std::mutex> lock(recording_mutex_);
+    if (CudaRecording* r = recording_here()) {
+      if (!r->arena().owns(ptr)) {  // from before: a recorded kernel may read it at every replay
+        r->deferred().push_back({ptr, words, wipe});
+        return;
+      }
+      if (wipe) cudaMemsetAsync(ptr, 0, bytes, stream());  // captured: each replay wipes it after its last use
+      r->arena().release(ptr, bytes);  // reused later in the same recording (one stream, in order)
+      return;
+    }
+    for (CudaRecording* live : live_recordings_)
+      if (live->arena().owns(ptr)) {  // the recording's memory, freed with it
+        if (wipe) cudaMemsetAsync(ptr, 0, bytes, stream());
+        return;
+      }
+  }
   if (wipe) {
     // Secret material is zeroed (stream-ordered after its last use) before the
     // block can be handed out again; if that cannot be queued, do it synchronously.
@@ -441,6 +485,7 @@ void CudaBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
 
 void CudaBackend::upload(uint64_t* dst, const uint64_t* src, size_t words) {
   if (!words) return;
+  refuse_while_recording("upload");
   use_device(device_);
   VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, words * sizeof(uint64_t), cudaMemcpyHostToDevice, stream()));
   // The caller may free or reuse the host buffer as soon as we return.
@@ -449,6 +494,7 @@ void CudaBackend::upload(uint64_t* dst, const uint64_t* src, size_t words) {
 
 void CudaBackend::download(uint64_t* dst, const uint64_t* src, size_t words) {
   if (!words) return;
+  refuse_while_recording("download");
   use_device(device_);
   VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, words * sizeof(uint64_t), cudaMemcpyDeviceToHost, stream()));
   VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
@@ -457,6 +503,7 @@ void CudaBackend::download(uint64_t* dst, const uint64_t* src, size_t words) {
 // N words travel instead of limbs x N; the staging copy of the (secret) values is
 // wiped stream-ordered after the conversion has read it.
 void CudaBackend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) {
+  refuse_while_recording("upload_signed (encoding a plaintext)");
   check_limbs(b);
   use_device(device_);
   const size_t n = tables_->n;
@@ -471,12 +518,14 @@ void CudaBackend::upload_signed(Basis b, uint64_t* dst, const int64_t* host_coef
 // The samples are drawn on the device: nothing but the seed crosses the bus.
 void CudaBackend::sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const Seed& seed,
                                 uint64_t stream_id) {
+  refuse_while_recording("sample_signed (a replay would repeat the randomness)");
   check_limbs(b);
   use_device(device_);
   sample_signed_rns(view_, map(b), dst, chacha_key(seed), stream_id, d == SignedDistribution::Ternary, stream());
 }
 
 void CudaBackend::sample_uniform(Basis b, uint64_t* dst, const Seed& seed, uint64_t stream_id) {
+  refuse_while_recording("sample_uniform (a replay would repeat the randomness)");
   check_limbs(b);
   use_device(device_);
   sample_uniform_rns(view_, map(b), dst, chacha_key(seed), stream_id, stream());
@@ -490,6 +539,7 @@ static_assert(sizeof(ComplexDouble) == sizeof(std::complex<double>), "slot value
 // input, take the host path, which also reports the errors.
 void CudaBackend::encode_slots(Basis b, uint64_t* dst, const std::complex<double>* values, size_t count,
                                double scale) {
+  refuse_while_recording("encode_slots (encoding a plaintext)");
   const arith::SpecialFft& fft = special_fft();
   const uint64_t slots = fft.slots();
   bool device_path = count <= slots;
@@ -539,6 +589,7 @@ void CudaBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
 bool CudaBackend::copy_from(uint64_t* dst, Backend& from, const uint64_t* src, size_t words) {
   auto* other = dynamic_cast<CudaBackend*>(&from);
   if (!other) return false;
+  if (other != this) refuse_while_recording("copy_from another backend");
   if (!words) return true;
   if (other == this) {
     copy(dst, src, words);
@@ -603,7 +654,14 @@ void CudaBackend::combine(Basis b, uint32_t polys, const CombineMatrix& m, const
   for (size_t i = 0; i < m.columns; ++i) table[i] = reinterpret_cast<uintptr_t>(inputs[i]);
   for (size_t r = 0; r < m.rows; ++r) table[m.columns + r] = reinterpret_cast<uintptr_t>(outputs[r]);
   Scratch scratch(*this, words);
-  upload(scratch.get(), table.data(), words);
+  if (CudaRecording* r = recording_here()) {
+    // Recorded: the table stays in pinned memory the replays copy from.
+    uint64_t* staged = r->pinned_words(words);
+    std::copy(table.begin(), table.end(), staged);
+    VEIL_CUDA_CHECK(cudaMemcpyAsync(scratch.get(), staged, words * sizeof(uint64_t), cudaMemcpyHostToDevice, stream()));
+  } else {
+    upload(scratch.get(), table.data(), words);
+  }
   LimbMap lm = map(b);
   lm.polys = polys;
   combine_rows(view_, lm, m.rows, m.row_start, m.cols, m.weights, m.entries,
@@ -853,11 +911,13 @@ void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, 
 // ---- synchronisation and timing ----
 
 void CudaBackend::synchronize() {
+  refuse_while_recording("synchronize");
   use_device(device_);
   VEIL_CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 
 std::unique_ptr<BackendStream> CudaBackend::create_stream() {
+  refuse_while_recording("create_stream");
   use_device(device_);
   auto s = std::make_unique<CudaStream>(this);
   order_after(s->get(), device_, stream(), device_);  // starts after the caller's work so far
@@ -868,6 +928,7 @@ void CudaBackend::push_stream(BackendStream* s) {
   auto* cs = dynamic_cast<CudaStream*>(s);
   require(cs != nullptr && cs->owner() == this, ErrorCode::InvalidArgument,
           "push_stream: not a stream of this cuda backend");
+  refuse_while_recording("push_stream");
   t_pushed_streams.push_back({this, cs->get()});
 }
 
@@ -879,6 +940,81 @@ void CudaBackend::pop_stream() {
     }
   }
   throw Error(ErrorCode::InvalidArgument, "pop_stream: this thread pushed no stream of this backend");
+}
+
+// ---- recordings: stream capture into a CUDA graph ----
+
+void CudaBackend::refuse_while_recording(const char* call) const {
+  require(recording_here() == nullptr, ErrorCode::Unsupported,
+          std::string("cuda backend: ") + call +
+              " while recording (recorded calls must not need the host: prepare plaintexts and keys before, read "
+              "results after)");
+}
+
+// Relaxed capture mode: the arena's cudaMalloc and the pinned staging of combine's
+// tables are allowed during the capture (neither is part of the graph).
+bool CudaBackend::begin_recording() {
+  use_device(device_);
+  // Made before the lock is taken, so that on an error it is dropped after the unlock.
+  auto r = std::make_unique<CudaRecording>(this, stream(), [this](CudaRecording& done) { retire(done); });
+  std::lock_guard<std::mutex> lock(recording_mutex_);
+  require(recording_.load() == nullptr, ErrorCode::InvalidArgument,
+          "begin_recording: this cuda backend is already recording (one recording at a time)");
+  VEIL_CUDA_CHECK(cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed));
+  recording_.store(r.release(), std::memory_order_release);
+  return true;
+}
+
+std::unique_ptr<BackendRecording> CudaBackend::end_recording() {
+  std::unique_ptr<CudaRecording> r;
+  {
+    std::lock_guard<std::mutex> lock(recording_mutex_);
+    require(recording_here() != nullptr, ErrorCode::InvalidArgument,
+            "end_recording: this thread is not recording on this cuda backend");
+    r.reset(recording_.exchange(nullptr));
+    live_recordings_.push_back(r.get());
+  }
+  use_device(device_);
+  cudaGraph_t graph = nullptr;
+  const cudaError_t err = cudaStreamEndCapture(r->stream(), &graph);
+  try {
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      if (graph) cudaGraphDestroy(graph);
+      throw Error(ErrorCode::Backend, std::string("end_recording: the capture failed: ") + cudaGetErrorString(err));
+    }
+    r->instantiate(graph);
+  } catch (...) {
+    // Objects made while recording still point into its memory: it stays (and stays
+    // live, so their release leaves it alone) until the backend goes.
+    std::lock_guard<std::mutex> lock(recording_mutex_);
+    failed_recordings_.push_back(std::move(r));
+    throw;
+  }
+  return r;
+}
+
+void CudaBackend::replay(BackendRecording& recording) {
+  auto* r = dynamic_cast<CudaRecording*>(&recording);
+  require(r != nullptr && r->owner() == this, ErrorCode::InvalidArgument,
+          "replay: not a recording of this cuda backend");
+  refuse_while_recording("replay");
+  use_device(device_);
+  r->launch(stream());
+}
+
+// A recording's end: no replay may still run on its memory, then the blocks released
+// while recording go back to the pool (its arena is freed by its destructor).
+void CudaBackend::retire(CudaRecording& r) noexcept {
+  use_device(device_);
+  r.wait_for_replays();
+  std::vector<CudaRecording::DeferredRelease> deferred;
+  {
+    std::lock_guard<std::mutex> lock(recording_mutex_);
+    live_recordings_.erase(std::remove(live_recordings_.begin(), live_recordings_.end(), &r), live_recordings_.end());
+    deferred.swap(r.deferred());
+  }
+  for (const auto& d : deferred) release(d.ptr, d.words, d.wipe);
 }
 
 // VEIL_CUDA_PROFILE_TIMED=1: the timed regions are the profiler's ranges, so
@@ -893,6 +1029,7 @@ bool profile_timed_regions() {
 }
 
 void CudaBackend::timer_start() {
+  refuse_while_recording("timer_start");
   use_device(device_);
   if (!timer_start_event_) {
     VEIL_CUDA_CHECK(cudaEventCreate(&timer_start_event_));
@@ -903,6 +1040,7 @@ void CudaBackend::timer_start() {
 }
 
 double CudaBackend::timer_stop_ms() {
+  refuse_while_recording("timer_stop_ms");
   require(timer_start_event_ != nullptr, ErrorCode::InvalidArgument, "cuda timer_stop_ms without timer_start");
   use_device(device_);
   VEIL_CUDA_CHECK(cudaEventRecord(timer_stop_event_, stream()));

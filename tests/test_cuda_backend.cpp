@@ -9,6 +9,7 @@
 #include <random>
 #include <sstream>
 
+#include "cuda_test_util.hpp"
 #include "test_util.hpp"
 #include "veil/backend.hpp"
 #include "veil/nn/convnet.hpp"
@@ -16,45 +17,6 @@
 
 namespace veil::test {
 namespace {
-
-// Why the cuda backend cannot be created here (for the skip message).
-std::string no_cuda_reason() {
-  static const std::string reason = [] {
-    try {
-      ParameterSpec spec;
-      spec.log_n = 12;
-      spec.q_bits = {40};
-      spec.p_bits = {40};
-      spec.default_scale = 0x1p20;
-      make_backend(BackendKind::Cuda, RnsTables::build(Parameters::create(spec)));
-      return std::string("cuda_available() is false");
-    } catch (const std::exception& e) {
-      return std::string(e.what());
-    }
-  }();
-  return reason;
-}
-
-#define VEIL_REQUIRE_CUDA() \
-  if (!veil::cuda_available()) GTEST_SKIP() << "no CUDA device: " << no_cuda_reason()
-
-// First differing word (limb and coefficient) and how many differ.
-::testing::AssertionResult same_words(const std::vector<uint64_t>& cpu, const std::vector<uint64_t>& gpu,
-                                      uint64_t n) {
-  if (cpu.size() != gpu.size())
-    return ::testing::AssertionFailure() << "sizes differ: cpu " << cpu.size() << ", cuda " << gpu.size();
-  size_t first = cpu.size(), count = 0;
-  for (size_t i = 0; i < cpu.size(); ++i) {
-    if (cpu[i] != gpu[i]) {
-      if (first == cpu.size()) first = i;
-      ++count;
-    }
-  }
-  if (count == 0) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << count << " of " << cpu.size() << " words differ; first at limb "
-                                       << first / n << ", coefficient " << first % n << ": cpu " << cpu[first]
-                                       << ", cuda " << gpu[first];
-}
 
 // ---- parameters ----
 
@@ -637,15 +599,6 @@ TEST(CudaNtt, SmallestRingRoundTrips) {
 
 // One side of a comparison: Keyed (test_util.hpp) on a given backend.
 using Side = Keyed;  // seeds 71 (keys), 72 and 73 (encryptors) on both sides
-std::vector<uint64_t> download(const ContextPtr& ctx, const uint64_t* data, size_t words) {
-  std::vector<uint64_t> v(words);
-  ctx->backend().download(v.data(), data, words);
-  return v;
-}
-
-std::vector<uint64_t> words_of(const Ciphertext& ct) {
-  return download(ct.context(), ct.poly(0), ct.size() * ct.poly_words());
-}
 
 class CudaCkks : public ::testing::TestWithParam<Case> {
  protected:

@@ -192,6 +192,14 @@ void Backend::push_stream(BackendStream* s) {
 
 bool Backend::copy_from(uint64_t*, Backend&, const uint64_t*, size_t) { return false; }
 
+std::unique_ptr<BackendRecording> Backend::end_recording() {
+  throw Error(ErrorCode::InvalidArgument, "end_recording: the " + name() + " backend is not recording");
+}
+
+void Backend::replay(BackendRecording&) {
+  throw Error(ErrorCode::InvalidArgument, "replay: the " + name() + " backend has no recordings");
+}
+
 std::string backend_kind_name(BackendKind kind) {
   switch (kind) {
     case BackendKind::Cpu: return "cpu";

@@ -235,6 +235,21 @@ Ciphertext Evaluator::multiply_scalar(const Ciphertext& a, double c) const {
   return out;
 }
 
+// A constant polynomial's NTT is the constant at every point: multiplying by it is a
+// scalar multiplication by the same rounded residues encode_constant makes.
+Ciphertext Evaluator::multiply_constant(const Ciphertext& a, double c, double scale) const {
+  VEIL_CHECK_CT(a);
+  const Basis b = q_basis(a.level());
+  std::vector<uint64_t> s(a.limbs());
+  rns::round_to_rns(c * scale, ctx_->tables(), b, s.data());
+  const double product = a.scale() * scale;
+  require(std::isfinite(product) && std::log2(product) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
+          "product scale " + scale_str(product) + " is too large; rescale first");
+  Ciphertext out(ctx_, a.size(), a.level(), product, false);
+  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
+  return out;
+}
+
 Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
   VEIL_CHECK_CT(a);
   const Basis b = q_basis(a.level());

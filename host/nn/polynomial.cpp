@@ -3,7 +3,6 @@
 #include <numbers>
 #include <string>
 
-#include "veil/encoder.hpp"
 #include "veil/error.hpp"
 #include "veil/nn/polynomial.hpp"
 
@@ -27,7 +26,7 @@ int ceil_log2(int v) {  // v >= 1
 class ChebyshevEvaluator {
  public:
   ChebyshevEvaluator(const Evaluator& ev, const RelinKey& rk, Ciphertext t1, int log_baby)
-      : ev_(ev), rk_(rk), enc_(ev.context()), baby_(1 << log_baby) {
+      : ev_(ev), rk_(rk), baby_(1 << log_baby) {
     powers_.emplace(1, std::move(t1));
   }
 
@@ -56,7 +55,7 @@ class ChebyshevEvaluator {
     const Ciphertext src = ev_.mod_switch_to(ct, level + 1);
     const double q = static_cast<double>(ev_.context()->params().q()[level + 1]);
     Ciphertext out =
-        ev_.rescale(ev_.multiply_plain(src, enc_.encode_constant(c, scale * q / src.scale(), level + 1)));
+        ev_.rescale(ev_.multiply_constant(src, c, scale * q / src.scale()));
     out.set_scale(scale);  // removes the last-ulp drift of the double scale product
     return out;
   }
@@ -98,7 +97,6 @@ class ChebyshevEvaluator {
  private:
   const Evaluator& ev_;
   const RelinKey& rk_;
-  Encoder enc_;
   int baby_;
   std::map<int, Ciphertext> powers_;
 };

@@ -513,13 +513,11 @@ std::vector<Ciphertext> SlotsPlan::run(const Evaluator& eval, const std::vector<
         skip = eval.combine(skip, parts.front());
         finish(eval, *js.projection, skip, 0, rk);
       }
-      const Plaintext match =
-          js.adjust ? Encoder(m.ctx).encode_constant(js.value, js.const_scale, static_cast<int>(js.level + 1)) : Plaintext();
       for (size_t f = 0; f < src->size(); ++f) {
         Ciphertext x = std::move(skip[f]);
         if (js.adjust) {
           if (x.level() != js.level + 1) x = eval.mod_switch_to(x, js.level + 1);
-          x = eval.rescale(eval.multiply_plain(x, match));
+          x = eval.rescale(eval.multiply_constant(x, js.value, js.const_scale));
         } else if (x.level() != js.level) {
           x = eval.mod_switch_to(x, js.level);
         }

@@ -98,6 +98,15 @@ class BackendStream {
   virtual ~BackendStream() = default;
 };
 
+// Work recorded by Backend::begin_recording / end_recording, for Backend::replay.
+// Destroy it before its backend.
+class BackendRecording {
+ public:
+  virtual ~BackendRecording() = default;
+  // Device work items one replay runs (kernels, copies, fills).
+  virtual size_t operations() const = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -126,6 +135,28 @@ class Backend {
   virtual void timer_start();
   virtual double timer_stop_ms();
   const RnsTables& tables() const { return *tables_; }
+
+  // ---- recording: a fixed sequence of calls replayed with no host work per call ----
+  // begin_recording() makes the calls the calling thread then makes (on its current
+  // stream) recorded instead of run, until end_recording() returns the recording;
+  // replay() runs that work again, on the same buffers, reading their words as they
+  // are then. Memory the recorded calls allocate belongs to the recording: fixed
+  // addresses, alive (and never handed out again) until the recording is destroyed,
+  // so its results can be read after each replay; memory from before the recording
+  // that a recorded call releases is kept until then too. While recording, a call that
+  // needs the host at that moment (upload, download, synchronize, upload_signed,
+  // encode_slots, sampling, timers, streams) throws Error(Unsupported), and the
+  // recording must then still be ended (and dropped). Every buffer the recorded calls
+  // read must outlive the recording, and lazily built device state must exist before
+  // it (run the same calls once first). One recording at a time per backend
+  // (Error(InvalidArgument) otherwise); replay on the thread's current stream, in order
+  // with the thread's other work. Returns false, recording nothing, on a backend that
+  // cannot record (cpu: its calls finish before they return, so there is nothing to
+  // save). end_recording / replay: Error(InvalidArgument) without a recording (or for
+  // another backend's).
+  virtual bool begin_recording() { return false; }
+  virtual std::unique_ptr<BackendRecording> end_recording();
+  virtual void replay(BackendRecording& recording);
 
   // ---- memory (sizes in 64-bit words) ----
   virtual uint64_t* allocate(size_t words) = 0;

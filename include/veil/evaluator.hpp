@@ -40,6 +40,12 @@ class Evaluator {
   // Multiplies every slot by the real constant c, encoded at scale q_level (the
   // prime the next rescale divides by), so rescale() restores a's scale exactly.
   Ciphertext multiply_scalar(const Ciphertext& a, double c) const;
+  // Multiplies every slot by the real constant c encoded at `scale` (result scale
+  // a.scale * scale): the words of multiply_plain(a, Encoder::encode_constant(c, scale,
+  // a.level())) without making the plaintext (nothing leaves the host per call, so it
+  // can be recorded). Error(InvalidArgument) when c * scale is not finite or reaches
+  // 2^120, ScaleMismatch when the product scale is too large.
+  Ciphertext multiply_constant(const Ciphertext& a, double c, double scale) const;
   // Multiplies by an integer; no scale change, no level consumed.
   Ciphertext multiply_integer(const Ciphertext& a, int64_t k) const;
 

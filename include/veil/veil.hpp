@@ -12,5 +12,6 @@
 #include "veil/keys.hpp"
 #include "veil/params.hpp"
 #include "veil/random.hpp"
+#include "veil/recorded_computation.hpp"
 #include "veil/serialization.hpp"
 #include "veil/stream_scope.hpp"

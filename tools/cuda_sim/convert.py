@@ -1,6 +1,9 @@
 # Rewrites a kernel source for the CPU simulation (cuda_runtime.h, sim_fiber.cpp):
 #  * kernel<<<grid, block[, smem[, stream]]>>>(args);
-#      -> sim_launch(dim3(grid), dim3(block), (smem), "kernel", [&] { kernel(args); });
+#      -> sim_launch(dim3(grid), dim3(block), (smem), "kernel", stream,
+#                    [](auto... a) { kernel(a...); }, args);
+#    (the arguments are evaluated and copied at the launch, so a captured launch
+#    replays with the values it had);
 #  * __shared__ T name[...];  ->  the same, followed by SIM_SHARED_TOUCH(name); which
 #    poisons the array (0xA5 bytes) before each block uses it;
 #  * extern __shared__ (dynamic shared memory) is refused: the simulator lacks it.
@@ -57,7 +60,10 @@ launch = re.compile(r'([A-Za-z_][\w:]*(?:<[^<>;]*>)?)<<<(.*?)>>>\((.*?)\);', re.
 def rep_launch(m):
     name, cfg, args = m.group(1), split_top(m.group(2)), m.group(3)
     smem = cfg[2] if len(cfg) > 2 and cfg[2] else '0'
-    return 'sim_launch(dim3(%s), dim3(%s), (%s), "%s", [&] { %s(%s); });' % (cfg[0], cfg[1], smem, name, name, args)
+    stream = cfg[3] if len(cfg) > 3 and cfg[3] else 'nullptr'
+    tail = ', ' + args if args.strip() else ''
+    return 'sim_launch(dim3(%s), dim3(%s), (%s), "%s", (%s), [](auto... a) { %s(a...); }%s);' % (
+        cfg[0], cfg[1], smem, name, stream, name, tail)
 s, n = launch.subn(rep_launch, s)
 open(dst, 'w').write('#line 1 "%s"\n' % os.path.abspath(src).replace('\\', '/') + s)
 print(src, n, 'launches,', len(decls), '__shared__ declarations')

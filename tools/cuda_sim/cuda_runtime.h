@@ -10,6 +10,8 @@
 #include <utility>
 #include <memory>
 #include <type_traits>
+#include <functional>
+#include <tuple>
 #define __global__
 #define __device__
 #define __host__
@@ -67,13 +69,27 @@ inline void shared_touch(shared_reg& r, void* p, size_t bytes) {
   } while (0)
 #define __syncthreads() ::sim_detail::syncthreads(__FILE__, __LINE__)
 
-// kernel<<<grid, block, smem, stream>>>(args) -> sim_launch(grid, block, smem, "kernel", [&] { kernel(args); })
-template <class F> void sim_launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, F&& f) {
-  using Fn = std::remove_reference_t<F>;
-  sim_detail::launch(grid, block, dynamic_smem, kernel, [](void* p) { (*static_cast<Fn*>(p))(); },
-                     const_cast<void*>(static_cast<const void*>(std::addressof(f))));
+// kernel<<<grid, block, smem, stream>>>(args) ->
+//   sim_launch(grid, block, smem, "kernel", stream, [](auto... a) { kernel(a...); }, args)
+// The arguments are evaluated and copied at the launch, as CUDA does, so a launch
+// recorded by stream capture (below) replays with the values it was given.
+struct CUstream_st;
+typedef struct CUstream_st* cudaStream_t;
+namespace sim_detail {
+void fail(const char* message);  // prints "cuda_sim: message" and aborts
+bool record_if_capturing(cudaStream_t s, const char* what, std::function<void()>& op);
+}  // namespace sim_detail
+template <class K, class... A>
+void sim_launch(dim3 grid, dim3 block, size_t dynamic_smem, const char* kernel, cudaStream_t stream, K k,
+                A&&... args) {
+  std::function<void()> op = [=, tup = std::tuple<std::decay_t<A>...>(std::forward<A>(args)...)]() mutable {
+    auto call = [&] { std::apply(k, tup); };
+    using Fn = decltype(call);
+    sim_detail::launch(grid, block, dynamic_smem, kernel, [](void* p) { (*static_cast<Fn*>(p))(); },
+                       static_cast<void*>(&call));
+  };
+  if (!sim_detail::record_if_capturing(stream, kernel, op)) op();
 }
-template <class F> void sim_launch(dim3 grid, dim3 block, F&& f) { sim_launch(grid, block, 0, "kernel", f); }
 inline uint64_t __umul64hi(uint64_t a, uint64_t b) { return (uint64_t)(((unsigned __int128)a * b) >> 64); }
 inline unsigned __brev(unsigned x) { unsigned r = 0; for (int i = 0; i < 32; ++i) { r = (r << 1) | (x & 1); x >>= 1; } return r; }
 inline double __dadd_rn(double a, double b) { volatile double r = a + b; return r; }
@@ -82,7 +98,6 @@ inline double __ull2double_rn(unsigned long long x) { return (double)x; }
 inline unsigned long long __double2ull_rz(double x) { return (unsigned long long)x; }
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorMemoryAllocation = 2 };
-typedef struct CUstream_st* cudaStream_t;
 enum cudaMemcpyKind { cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice };
 #define cudaStreamNonBlocking 1
 struct cudaDeviceProp { char name[256]; size_t totalGlobalMem; int major, minor; };
@@ -91,17 +106,6 @@ inline cudaError_t cudaGetLastError() { return 0; }
 inline cudaError_t cudaGetDeviceCount(int* c) { *c = 1; return 0; }
 inline cudaError_t cudaGetDevice(int* d) { *d = 0; return 0; }
 inline cudaError_t cudaSetDevice(int) { return 0; }
-inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { *s = (cudaStream_t)0x10; return 0; }
-inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return 0; }
-inline cudaError_t cudaStreamDestroy(cudaStream_t) { return 0; }
-inline cudaError_t cudaDeviceSynchronize() { return 0; }
-inline cudaError_t cudaMalloc(void** p, size_t b) { size_t r = (b + 255) / 256 * 256; *p = std::aligned_alloc(256, r ? r : 256); std::memset(*p, 0xA5, r); return 0; }
-inline cudaError_t cudaFree(void* p) { std::free(p); return 0; }
-inline cudaError_t cudaMemcpy(void* d, const void* s, size_t b, cudaMemcpyKind) { std::memcpy(d, s, b); return 0; }
-inline cudaError_t cudaMemcpyAsync(void* d, const void* s, size_t b, cudaMemcpyKind, cudaStream_t) { std::memcpy(d, s, b); return 0; }
-inline cudaError_t cudaMemcpyPeerAsync(void* d, int, const void* s, int, size_t b, cudaStream_t) { std::memcpy(d, s, b); return 0; }
-inline cudaError_t cudaMemset(void* p, int v, size_t b) { std::memset(p, v, b); return 0; }
-inline cudaError_t cudaMemsetAsync(void* p, int v, size_t b, cudaStream_t) { std::memset(p, v, b); return 0; }
 inline cudaError_t cudaMemGetInfo(size_t* f, size_t* t) { *f = *t = size_t{16} << 30; return 0; }
 inline cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int) { std::snprintf(p->name, 256, "sim"); p->totalGlobalMem = size_t{16} << 30; p->major = 9; p->minor = 0; return 0; }
 
@@ -114,9 +118,6 @@ inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return 0; }
 constexpr unsigned cudaEventDisableTiming = 2;
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { *e = new sim_event{}; return 0; }
 // Launches and copies run at once on the calling thread: every stream is always idle.
-inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return 0; }
-inline cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) { e->t = std::chrono::steady_clock::now(); return 0; }
-inline cudaError_t cudaEventSynchronize(cudaEvent_t) { return 0; }
 inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   *ms = std::chrono::duration<float, std::milli>(b->t - a->t).count(); return 0; }
 inline cudaError_t cudaDeviceGetAttribute(int* v, cudaDeviceAttr a, int) {
@@ -135,5 +136,5 @@ inline cudaError_t cudaMemPoolCreate(cudaMemPool_t* p, const cudaMemPoolProps*) 
 inline cudaError_t cudaMemPoolDestroy(cudaMemPool_t) { return 0; }
 inline cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t, cudaMemPoolAttr, void*) { return 0; }
 inline cudaError_t cudaMemPoolTrimTo(cudaMemPool_t, size_t) { return 0; }
-inline cudaError_t cudaMallocFromPoolAsync(void** p, size_t b, cudaMemPool_t, cudaStream_t) { return cudaMalloc(p, b); }
-inline cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return cudaFree(p); }
+
+#include "sim_graph.hpp"

@@ -125,6 +125,12 @@ void die(const char* fmt, ...) {
   std::abort();
 }
 
+}  // namespace
+
+void fail(const char* message) { die("%s", message); }
+
+namespace {
+
 uint64_t next_random() {  // splitmix64
   uint64_t z = (S.rng += 0x9E3779B97F4A7C15ull);
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

@@ -1,0 +1,76 @@
+#include "veil/recorded_computation.hpp"
+
+#include <string>
+
+#include "veil/error.hpp"
+
+namespace veil {
+
+RecordedComputation::RecordedComputation(Function f, const std::vector<Ciphertext>& example) : f_(std::move(f)) {
+  require(static_cast<bool>(f_), ErrorCode::InvalidArgument, "RecordedComputation: no computation given");
+  require(!example.empty(), ErrorCode::InvalidArgument, "RecordedComputation: the example needs a ciphertext");
+  for (const Ciphertext& ct : example) {
+    require(!ct.empty(), ErrorCode::InvalidArgument, "RecordedComputation: an example ciphertext is empty");
+    require(ct.context()->id() == example.front().context()->id(), ErrorCode::ContextMismatch,
+            "RecordedComputation: the example ciphertexts belong to different contexts");
+  }
+  ctx_ = example.front().context();
+  slots_ = example;  // own copies, at addresses the recording reads
+  Backend& be = ctx_->backend();
+  f_(slots_);  // builds what the computation prepares on first use, outside the recording
+  be.synchronize();
+  if (!be.begin_recording()) return;
+  std::vector<Ciphertext> out;
+  try {
+    out = f_(slots_);
+  } catch (...) {
+    try {
+      be.end_recording();  // dropped at once
+    } catch (...) {
+    }
+    throw;
+  }
+  recording_ = be.end_recording();
+  outputs_ = std::move(out);
+}
+
+RecordedComputation::~RecordedComputation() = default;
+
+void RecordedComputation::check_shape(const std::vector<Ciphertext>& inputs) const {
+  require(inputs.size() == slots_.size(), ErrorCode::InvalidArgument,
+          "recorded computation: " + std::to_string(inputs.size()) + " input ciphertext(s), recorded with " +
+              std::to_string(slots_.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Ciphertext& in = inputs[i];
+    const Ciphertext& slot = slots_[i];
+    const std::string which = "recorded computation: input " + std::to_string(i) + " ";
+    require(!in.empty(), ErrorCode::InvalidArgument, which + "is empty");
+    require(in.context()->id() == ctx_->id(), ErrorCode::ContextMismatch, which + "belongs to another context");
+    require(in.size() == slot.size(), ErrorCode::InvalidArgument,
+            which + "has " + std::to_string(in.size()) + " polynomials, recorded with " + std::to_string(slot.size()));
+    require(in.level() == slot.level(), ErrorCode::LevelMismatch,
+            which + "is at level " + std::to_string(in.level()) + ", recorded at " + std::to_string(slot.level()) +
+                " (bring it there with mod_switch_to, or record another)");
+    require(in.scale() == slot.scale(), ErrorCode::ScaleMismatch,
+            which + "has scale " + std::to_string(in.scale()) + ", recorded with " + std::to_string(slot.scale()));
+  }
+}
+
+std::vector<Ciphertext> RecordedComputation::run(const std::vector<Ciphertext>& inputs) const {
+  check_shape(inputs);
+  Backend& be = ctx_->backend();
+  if (!recording_) {
+    std::vector<Ciphertext> out = f_(inputs);
+    be.synchronize();
+    return out;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (size_t i = 0; i < inputs.size(); ++i)  // the recording reads its inputs from the slots
+    be.copy(slots_[i].poly(0), inputs[i].poly(0), slots_[i].size() * slots_[i].poly_words());
+  be.replay(*recording_);
+  std::vector<Ciphertext> out(outputs_.begin(), outputs_.end());  // fresh copies, queued after the replay
+  be.synchronize();  // the next run may overwrite the recording's buffers from another thread's stream
+  return out;
+}
+
+}  // namespace veil
