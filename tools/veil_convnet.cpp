@@ -3,7 +3,7 @@
 // run the model on the ciphertexts, decrypt, and compare with the float64 reference.
 //
 //   veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk]
-//                [--backend cpu|cuda|auto] [--streams S] [--onnx FILE] [--data DIR] [--json]
+//                [--backend cpu|cuda|auto] [--streams S] [--replay] [--onnx FILE] [--data DIR] [--json]
 //
 // --packing taps (default): 49 ciphertexts carry up to 64 images (N = 8192) or 128 (16384);
 // --packing im2col: one ciphertext per image (N = 8192) or per 2 images (16384), the
@@ -13,6 +13,10 @@
 // --streams S: the server runs up to S batches at once, one host thread each in a
 // veil::StreamScope (its own stream on cuda), sharing one context and one set of keys;
 // inference time is then the wall clock of all runs. Default 1.
+// --replay: the server records one run (veil::RecordedComputation) and replays it for
+// every batch: on cuda one CUDA graph launch per run instead of host work and a launch
+// per kernel (the recording, made once per model and keys, is reported apart); on cpu
+// it changes nothing. With --streams 1 only.
 // --onnx FILE: run the model of an ONNX file (nn::import_onnx) instead of the weights
 // file, e.g. tests/data/convnet_digits.onnx (tools/export_onnx.py); 28x28 inputs.
 #include <algorithm>
@@ -22,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,12 +56,13 @@ struct Options {
   bool secret_key_encryption = true;
   veil::BackendKind backend = veil::BackendKind::Auto;  // auto: the GPU when one is usable
   size_t streams = 1;  // batches the server runs at once
+  bool replay = false;  // runs replay one recorded run
   std::string onnx;  // empty: the built-in weights file
   bool json = false;  // progress to stderr, a JSON summary on stdout (bench/convnet_compare.py)
 };
 
 [[noreturn]] void usage(const char* msg) {
-  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--streams S] [--onnx FILE] [--data DIR] [--json]\n", msg);
+  std::fprintf(stderr, "veil-convnet: %s\nusage: veil-convnet [--images N] [--log-n 13|14] [--packing taps|im2col] [--batch B] [--encrypt sk|pk] [--backend cpu|cuda|auto] [--streams S] [--replay] [--onnx FILE] [--data DIR] [--json]\n", msg);
   std::exit(2);
 }
 
@@ -65,6 +71,10 @@ Options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") usage("encrypted ConvNet inference on the digits test set");
+    if (a == "--replay") {
+      o.replay = true;
+      continue;
+    }
     if (a == "--json") {
       o.json = true;
       continue;
@@ -104,12 +114,15 @@ Options parse(int argc, char** argv) {
       usage(("unknown option " + a).c_str());
     }
   }
+  if (o.replay && o.streams != 1) usage("--replay runs one batch at a time: leave out --streams");
   return o;
 }
 
 struct Totals {
   size_t n = 0, runs = 0, correct = 0, agree = 0, batch = 0, upload_bytes = 0, input_cts = 0, streams = 1;
-  double max_err = 0, sum_err = 0, enc_ms = 0, infer_ms = 0, dec_ms = 0, keygen_s = 0;
+  size_t replay_operations = 0;  // device work items per replayed run (0: not replayed)
+  double max_err = 0, sum_err = 0, enc_ms = 0, infer_ms = 0, dec_ms = 0, keygen_s = 0, record_ms = 0;
+  bool replay = false;
   std::string packing, encryption, backend;
 };
 
@@ -118,9 +131,11 @@ void print_json(const Totals& t) {
   std::printf("{\"library\": \"Veil\", \"backend\": \"%s\", \"streams\": %zu, \"packing\": \"%s\", \"encryption\": \"%s\", \"images\": %zu, \"batch\": %zu, "
               "\"input_ciphertexts\": %zu, \"accuracy\": %.6f, \"agreement\": %.6f, "
               "\"max_logit_error\": %.6g, \"encrypt_ms\": %.4f, \"infer_ms\": %.4f, \"decrypt_ms\": %.4f, "
-              "\"run_ms\": %.4f, \"upload_bytes_per_run\": %zu, \"keygen_s\": %.4f}\n",
+              "\"run_ms\": %.4f, \"upload_bytes_per_run\": %zu, \"keygen_s\": %.4f, \"replay\": %s, "
+              "\"record_ms\": %.4f, \"replay_operations\": %zu}\n",
               t.backend.c_str(), t.streams, t.packing.c_str(), t.encryption.c_str(), t.n, t.batch, t.input_cts, t.correct / n, t.agree / n, t.max_err, t.enc_ms / n,
-              t.infer_ms / n, t.dec_ms / n, t.infer_ms / static_cast<double>(t.runs), t.upload_bytes, t.keygen_s);
+              t.infer_ms / n, t.dec_ms / n, t.infer_ms / static_cast<double>(t.runs), t.upload_bytes, t.keygen_s,
+              t.replay ? "true" : "false", t.record_ms, t.replay_operations);
 }
 
 void print_summary(const Totals& t, const veil::nn::ConvNetTestSet& set) {
@@ -137,6 +152,9 @@ void print_summary(const Totals& t, const veil::nn::ConvNetTestSet& set) {
               t.packing.c_str(), t.batch, t.input_cts, t.upload_bytes / 1e6, t.encryption.c_str());
   std::printf("time per run                 infer %.1f ms (%zu runs, %zu at once)\n",
               t.infer_ms / static_cast<double>(t.runs), t.runs, t.streams);
+  if (t.replay)
+    std::printf("replay                       recorded once in %.1f ms; %zu device operations per run%s\n", t.record_ms,
+                t.replay_operations, t.replay_operations ? " (one graph launch)" : " (cpu: runs directly)");
   std::printf("time per image (amortized)   encrypt %.2f ms, infer %.2f ms, decrypt %.2f ms\n", t.enc_ms / n,
               t.infer_ms / n, t.dec_ms / n);
 }
@@ -198,8 +216,22 @@ int run(const Options& o) {
   }
   ctx->backend().synchronize();  // encryption's queued work is not inference time
 
+  std::unique_ptr<veil::RecordedComputation> recorded;
+  t.replay = o.replay;
+  if (o.replay) {  // once per model and keys, like key generation: not inference time
+    auto tr = clock_type::now();
+    recorded = std::make_unique<veil::RecordedComputation>(
+        [&](const std::vector<veil::Ciphertext>& in) { return model.run(eval, in, rk, gk); }, runs.front().inputs);
+    t.record_ms = ms_since(tr);
+    t.replay_operations = recorded->operations();
+    std::fprintf(log, "recorded one run in %.1f ms (%zu device operations per replay)\n", t.record_ms,
+                 t.replay_operations);
+  }
+
   auto t2 = clock_type::now();
-  if (o.streams == 1) {
+  if (recorded) {
+    for (Run& r : runs) r.outputs = recorded->run(r.inputs);
+  } else if (o.streams == 1) {
     for (Run& r : runs) r.outputs = model.run(eval, r.inputs, rk, gk);
     ctx->backend().synchronize();  // a GPU backend returns before its queued work ends
   } else {

@@ -9,7 +9,8 @@
 #     info      nvidia-smi and veil-info
 #     tests     the bit-exact CPU-vs-CUDA tests (veil-tests --gtest_filter='Cuda*')
 #     bench     veil-bench cpu and cuda rows (BENCH_FILTER), then the table
-#     convnet   the digits ConvNet on the GPU (all 400 images) and on the CPU (64)
+#     convnet   the digits ConvNet on the GPU (all 400 images: direct, 4 streams, replayed
+#               CUDA graph) and on the CPU (64)
 #     sanitize  compute-sanitizer memcheck, racecheck and synccheck on N = 2^13 primitives
 #     peers     Phantom (Veil's 2^16 and 2^13 chains) and Cheddar (its own 2^16 chain) side
 #               by side, when their kits are carried as .peer-phantom / .peer-cheddar
@@ -90,7 +91,7 @@ $(grep -cE '^\[  FAILED  \] ' "$out/cuda-tests.log") failed lines, $((SECONDS - 
 }
 
 stage_sanitize() {
-  local filter='Cuda/CudaPrimitives.*N2e13_dnum2:CudaNtt.*:CudaBackend.ContextsOnOneDevice*:CudaBackend.ThreadsShare*'
+  local filter='Cuda/CudaPrimitives.*N2e13_dnum2:CudaNtt.*:CudaBackend.ContextsOnOneDevice*:CudaBackend.ThreadsShare*:CudaRecording.Evaluator*:CudaRecording.BackendMisuse*'
   for tool in memcheck racecheck synccheck; do
     local t0=$SECONDS
     LD_LIBRARY_PATH="$kit/lib" timed 20 compute-sanitizer --tool $tool --error-exitcode 99 \
@@ -123,10 +124,13 @@ stage_convnet() {
   # The same images with four batches in flight (StreamScope per server thread).
   LD_LIBRARY_PATH="$kit/lib" timed 20 "$kit/bin/veil-convnet" --backend cuda --streams 4 --data tests/data --json \
     >"$out/convnet-cuda-streams4.json" 2>"$out/convnet-cuda-streams4.log"
+  # One recorded run replayed per batch (a CUDA graph: no host work per kernel).
+  LD_LIBRARY_PATH="$kit/lib" timed 20 "$kit/bin/veil-convnet" --backend cuda --replay --data tests/data --json \
+    >"$out/convnet-cuda-replay.json" 2>"$out/convnet-cuda-replay.log"
   LD_LIBRARY_PATH="$kit/lib" timed 20 "$kit/bin/veil-convnet" --backend cpu --images 64 --data tests/data --json \
     >"$out/convnet-cpu.json" 2>"$out/convnet-cpu.log"
-  cat "$out/convnet-cuda.json" "$out/convnet-cuda-streams4.json" "$out/convnet-cpu.json"
-  note "convnet: rc $rc, $((SECONDS - t0)) s (convnet-cuda.json, convnet-cuda-streams4.json, convnet-cpu.json)"
+  cat "$out/convnet-cuda.json" "$out/convnet-cuda-streams4.json" "$out/convnet-cuda-replay.json" "$out/convnet-cpu.json"
+  note "convnet: rc $rc, $((SECONDS - t0)) s (convnet-cuda.json, convnet-cuda-streams4.json, convnet-cuda-replay.json, convnet-cpu.json)"
 }
 
 stage_peers() {
