@@ -102,18 +102,21 @@ def main(path):
             if one and two:
                 print("| %d | %.1f | %.1f | %.2fx |" % (n, ms(one) * 1e3, ms(two) * 1e3, ms(one) / ms(two)))
 
-    bursts = [(op, n) for n in ns for op in ("Add", "Rescale", "MulRelin") if (op + "Burst", n) in gpu]
+    bursts = [(op, n) for n in ns for op in ("Add", "Rescale", "MulRelin", "Rotate")
+              if (op + "Burst", n) in gpu or (op + "Graph", n) in gpu]
     if bursts:
-        print("\nOne op alone (CUDA events around it) against %s ops issued back to back (per op), and the "
-              "host's time to issue one op:\n" % "16")
-        print("| operation | N | alone (us) | in a burst (us/op) | host issue (us/op) | alone - burst (us) |")
-        print("|---|---|---|---|---|---|")
+        print("\nOne op alone (CUDA events around it) against %s ops issued back to back (per op), the "
+              "host's time to issue one op, and the %s ops recorded as one CUDA graph and replayed (per op, "
+              "no host work per op):\n" % ("16", "16"))
+        print("| operation | N | alone (us) | in a burst (us/op) | host issue (us/op) | graph replay (us/op) | graph nodes per op |")
+        print("|---|---|---|---|---|---|---|")
+        nan = float("nan")
         for op, n in bursts:
-            b = gpu[(op + "Burst", n)]
-            alone = gpu.get((op, n))
-            a_us = ms(alone) * 1e3 if alone else float("nan")
-            print("| %s | %d | %.1f | %.1f | %.1f | %.1f |" % (
-                op, n, a_us, ms(b) * 1e3, b.get("host_us_per_op", float("nan")), a_us - ms(b) * 1e3))
+            b, g, alone = gpu.get((op + "Burst", n)), gpu.get((op + "Graph", n)), gpu.get((op, n))
+            print("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.0f |" % (
+                op, n, ms(alone) * 1e3 if alone else nan, ms(b) * 1e3 if b else nan,
+                b.get("host_us_per_op", nan) if b else nan, ms(g) * 1e3 if g else nan,
+                g.get("graph_nodes_per_op", nan) if g else nan))
 
     if transfers:
         print("\nTransfers of one top-level ciphertext (pageable host memory, wall clock):\n")

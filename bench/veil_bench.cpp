@@ -25,6 +25,8 @@
 // "BM_{Add,Rescale,MulRelin}Burst/<N>/cuda": 16 ops issued back to back, per-op
 // CUDA-event time of the burst and the host's issue time per op (host_us_per_op):
 // against the single-op rows, how much of an op's latency is host work.
+// "BM_{Add,Rescale,MulRelin,Rotate}Graph/<N>/cuda": the same 16 ops recorded once as a
+// CUDA graph and replayed (per op): device time with no host work per op.
 // "BM_KeySwitchApply/<N>[/cuda...]": what key switching actually runs after the
 // decomposition (cuda: the digits' last NTT pass fused into the inner product), with
 // the same counters as BM_KeySwitchInner.
@@ -215,6 +217,34 @@ void run_burst(benchmark::State& state, Fixture& f, Op&& op) {
     host_us += std::chrono::duration<double, std::micro>(t1 - t0).count() / kBurst;
   }
   state.counters["host_us_per_op"] = host_us / static_cast<double>(state.iterations());
+}
+
+// cuda: kBurst ops recorded once (Backend::begin_recording, a CUDA graph) and replayed,
+// timed with events around the replay: the per-op device time with no host work per op
+// (what a recorded model run, veil::RecordedComputation, sees). The counter
+// graph_nodes_per_op is the device work items per op.
+template <class Op>
+void run_graph(benchmark::State& state, Fixture& f, Op&& op) {
+  Backend& be = f.ctx->backend();
+  op();  // lazily built device state exists before the recording
+  be.synchronize();
+  if (!be.begin_recording()) {
+    state.SkipWithError("this backend cannot record");
+    return;
+  }
+  try {
+    for (int i = 0; i < kBurst; ++i) op();  // each result is released at once: the recording reuses its memory
+  } catch (...) {
+    be.end_recording();
+    throw;
+  }
+  const std::unique_ptr<BackendRecording> recording = be.end_recording();
+  for (auto _ : state) {
+    be.timer_start();
+    be.replay(*recording);
+    state.SetIterationTime(be.timer_stop_ms() * 1e-3 / kBurst);
+  }
+  state.counters["graph_nodes_per_op"] = static_cast<double>(recording->operations()) / kBurst;
 }
 
 // ---- benchmarks (argument: log_n) ----
@@ -472,6 +502,31 @@ void BM_MulRelinBurst(benchmark::State& state, uint32_t log_n, BackendKind kind)
   f.set_counters(state, f.top_limbs());
 }
 
+void BM_AddGraph(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  run_graph(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.add(f.ct_a, f.ct_b).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_RescaleGraph(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  run_graph(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.rescale(f.prod).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_MulRelinGraph(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  run_graph(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.multiply(f.ct_a, f.ct_b, f.rk).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
+void BM_RotateGraph(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  const GaloisKeys& gk = f.galois_keys();
+  run_graph(state, f, [&] { benchmark::DoNotOptimize(f.evaluator.rotate(f.ct_a, 1, gk).poly(0)); });
+  f.set_counters(state, f.top_limbs());
+}
+
 void BM_Upload(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   Fixture& f = fixture(log_n, kind);
   std::vector<uint64_t> host(2 * f.ct_a.poly_words(), 1);
@@ -543,7 +598,9 @@ void register_all() {
     }
     using Fn = void (*)(benchmark::State&, uint32_t, BackendKind);
     const std::pair<const char*, Fn> bursts[] = {
-        {"BM_AddBurst", BM_AddBurst}, {"BM_RescaleBurst", BM_RescaleBurst}, {"BM_MulRelinBurst", BM_MulRelinBurst}};
+        {"BM_AddBurst", BM_AddBurst},     {"BM_RescaleBurst", BM_RescaleBurst}, {"BM_MulRelinBurst", BM_MulRelinBurst},
+        {"BM_AddGraph", BM_AddGraph},     {"BM_RescaleGraph", BM_RescaleGraph}, {"BM_MulRelinGraph", BM_MulRelinGraph},
+        {"BM_RotateGraph", BM_RotateGraph}};
     for (auto [name, fn] : bursts) {
       benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })
           ->Unit(benchmark::kMicrosecond)
