@@ -641,15 +641,26 @@ void CudaBackend::multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x,
   binary(BinaryOp::MultiplyAccumulate, b, out, x, y);
 }
 
-// The pointer tables travel to the device with the call (one small copy); the matrix
-// is already there.
+// The matrix is already on the device. Up to kInlineCombinePointers input and output
+// pointers travel in the launch's parameters; larger tables with the call (one small
+// copy, which waits for the stream unless recording).
 void CudaBackend::combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
                           uint64_t* const* outputs, bool accumulate) {
   check_limbs(b);
   if (m.rows == 0) return;
   require(tables_->limbs(b) <= m.limbs, ErrorCode::InvalidArgument, "combine: the matrix has fewer limbs than the basis");
   use_device(device_);
+  LimbMap lm = map(b);
+  lm.polys = polys;
   const size_t words = m.columns + m.rows;
+  if (words <= kInlineCombinePointers) {
+    CombinePointers p{};
+    p.columns = static_cast<uint32_t>(m.columns);
+    for (size_t i = 0; i < m.columns; ++i) p.ptr[i] = const_cast<uint64_t*>(inputs[i]);  // only read
+    for (size_t r = 0; r < m.rows; ++r) p.ptr[m.columns + r] = outputs[r];
+    combine_rows_inline(view_, lm, m.rows, m.row_start, m.cols, m.weights, m.entries, p, accumulate, stream());
+    return;
+  }
   std::vector<uint64_t> table(words);
   for (size_t i = 0; i < m.columns; ++i) table[i] = reinterpret_cast<uintptr_t>(inputs[i]);
   for (size_t r = 0; r < m.rows; ++r) table[m.columns + r] = reinterpret_cast<uintptr_t>(outputs[r]);
@@ -662,8 +673,6 @@ void CudaBackend::combine(Basis b, uint32_t polys, const CombineMatrix& m, const
   } else {
     upload(scratch.get(), table.data(), words);
   }
-  LimbMap lm = map(b);
-  lm.polys = polys;
   combine_rows(view_, lm, m.rows, m.row_start, m.cols, m.weights, m.entries,
                reinterpret_cast<const uint64_t* const*>(scratch.get()),
                reinterpret_cast<uint64_t* const*>(scratch.get() + m.columns), accumulate, stream());

@@ -236,8 +236,11 @@ TEST_P(CudaPrimitives, Combine) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
   const uint32_t L = B.t().max_level;
-  for (Basis b : {Basis{L + 1, false}, Basis{1, false}}) {
-    const size_t columns = 5, polys = 2, limbs = B.t().limbs(b);
+  // 5 columns: the pointers travel in the launch's parameters; 500: in a table (the
+  // 500 columns reuse 5 buffers, inputs are only read).
+  for (const auto& [b, columns] : {std::pair{Basis{L + 1, false}, size_t{5}}, std::pair{Basis{1, false}, size_t{5}},
+                                   std::pair{Basis{L + 1, false}, size_t{500}}}) {
+    const size_t polys = 2, limbs = B.t().limbs(b), distinct = 5;
     std::vector<uint64_t> row_start{0}, cols;
     for (size_t count : {size_t{0}, size_t{1}, size_t{7}, size_t{70}}) {
       for (size_t e = 0; e < count; ++e) cols.push_back(B.rng() % columns);
@@ -255,7 +258,7 @@ TEST_P(CudaPrimitives, Combine) {
                            base + rows + 1 + entries};
     };
     std::vector<Buffer> in_c, in_g;
-    for (size_t i = 0; i < columns; ++i) {
+    for (size_t i = 0; i < distinct; ++i) {
       auto [c, g] = B.put(B.random(b, polys));
       in_c.push_back(std::move(c));
       in_g.push_back(std::move(g));
@@ -264,7 +267,7 @@ TEST_P(CudaPrimitives, Combine) {
       std::vector<Buffer> out_c, out_g;
       std::vector<const uint64_t*> ic, ig;
       std::vector<uint64_t*> oc, og;
-      for (size_t i = 0; i < columns; ++i) ic.push_back(in_c[i].data()), ig.push_back(in_g[i].data());
+      for (size_t i = 0; i < columns; ++i) ic.push_back(in_c[i % distinct].data()), ig.push_back(in_g[i % distinct].data());
       for (size_t r = 0; r < rows; ++r) {
         auto [c, g] = B.put(B.random(b, polys));
         out_c.push_back(std::move(c));
@@ -276,7 +279,7 @@ TEST_P(CudaPrimitives, Combine) {
       B.gpu->combine(b, polys, view(mg), ig.data(), og.data(), accumulate);
       for (size_t r = 0; r < rows; ++r)
         ASSERT_TRUE(same_words(out_c[r].to_host(), out_g[r].to_host(), B.n()))
-            << "row " << r << ", accumulate " << accumulate << ", limbs " << limbs;
+            << "row " << r << ", accumulate " << accumulate << ", limbs " << limbs << ", columns " << columns;
     }
   }
 }

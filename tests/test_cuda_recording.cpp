@@ -3,6 +3,7 @@
 // inputs; calls that need the host while recording are refused with a clear error and
 // leave the backend usable. Skips without a device (tools/cuda_sim runs it here).
 #include <filesystem>
+#include <random>
 
 #include "cuda_test_util.hpp"
 #include "test_util.hpp"
@@ -127,6 +128,56 @@ TEST(CudaRecording, HostWorkWhileRecordingIsRefusedAndTheBackendGoesOn) {
   const auto back = k.decrypt(rec.run(a)[0]);
   const auto x = k.decrypt(a[0]);
   EXPECT_NEAR(back[3], 2 * x[3], 1e-3);
+}
+
+// A combination with more pointers than a launch's parameters hold (600 columns):
+// its table travels from pinned memory the recording keeps, at every replay.
+TEST(CudaRecording, LargeCombinationTablesAreReplayed) {
+  VEIL_REQUIRE_CUDA();
+  const auto tables = RnsTables::build(small_params());
+  const auto gpu = make_backend(BackendKind::Cuda, tables);
+  const Basis b{tables->max_level + 1, false};
+  const size_t n = tables->n, limbs = tables->limbs(b), words = limbs * n, columns = 600, rows = 3;
+  std::mt19937_64 rng(5);
+  std::vector<uint64_t> matrix{0};  // row_start, cols, weights[limb][entry]
+  std::vector<uint64_t> cols;
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t e = 0; e < 40; ++e) cols.push_back(rng() % columns);
+    matrix.push_back(cols.size());
+  }
+  const size_t entries = cols.size();
+  matrix.insert(matrix.end(), cols.begin(), cols.end());
+  for (size_t limb = 0; limb < limbs; ++limb)
+    for (size_t e = 0; e < entries; ++e) matrix.push_back(rng() % tables->primes[limb]);
+  Buffer m(gpu, matrix.size());
+  m.from_host(matrix.data(), matrix.size());
+  const CombineMatrix cm{rows, entries, columns, static_cast<uint32_t>(limbs), m.data(), m.data() + rows + 1,
+                         m.data() + rows + 1 + entries};
+  std::vector<Buffer> in;
+  std::vector<uint64_t> host(words);
+  for (size_t i = 0; i < 4; ++i) {
+    for (size_t w = 0; w < words; ++w) host[w] = rng() % tables->primes[w / n];
+    in.emplace_back(gpu, words);
+    in.back().from_host(host.data(), words);
+  }
+  std::vector<const uint64_t*> inputs;
+  for (size_t c = 0; c < columns; ++c) inputs.push_back(in[c % 4].data());
+  std::vector<Buffer> direct, replayed;
+  std::vector<uint64_t*> d_out, r_out;
+  for (size_t r = 0; r < rows; ++r) {
+    direct.emplace_back(gpu, words);
+    replayed.emplace_back(gpu, words);
+    d_out.push_back(direct.back().data());
+    r_out.push_back(replayed.back().data());
+  }
+  ASSERT_TRUE(gpu->begin_recording());
+  gpu->combine(b, 1, cm, inputs.data(), r_out.data(), false);
+  const auto recording = gpu->end_recording();
+  inputs.assign(columns, nullptr);  // the host table is gone: replays read the recording's copy
+  gpu->replay(*recording);
+  for (size_t c = 0; c < columns; ++c) inputs[c] = in[c % 4].data();
+  gpu->combine(b, 1, cm, inputs.data(), d_out.data(), false);
+  for (size_t r = 0; r < rows; ++r) EXPECT_TRUE(same_words(direct[r].to_host(), replayed[r].to_host(), n)) << "row " << r;
 }
 
 TEST(CudaRecording, BackendMisuseIsRefused) {
