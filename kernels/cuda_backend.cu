@@ -290,6 +290,8 @@ class CudaBackend final : public Backend {
   void add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
+  void multiply_scalar_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
   void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) override;
   void multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
   void add_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) override;
@@ -708,10 +710,23 @@ void CudaBackend::negate(Basis b, uint64_t* out, const uint64_t* x) {
   elementwise_negate(view_, map(b), out, x, stream());
 }
 
-void CudaBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+void CudaBackend::multiply_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
   check_limbs(b);
   use_device(device_);
-  const LimbMap m = map(b);
+  LimbMap m = map(b);
+  m.polys = polys;
+  elementwise_binary(BinaryOp::Multiply, view_, m, out, x, y, stream(), /*broadcast_y=*/true);
+}
+
+void CudaBackend::multiply_scalar(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  multiply_scalar_polys(b, 1, out, x, s);
+}
+
+void CudaBackend::multiply_scalar_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  check_limbs(b);
+  use_device(device_);
+  LimbMap m = map(b);
+  m.polys = polys;
   LimbScalars sc{};
   for (uint32_t limb = 0; limb < m.limbs; ++limb) {
     const uint64_t q = tables_->primes[m.prime(limb)];

@@ -13,13 +13,17 @@ __device__ __forceinline__ uint32_t limb_of(size_t i, uint32_t log_n, const Limb
   return limb;
 }
 
+// y has y_words words (total: one per output word; one polynomial's: the same y for
+// every polynomial).
 template <BinaryOp OP>
 __global__ void binary_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* x,
-                              const uint64_t* y, size_t total) {
+                              const uint64_t* y, size_t y_words, size_t total) {
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<size_t>(blockDim.x) * gridDim.x) {
     const DeviceModulus m = tv.mod[map.prime(limb_of(i, tv.log_n, map))];
-    const uint64_t a = x[i], b = y[i];
+    size_t j = i;
+    while (j >= y_words) j -= y_words;  // polys is small
+    const uint64_t a = x[i], b = y[j];
     if constexpr (OP == BinaryOp::Add) {
       out[i] = add_mod(a, b, m.value);
     } else if constexpr (OP == BinaryOp::Sub) {
@@ -76,7 +80,7 @@ __global__ void scalar_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, c
                               size_t total) {
   for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
        i += static_cast<size_t>(blockDim.x) * gridDim.x) {
-    const uint32_t limb = static_cast<uint32_t>(i >> tv.log_n);
+    const uint32_t limb = limb_of(i, tv.log_n, map);
     const uint64_t q = tv.mod[map.prime(limb)].value;
     if constexpr (OP == ScalarOp::Multiply) out[i] = mul_shoup(x[i], s.w[limb], s.w_shoup[limb], q);
     else out[i] = add_mod(x[i], s.w[limb], q);
@@ -124,22 +128,23 @@ size_t total_words(const DeviceTablesView& tv, const LimbMap& map) {
 }  // namespace
 
 void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
-                        const uint64_t* x, const uint64_t* y, cudaStream_t stream) {
+                        const uint64_t* x, const uint64_t* y, cudaStream_t stream, bool broadcast_y) {
   const size_t total = static_cast<size_t>(map.polys) * total_words(tv, map);
   if (total == 0) return;
+  const size_t y_words = broadcast_y ? total_words(tv, map) : total;
   const unsigned grid = grid_for(total);
   switch (op) {
     case BinaryOp::Add:
-      binary_kernel<BinaryOp::Add><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      binary_kernel<BinaryOp::Add><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, y_words, total);
       break;
     case BinaryOp::Sub:
-      binary_kernel<BinaryOp::Sub><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      binary_kernel<BinaryOp::Sub><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, y_words, total);
       break;
     case BinaryOp::Multiply:
-      binary_kernel<BinaryOp::Multiply><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      binary_kernel<BinaryOp::Multiply><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, y_words, total);
       break;
     case BinaryOp::MultiplyAccumulate:
-      binary_kernel<BinaryOp::MultiplyAccumulate><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, total);
+      binary_kernel<BinaryOp::MultiplyAccumulate><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, y, y_words, total);
       break;
   }
   check_launch("binary_kernel");
@@ -172,7 +177,7 @@ void elementwise_signed_to_rns(const DeviceTablesView& tv, const LimbMap& map, u
 
 void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const LimbScalars& s, cudaStream_t stream) {
-  const size_t total = total_words(tv, map);
+  const size_t total = static_cast<size_t>(map.polys) * total_words(tv, map);
   if (total == 0) return;
   const unsigned grid = grid_for(total);
   if (op == ScalarOp::Multiply)

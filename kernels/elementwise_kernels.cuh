@@ -14,9 +14,10 @@ enum class BinaryOp { Add, Sub, Multiply, MultiplyAccumulate };
 enum class ScalarOp { Multiply, Add };
 
 // out = x op y (MultiplyAccumulate: out = (x * y + out) mod q) on map.polys polynomials,
-// one after another. out may alias x or y.
+// one after another; with broadcast_y, y is one polynomial used for each. out may alias
+// x or y.
 void elementwise_binary(BinaryOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
-                        const uint64_t* x, const uint64_t* y, cudaStream_t stream);
+                        const uint64_t* x, const uint64_t* y, cudaStream_t stream, bool broadcast_y = false);
 // d0 = a0 b0, d1 = a0 b1 + a1 b0 (one 128-bit sum, reduced once), d2 = a1 b1; each
 // input word read once. Outputs must not alias inputs.
 void elementwise_tensor(const DeviceTablesView& tv, const LimbMap& map, uint64_t* d0, uint64_t* d1, uint64_t* d2,
@@ -27,7 +28,7 @@ void elementwise_negate(const DeviceTablesView& tv, const LimbMap& map, uint64_t
 // out[limb][c] = in[c] mod q_limb, canonical (in: N small signed integers, |in| < 2^62).
 void elementwise_signed_to_rns(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const int64_t* in,
                                cudaStream_t stream);
-// out = x * s[limb] (Shoup) or x + s[limb].
+// out = x * s[limb] (Shoup) or x + s[limb], on map.polys polynomials one after another.
 void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& map, uint64_t* out,
                         const uint64_t* x, const LimbScalars& s, cudaStream_t stream);
 // X -> X^g on bit-reversed NTT slots (map.polys polynomials, contiguous) / on

@@ -214,6 +214,29 @@ TEST_P(CudaPrimitives, ElementWise) {
         ASSERT_TRUE(same_words(o3c.to_host(), o3g.to_host(), B.n())) << (subtract ? "sub_polys" : "add_polys");
       }
     }
+    // multiply / multiply_scalar of three polynomials by one y / one set of scalars.
+    {
+      const auto x3 = B.random(b, 3);
+      for (bool scalar : {false, true}) {
+        for (bool in_place : {false, true}) {
+          auto [x3c, x3g] = B.put(x3);
+          auto [o3c, o3g] = B.scratch(B.words(b, 3));
+          uint64_t* outc = in_place ? x3c.data() : o3c.data();
+          uint64_t* outg = in_place ? x3g.data() : o3g.data();
+          if (scalar) {
+            B.cpu->multiply_scalar_polys(b, 3, outc, x3c.data(), s.data());
+            B.gpu->multiply_scalar_polys(b, 3, outg, x3g.data(), s.data());
+          } else {
+            B.cpu->multiply_polys(b, 3, outc, x3c.data(), yc.data());
+            B.gpu->multiply_polys(b, 3, outg, x3g.data(), yg.data());
+          }
+          const Buffer& rc = in_place ? x3c : o3c;
+          const Buffer& rg = in_place ? x3g : o3g;
+          ASSERT_TRUE(same_words(rc.to_host(), rg.to_host(), B.n()))
+              << (scalar ? "multiply_scalar_polys" : "multiply_polys") << (in_place ? " in place" : "");
+        }
+      }
+    }
     // The tensor of two size-2 ciphertexts, and of one with itself (squaring).
     auto [zc, zg] = B.put(B.random(b));
     auto [tc, tg] = B.scratch(B.words(b, 3));

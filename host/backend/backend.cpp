@@ -151,6 +151,16 @@ void Backend::sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* 
   for (uint32_t j = 0; j < polys; ++j) sub(b, out + j * words, x + j * words, y + j * words);
 }
 
+void Backend::multiply_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y) {
+  const size_t words = poly_words(b);
+  for (uint32_t j = 0; j < polys; ++j) multiply(b, out + j * words, x + j * words, y);
+}
+
+void Backend::multiply_scalar_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* s) {
+  const size_t words = poly_words(b);
+  for (uint32_t j = 0; j < polys; ++j) multiply_scalar(b, out + j * words, x + j * words, s);
+}
+
 void Backend::automorphism_ntt_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* in, uint64_t g) {
   const size_t words = poly_words(b);
   for (uint32_t j = 0; j < polys; ++j) automorphism_ntt(b, out + j * words, in + j * words, g);

@@ -219,7 +219,7 @@ Ciphertext Evaluator::multiply_plain(const Ciphertext& a_in, const Plaintext& p)
   const double scale = out.scale() * p.scale();
   require(std::isfinite(scale) && std::log2(scale) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
           "product scale " + scale_str(scale) + " is too large; rescale first");
-  for (uint32_t i = 0; i < out.size(); ++i) ctx_->backend().multiply(q_basis(level), out.poly(i), out.poly(i), p.data());
+  ctx_->backend().multiply_polys(q_basis(level), out.size(), out.poly(0), out.poly(0), p.data());
   out.set_scale(scale);
   return out;
 }
@@ -231,7 +231,7 @@ Ciphertext Evaluator::multiply_scalar(const Ciphertext& a, double c) const {
   std::vector<uint64_t> s(a.limbs());
   rns::round_to_rns(c * factor, ctx_->tables(), b, s.data());
   Ciphertext out(ctx_, a.size(), a.level(), result_scale(a.scale() * factor, "multiply_scalar"), false);
-  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
+  ctx_->backend().multiply_scalar_polys(b, a.size(), out.poly(0), a.poly(0), s.data());
   return out;
 }
 
@@ -246,7 +246,7 @@ Ciphertext Evaluator::multiply_constant(const Ciphertext& a, double c, double sc
   require(std::isfinite(product) && std::log2(product) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
           "product scale " + scale_str(product) + " is too large; rescale first");
   Ciphertext out(ctx_, a.size(), a.level(), product, false);
-  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
+  ctx_->backend().multiply_scalar_polys(b, a.size(), out.poly(0), a.poly(0), s.data());
   return out;
 }
 
@@ -260,7 +260,7 @@ Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
     s[i] = static_cast<uint64_t>(r < 0 ? r + q : r);
   }
   Ciphertext out(ctx_, a.size(), a.level(), a.scale(), false);
-  for (uint32_t i = 0; i < a.size(); ++i) ctx_->backend().multiply_scalar(b, out.poly(i), a.poly(i), s.data());
+  ctx_->backend().multiply_scalar_polys(b, a.size(), out.poly(0), a.poly(0), s.data());
   return out;
 }
 

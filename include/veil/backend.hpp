@@ -214,6 +214,11 @@ class Backend {
   virtual void add_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y);
   virtual void sub_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y);
   virtual void multiply(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
+  // multiply / multiply_scalar of `polys` polynomials (limbs x N words apart) by the
+  // same y (one polynomial) / the same scalars: a ciphertext times a plaintext or a
+  // constant in one call; out may alias x. Default: one call per polynomial; cuda: one launch.
+  virtual void multiply_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* y);
+  virtual void multiply_scalar_polys(Basis b, uint32_t polys, uint64_t* out, const uint64_t* x, const uint64_t* s);
   // out += x * y
   virtual void multiply_accumulate(Basis b, uint64_t* out, const uint64_t* x, const uint64_t* y) = 0;
   // The tensor of two size-2 ciphertexts: d0 = a0 b0, d1 = a0 b1 + a1 b0, d2 = a1 b1.
