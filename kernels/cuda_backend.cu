@@ -388,6 +388,7 @@ class CudaBackend final : public Backend {
   mutable std::mutex recording_mutex_;
   std::atomic<CudaRecording*> recording_{nullptr};  // read without the mutex by allocate()
   std::vector<CudaRecording*> live_recordings_;
+  std::atomic<size_t> live_count_{0};  // live_recordings_.size(), for release()'s fast path
   std::vector<std::unique_ptr<CudaRecording>> failed_recordings_;  // kept until the backend goes
 };
 
@@ -455,7 +456,7 @@ void CudaBackend::release(uint64_t* ptr, size_t words, bool wipe) noexcept {
   int current = -1;
   if (cudaGetDevice(&current) != cudaSuccess || current != device_) cudaSetDevice(device_);
   const size_t bytes = words * sizeof(uint64_t);
-  {
+  if (recording_.load(std::memory_order_acquire) || live_count_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(recording_mutex_);
     if (CudaRecording* r = recording_here()) {
       if (!r->arena().owns(ptr)) {  // from before: a recorded kernel may read it at every replay
@@ -997,6 +998,7 @@ std::unique_ptr<BackendRecording> CudaBackend::end_recording() {
             "end_recording: this thread is not recording on this cuda backend");
     r.reset(recording_.exchange(nullptr));
     live_recordings_.push_back(r.get());
+    live_count_.store(live_recordings_.size(), std::memory_order_release);
   }
   use_device(device_);
   cudaGraph_t graph = nullptr;
@@ -1036,6 +1038,7 @@ void CudaBackend::retire(CudaRecording& r) noexcept {
   {
     std::lock_guard<std::mutex> lock(recording_mutex_);
     live_recordings_.erase(std::remove(live_recordings_.begin(), live_recordings_.end(), &r), live_recordings_.end());
+    live_count_.store(live_recordings_.size(), std::memory_order_release);
     deferred.swap(r.deferred());
   }
   for (const auto& d : deferred) release(d.ptr, d.words, d.wipe);
