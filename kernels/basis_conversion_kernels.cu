@@ -62,16 +62,28 @@ __global__ void mod_up_scale_kernel(DeviceTablesView tv, ModUpDigitsView plan, c
 // out[i] = (x[i] - t[i]) w (+ add[i]) mod q (w: q_l^-1 or P^-1 mod q; add may be
 // null; out may alias x, never add). mul_shoup's result is canonical, so it equals
 // the cpu's (x + q - t) w and its separate addition word for word.
+// g_inv != 0: the result of slot i goes to the slot that X -> X^g (g = g_inv^-1) fills
+// from it. automorphism_ntt's out[j] = in[s_g(j)] with s_g(j) the slot of exponent
+// (2 brev(j) + 1) g; s_{g_inv} is the inverse permutation of s_g, so out[s_{g_inv}(i)] = in[i].
 struct SubtractScaleAt {
   const uint64_t* src;
   const uint64_t* x;
   uint64_t* out;
   uint64_t q, w, ws;
   const uint64_t* add = nullptr;
+  uint64_t g_inv = 0;
+  uint32_t log_n = 0;
   __device__ uint64_t load(size_t i) const { return src[i]; }
   __device__ void store(size_t i, uint64_t t) const {
     const uint64_t r = mul_shoup(sub_mod(x[i], t, q), w, ws, q);
-    out[i] = add ? add_mod(r, add[i], q) : r;
+    const uint64_t v = add ? add_mod(r, add[i], q) : r;
+    if (g_inv == 0) {
+      out[i] = v;
+      return;
+    }
+    const uint64_t mask = (uint64_t{2} << log_n) - 1;
+    const uint64_t e = 2 * static_cast<uint64_t>(bit_reverse(static_cast<uint32_t>(i), log_n)) + 1;
+    out[bit_reverse(static_cast<uint32_t>(((e * g_inv) & mask) >> 1), log_n)] = v;
   }
 };
 
@@ -236,7 +248,7 @@ struct ModDownFinishIo {
     const uint64_t* add = mp.add[poly];
     return SubtractScaleAt{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
                            mod[prime].value, md.p_inv_mod_q[limb],
-                           md.p_inv_mod_q_shoup[limb], add ? add + off : nullptr};
+                           md.p_inv_mod_q_shoup[limb], add ? add + off : nullptr, mp.g_inv, log_n};
   }
 };
 

@@ -95,11 +95,14 @@ void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const Mo
 // inputs over Q_l u P, in_stride words apart; their coefficient-form conversions
 // conv_stride words apart in scratch; outputs out[z] over Q_l, plus add[z] when that
 // is not null (an addend must not alias an output).
+// g_inv != 0: each output is then permuted by X -> X^g (g = g_inv^-1 mod 2N), the
+// value of slot i stored in slot automorphism_slot(i, g_inv) (a rotation's last step).
 struct ModDownPolys {
   uint32_t polys = 1;
   size_t in_stride = 0, conv_stride = 0;
   uint64_t* out[2] = {nullptr, nullptr};
   const uint64_t* add[2] = {nullptr, nullptr};
+  uint64_t g_inv = 0;
 };
 
 // P parts to coefficients: p_part[k] = INTT(p_part[k]) (P/p_k)^-1 mod p_k in place, the

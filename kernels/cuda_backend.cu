@@ -310,6 +310,8 @@ class CudaBackend final : public Backend {
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
   void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
                      const uint64_t* add1) override;
+  void mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
+                                  const uint64_t* add0, const uint64_t* add1) override;
   void tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
               const uint64_t* b0, const uint64_t* b1) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
@@ -895,6 +897,26 @@ void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, 
   mp.out[1] = out1;
   mp.add[0] = add0;
   mp.add[1] = add1;
+  mod_down_polys(level, mp, in_qp2);
+}
+
+// The permutation rides on the ModDown's last pass: its stores go to the permuted slots.
+void CudaBackend::mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_t* out0, uint64_t* out1,
+                                             uint64_t* in_qp2, const uint64_t* add0, const uint64_t* add1) {
+  const uint64_t two_n = 2 * tables_->n;
+  require(g % 2 == 1 && g < two_n, ErrorCode::InvalidArgument, "mod_down_pair_automorphism: g must be odd and < 2N");
+  // g^-1 mod 2N = g^(N - 1): the odd residues mod 2N form a group of order N.
+  uint64_t g_inv = 1, base = g;
+  for (uint64_t e = tables_->n - 1; e != 0; e >>= 1, base = base * base % two_n)
+    if (e & 1) g_inv = g_inv * base % two_n;
+  ModDownPolys mp;
+  mp.polys = 2;
+  mp.in_stride = tables_->limbs(Basis{level + 1, true}) * tables_->n;
+  mp.out[0] = out0;
+  mp.out[1] = out1;
+  mp.add[0] = add0;
+  mp.add[1] = add1;
+  mp.g_inv = g_inv;
   mod_down_polys(level, mp, in_qp2);
 }
 

@@ -531,6 +531,14 @@ TEST_P(CudaPrimitives, ModDown) {
       B.gpu->mod_down_pair(level, sg.data(), sg.data() + wq, pg2.data(), both ? ag.data() : nullptr, ag.data() + wq);
       ASSERT_TRUE(same_words(sc.to_host(), sg.to_host(), B.n())) << "pair with addends, level " << level;
     }
+    // A rotation's last step: the pair's ModDown, then X -> X^g (cuda: in the same pass).
+    for (uint64_t g : {uint64_t{5}, 2 * B.n() - 1, uint64_t{3} * 3 * 3 * 3 % (2 * B.n())}) {
+      auto [pc3, pg3] = B.put(pair_in);
+      auto [tc, tg] = B.scratch(B.words(q, 2));
+      B.cpu->mod_down_pair_automorphism(level, g, tc.data(), tc.data() + wq, pc3.data(), ac.data(), nullptr);
+      B.gpu->mod_down_pair_automorphism(level, g, tg.data(), tg.data() + wq, pg3.data(), ag.data(), nullptr);
+      ASSERT_TRUE(same_words(tc.to_host(), tg.to_host(), B.n())) << "pair then X -> X^" << g << ", level " << level;
+    }
   }
 }
 

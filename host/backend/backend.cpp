@@ -251,6 +251,15 @@ void Backend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint
   if (add1) add(q, out1, out1, add1);
 }
 
+void Backend::mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_t* out0, uint64_t* out1,
+                                         uint64_t* in_qp2, const uint64_t* add0, const uint64_t* add1) {
+  const Basis q{level + 1, false};
+  Scratch pair(*this, 2 * poly_words(q));
+  mod_down_pair(level, pair.get(), pair.get() + poly_words(q), in_qp2, add0, add1);
+  automorphism_ntt(q, out0, pair.get(), g);
+  automorphism_ntt(q, out1, pair.get() + poly_words(q), g);
+}
+
 void Backend::tensor(Basis b, uint64_t* d0, uint64_t* d1, uint64_t* d2, const uint64_t* a0, const uint64_t* a1,
                      const uint64_t* b0, const uint64_t* b1) {
   multiply(b, d0, a0, b0);

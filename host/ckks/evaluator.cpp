@@ -280,14 +280,8 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
 static Ciphertext rotate_from_decomposition(const Context& ctx, const Ciphertext& a,
                                             const keyswitch::Decomposition& dec, uint64_t g,
                                             const SwitchingKey& key) {
-  Backend& be = ctx.backend();
-  const Basis bs = q_basis(a.level());
-  Buffer tmp = ctx.allocate_scratch(bs, 2);
-  uint64_t* d0 = tmp.data();
-  uint64_t* d1 = tmp.data() + a.poly_words();
-  keyswitch::apply(ctx, dec, key, d0, d1, a.poly(0), nullptr);
   Ciphertext out(a.context(), 2, a.level(), a.scale(), false);
-  be.automorphism_ntt_polys(bs, 2, out.poly(0), d0, g);  // d1 = d0 + one polynomial, as out's halves
+  keyswitch::apply_automorphism(ctx, dec, key, g, out.poly(0), out.poly(1), a.poly(0), nullptr);
   return out;
 }
 

@@ -25,5 +25,10 @@ Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level
 // plus add0 / add1 (over Q_l, NTT form; null: nothing), added in the same pass.
 void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
            uint64_t* out1, const uint64_t* add0 = nullptr, const uint64_t* add1 = nullptr);
+// apply, then X -> X^g on both results (a rotation's last step, in the same pass on
+// cuda). The outputs must not alias the addends.
+void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,
+                        uint64_t* out0, uint64_t* out1, const uint64_t* add0 = nullptr,
+                        const uint64_t* add1 = nullptr);
 
 }  // namespace veil::keyswitch

@@ -275,6 +275,12 @@ class Backend {
   // both in one launch sequence, the additions inside its last pass.
   virtual void mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
                              const uint64_t* add1);
+  // mod_down_pair, then X -> X^g (automorphism_ntt, g odd < 2N) of both results: a
+  // rotation's last step. The outputs must not alias the input or the addends.
+  // Default: mod_down_pair into scratch, then one automorphism_ntt each; cuda: the
+  // ModDown's last pass stores each value in its permuted slot (no extra launch).
+  virtual void mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_t* out0, uint64_t* out1,
+                                          uint64_t* in_qp2, const uint64_t* add0, const uint64_t* add1);
   // out0 = sum_j digits[j] * key[j][0], out1 = sum_j digits[j] * key[j][1] over Q_l u P.
   // digits: [num_digits][Q_l u P][N]; key: [dnum][2][Q_L u P][N] (top-level key).
   virtual void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
