@@ -277,6 +277,7 @@ class CudaBackend final : public Backend {
   void upload(uint64_t* dst, const uint64_t* host_src, size_t words) override;
   void download(uint64_t* host_dst, const uint64_t* src, size_t words) override;
   void copy(uint64_t* dst, const uint64_t* src, size_t words) override;
+  void copy_many(size_t count, uint64_t* const* dsts, const uint64_t* const* srcs, const size_t* words) override;
   void set_zero(uint64_t* dst, size_t words) override;
   void upload_signed(Basis b, uint64_t* dst, const int64_t* host_coeffs) override;
   void sample_signed(Basis b, uint64_t* dst, SignedDistribution d, const Seed& seed, uint64_t stream_id) override;
@@ -586,6 +587,22 @@ void CudaBackend::copy(uint64_t* dst, const uint64_t* src, size_t words) {
     return;
   }
   VEIL_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+}
+
+void CudaBackend::copy_many(size_t count, uint64_t* const* dsts, const uint64_t* const* srcs, const size_t* words) {
+  use_device(device_);
+  for (size_t first = 0; first < count; first += kCopyBatch) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(count - first, kCopyBatch));
+    CopyBatch batch{};
+    uint64_t max_words = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      batch.src[i] = srcs[first + i];
+      batch.dst[i] = dsts[first + i];
+      batch.words[i] = words[first + i];
+      max_words = std::max<uint64_t>(max_words, words[first + i]);
+    }
+    copy_batch(batch, n, max_words, stream());
+  }
 }
 
 // Stream-to-stream ordering both ways: the copy (on this backend's stream) waits for

@@ -87,6 +87,18 @@ __global__ void scalar_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, c
   }
 }
 
+// x over the words (grid-stride), y over the copies.
+__global__ void copy_batch_kernel(CopyBatch batch, uint32_t count) {
+  for (uint32_t c = blockIdx.y; c < count; c += gridDim.y) {
+    const uint64_t* src = batch.src[c];
+    uint64_t* dst = batch.dst[c];
+    const uint64_t words = batch.words[c];
+    for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < words;
+         i += static_cast<size_t>(blockDim.x) * gridDim.x)
+      dst[i] = src[i];
+  }
+}
+
 // Bit-reversed slot i holds a(psi^(2 brev(i) + 1)); a(X^g) there is the slot
 // whose exponent is (2 brev(i) + 1) g mod 2N (host: CpuBackend::ntt_permutation).
 __global__ void automorphism_ntt_kernel(DeviceTablesView tv, uint64_t* out, const uint64_t* in, uint64_t g,
@@ -185,6 +197,13 @@ void elementwise_scalar(ScalarOp op, const DeviceTablesView& tv, const LimbMap& 
   else
     scalar_kernel<ScalarOp::Add><<<grid, kBlockThreads, 0, stream>>>(tv, map, out, x, s, total);
   check_launch("scalar_kernel");
+}
+
+void copy_batch(const CopyBatch& batch, uint32_t count, uint64_t max_words, cudaStream_t stream) {
+  if (count == 0 || max_words == 0) return;
+  const dim3 grid(grid_for(max_words), count);
+  copy_batch_kernel<<<grid, kBlockThreads, 0, stream>>>(batch, count);
+  check_launch("copy_batch_kernel");
 }
 
 void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,

@@ -38,6 +38,17 @@ void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* 
 void automorphism_coeff(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
                         uint64_t g, cudaStream_t stream);
 
+// Up to kCopyBatch copies in one launch (copy_batch): the pointers and lengths travel
+// in the launch's parameters (3 KiB).
+constexpr uint32_t kCopyBatch = 128;
+struct CopyBatch {
+  const uint64_t* src[kCopyBatch];
+  uint64_t* dst[kCopyBatch];
+  uint64_t words[kCopyBatch];
+};
+// dst[i][w] = src[i][w] for i < count, w < words[i]; max_words: the largest words[i].
+void copy_batch(const CopyBatch& batch, uint32_t count, uint64_t max_words, cudaStream_t stream);
+
 // Grid for a grid-stride loop over `count` items with 256-thread blocks.
 inline unsigned grid_for(size_t count) {
   const size_t blocks = (count + 255) / 256;

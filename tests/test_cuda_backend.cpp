@@ -912,6 +912,34 @@ TEST(CudaBackend, ThreadsShareOneContextOnStreamsOfTheirOwn) {
   be.pop_stream();
 }
 
+// 130 copies of different lengths in one call (cuda: two launches of up to 128), on
+// both backends, against the host data they came from.
+TEST(CudaBackend, CopyManyCopiesEveryPair) {
+  VEIL_REQUIRE_CUDA();
+  const auto tables = RnsTables::build(Parameters::preset(13));
+  for (BackendKind kind : {BackendKind::Cpu, BackendKind::Cuda}) {
+    const auto be = make_backend(kind, tables);
+    std::vector<Buffer> src, dst;
+    std::vector<std::vector<uint64_t>> host;
+    std::vector<uint64_t*> dsts;
+    std::vector<const uint64_t*> srcs;
+    std::vector<size_t> words;
+    for (size_t i = 0; i < 130; ++i) {
+      const size_t w = 1 + (i * 7919) % 3000;
+      host.emplace_back(w);
+      for (size_t k = 0; k < w; ++k) host.back()[k] = i * 1000003 + k;
+      src.emplace_back(be, w);
+      src.back().from_host(host.back().data(), w);
+      dst.emplace_back(be, w);
+      dsts.push_back(dst.back().data());
+      srcs.push_back(src.back().data());
+      words.push_back(w);
+    }
+    be->copy_many(130, dsts.data(), srcs.data(), words.data());
+    for (size_t i = 0; i < 130; ++i) ASSERT_EQ(dst[i].to_host(), host[i]) << be->name() << ", copy " << i;
+  }
+}
+
 TEST(CudaBackend, AutoPicksCudaAndBadCallsThrow) {
   VEIL_REQUIRE_CUDA();
   auto ctx = Context::create(Parameters::preset(13), BackendKind::Auto);

@@ -202,6 +202,10 @@ void Backend::push_stream(BackendStream* s) {
 
 bool Backend::copy_from(uint64_t*, Backend&, const uint64_t*, size_t) { return false; }
 
+void Backend::copy_many(size_t count, uint64_t* const* dsts, const uint64_t* const* srcs, const size_t* words) {
+  for (size_t i = 0; i < count; ++i) copy(dsts[i], srcs[i], words[i]);
+}
+
 std::unique_ptr<BackendRecording> Backend::end_recording() {
   throw Error(ErrorCode::InvalidArgument, "end_recording: the " + name() + " backend is not recording");
 }

@@ -36,6 +36,19 @@ RecordedComputation::RecordedComputation(Function f, const std::vector<Ciphertex
 
 RecordedComputation::~RecordedComputation() = default;
 
+// to[i]'s words = from[i]'s (same shapes), as one Backend::copy_many.
+void RecordedComputation::copy_all(Backend& be, std::vector<Ciphertext>& to, const std::vector<Ciphertext>& from) {
+  std::vector<uint64_t*> dsts;
+  std::vector<const uint64_t*> srcs;
+  std::vector<size_t> words;
+  for (size_t i = 0; i < to.size(); ++i) {
+    dsts.push_back(to[i].poly(0));
+    srcs.push_back(from[i].poly(0));
+    words.push_back(to[i].size() * to[i].poly_words());
+  }
+  be.copy_many(to.size(), dsts.data(), srcs.data(), words.data());
+}
+
 void RecordedComputation::check_shape(const std::vector<Ciphertext>& inputs) const {
   require(inputs.size() == slots_.size(), ErrorCode::InvalidArgument,
           "recorded computation: " + std::to_string(inputs.size()) + " input ciphertext(s), recorded with " +
@@ -65,10 +78,13 @@ std::vector<Ciphertext> RecordedComputation::run(const std::vector<Ciphertext>& 
     return out;
   }
   std::lock_guard<std::mutex> lock(mutex_);
-  for (size_t i = 0; i < inputs.size(); ++i)  // the recording reads its inputs from the slots
-    be.copy(slots_[i].poly(0), inputs[i].poly(0), slots_[i].size() * slots_[i].poly_words());
+  // The recording reads its inputs from the slots: every input copied there in one call.
+  copy_all(be, slots_, inputs);
   be.replay(*recording_);
-  std::vector<Ciphertext> out(outputs_.begin(), outputs_.end());  // fresh copies, queued after the replay
+  std::vector<Ciphertext> out;  // fresh ciphertexts, filled in one call queued after the replay
+  out.reserve(outputs_.size());
+  for (const Ciphertext& o : outputs_) out.emplace_back(o.context(), o.size(), o.level(), o.scale(), false);
+  copy_all(be, out, outputs_);
   be.synchronize();  // the next run may overwrite the recording's buffers from another thread's stream
   return out;
 }

@@ -164,6 +164,10 @@ class Backend {
   virtual void upload(uint64_t* dst, const uint64_t* host_src, size_t words) = 0;
   virtual void download(uint64_t* host_dst, const uint64_t* src, size_t words) = 0;
   virtual void copy(uint64_t* dst, const uint64_t* src, size_t words) = 0;
+  // `count` copies in one call: dsts[i] = words[i] words at srcs[i] (host arrays of this
+  // backend's pointers). No destination may overlap a source or another destination.
+  // Default: copy() each; cuda: one launch per 128 copies.
+  virtual void copy_many(size_t count, uint64_t* const* dsts, const uint64_t* const* srcs, const size_t* words);
   virtual void set_zero(uint64_t* dst, size_t words) = 0;
   // dst (basis b, coefficient form) = the canonical residues of N signed integers
   // from host memory (any int64: a sampled error, a ternary secret, an encoded

@@ -49,6 +49,7 @@ class RecordedComputation {
 
  private:
   void check_shape(const std::vector<Ciphertext>& inputs) const;
+  static void copy_all(Backend& be, std::vector<Ciphertext>& to, const std::vector<Ciphertext>& from);
 
   ContextPtr ctx_;  // declared first: the backend outlives the recording
   Function f_;
