@@ -266,6 +266,44 @@ TEST(Serve, HostileRequestsGetJsonErrorsAndTheServerKeepsServing) {
   EXPECT_EQ(infer(c, http, again, imgs).size(), 8u);
 }
 
+// Replay::Always on the cpu backend takes the recorded-run path (on cuda: CUDA graph
+// replays) without saving anything: each session records its first inference and
+// replays it after. Same keys and the same query bytes to a server with and one
+// without replay: byte-identical answers, the first and the later ones, and the
+// counters say what happened.
+TEST(Serve, ReplayedSessionsAnswerAsDirectRunsDo) {
+  TempDir store_a, store_b;
+  serve::ServerOptions replaying, direct;
+  replaying.replay = serve::ServerOptions::Replay::Always;
+  direct.replay = serve::ServerOptions::Replay::Never;
+  Server a(store_a.path.string(), replaying), b(store_b.path.string(), direct);
+  auto http_a = a.client(), http_b = b.client();
+  Client c;
+  const std::string keys = c.session_body();  // the same evaluation keys on both servers
+  auto session = [&](httplib::Client& http) {
+    auto r = http.Post("/v1/sessions?model=digits", keys, "application/octet-stream");
+    EXPECT_TRUE(r && r->status == 201);
+    return r ? json::parse(r->body).value("session", "") : std::string();
+  };
+  const std::string sa = session(http_a), sb = session(http_b);
+  const auto imgs = images(16);
+  for (int round = 0; round < 2; ++round) {
+    const std::string body = c.query(imgs);
+    auto ra = http_a.Post(("/v1/sessions/" + sa + "/infer").c_str(), body, "application/octet-stream");
+    auto rb = http_b.Post(("/v1/sessions/" + sb + "/infer").c_str(), body, "application/octet-stream");
+    ASSERT_TRUE(ra && rb);
+    ASSERT_EQ(ra->status, 200) << ra->body;
+    ASSERT_EQ(rb->status, 200) << rb->body;
+    EXPECT_TRUE(ra->body == rb->body) << "round " << round << ": the replayed answer differs";
+    EXPECT_GE(agreement(c.classes(ra->body, imgs.size()), imgs), imgs.size() - 1);
+  }
+  const auto ma = http_a.Get("/metrics"), mb = http_b.Get("/metrics");
+  ASSERT_TRUE(ma && mb);
+  EXPECT_NE(ma->body.find("veil_recorded_runs_total 1\n"), std::string::npos) << ma->body;
+  EXPECT_NE(ma->body.find("veil_replayed_inferences_total 2\n"), std::string::npos) << ma->body;
+  EXPECT_NE(mb->body.find("veil_recorded_runs_total 0\n"), std::string::npos) << mb->body;
+}
+
 TEST(Serve, SessionsExpire) {
   TempDir store;
   serve::ServerOptions o;

@@ -69,6 +69,18 @@ void RecordedComputation::check_shape(const std::vector<Ciphertext>& inputs) con
   }
 }
 
+bool RecordedComputation::matches(const std::vector<Ciphertext>& inputs) const {
+  if (inputs.size() != slots_.size()) return false;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Ciphertext& in = inputs[i];
+    const Ciphertext& slot = slots_[i];
+    if (in.empty() || in.context()->id() != ctx_->id() || in.size() != slot.size() || in.level() != slot.level() ||
+        in.scale() != slot.scale())
+      return false;
+  }
+  return true;
+}
+
 std::vector<Ciphertext> RecordedComputation::run(const std::vector<Ciphertext>& inputs) const {
   check_shape(inputs);
   Backend& be = ctx_->backend();

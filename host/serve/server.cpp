@@ -21,6 +21,7 @@
 #include "veil/context.hpp"
 #include "veil/error.hpp"
 #include "veil/evaluator.hpp"
+#include "veil/recorded_computation.hpp"
 #include "veil/nn/compile.hpp"
 #include "veil/serialization.hpp"
 #include "veil/stream_scope.hpp"
@@ -42,6 +43,13 @@ struct SessionKeys {
   std::string model;
   RelinKey rk;
   GaloisKeys gk;
+  // The session's recorded run (ServerOptions::replay), made by its first inference;
+  // declared last: it reads rk and gk, so it goes first.
+  struct Recorded {
+    std::mutex mutex;
+    std::unique_ptr<RecordedComputation> run;
+  };
+  std::unique_ptr<Recorded> recorded = std::make_unique<Recorded>();
 };
 
 // An HTTP-facing failure: status and message.
@@ -167,6 +175,14 @@ class Metrics {
     bytes_in_ += in;
     bytes_out_ += out;
   }
+  void recorded() {
+    std::lock_guard lock(mutex_);
+    ++recorded_;
+  }
+  void replayed() {
+    std::lock_guard lock(mutex_);
+    ++replayed_;
+  }
   void infer_seconds(double s) {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < kBuckets.size(); ++i)
@@ -188,6 +204,8 @@ class Metrics {
       o << "veil_infer_seconds_bucket{le=\"" << kBuckets[i] << "\"} " << buckets_[i] << "\n";
     o << "veil_infer_seconds_bucket{le=\"+Inf\"} " << infer_count_ << "\n";
     o << "veil_infer_seconds_sum " << infer_sum_ << "\nveil_infer_seconds_count " << infer_count_ << "\n";
+    o << "# TYPE veil_recorded_runs_total counter\nveil_recorded_runs_total " << recorded_ << "\n";
+    o << "# TYPE veil_replayed_inferences_total counter\nveil_replayed_inferences_total " << replayed_ << "\n";
     return o.str();
   }
 
@@ -196,7 +214,7 @@ class Metrics {
   std::mutex mutex_;
   std::map<std::string, uint64_t> requests_;
   std::array<uint64_t, kBuckets.size()> buckets_{};
-  uint64_t infer_count_ = 0, bytes_in_ = 0, bytes_out_ = 0;
+  uint64_t infer_count_ = 0, bytes_in_ = 0, bytes_out_ = 0, recorded_ = 0, replayed_ = 0;
   double infer_sum_ = 0;
 };
 
@@ -286,6 +304,24 @@ struct ModelServer::Impl {
                     "application/json");
   }
 
+  // The model on the inputs: a replay of the session's recorded run when replay is on
+  // and the inputs have its shape (the first inference records it), else directly.
+  std::vector<Ciphertext> run_model(const ModelEntry& m, const SessionKeys& k, const std::vector<Ciphertext>& inputs) {
+    const nn::CompiledModel& plan = *m.plan;
+    auto direct = [&plan, &m, &k](const std::vector<Ciphertext>& in) { return plan.run(Evaluator(m.ctx), in, k.rk, k.gk); };
+    const bool replay = opt.replay == ServerOptions::Replay::Always ||
+                        (opt.replay == ServerOptions::Replay::Auto && m.ctx->backend().name() == "cuda");
+    if (!replay) return direct(inputs);
+    std::lock_guard lock(k.recorded->mutex);  // one run at a time per session: the recording's buffers are shared
+    if (!k.recorded->run) {
+      k.recorded->run = std::make_unique<RecordedComputation>(direct, inputs);
+      metrics.recorded();
+    }
+    if (!k.recorded->run->matches(inputs)) return direct(inputs);
+    metrics.replayed();
+    return k.recorded->run->run(inputs);
+  }
+
   void infer(const httplib::Request& req, httplib::Response& res) {
     const auto k = keys(req.matches[1].str());
     const ModelEntry& m = model(k->model);
@@ -316,7 +352,7 @@ struct ModelServer::Impl {
     {
       std::optional<StreamScope> scope;
       if (m.ctx->backend().name() == "cuda") scope.emplace(m.ctx);
-      outputs = plan.run(Evaluator(m.ctx), inputs, k->rk, k->gk);
+      outputs = run_model(m, *k, inputs);
       if (scope) scope->synchronize();
     }
     metrics.infer_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());

@@ -42,6 +42,8 @@ class RecordedComputation {
   // ciphertexts, complete when the call returns. Thread-safe (calls run one at a time).
   std::vector<Ciphertext> run(const std::vector<Ciphertext>& inputs) const;
 
+  // Whether inputs have the example's shape (run() accepts them).
+  bool matches(const std::vector<Ciphertext>& inputs) const;
   // True when run() replays a recording (cuda), false when it calls f (cpu).
   bool replayed() const { return recording_ != nullptr; }
   // Device work items per replay (kernels, copies, fills); 0 when not replayed.

@@ -18,7 +18,7 @@ namespace {
 
 struct ServeArgs {
   std::vector<std::string> models;
-  std::string host = "127.0.0.1", backend = "cpu", key_store, tls_cert, tls_key;
+  std::string host = "127.0.0.1", backend = "cpu", key_store, tls_cert, tls_key, replay = "auto";
   int port = 8080;
   size_t threads = 0, max_sessions = 1000, max_inflight = 0;
   double max_body_mb = 256, session_ttl = 3600, timeout = 60;
@@ -54,6 +54,9 @@ void run_serve(const ServeArgs& a) {
   o.session_ttl = std::chrono::seconds(static_cast<int64_t>(a.session_ttl));
   o.io_timeout = std::chrono::seconds(static_cast<int64_t>(a.timeout));
   o.allow_insecure_parameters = a.allow_insecure;
+  o.replay = a.replay == "always"  ? serve::ServerOptions::Replay::Always
+             : a.replay == "never" ? serve::ServerOptions::Replay::Never
+                                   : serve::ServerOptions::Replay::Auto;
   o.tls_cert = a.tls_cert;
   o.tls_key = a.tls_key;
   const std::string store_spec = a.key_store.empty() ? default_store() : a.key_store;
@@ -98,6 +101,11 @@ void add_serve_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--timeout", a->timeout, "Seconds to read a request or write a response")->capture_default_str()
       ->check(CLI::PositiveNumber);
+  sub->add_option("--replay", a->replay,
+                  "auto: on cuda, record each session's first inference and replay it as one CUDA graph "
+                  "launch after; always: on every backend (cpu: nothing saved, for tests); never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "always", "never"}));
   sub->add_option("--tls-cert", a->tls_cert, "PEM certificate (chain): serve HTTPS")->check(CLI::ExistingFile);
   sub->add_option("--tls-key", a->tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   sub->add_flag("--allow-insecure-parameters", a->allow_insecure,

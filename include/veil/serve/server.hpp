@@ -48,6 +48,14 @@ struct ServerOptions {
   std::chrono::seconds session_ttl{3600};
   std::chrono::seconds io_timeout{60};  // reading a request / writing a response
   size_t key_cache = 16;              // sessions whose keys stay deserialized in memory
+  // Recorded runs (veil::RecordedComputation): a cached session's first inference is
+  // recorded with its keys, and its later ones (inputs of the same level and scale)
+  // replay it, on cuda as one CUDA graph launch. The recording lives with the cached
+  // keys (at most key_cache of them; on cuda each holds its run's memory, at least
+  // 64 MiB). Auto: on backends that record (cuda); Always: also elsewhere, where the
+  // first inference runs twice and nothing is saved (for tests); Never.
+  enum class Replay { Auto, Always, Never };
+  Replay replay = Replay::Auto;
   bool allow_insecure_parameters = false;  // models with Security::InsecureTestingOnly
   // HTTPS: PEM certificate (chain) and private key files; both or neither.
   std::string tls_cert, tls_key;
