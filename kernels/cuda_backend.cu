@@ -369,6 +369,7 @@ class CudaBackend final : public Backend {
   void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
+  ModDownPolys pair(uint32_t level, uint64_t* out0, uint64_t* out1, const uint64_t* add0, const uint64_t* add1) const;
   // The recording the calling thread is making on this backend, or null.
   CudaRecording* recording_here() const {
     CudaRecording* r = recording_.load(std::memory_order_acquire);
@@ -905,8 +906,9 @@ void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
   mod_down_polys(level, mp, in_qp);
 }
 
-void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
-                                const uint64_t* add0, const uint64_t* add1) {
+// Both halves of a key-switch result (in_qp2: [2][Q_l u P][N]) and their addends.
+ModDownPolys CudaBackend::pair(uint32_t level, uint64_t* out0, uint64_t* out1, const uint64_t* add0,
+                               const uint64_t* add1) const {
   ModDownPolys mp;
   mp.polys = 2;
   mp.in_stride = tables_->limbs(Basis{level + 1, true}) * tables_->n;
@@ -914,7 +916,12 @@ void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, 
   mp.out[1] = out1;
   mp.add[0] = add0;
   mp.add[1] = add1;
-  mod_down_polys(level, mp, in_qp2);
+  return mp;
+}
+
+void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
+                                const uint64_t* add0, const uint64_t* add1) {
+  mod_down_polys(level, pair(level, out0, out1, add0, add1), in_qp2);
 }
 
 // The permutation rides on the ModDown's last pass: its stores go to the permuted slots.
@@ -926,13 +933,7 @@ void CudaBackend::mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_
   uint64_t g_inv = 1, base = g;
   for (uint64_t e = tables_->n - 1; e != 0; e >>= 1, base = base * base % two_n)
     if (e & 1) g_inv = g_inv * base % two_n;
-  ModDownPolys mp;
-  mp.polys = 2;
-  mp.in_stride = tables_->limbs(Basis{level + 1, true}) * tables_->n;
-  mp.out[0] = out0;
-  mp.out[1] = out1;
-  mp.add[0] = add0;
-  mp.add[1] = add1;
+  ModDownPolys mp = pair(level, out0, out1, add0, add1);
   mp.g_inv = g_inv;
   mod_down_polys(level, mp, in_qp2);
 }
