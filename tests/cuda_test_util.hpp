@@ -59,8 +59,4 @@ inline std::vector<uint64_t> download(const ContextPtr& ctx, const uint64_t* dat
   return v;
 }
 
-inline std::vector<uint64_t> words_of(const Ciphertext& ct) {
-  return download(ct.context(), ct.poly(0), ct.size() * ct.poly_words());
-}
-
 }  // namespace veil::test

@@ -13,6 +13,7 @@ namespace veil {
 namespace {
 
 using test::Keyed;
+using test::words_of;
 using Entry = CombinationMatrix::Entry;
 
 Parameters small_primes(int bits) {
@@ -23,12 +24,6 @@ Parameters small_primes(int bits) {
   s.default_scale = std::ldexp(1.0, bits - 10);
   s.security = Security::InsecureTestingOnly;  // a test of arithmetic, not of security
   return Parameters::create(s);
-}
-
-std::vector<uint64_t> words(const Ciphertext& c) {
-  std::vector<uint64_t> w(c.size() * c.poly_words());
-  c.context()->backend().download(w.data(), c.poly(0), w.size());
-  return w;
 }
 
 class CombinationExact : public ::testing::TestWithParam<int> {};
@@ -57,12 +52,12 @@ TEST_P(CombinationExact, EqualsSumsOfIntegerProducts) {
                                                            static_cast<int64_t>(e.weight)));
       EXPECT_EQ(out[r].level(), level);
       EXPECT_EQ(out[r].scale(), in[0].scale());
-      EXPECT_EQ(words(out[r]), words(want)) << "row " << r << ", level " << level;
+      EXPECT_EQ(words_of(out[r]), words_of(want)) << "row " << r << ", level " << level;
     }
     // Accumulating twice doubles.
     std::vector<Ciphertext> acc = out;
     k.eval->combine_into(acc, in, m);
-    for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(words(acc[r]), words(k.eval->add(out[r], out[r])));
+    for (size_t r = 0; r < rows.size(); ++r) EXPECT_EQ(words_of(acc[r]), words_of(k.eval->add(out[r], out[r])));
   }
 }
 
@@ -103,7 +98,7 @@ TEST(Combination, RealWeightsDecryptToTheMatrixProduct) {
   const CombinationMatrix ml(k.ctx, 2, left, level, q), mr(k.ctx, columns - 2, right, level, q);
   auto acc = k.eval->combine(std::span<const Ciphertext>(in).first(2), ml);
   k.eval->combine_into(acc, std::span<const Ciphertext>(in).subspan(2), mr);
-  for (size_t r = 0; r < rows; ++r) EXPECT_EQ(words(acc[r]), words(out[r])) << "row " << r;
+  for (size_t r = 0; r < rows; ++r) EXPECT_EQ(words_of(acc[r]), words_of(out[r])) << "row " << r;
 }
 
 TEST(Combination, MisuseIsRefused) {

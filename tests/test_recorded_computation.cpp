@@ -19,12 +19,6 @@ void expect_error(ErrorCode code, const std::string& fragment, F&& f) {
   }
 }
 
-std::vector<uint64_t> words_of(const Ciphertext& ct) {
-  std::vector<uint64_t> v(ct.size() * ct.poly_words());
-  ct.context()->backend().download(v.data(), ct.poly(0), v.size());
-  return v;
-}
-
 TEST(RecordedComputation, CpuRunsTheComputationAndChecksTheShape) {
   Keyed& k = Keyed::preset(13);
   const auto f = [&](const std::vector<Ciphertext>& in) {

@@ -7,12 +7,6 @@
 namespace veil::test {
 namespace {
 
-std::vector<uint64_t> words_of(const Ciphertext& ct) {
-  std::vector<uint64_t> v(ct.size() * ct.poly_words());
-  ct.context()->backend().download(v.data(), ct.poly(0), v.size());
-  return v;
-}
-
 Parameters small_params() {
   ParameterSpec spec;
   spec.log_n = 13;

@@ -67,6 +67,13 @@ inline double lattigo_floor(const Context& ctx, double scale) {
   return std::log2(scale) - (ctx.params().log_n() + 2);
 }
 
+// Every word of a ciphertext, in host memory (for word-for-word comparisons).
+inline std::vector<uint64_t> words_of(const Ciphertext& ct) {
+  std::vector<uint64_t> v(ct.size() * ct.poly_words());
+  ct.context()->backend().download(v.data(), ct.poly(0), v.size());
+  return v;
+}
+
 inline std::vector<double> random_reals(size_t n, uint64_t seed, double lo = -1, double hi = 1) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<double> d(lo, hi);

@@ -31,6 +31,13 @@ double result_scale(double s, const char* op) {
   return s;
 }
 
+// The scale of a product, refused when it reaches Q P: the product would not fit the modulus.
+double product_scale(const Context& ctx, double s, const char* remedy) {
+  require(std::isfinite(s) && std::log2(s) < ctx.params().log_qp(), ErrorCode::ScaleMismatch,
+          "product scale " + scale_str(s) + " is too large; " + remedy);
+  return s;
+}
+
 }  // namespace
 
 Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) {
@@ -182,9 +189,7 @@ Ciphertext Evaluator::multiply_no_relin(const Ciphertext& a_in, const Ciphertext
   if (b_in.level() != level) b_low = mod_switch_to(b_in, level);
   const Ciphertext& a = a_low.empty() ? a_in : a_low;
   const Ciphertext& b = b_low.empty() ? b_in : b_low;
-  const double scale = a.scale() * b.scale();
-  require(std::isfinite(scale) && std::log2(scale) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
-          "product scale " + scale_str(scale) + " is too large; rescale the operands first");
+  const double scale = product_scale(*ctx_, a.scale() * b.scale(), "rescale the operands first");
   Backend& be = ctx_->backend();
   const Basis bs = q_basis(level);
   Ciphertext out(ctx_, 3, level, scale, false);
@@ -216,9 +221,7 @@ Ciphertext Evaluator::multiply_plain(const Ciphertext& a_in, const Plaintext& p)
   const uint32_t level = std::min(a_in.level(), p.level());
   Ciphertext out = mod_switch_to(a_in, level);
   out.set_c1_seed(std::nullopt);
-  const double scale = out.scale() * p.scale();
-  require(std::isfinite(scale) && std::log2(scale) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
-          "product scale " + scale_str(scale) + " is too large; rescale first");
+  const double scale = product_scale(*ctx_, out.scale() * p.scale(), "rescale first");
   ctx_->backend().multiply_polys(q_basis(level), out.size(), out.poly(0), out.poly(0), p.data());
   out.set_scale(scale);
   return out;
@@ -242,10 +245,7 @@ Ciphertext Evaluator::multiply_constant(const Ciphertext& a, double c, double sc
   const Basis b = q_basis(a.level());
   std::vector<uint64_t> s(a.limbs());
   rns::round_to_rns(c * scale, ctx_->tables(), b, s.data());
-  const double product = a.scale() * scale;
-  require(std::isfinite(product) && std::log2(product) < ctx_->params().log_qp(), ErrorCode::ScaleMismatch,
-          "product scale " + scale_str(product) + " is too large; rescale first");
-  Ciphertext out(ctx_, a.size(), a.level(), product, false);
+  Ciphertext out(ctx_, a.size(), a.level(), product_scale(*ctx_, a.scale() * scale, "rescale first"), false);
   ctx_->backend().multiply_scalar_polys(b, a.size(), out.poly(0), a.poly(0), s.data());
   return out;
 }

@@ -1,5 +1,6 @@
 #include "veil/recorded_computation.hpp"
 
+#include <optional>
 #include <string>
 
 #include "veil/error.hpp"
@@ -49,40 +50,35 @@ void RecordedComputation::copy_all(Backend& be, std::vector<Ciphertext>& to, con
   be.copy_many(to.size(), dsts.data(), srcs.data(), words.data());
 }
 
-void RecordedComputation::check_shape(const std::vector<Ciphertext>& inputs) const {
-  require(inputs.size() == slots_.size(), ErrorCode::InvalidArgument,
-          "recorded computation: " + std::to_string(inputs.size()) + " input ciphertext(s), recorded with " +
-              std::to_string(slots_.size()));
+// The first way inputs differ from the example's shape, as the error run() throws.
+std::optional<Error> RecordedComputation::mismatch(const std::vector<Ciphertext>& inputs) const {
+  if (inputs.size() != slots_.size())
+    return Error(ErrorCode::InvalidArgument, "recorded computation: " + std::to_string(inputs.size()) +
+                                                 " input ciphertext(s), recorded with " + std::to_string(slots_.size()));
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Ciphertext& in = inputs[i];
     const Ciphertext& slot = slots_[i];
-    const std::string which = "recorded computation: input " + std::to_string(i) + " ";
-    require(!in.empty(), ErrorCode::InvalidArgument, which + "is empty");
-    require(in.context()->id() == ctx_->id(), ErrorCode::ContextMismatch, which + "belongs to another context");
-    require(in.size() == slot.size(), ErrorCode::InvalidArgument,
-            which + "has " + std::to_string(in.size()) + " polynomials, recorded with " + std::to_string(slot.size()));
-    require(in.level() == slot.level(), ErrorCode::LevelMismatch,
-            which + "is at level " + std::to_string(in.level()) + ", recorded at " + std::to_string(slot.level()) +
-                " (bring it there with mod_switch_to, or record another)");
-    require(in.scale() == slot.scale(), ErrorCode::ScaleMismatch,
-            which + "has scale " + std::to_string(in.scale()) + ", recorded with " + std::to_string(slot.scale()));
+    auto which = [i] { return "recorded computation: input " + std::to_string(i) + " "; };  // built only on an error
+    if (in.empty()) return Error(ErrorCode::InvalidArgument, which() + "is empty");
+    if (in.context()->id() != ctx_->id()) return Error(ErrorCode::ContextMismatch, which() + "belongs to another context");
+    if (in.size() != slot.size())
+      return Error(ErrorCode::InvalidArgument, which() + "has " + std::to_string(in.size()) +
+                                                   " polynomials, recorded with " + std::to_string(slot.size()));
+    if (in.level() != slot.level())
+      return Error(ErrorCode::LevelMismatch, which() + "is at level " + std::to_string(in.level()) + ", recorded at " +
+                                                 std::to_string(slot.level()) +
+                                                 " (bring it there with mod_switch_to, or record another)");
+    if (in.scale() != slot.scale())
+      return Error(ErrorCode::ScaleMismatch, which() + "has scale " + std::to_string(in.scale()) + ", recorded with " +
+                                                 std::to_string(slot.scale()));
   }
+  return std::nullopt;
 }
 
-bool RecordedComputation::matches(const std::vector<Ciphertext>& inputs) const {
-  if (inputs.size() != slots_.size()) return false;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    const Ciphertext& in = inputs[i];
-    const Ciphertext& slot = slots_[i];
-    if (in.empty() || in.context()->id() != ctx_->id() || in.size() != slot.size() || in.level() != slot.level() ||
-        in.scale() != slot.scale())
-      return false;
-  }
-  return true;
-}
+bool RecordedComputation::matches(const std::vector<Ciphertext>& inputs) const { return !mismatch(inputs); }
 
 std::vector<Ciphertext> RecordedComputation::run(const std::vector<Ciphertext>& inputs) const {
-  check_shape(inputs);
+  if (auto error = mismatch(inputs)) throw *error;
   Backend& be = ctx_->backend();
   if (!recording_) {
     std::vector<Ciphertext> out = f_(inputs);

@@ -15,11 +15,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "veil/backend.hpp"
 #include "veil/ciphertext.hpp"
 #include "veil/context.hpp"
+#include "veil/error.hpp"
 
 namespace veil {
 
@@ -50,7 +52,7 @@ class RecordedComputation {
   size_t operations() const { return recording_ ? recording_->operations() : 0; }
 
  private:
-  void check_shape(const std::vector<Ciphertext>& inputs) const;
+  std::optional<Error> mismatch(const std::vector<Ciphertext>& inputs) const;
   static void copy_all(Backend& be, std::vector<Ciphertext>& to, const std::vector<Ciphertext>& from);
 
   ContextPtr ctx_;  // declared first: the backend outlives the recording
