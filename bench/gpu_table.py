@@ -17,7 +17,8 @@ import sys
 
 UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 ORDER = ["NTT", "INTT", "Encode", "Encrypt", "EncryptSecretKey", "EncryptValues", "Decrypt", "Add", "Mul",
-         "MulRelin", "Relin", "Rescale", "Rotate", "RotateHoisted8", "KeySwitchInner", "KeySwitchApply"]
+         "MulRelin", "Relin", "Rescale", "Rotate", "RotateHoisted8", "RotateMany8", "RelinMany8", "KeySwitchInner",
+         "KeySwitchApply"]
 TARGETS = {"MulRelin": 50.0, "Rotate": 50.0}  # the brief: >= 50x the cpu path at N = 2^16
 
 
@@ -117,6 +118,17 @@ def main(path):
                 op, n, ms(alone) * 1e3 if alone else nan, ms(b) * 1e3 if b else nan,
                 b.get("host_us_per_op", nan) if b else nan, ms(g) * 1e3 if g else nan,
                 g.get("graph_nodes_per_op", nan) if g else nan))
+
+    batches = [(batch, single, n) for n in ns for batch, single in (("RotateMany8", "Rotate"), ("RelinMany8", "Relin"))
+               if (batch, n) in gpu and (single, n) in gpu]
+    if batches:
+        print("\nEight independent key switches in one batch (Evaluator::rotate_many / relinearize_many) "
+              "against eight single ones:\n")
+        print("| batch | N | batch (us) | 8 x single (us) | single / batch per op |")
+        print("|---|---|---|---|---|")
+        for batch, single, n in batches:
+            t_batch, t_single = ms(gpu[(batch, n)]) * 1e3, ms(gpu[(single, n)]) * 1e3
+            print("| %s | %d | %.1f | %.1f | %.2fx |" % (batch, n, t_batch, 8 * t_single, 8 * t_single / t_batch))
 
     if transfers:
         print("\nTransfers of one top-level ciphertext (pageable host memory, wall clock):\n")

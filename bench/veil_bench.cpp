@@ -410,6 +410,35 @@ void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n, BackendKind kind
   state.counters["rotations"] = static_cast<double>(kHoistSteps.size());
 }
 
+// Eight independent rotations (eight ciphertexts, the steps of BM_RotateHoisted8):
+// one batch of key switches (Evaluator::rotate_many), to read against 8 x BM_Rotate.
+void BM_RotateMany8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  const GaloisKeys& gk = f.galois_keys();
+  std::vector<Ciphertext> xs(kHoistSteps.size(), f.ct_a);
+  std::vector<const Ciphertext*> ptrs;
+  for (const auto& x : xs) ptrs.push_back(&x);
+  run_timed(state, f, [&] {
+    std::vector<Ciphertext> c = f.evaluator.rotate_many(ptrs, kHoistSteps, gk);
+    benchmark::DoNotOptimize(c.data());
+  });
+  f.set_counters(state, f.top_limbs());
+  state.counters["rotations"] = static_cast<double>(kHoistSteps.size());
+}
+
+// Eight relinearizations (of the same product, in eight buffers) in one batch
+// (Evaluator::relinearize_many), to read against 8 x BM_Relin.
+void BM_RelinMany8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
+  Fixture& f = fixture(log_n, kind);
+  const std::vector<Ciphertext> products(8, f.ct3);
+  run_timed(state, f, [&] {
+    std::vector<Ciphertext> c = f.evaluator.relinearize_many(products, f.rk);
+    benchmark::DoNotOptimize(c.data());
+  });
+  f.set_counters(state, f.top_limbs());
+  state.counters["relinearizations"] = 8;
+}
+
 // The key-switching inner product alone at the top level: dnum digits over Q u P
 // times the relinearization key, accumulated into two outputs.
 void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n, BackendKind kind) {
@@ -569,6 +598,8 @@ const Entry kEntries[] = {
     {"BM_Rescale", BM_Rescale, benchmark::kMicrosecond},
     {"BM_Rotate", BM_Rotate, benchmark::kMillisecond},
     {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond},
+    {"BM_RotateMany8", BM_RotateMany8, benchmark::kMillisecond},
+    {"BM_RelinMany8", BM_RelinMany8, benchmark::kMillisecond},
     {"BM_KeySwitchInner", BM_KeySwitchInner, benchmark::kMicrosecond},
     {"BM_KeySwitchApply", BM_KeySwitchApply, benchmark::kMicrosecond},
 };

@@ -116,31 +116,32 @@ struct RescalePrepareIo {
   }
 };
 
-// Rescale: the forward contiguous pass reads tmp and stores out[i] = (in[i] -
-// tmp[i]) q_l^-1 mod q_i (tmp now in NTT form, reduced). out may alias in.
+// Rescale: the forward contiguous pass reads tmp and stores out[z][i] = (in[z][i] -
+// tmp[i]) q_l^-1 mod q_i (tmp now in NTT form, reduced). out[z] may alias in[z].
 struct RescaleFinishIo {
   RescaleView rv;
-  const uint64_t* in;
+  RescalePolys rp;
   const uint64_t* tmp;
-  uint64_t* out;
-  size_t in_stride, out_stride;  // tmp: in_stride
+  size_t tmp_stride;
   uint32_t log_n;
   const DeviceModulus* mod;
   __device__ SubtractScaleAt at(uint32_t limb, uint32_t poly, uint32_t prime) const {
-    const size_t off = static_cast<size_t>(limb) << log_n, in_off = poly * in_stride + off;
-    return SubtractScaleAt{tmp + in_off, in + in_off, out + poly * out_stride + off, mod[prime].value,
+    const size_t off = static_cast<size_t>(limb) << log_n;
+    return SubtractScaleAt{tmp + poly * tmp_stride + off, rp.in[poly] + off, rp.out[poly] + off, mod[prime].value,
                            rv.ql_inv_mod_q[limb], rv.ql_inv_mod_q_shoup[limb]};
   }
 };
 
 // ModUp: the forward strided pass loads each target row's conversion of y and stores
-// it in the digit's limb (where the contiguous pass continues in place).
+// it in the digit's limb (where the contiguous pass continues in place). Launch
+// polynomial z is digit z mod `digits` of input z / digits: its y at y + input *
+// y_stride, its digits at out[input], `stride` words apart.
 struct ModUpConvertIo {
   ModUpDigitsView plan;
   const uint64_t* y;
-  uint64_t* out;
-  size_t stride;
-  uint32_t level, log_n;
+  uint64_t* out[kMaxBatch];
+  size_t stride, y_stride;
+  uint32_t digits, level, log_n;
   const DeviceModulus* mod;
   struct At {
     const uint64_t* src;
@@ -156,14 +157,15 @@ struct ModUpConvertIo {
   // Rows are in digit order, each digit's in limb order over its targets (Q_l u P
   // minus its own limbs); every digit before the level's last has alpha own limbs,
   // so digit first_digit + poly starts at row poly * (level + 1).
-  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+  __device__ At at(uint32_t limb, uint32_t z, uint32_t prime) const {
+    const uint32_t input = z / digits, poly = z % digits;
     const DigitLimbs own = digit_limbs(plan.first_digit + poly, plan.alpha, level + 1);
     const uint32_t target = limb < own.first ? limb : limb - own.count();
     const ModUpRow row = plan.row[poly * (level + 1) + target];
     const size_t n = size_t{1} << log_n;
-    return At{y + static_cast<size_t>(row.first - plan.first_limb) * n, plan.factors + row.factor_off,
-              plan.factors_shoup + row.factor_off, out + poly * stride + static_cast<size_t>(limb) * n,
-              mod[prime].value, n, row.count};
+    return At{y + input * y_stride + static_cast<size_t>(row.first - plan.first_limb) * n,
+              plan.factors + row.factor_off, plan.factors_shoup + row.factor_off,
+              out[input] + poly * stride + static_cast<size_t>(limb) * n, mod[prime].value, n, row.count};
   }
 };
 
@@ -248,11 +250,15 @@ struct ModDownFinishIo {
     const uint64_t* add = mp.add[poly];
     return SubtractScaleAt{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
                            mod[prime].value, md.p_inv_mod_q[limb],
-                           md.p_inv_mod_q_shoup[limb], add ? add + off : nullptr, mp.g_inv, log_n};
+                           md.p_inv_mod_q_shoup[limb], add ? add + off : nullptr, mp.g_inv[poly], log_n};
   }
 };
 
 #undef VEIL_FOR_COEFF
+
+void require_batch(uint32_t count) {
+  if (count > kMaxBatch) throw Error(ErrorCode::InvalidArgument, "cuda: more than 16 key switches in one launch");
+}
 
 // Blocks per row: N / 256 threads, one coefficient each.
 dim3 rows_grid(const DeviceTablesView& tv, uint32_t rows, uint32_t polys = 1) {
@@ -260,15 +266,6 @@ dim3 rows_grid(const DeviceTablesView& tv, uint32_t rows, uint32_t polys = 1) {
 }
 
 }  // namespace
-
-void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const LimbMap& q_map,
-                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, size_t in_stride,
-                 size_t out_stride, cudaStream_t stream) {
-  if (level == 0) return;
-  const RescalePrepareIo prepare{rv, last, tmp, in_stride, level, tv.log_n, tv.mod};
-  const RescaleFinishIo finish{rv, in, tmp, out, in_stride, out_stride, tv.log_n, tv.mod};
-  launch_forward(tv, q_map, prepare, finish, stream, "rescale_ntt");
-}
 
 void mod_up_own(const DeviceTablesView& tv, const ModUpDigitsView& plan, size_t stride, const uint64_t* ntt,
                 uint64_t* out, cudaStream_t stream) {
@@ -284,30 +281,81 @@ void mod_up_scale(const DeviceTablesView& tv, const ModUpDigitsView& plan, const
   check_launch("mod_up_scale_kernel");
 }
 
-void mod_up_scale_from_ntt(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* ntt, uint64_t* y,
-                           cudaStream_t stream) {
-  if (plan.limbs == 0) return;
+// Loads limb `limb` of input z (its own pointer), stores at z * dst_stride in dst.
+struct GatherIo {
+  const uint64_t* src[kMaxModDownPolys];
+  uint64_t* dst;
+  size_t dst_stride;
+  uint32_t log_n;
+  __device__ CopyIo::At at(uint32_t limb, uint32_t z, uint32_t) const {
+    const size_t off = static_cast<size_t>(limb) << log_n;
+    return CopyIo::At{src[z] + off, dst + z * dst_stride + off};
+  }
+};
+
+void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const RescalePolys& rp,
+                 uint64_t* scratch, cudaStream_t stream) {
+  if (level == 0 || rp.polys == 0) return;
+  if (rp.polys > kMaxModDownPolys) throw Error(ErrorCode::InvalidArgument, "cuda: more than 32 rescales in one launch");
+  const size_t n = size_t{1} << tv.log_n, stride = (level + 1) * n;
+  uint64_t* tmp = scratch;
+  uint64_t* last = scratch + level * n;
+  LimbMap last_map;  // the dropped limb of every polynomial
+  last_map.limbs = last_map.q_count = 1;
+  last_map.q_first = level;
+  last_map.polys = rp.polys;
+  GatherIo gather{};
+  for (uint32_t z = 0; z < rp.polys; ++z) gather.src[z] = rp.in[z] + level * n;
+  gather.dst = last;
+  gather.dst_stride = stride;
+  gather.log_n = tv.log_n;
+  launch_inverse(tv, last_map, gather, InPlaceIo{last, stride, tv.log_n}, stream, "rescale_ntt");
+  LimbMap q_map;  // the level limbs of Q_{level-1}
+  q_map.limbs = q_map.q_count = level;
+  q_map.polys = rp.polys;
+  const RescalePrepareIo prepare{rv, last, tmp, stride, level, tv.log_n, tv.mod};
+  const RescaleFinishIo finish{rv, rp, tmp, stride, tv.log_n, tv.mod};
+  launch_forward(tv, q_map, prepare, finish, stream, "rescale_ntt");
+}
+
+void mod_up_scale_from_ntt(const DeviceTablesView& tv, const ModUpDigitsView& plan, uint32_t count,
+                           const uint64_t* const* ntts, uint64_t* y, cudaStream_t stream) {
+  if (plan.limbs == 0 || count == 0) return;
+  require_batch(count);
   LimbMap own;  // the digits' own limbs of Q_l, with their primes
   own.limbs = own.q_count = plan.limbs;
   own.q_first = plan.first_limb;
-  const CopyIo first{ntt + (static_cast<size_t>(plan.first_limb) << tv.log_n), y, 0, tv.log_n};
-  const ScaleIo scale{y, 0, tv.log_n, plan.qhat_inv, plan.qhat_inv_shoup, tv.mod};
+  own.polys = count;
+  const size_t y_stride = static_cast<size_t>(plan.limbs) << tv.log_n;
+  GatherIo first{};
+  for (uint32_t i = 0; i < count; ++i) first.src[i] = ntts[i] + (static_cast<size_t>(plan.first_limb) << tv.log_n);
+  first.dst = y;
+  first.dst_stride = y_stride;
+  first.log_n = tv.log_n;
+  const ScaleIo scale{y, y_stride, tv.log_n, plan.qhat_inv, plan.qhat_inv_shoup, tv.mod};
   launch_inverse(tv, own, first, scale, stream, "mod_up_scale_from_ntt");
 }
 
 void mod_up_convert_ntt(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
                         const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream) {
   if (plan.rows == 0) return;
-  const ModUpConvertIo convert{plan, y, out, targets.poly_stride, level, tv.log_n, tv.mod};
+  ModUpConvertIo convert{plan, y, {out}, targets.poly_stride, 0, targets.polys, level, tv.log_n, tv.mod};
   const InPlaceIo rest{out, targets.poly_stride, tv.log_n};
   launch_forward(tv, targets, convert, rest, stream, "mod_up_convert_ntt");
 }
 
 void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
-                            const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream) {
-  if (plan.rows == 0) return;
-  const ModUpConvertIo convert{plan, y, out, targets.poly_stride, level, tv.log_n, tv.mod};
-  launch_forward_strided(tv, targets, convert, stream, "mod_up_convert_strided");
+                            const LimbMap& targets, uint32_t count, const uint64_t* y, uint64_t* const* outs,
+                            cudaStream_t stream) {
+  if (plan.rows == 0 || count == 0) return;
+  require_batch(count);
+  ModUpConvertIo convert{plan, y, {}, targets.poly_stride, static_cast<size_t>(plan.limbs) << tv.log_n,
+                         targets.polys, level, tv.log_n, tv.mod};
+  for (uint32_t i = 0; i < count; ++i) convert.out[i] = outs[i];
+  LimbMap all = targets;  // every input's digits, each input's own limbs skipped
+  all.digit_period = targets.polys;
+  all.polys = targets.polys * count;
+  launch_forward_strided(tv, all, convert, stream, "mod_up_convert_strided");
 }
 
 void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,

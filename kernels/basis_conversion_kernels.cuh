@@ -11,6 +11,12 @@
 
 namespace veil::cuda {
 
+// Most key switches one launch sequence covers (Backend::key_switch_many): their
+// pointers travel in the launches' parameters (16 x 5 words for the inner product,
+// 32 x 3 words for the ModDown, well inside the 4 KiB parameter space).
+constexpr uint32_t kMaxBatch = 16;
+constexpr uint32_t kMaxModDownPolys = 2 * kMaxBatch;
+
 // Rescale constants of one level l (rows i < l), device pointers.
 struct RescaleView {
   const uint64_t* ql_inv_mod_q;
@@ -52,17 +58,23 @@ struct ModDownView {
   const double* p_inv;                // [alpha]
 };
 
-// Rescale of one polynomial given its dropped limb `last` (limb `level`, coefficient
-// form): out[i] = (in[i] + q_i - NTT(tmp)[i]) q_l^-1 mod q_i for i < level, where
-// tmp[i] = reduce_{q_i}(last + floor(q_l/2) mod q_l) + q_i - (floor(q_l/2) mod q_i) is
-// computed by the forward NTT's first pass (into tmp, [level][N] scratch) and the
-// final step done by its last pass. q_map: the `level` limbs of Q_{level-1}, with
-// q_map.polys polynomials: polynomial z reads in + z * in_stride, last and tmp at
-// z * in_stride too, and writes out + z * out_stride. out may alias in when one
-// polynomial is rescaled.
-void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const LimbMap& q_map,
-                 const uint64_t* in, const uint64_t* last, uint64_t* tmp, uint64_t* out, size_t in_stride,
-                 size_t out_stride, cudaStream_t stream);
+// The polynomials one rescale launch sequence covers (blockIdx.z): polys (1 ..
+// kMaxModDownPolys) inputs over Q_level, each with its own output over Q_{level-1}
+// (out[z] may alias in[z]: each word is read before the same thread writes it).
+struct RescalePolys {
+  uint32_t polys = 0;
+  const uint64_t* in[kMaxModDownPolys] = {};
+  uint64_t* out[kMaxModDownPolys] = {};
+};
+
+// Rescale in four launches for every polynomial of rp: the dropped limb (limb `level`)
+// to coefficients, out of place into `last`; then one forward NTT of the `level` limbs
+// of Q_{level-1} whose first pass computes tmp[i] = reduce_{q_i}(last + floor(q_l/2)
+// mod q_l) + q_i - (floor(q_l/2) mod q_i) and whose last pass writes out[i] = (in[i] +
+// q_i - NTT(tmp)[i]) q_l^-1 mod q_i. scratch: [rp.polys][level + 1][N] (per polynomial
+// tmp, then last).
+void rescale_ntt(const DeviceTablesView& tv, uint32_t level, const RescaleView& rv, const RescalePolys& rp,
+                 uint64_t* scratch, cudaStream_t stream);
 
 // ModUp of the digits of a ModUpDigitsView (out: one polynomial over Q_l u P per digit,
 // `stride` words apart, starting with digit first_digit). Own limbs:
@@ -75,8 +87,9 @@ void mod_up_scale(const DeviceTablesView& tv, const ModUpDigitsView& plan, const
 // The same y from the NTT form of the input: y[k] = INTT(ntt[first_limb + k]) (D/d_i)^-1
 // mod d_i, the inverse transform out of place (its first pass reads ntt, writes y) and
 // the scaling done by its last pass, so no coefficient-form copy of the input is made.
-void mod_up_scale_from_ntt(const DeviceTablesView& tv, const ModUpDigitsView& plan, const uint64_t* ntt, uint64_t* y,
-                           cudaStream_t stream);
+// count (<= kMaxBatch) inputs at once: y + i * plan.limbs * N from ntts[i].
+void mod_up_scale_from_ntt(const DeviceTablesView& tv, const ModUpDigitsView& plan, uint32_t count,
+                           const uint64_t* const* ntts, uint64_t* y, cudaStream_t stream);
 // out[row.digit][row.limb] = NTT(sum_i y[row.first + i] (D/d_i) mod t) for every row: the
 // conversion runs inside the forward NTT's first pass (ntt_passes.cuh), so the
 // coefficient-form rows are never stored. `targets` is the LimbMap of the digits'
@@ -88,21 +101,24 @@ void mod_up_convert_ntt(const DeviceTablesView& tv, uint32_t level, const ModUpD
 // The same with only the NTT's first (strided) pass: the target rows are left half
 // transformed, for key_switch_decomposed (key_switch_kernels.cuh), whose kernel runs
 // the second pass itself.
+// count (<= kMaxBatch) decompositions at once: input i's y at y + i * plan.limbs * N
+// (mod_up_scale_from_ntt's), its digits at outs[i]; `targets` covers one input's digits.
 void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
-                            const LimbMap& targets, const uint64_t* y, uint64_t* out, cudaStream_t stream);
+                            const LimbMap& targets, uint32_t count, const uint64_t* y, uint64_t* const* outs,
+                            cudaStream_t stream);
 
-// The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 or 2)
-// inputs over Q_l u P, in_stride words apart; their coefficient-form conversions
-// conv_stride words apart in scratch; outputs out[z] over Q_l, plus add[z] when that
-// is not null (an addend must not alias an output).
-// g_inv != 0: each output is then permuted by X -> X^g (g = g_inv^-1 mod 2N), the
-// value of slot i stored in slot automorphism_slot(i, g_inv) (a rotation's last step).
+// The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 ..
+// kMaxModDownPolys) inputs over Q_l u P, in_stride words apart; their coefficient-form
+// conversions conv_stride words apart in scratch; outputs out[z] over Q_l, plus add[z]
+// when that is not null (an addend must not alias an output).
+// g_inv[z] != 0: output z is then permuted by X -> X^g (g = g_inv[z]^-1 mod 2N), the
+// value of slot i stored in the slot X -> X^g fills from it (a rotation's last step).
 struct ModDownPolys {
   uint32_t polys = 1;
   size_t in_stride = 0, conv_stride = 0;
-  uint64_t* out[2] = {nullptr, nullptr};
-  const uint64_t* add[2] = {nullptr, nullptr};
-  uint64_t g_inv = 0;
+  uint64_t* out[kMaxModDownPolys] = {};
+  const uint64_t* add[kMaxModDownPolys] = {};
+  uint64_t g_inv[kMaxModDownPolys] = {};
 };
 
 // P parts to coefficients: p_part[k] = INTT(p_part[k]) (P/p_k)^-1 mod p_k in place, the

@@ -305,6 +305,7 @@ class CudaBackend final : public Backend {
 
   void rescale(uint32_t level, const uint64_t* in, uint64_t* out) override;
   void rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out) override;
+  void rescale_many(uint32_t level, size_t count, const uint64_t* const* ins, uint64_t* const* outs) override;
   void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
               const uint64_t* ntt) override;
   void mod_up_all(uint32_t level, uint64_t* out_digits, const uint64_t* coeff, const uint64_t* ntt) override;
@@ -324,6 +325,10 @@ class CudaBackend final : public Backend {
   void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) override;
   void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed, const uint64_t* ntt,
                         const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
+  void key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
+                                 const uint64_t* const* ntts) override;
+  void key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
+  size_t key_switch_batch() const override { return kMaxBatch; }
 
  private:
   LimbMap map(Basis b) const {
@@ -370,6 +375,8 @@ class CudaBackend final : public Backend {
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
   ModDownPolys pair(uint32_t level, uint64_t* out0, uint64_t* out1, const uint64_t* add0, const uint64_t* add1) const;
+  // g^-1 mod 2N (0 for g = 0); Error(InvalidArgument) unless g is 0 or odd and < 2N.
+  uint64_t galois_inverse(uint64_t g, const char* what) const;
   // The recording the calling thread is making on this backend, or null.
   CudaRecording* recording_here() const {
     CudaRecording* r = recording_.load(std::memory_order_acquire);
@@ -810,20 +817,32 @@ void CudaBackend::rescale(uint32_t level, const uint64_t* in, uint64_t* out) { r
 // Four launches for all the polynomials: the dropped limbs' INTT (out of place), then
 // the forward NTT whose passes compute the rounding input and the final step.
 void CudaBackend::rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out) {
-  require(level >= 1 && level <= tables_->max_level, ErrorCode::LevelMismatch, "rescale needs level >= 1");
   require(polys >= 1, ErrorCode::InvalidArgument, "rescale_polys: no polynomials");
+  const size_t n = tables_->n;
+  std::vector<const uint64_t*> ins(polys);
+  std::vector<uint64_t*> outs(polys);
+  for (uint32_t z = 0; z < polys; ++z) {
+    ins[z] = in + z * (level + 1) * n;
+    outs[z] = out + z * level * n;
+  }
+  rescale_many(level, polys, ins.data(), outs.data());
+}
+
+// The same four launches for up to 32 polynomials at a time, each with its own buffers.
+void CudaBackend::rescale_many(uint32_t level, size_t count, const uint64_t* const* ins, uint64_t* const* outs) {
+  require(level >= 1 && level <= tables_->max_level, ErrorCode::LevelMismatch, "rescale needs level >= 1");
   use_device(device_);
-  const size_t n = tables_->n, in_stride = (level + 1) * n;
-  Scratch scratch(*this, polys * in_stride);
-  uint64_t* tmp = scratch.get();     // per polynomial: [level][N], then
-  uint64_t* last = tmp + level * n;  // [N]: the dropped limb, to coefficients
-  LimbMap last_map = single(level);
-  last_map.polys = polys;
-  last_map.poly_stride = in_stride;
-  cuda::ntt_inverse_to(view_, last_map, in + level * n, last, stream());
-  LimbMap q_map = map(Basis{level, false});
-  q_map.polys = polys;
-  rescale_ntt(view_, level, rescale_view(level), q_map, in, last, tmp, out, in_stride, level * n, stream());
+  const size_t stride = (level + 1) * tables_->n;
+  for (size_t first = 0; first < count; first += kMaxModDownPolys) {
+    RescalePolys rp;
+    rp.polys = static_cast<uint32_t>(std::min<size_t>(kMaxModDownPolys, count - first));
+    for (uint32_t z = 0; z < rp.polys; ++z) {
+      rp.in[z] = ins[first + z];
+      rp.out[z] = outs[first + z];
+    }
+    Scratch scratch(*this, rp.polys * stride);
+    rescale_ntt(view_, level, rescale_view(level), rp, scratch.get(), stream());
+  }
 }
 
 void CudaBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
@@ -882,12 +901,21 @@ void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t d
 // forward NTT's first pass computing the conversion. The own limbs are not copied
 // (key_switch_apply reads them from ntt) and the second pass is key_switch_apply's.
 void CudaBackend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
+  key_switch_decompose_many(level, 1, &out_digits, &ntt);
+}
+
+// The same three launches for up to kMaxBatch inputs at a time.
+void CudaBackend::key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
+                                            const uint64_t* const* ntts) {
   require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_decompose: bad level");
   use_device(device_);
   const ModUpLaunch m = mod_up_launch(level, 0, tables_->digits(level));
-  Scratch y(*this, m.plan.limbs * tables_->n);
-  mod_up_scale_from_ntt(view_, m.plan, ntt, y.get(), stream());
-  mod_up_convert_strided(view_, level, m.plan, m.targets, y.get(), out_digits, stream());
+  for (size_t first = 0; first < count; first += kMaxBatch) {
+    const auto chunk = static_cast<uint32_t>(std::min<size_t>(kMaxBatch, count - first));
+    Scratch y(*this, static_cast<size_t>(chunk) * m.plan.limbs * tables_->n);
+    mod_up_scale_from_ntt(view_, m.plan, chunk, ntts + first, y.get(), stream());
+    mod_up_convert_strided(view_, level, m.plan, m.targets, chunk, y.get(), out_digits + first, stream());
+  }
 }
 
 void CudaBackend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
@@ -897,7 +925,52 @@ void CudaBackend::key_switch_apply(uint32_t level, uint32_t num_digits, const ui
           "key_switch_apply: bad level/digits");
   require(ntt != nullptr, ErrorCode::InvalidArgument, "key_switch_apply: the decomposed polynomial is needed");
   use_device(device_);
-  cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, decomposed, ntt, key, out0, out1, stream());
+  KeySwitchBatch batch{};
+  batch.decomposed[0] = decomposed;
+  batch.ntt[0] = ntt;
+  batch.key[0] = key;
+  batch.out0[0] = out0;
+  batch.out1[0] = out1;
+  cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, 1, batch, stream());
+}
+
+// Groups of kMaxBatch jobs (fewer when their scratch would pass 512 MiB): one
+// inner-product launch into contiguous scratch, then one ModDown launch sequence for
+// both halves of every job, each with its own output, addend and permutation.
+void CudaBackend::key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
+          "key_switch_many: bad level/digits");
+  if (count == 0) return;
+  use_device(device_);
+  const size_t words = poly_words(Basis{level + 1, true});
+  const size_t budget_words = (size_t{512} << 20) / sizeof(uint64_t);
+  const size_t group = std::clamp<size_t>(budget_words / (2 * words), 1, kMaxBatch);
+  for (size_t first = 0; first < count; first += group) {
+    const auto chunk = static_cast<uint32_t>(std::min(group, count - first));
+    Scratch acc(*this, 2 * chunk * words);
+    KeySwitchBatch batch{};
+    ModDownPolys mp;
+    mp.polys = 2 * chunk;
+    mp.in_stride = words;
+    for (uint32_t i = 0; i < chunk; ++i) {
+      const KeySwitchJob& j = jobs[first + i];
+      require(j.decomposed && j.ntt && j.key && j.out0 && j.out1, ErrorCode::InvalidArgument,
+              "key_switch_many: a job without its buffers");
+      batch.decomposed[i] = j.decomposed;
+      batch.ntt[i] = j.ntt;
+      batch.key[i] = j.key;
+      batch.out0[i] = acc.get() + 2 * i * words;  // the ModDown's inputs: in_stride words apart
+      batch.out1[i] = batch.out0[i] + words;
+      mp.out[2 * i] = j.out0;
+      mp.out[2 * i + 1] = j.out1;
+      mp.add[2 * i] = j.add0;
+      mp.add[2 * i + 1] = j.add1;
+      mp.g_inv[2 * i] = mp.g_inv[2 * i + 1] = galois_inverse(j.g, "key_switch_many");
+    }
+    cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, chunk, batch, stream());
+    mod_down_polys(level, mp, acc.get());
+  }
 }
 
 void CudaBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
@@ -924,17 +997,23 @@ void CudaBackend::mod_down_pair(uint32_t level, uint64_t* out0, uint64_t* out1, 
   mod_down_polys(level, pair(level, out0, out1, add0, add1), in_qp2);
 }
 
-// The permutation rides on the ModDown's last pass: its stores go to the permuted slots.
-void CudaBackend::mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_t* out0, uint64_t* out1,
-                                             uint64_t* in_qp2, const uint64_t* add0, const uint64_t* add1) {
+uint64_t CudaBackend::galois_inverse(uint64_t g, const char* what) const {
+  if (g == 0) return 0;
   const uint64_t two_n = 2 * tables_->n;
-  require(g % 2 == 1 && g < two_n, ErrorCode::InvalidArgument, "mod_down_pair_automorphism: g must be odd and < 2N");
+  require(g % 2 == 1 && g < two_n, ErrorCode::InvalidArgument, std::string(what) + ": g must be odd and < 2N");
   // g^-1 mod 2N = g^(N - 1): the odd residues mod 2N form a group of order N.
   uint64_t g_inv = 1, base = g;
   for (uint64_t e = tables_->n - 1; e != 0; e >>= 1, base = base * base % two_n)
     if (e & 1) g_inv = g_inv * base % two_n;
+  return g_inv;
+}
+
+// The permutation rides on the ModDown's last pass: its stores go to the permuted slots.
+void CudaBackend::mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_t* out0, uint64_t* out1,
+                                             uint64_t* in_qp2, const uint64_t* add0, const uint64_t* add1) {
+  require(g != 0, ErrorCode::InvalidArgument, "mod_down_pair_automorphism: g must be odd and < 2N");
   ModDownPolys mp = pair(level, out0, out1, add0, add1);
-  mp.g_inv = g_inv;
+  mp.g_inv[0] = mp.g_inv[1] = galois_inverse(g, "mod_down_pair_automorphism");
   mod_down_polys(level, mp, in_qp2);
 }
 

@@ -54,21 +54,23 @@ __host__ __device__ inline uint32_t qp_prime_index(uint32_t max_level, uint32_t 
 // cover `polys` polynomials of `limbs` limbs, poly_stride words apart (blockIdx.z),
 // and, with skip_digit = alpha, leave the limbs [j alpha, min((j + 1) alpha, q_count))
 // of polynomial z untouched, j = first_digit + z (the own limbs of ModUp digit j,
-// copied rather than converted).
+// copied rather than converted); with digit_period = d != 0, j = first_digit + z mod d
+// (several decompositions in one launch, d digits each).
 struct LimbMap {
   uint32_t limbs = 0;
   uint32_t q_count = 0;
   uint32_t q_first = 0;
   uint32_t p_first = 0;
   uint32_t polys = 1;
-  uint32_t skip_digit = 0, first_digit = 0;
+  uint32_t skip_digit = 0, first_digit = 0, digit_period = 0;
   size_t poly_stride = 0;
 
   __host__ __device__ uint32_t prime(uint32_t limb) const {
     return limb < q_count ? q_first + limb : p_first + (limb - q_count);
   }
   __host__ __device__ bool skipped(uint32_t limb, uint32_t poly) const {
-    return skip_digit != 0 && digit_limbs(first_digit + poly, skip_digit, q_count).contains(limb);
+    const uint32_t digit = first_digit + (digit_period != 0 ? poly % digit_period : poly);
+    return skip_digit != 0 && digit_limbs(digit, skip_digit, q_count).contains(limb);
   }
 };
 

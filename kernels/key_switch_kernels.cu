@@ -37,9 +37,9 @@ __global__ void inner_product_kernel(DeviceTablesView tv, uint32_t level, uint32
   }
 }
 
-// Block (run of C words, limb). For each digit: finish the run (contiguous NTT
-// pass, left in shared memory) unless the limb is one of the digit's own, then add
-// its products with both key words into 128-bit sums that each thread keeps in
+// Block (run of C words, limb, key switch of the batch). For each digit: finish the
+// run (contiguous NTT pass, left in shared memory) unless the limb is one of the
+// digit's own, then add its products with both key words into 128-bit sums that each thread keeps in
 // registers for its own kPerThread elements (e = threadIdx.x + k * kThreads, the
 // same elements for every digit), reduced once at the end as the inner product and
 // the cpu do: the per-digit Barrett reductions and the shared accumulators are gone.
@@ -47,10 +47,14 @@ constexpr uint32_t kPerThread = kTile / kThreads;
 
 __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView tv, uint32_t level, uint32_t alpha,
                                                               uint32_t num_digits, uint32_t log_rows,
-                                                              const uint64_t* digits, const uint64_t* ntt,
-                                                              const uint64_t* key, uint64_t* out0, uint64_t* out1) {
+                                                              KeySwitchBatch batch) {
   __shared__ uint64_t sh[kTile];
-  const uint32_t limb = blockIdx.y;
+  const uint32_t limb = blockIdx.y, item = blockIdx.z;
+  const uint64_t* digits = batch.decomposed[item];
+  const uint64_t* ntt = batch.ntt[item];
+  const uint64_t* key = batch.key[item];
+  uint64_t* out0 = batch.out0[item];
+  uint64_t* out1 = batch.out1[item];
   const uint32_t log_n = tv.log_n, log_c = log_n - log_rows, len = 1u << log_c;
   const size_t n = size_t{1} << log_n;
   const size_t c0 = static_cast<size_t>(blockIdx.x) << log_c;
@@ -97,12 +101,11 @@ __global__ void __launch_bounds__(kThreads) decomposed_kernel(DeviceTablesView t
 }  // namespace
 
 void key_switch_decomposed(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
-                           const uint64_t* decomposed, const uint64_t* ntt, const uint64_t* key, uint64_t* out0,
-                           uint64_t* out1, cudaStream_t stream) {
+                           uint32_t count, const KeySwitchBatch& batch, cudaStream_t stream) {
+  if (count == 0) return;
   const uint32_t log_rows = log_rows_for(tv.log_n);
-  const dim3 grid(1u << log_rows, level + 1 + alpha);
-  decomposed_kernel<<<grid, kThreads, 0, stream>>>(tv, level, alpha, num_digits, log_rows, decomposed, ntt, key,
-                                                    out0, out1);
+  const dim3 grid(1u << log_rows, level + 1 + alpha, count);
+  decomposed_kernel<<<grid, kThreads, 0, stream>>>(tv, level, alpha, num_digits, log_rows, batch);
   check_launch("key_switch_decomposed");
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "basis_conversion_kernels.cuh"  // kMaxBatch
 #include "device_tables.cuh"
 
 namespace veil::cuda {
@@ -17,14 +18,24 @@ void key_switch_inner_product(const DeviceTablesView& tv, uint32_t level, uint32
                               const uint64_t* digits, const uint64_t* key, uint64_t* out0, uint64_t* out1,
                               cudaStream_t stream);
 
-// The same sums from key_switch_decompose's layout: digits whose target limbs have
-// had only the forward NTT's first (strided) pass (mod_up_convert_strided); their own
-// limbs are read from `ntt`, the decomposed polynomial (Q_l, NTT form). Each block finishes one run of every digit's limb in
-// shared memory (the NTT's contiguous pass) and multiplies it into both sums at once,
-// so the fully transformed digits are never written. Every sum is reduced mod q after
-// each digit: the same canonical words as the 128-bit sum reduced once.
+// The key switches of one key_switch_decomposed launch (blockIdx.z): switch i reads
+// decomposed[i] (key_switch_decompose's layout: digits whose target limbs have had
+// only the forward NTT's first pass, mod_up_convert_strided), the decomposed
+// polynomial ntt[i] (Q_l, NTT form: the digits' own limbs are read from it) and key[i];
+// it writes out0[i] and out1[i] (Q_l u P each).
+struct KeySwitchBatch {
+  const uint64_t* decomposed[kMaxBatch];
+  const uint64_t* ntt[kMaxBatch];
+  const uint64_t* key[kMaxBatch];
+  uint64_t* out0[kMaxBatch];
+  uint64_t* out1[kMaxBatch];
+};
+
+// The inner products of `count` (<= kMaxBatch) key switches. Each block finishes one
+// run of every digit's limb in shared memory (the NTT's contiguous pass) and
+// multiplies it into both sums at once, so the fully transformed digits are never
+// written; the sums are exact in 128 bits and reduced once, as on the CPU.
 void key_switch_decomposed(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
-                           const uint64_t* decomposed, const uint64_t* ntt, const uint64_t* key, uint64_t* out0,
-                           uint64_t* out1, cudaStream_t stream);
+                           uint32_t count, const KeySwitchBatch& batch, cudaStream_t stream);
 
 }  // namespace veil::cuda

@@ -204,6 +204,89 @@ TEST(CkksPrecision, HoistedRotationsEqualPlainRotationsBitForBit) {
   }
 }
 
+namespace {
+void expect_same_words(const Ciphertext& want, const Ciphertext& got, const std::string& what) {
+  ASSERT_EQ(want.size(), got.size()) << what;
+  ASSERT_EQ(want.level(), got.level()) << what;
+  EXPECT_EQ(want.scale(), got.scale()) << what;
+  for (uint32_t k = 0; k < want.size(); ++k) {
+    const auto words = want.poly_words();
+    EXPECT_EQ(std::vector<uint64_t>(want.poly(k), want.poly(k) + words),
+              std::vector<uint64_t>(got.poly(k), got.poly(k) + words))
+        << what << ", poly " << k;
+  }
+}
+}  // namespace
+
+// Independent rotations in one batch: ciphertexts at two levels, steps with their own
+// key, a composed step (3 = 4 - 1) and the identity; each result is rotate()'s.
+TEST(CkksPrecision, RotateManyEqualsRotateBitForBit) {
+  auto x = random_reals(K().slots(), 22), y = random_reals(K().slots(), 23);
+  auto cx = K().encrypt(x);
+  auto cy = K().eval->rescale(K().eval->multiply(K().encrypt(y), K().encrypt(x), K().rk));  // one level lower
+  const std::vector<const Ciphertext*> xs{&cx, &cy, &cx, &cy, &cx, &cy};
+  const std::vector<int64_t> steps{1, 1, -8, 3, 0, 64};
+  auto many = K().eval->rotate_many(xs, steps, K().gk);
+  ASSERT_EQ(many.size(), steps.size());
+  for (size_t i = 0; i < steps.size(); ++i)
+    expect_same_words(K().eval->rotate(*xs[i], steps[i], K().gk), many[i], "step " + std::to_string(steps[i]));
+  auto p = precision(rotated(x, -8), K().decrypt(many[2]));
+  EXPECT_GE(p.mean_bits, floor_bits()) << "rotate_many by -8";
+  EXPECT_VEIL_ERROR(K().eval->rotate_many(xs, {1, 2}, K().gk), ErrorCode::InvalidArgument);
+}
+
+// Hoisted rotations of several ciphertexts (two levels) in one batch, with an input
+// whose only step is the identity: each result is rotate()'s.
+TEST(CkksPrecision, RotateHoistedManyEqualsRotateBitForBit) {
+  auto x = random_reals(K().slots(), 26);
+  auto cx = K().encrypt(x);
+  auto cy = K().eval->rescale(K().eval->multiply(cx, cx, K().rk));
+  const std::vector<const Ciphertext*> xs{&cx, &cy, &cx};
+  const std::vector<std::vector<int64_t>> steps{{1, -8, 0, 2}, {2, 64}, {0}};
+  auto many = K().eval->rotate_hoisted_many(xs, steps, K().gk);
+  ASSERT_EQ(many.size(), xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    ASSERT_EQ(many[i].size(), steps[i].size());
+    for (size_t k = 0; k < steps[i].size(); ++k)
+      expect_same_words(K().eval->rotate(*xs[i], steps[i][k], K().gk), many[i][k],
+                        "input " + std::to_string(i) + ", step " + std::to_string(steps[i][k]));
+  }
+  EXPECT_VEIL_ERROR(K().eval->rotate_hoisted_many(xs, {{1}}, K().gk), ErrorCode::InvalidArgument);
+  EXPECT_VEIL_ERROR(K().eval->rotate_hoisted_many({&cx}, {{3}}, K().gk), ErrorCode::MissingKey);
+}
+
+// Several relinearizations in one batch, at two levels, with a size-2 ciphertext passed
+// through: each result is relinearize()'s.
+TEST(CkksPrecision, RelinearizeManyEqualsRelinearizeBitForBit) {
+  auto x = random_reals(K().slots(), 24), y = random_reals(K().slots(), 25);
+  auto cx = K().encrypt(x), cy = K().encrypt(y);
+  auto low = K().eval->rescale(K().eval->multiply(cx, cy, K().rk));
+  std::vector<Ciphertext> as{K().eval->multiply_no_relin(cx, cy), K().eval->multiply_no_relin(low, low), cx,
+                             K().eval->multiply_no_relin(cy, cy)};
+  auto many = K().eval->relinearize_many(as, K().rk);
+  ASSERT_EQ(many.size(), as.size());
+  for (size_t i = 0; i < as.size(); ++i)
+    expect_same_words(K().eval->relinearize(as[i], K().rk), many[i], "ciphertext " + std::to_string(i));
+  std::vector<double> xy(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xy[i] = x[i] * y[i];
+  EXPECT_GE(precision(xy, K().decrypt(K().eval->rescale(many[0]))).mean_bits, floor_bits() - 2);
+}
+
+// Rescales of ciphertexts of two levels and sizes in one batch: each is rescale()'s.
+TEST(CkksPrecision, RescaleManyEqualsRescaleBitForBit) {
+  auto x = random_reals(K().slots(), 27);
+  auto cx = K().encrypt(x);
+  auto sq = K().eval->multiply_no_relin(cx, cx);                 // size 3, top level
+  auto low = K().eval->rescale(K().eval->multiply(cx, cx, K().rk));  // size 2, one level down
+  const std::vector<Ciphertext> as{cx, sq, low, cx};
+  auto many = K().eval->rescale_many(as);
+  ASSERT_EQ(many.size(), as.size());
+  for (size_t i = 0; i < as.size(); ++i)
+    expect_same_words(K().eval->rescale(as[i]), many[i], "ciphertext " + std::to_string(i));
+  auto bottom = K().eval->mod_switch_to(cx, 0);
+  EXPECT_VEIL_ERROR(K().eval->rescale_many(std::vector<Ciphertext>{cx, bottom}), ErrorCode::LevelMismatch);
+}
+
 TEST(CkksPrecision, EncodeDecodeAtEveryLevel) {
   auto x = random_reals(K().slots(), 19);
   for (uint32_t level = 0; level <= K().ctx->max_level(); ++level) {

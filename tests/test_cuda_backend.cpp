@@ -479,6 +479,27 @@ TEST_P(CudaPrimitives, Rescale) {
     const auto want = rc.to_host();
     ASSERT_EQ(pc.to_host(), want) << "level " << level << ", cpu default";
     ASSERT_TRUE(same_words(want, pg.to_host(), B.n())) << "level " << level << ", three polynomials";
+    // rescale_many: polynomials with their own buffers (outputs in reverse order), more
+    // than one launch sequence takes (32) where that is cheap.
+    const size_t count = B.n() <= 16384 ? 35 : 3;
+    auto [mc, mg] = B.put(B.random(q, count));
+    auto [sc, sg] = B.scratch(out_words * count);
+    std::vector<const uint64_t*> ins_c, ins_g;
+    std::vector<uint64_t*> outs_c, outs_g;
+    for (size_t z = 0; z < count; ++z) {
+      ins_c.push_back(mc.data() + z * in_words);
+      ins_g.push_back(mg.data() + z * in_words);
+      outs_c.push_back(sc.data() + (count - 1 - z) * out_words);
+      outs_g.push_back(sg.data() + (count - 1 - z) * out_words);
+    }
+    B.cpu->rescale_many(level, count, ins_c.data(), outs_c.data());
+    B.gpu->rescale_many(level, count, ins_g.data(), outs_g.data());
+    ASSERT_TRUE(same_words(sc.to_host(), sg.to_host(), B.n())) << "level " << level << ", rescale_many of " << count;
+    Buffer first(B.cpu, out_words, false, true);
+    B.cpu->rescale(level, ins_c[0], first.data());
+    const auto many = sc.to_host();
+    ASSERT_EQ(first.to_host(), std::vector<uint64_t>(many.end() - out_words, many.end()))
+        << "level " << level << ": the first input's result is the last buffer";
   }
 }
 
@@ -602,6 +623,73 @@ TEST_P(CudaPrimitives, KeySwitchDecomposeAndApply) {
                       ErrorCode::InvalidArgument);
     EXPECT_VEIL_ERROR(B.cpu->key_switch_apply(level, digits + 1, dc.data(), nc.data(), k1c.data(), oc.data(), oc.data()),
                       ErrorCode::InvalidArgument);
+  }
+}
+
+// Batches of independent key switches (Backend::key_switch_decompose_many /
+// key_switch_many): several inputs decomposed in one launch sequence, then jobs that
+// mix inputs, keys, rotations (g != 0) and relinearizations (g = 0), with and without
+// addends, give the words of the cpu running the jobs one by one. At N <= 2^14 more
+// jobs than one launch takes (16), so the groups are checked too.
+TEST_P(CudaPrimitives, KeySwitchMany) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  const uint32_t dnum = B.t().digits(L);
+  auto [k1c, k1g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  auto [k2c, k2g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  const size_t inputs = B.n() <= 16384 ? 17 : 3;  // > kMaxBatch where it is cheap
+  const size_t job_count = B.n() <= 16384 ? 21 : 4;
+  for (uint32_t level : {L, L / 2}) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    const uint32_t digits = B.t().digits(level);
+    std::vector<Buffer> in_c, in_g, dec_c, dec_g;
+    std::vector<const uint64_t*> ntt_g;
+    std::vector<uint64_t*> out_digits_g;
+    for (size_t i = 0; i < inputs; ++i) {
+      auto [c, g] = B.put(B.random(q));
+      in_c.push_back(std::move(c));
+      in_g.push_back(std::move(g));
+      dec_c.emplace_back(B.cpu, B.words(qp, digits), false, true);
+      dec_g.emplace_back(B.gpu, B.words(qp, digits), false, true);
+      B.cpu->key_switch_decompose(level, dec_c.back().data(), in_c.back().data());
+      ntt_g.push_back(in_g.back().data());
+      out_digits_g.push_back(dec_g.back().data());
+    }
+    B.gpu->key_switch_decompose_many(level, inputs, out_digits_g.data(), ntt_g.data());
+    {  // the batch decomposes each input as key_switch_decompose does
+      const size_t i = inputs - 1;
+      Buffer one(B.gpu, B.words(qp, digits), false, true);
+      B.gpu->key_switch_decompose(level, one.data(), in_g[i].data());
+      ASSERT_EQ(one.to_host(), dec_g[i].to_host()) << "input " << i << " of the batch, level " << level;
+    }
+    auto [ac, ag] = B.put(B.random(q, 2 * job_count));  // addends
+    auto [oc, og] = B.scratch(B.words(q, 2 * job_count));
+    std::vector<KeySwitchJob> jobs_c(job_count), jobs_g(job_count);
+    for (size_t j = 0; j < job_count; ++j) {
+      const size_t i = (j * 5) % inputs;
+      const uint64_t g = j % 3 == 0 ? 0 : (j % 3 == 1 ? 2 * B.n() - 1 : (uint64_t{1} + 4 * j) % (2 * B.n()));
+      const bool add0 = j % 2 == 0, add1 = j % 4 == 1;
+      const size_t o = 2 * j * B.words(q);
+      jobs_c[j] = KeySwitchJob{dec_c[i].data(), in_c[i].data(), (j % 2 ? k2c : k1c).data(), g,
+                               oc.data() + o, oc.data() + o + B.words(q), add0 ? ac.data() + o : nullptr,
+                               add1 ? ac.data() + o + B.words(q) : nullptr};
+      jobs_g[j] = KeySwitchJob{dec_g[i].data(), in_g[i].data(), (j % 2 ? k2g : k1g).data(), g,
+                               og.data() + o, og.data() + o + B.words(q), add0 ? ag.data() + o : nullptr,
+                               add1 ? ag.data() + o + B.words(q) : nullptr};
+    }
+    B.cpu->key_switch_many(level, digits, job_count, jobs_c.data());
+    B.gpu->key_switch_many(level, digits, job_count, jobs_g.data());
+    const auto host_c = oc.to_host(), host_g = og.to_host();
+    for (size_t j = 0; j < job_count; ++j) {
+      const size_t o = 2 * j * B.words(q), w = 2 * B.words(q);
+      ASSERT_TRUE(same_words(std::vector<uint64_t>(host_c.begin() + o, host_c.begin() + o + w),
+                             std::vector<uint64_t>(host_g.begin() + o, host_g.begin() + o + w), B.n()))
+          << "job " << j << " of " << job_count << " (g " << jobs_c[j].g << "), level " << level;
+    }
+    KeySwitchJob bad = jobs_g[0];
+    bad.g = 4;  // even: not a Galois element
+    EXPECT_VEIL_ERROR(B.gpu->key_switch_many(level, digits, 1, &bad), ErrorCode::InvalidArgument);
   }
 }
 

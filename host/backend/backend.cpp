@@ -196,6 +196,29 @@ void Backend::key_switch_apply(uint32_t level, uint32_t num_digits, const uint64
   key_switch_inner_product(level, num_digits, decomposed, key, out0, out1);
 }
 
+void Backend::rescale_many(uint32_t level, size_t count, const uint64_t* const* ins, uint64_t* const* outs) {
+  for (size_t i = 0; i < count; ++i) rescale(level, ins[i], outs[i]);
+}
+
+void Backend::key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
+                                        const uint64_t* const* ntts) {
+  for (size_t i = 0; i < count; ++i) key_switch_decompose(level, out_digits[i], ntts[i]);
+}
+
+void Backend::key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) {
+  if (count == 0) return;
+  const size_t words = poly_words(Basis{level + 1, true});
+  Scratch acc(*this, 2 * words);
+  for (size_t i = 0; i < count; ++i) {
+    const KeySwitchJob& j = jobs[i];
+    key_switch_apply(level, num_digits, j.decomposed, j.ntt, j.key, acc.get(), acc.get() + words);
+    if (j.g)
+      mod_down_pair_automorphism(level, j.g, j.out0, j.out1, acc.get(), j.add0, j.add1);
+    else
+      mod_down_pair(level, j.out0, j.out1, acc.get(), j.add0, j.add1);
+  }
+}
+
 void Backend::push_stream(BackendStream* s) {
   require(s == nullptr, ErrorCode::InvalidArgument, "push_stream: the " + name() + " backend has no streams");
 }

@@ -1,6 +1,8 @@
 #include "veil/evaluator.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include "ckks/key_switch.hpp"
@@ -14,6 +16,16 @@ using ckks::q_basis;
 using ckks::scales_equal;
 
 namespace {
+
+// Calls f(level, inputs) for each level's inputs in runs of the backend's
+// key_switch_batch(): each run is one batch of key switches.
+template <class F>
+void for_each_batch(const Context& ctx, const std::map<uint32_t, std::vector<size_t>>& by_level, F&& f) {
+  const size_t batch = ctx.backend().key_switch_batch();
+  for (const auto& [level, idx] : by_level)
+    for (size_t first = 0; first < idx.size(); first += batch)
+      f(level, std::span<const size_t>(idx).subspan(first, std::min(batch, idx.size() - first)));
+}
 
 std::string scale_str(double s) {
   std::ostringstream os;
@@ -198,14 +210,34 @@ Ciphertext Evaluator::multiply_no_relin(const Ciphertext& a_in, const Ciphertext
 }
 
 Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKey& rk) const {
-  VEIL_CHECK_CT(a);
+  return std::move(relinearize_many(std::span<const Ciphertext>(&a, 1), rk).front());
+}
+
+std::vector<Ciphertext> Evaluator::relinearize_many(std::span<const Ciphertext> as, const RelinKey& rk) const {
+  for (const Ciphertext& a : as) VEIL_CHECK_CT(a);
   require(!rk.key.empty(), ErrorCode::MissingKey, "relinearization key is empty");
   require(rk.key.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
           "relinearization key belongs to a different context");
-  if (a.size() == 2) return a;
-  Ciphertext out(ctx_, 2, a.level(), a.scale(), false);
-  auto dec = keyswitch::decompose(*ctx_, a.poly(2), a.level());
-  keyswitch::apply(*ctx_, dec, rk.key, out.poly(0), out.poly(1), a.poly(0), a.poly(1));
+  std::vector<Ciphertext> out(as.size());
+  std::map<uint32_t, std::vector<size_t>> by_level;  // the size-3 ones
+  for (size_t i = 0; i < as.size(); ++i) {
+    if (as[i].size() == 2)
+      out[i] = as[i];
+    else
+      by_level[as[i].level()].push_back(i);
+  }
+  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+    std::vector<const uint64_t*> c2;
+    for (size_t i : idx) c2.push_back(as[i].poly(2));
+    const auto decs = keyswitch::decompose_many(*ctx_, c2, level);
+    std::vector<keyswitch::Job> jobs;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const Ciphertext& a = as[idx[k]];
+      Ciphertext& o = out[idx[k]] = Ciphertext(ctx_, 2, level, a.scale(), false);
+      jobs.push_back({&decs[k], &rk.key, 0, o.poly(0), o.poly(1), a.poly(0), a.poly(1)});
+    }
+    keyswitch::apply_many(*ctx_, jobs);
+  });
   return out;
 }
 
@@ -271,6 +303,31 @@ Ciphertext Evaluator::rescale(const Ciphertext& a) const {
   Ciphertext out(ctx_, a.size(), level - 1,
                  result_scale(a.scale() / static_cast<double>(ctx_->tables().primes[level]), "rescale"), false);
   ctx_->backend().rescale_polys(level, a.size(), a.poly(0), out.poly(0));
+  return out;
+}
+
+std::vector<Ciphertext> Evaluator::rescale_many(std::span<const Ciphertext> as) const {
+  std::vector<Ciphertext> out(as.size());
+  std::map<uint32_t, std::vector<size_t>> by_level;
+  for (size_t i = 0; i < as.size(); ++i) {
+    const Ciphertext& a = as[i];
+    VEIL_CHECK_CT(a);
+    require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
+    out[i] = Ciphertext(ctx_, a.size(), a.level() - 1,
+                        result_scale(a.scale() / static_cast<double>(ctx_->tables().primes[a.level()]), "rescale"),
+                        false);
+    by_level[a.level()].push_back(i);
+  }
+  for (const auto& [level, idx] : by_level) {
+    std::vector<const uint64_t*> ins;
+    std::vector<uint64_t*> outs;
+    for (size_t i : idx)
+      for (uint32_t k = 0; k < as[i].size(); ++k) {
+        ins.push_back(as[i].poly(k));
+        outs.push_back(out[i].poly(k));
+      }
+    ctx_->backend().rescale_many(level, ins.size(), ins.data(), outs.data());
+  }
   return out;
 }
 
@@ -347,24 +404,91 @@ Ciphertext Evaluator::rotate(const Ciphertext& a, int64_t step, const GaloisKeys
 
 std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std::vector<int64_t>& steps,
                                                   const GaloisKeys& gk) const {
-  VEIL_CHECK_CT(a);
-  require(a.size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
+  return std::move(rotate_hoisted_many({&a}, {steps}, gk).front());
+}
+
+std::vector<std::vector<Ciphertext>> Evaluator::rotate_hoisted_many(const std::vector<const Ciphertext*>& xs,
+                                                                    const std::vector<std::vector<int64_t>>& steps,
+                                                                    const GaloisKeys& gk) const {
+  require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
+          "rotate_hoisted_many: " + std::to_string(xs.size()) + " ciphertexts but " +
+              std::to_string(steps.size()) + " lists of steps");
   const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
-  std::vector<const SwitchingKey*> keys;
-  for (int64_t step : steps) {  // check every key before doing any work
-    int64_t s = ((step % slots) + slots) % slots;
-    keys.push_back(s == 0 ? nullptr : &find_key(*ctx_, gk, galois_element_for_step(*ctx_, s)));
-  }
-  auto dec = keyswitch::decompose(*ctx_, a.poly(1), a.level());
-  std::vector<Ciphertext> out;
-  out.reserve(steps.size());
-  for (size_t i = 0; i < steps.size(); ++i) {
-    if (!keys[i]) {
-      out.push_back(a);
-      continue;
+  std::vector<std::vector<uint64_t>> elements(xs.size());  // 0: the identity
+  std::map<uint32_t, std::vector<size_t>> by_level;       // the inputs with a real rotation
+  for (size_t i = 0; i < xs.size(); ++i) {  // check every input and key before doing any work
+    VEIL_CHECK_CT(*xs[i]);
+    require(xs[i]->size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
+    for (int64_t step : steps[i]) {
+      const int64_t s = ((step % slots) + slots) % slots;
+      const uint64_t g = s == 0 ? 0 : galois_element_for_step(*ctx_, s);
+      if (g) find_key(*ctx_, gk, g);
+      elements[i].push_back(g);
     }
-    out.push_back(rotate_from_decomposition(*ctx_, a, dec, galois_element_for_step(*ctx_, steps[i]), *keys[i]));
+    if (std::any_of(elements[i].begin(), elements[i].end(), [](uint64_t g) { return g != 0; }))
+      by_level[xs[i]->level()].push_back(i);
   }
+  std::vector<std::vector<Ciphertext>> out(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    out[i].resize(steps[i].size());
+    for (size_t k = 0; k < steps[i].size(); ++k) {
+      if (elements[i][k])
+        out[i][k] = Ciphertext(ctx_, 2, xs[i]->level(), xs[i]->scale(), false);  // moved in: no copy
+      else
+        out[i][k] = *xs[i];
+    }
+  }
+  // One decomposition per input, each run's rotations one batch.
+  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+    std::vector<const uint64_t*> c1;
+    for (size_t i : idx) c1.push_back(xs[i]->poly(1));
+    const auto decs = keyswitch::decompose_many(*ctx_, c1, level);
+    std::vector<keyswitch::Job> jobs;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      const size_t i = idx[d];
+      for (size_t k = 0; k < steps[i].size(); ++k) {
+        const uint64_t g = elements[i][k];
+        if (g)
+          jobs.push_back({&decs[d], &find_key(*ctx_, gk, g), g, out[i][k].poly(0), out[i][k].poly(1),
+                          xs[i]->poly(0), nullptr});
+      }
+    }
+    keyswitch::apply_many(*ctx_, jobs);
+  });
+  return out;
+}
+
+std::vector<Ciphertext> Evaluator::rotate_many(const std::vector<const Ciphertext*>& xs,
+                                               const std::vector<int64_t>& steps, const GaloisKeys& gk) const {
+  require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
+          "rotate_many: " + std::to_string(xs.size()) + " ciphertexts but " + std::to_string(steps.size()) +
+              " steps");
+  const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
+  std::vector<Ciphertext> out(xs.size());
+  std::map<uint32_t, std::vector<size_t>> by_level;  // the ones with their own key
+  for (size_t i = 0; i < xs.size(); ++i) {
+    VEIL_CHECK_CT(*xs[i]);
+    const int64_t s = ((steps[i] % slots) + slots) % slots;
+    if (s != 0 && xs[i]->size() == 2 && gk.has(galois_element_for_step(*ctx_, s)))
+      by_level[xs[i]->level()].push_back(i);
+    else
+      out[i] = rotate(*xs[i], steps[i], gk);  // the identity, a composed rotation, or its error
+  }
+  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+    std::vector<const uint64_t*> c1;
+    for (size_t i : idx) c1.push_back(xs[i]->poly(1));
+    const auto decs = keyswitch::decompose_many(*ctx_, c1, level);
+    std::vector<keyswitch::Job> jobs;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const Ciphertext& a = *xs[idx[k]];
+      const int64_t s = ((steps[idx[k]] % slots) + slots) % slots;
+      const uint64_t g = galois_element_for_step(*ctx_, s);
+      out[idx[k]] = Ciphertext(ctx_, 2, level, a.scale(), false);
+      jobs.push_back({&decs[k], &find_key(*ctx_, gk, g), g, out[idx[k]].poly(0), out[idx[k]].poly(1), a.poly(0),
+                      nullptr});
+    }
+    keyswitch::apply_many(*ctx_, jobs);
+  });
   return out;
 }
 

@@ -17,35 +17,44 @@ Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level
   return dec;
 }
 
-namespace {
-
-// The inner product with the key's digits, then the ModDown (and g's permutation when g != 0).
-void apply_with(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g, uint64_t* out0,
-                uint64_t* out1, const uint64_t* add0, const uint64_t* add1) {
-  require(!key.empty() && key.context()->id() == ctx.id(), ErrorCode::ContextMismatch,
-          "switching key belongs to a different context");
-  Backend& be = ctx.backend();
-  const Basis qp{dec.level + 1, true};
-  Buffer acc = ctx.allocate_scratch(qp, 2);  // fully written by the inner product
-  uint64_t* acc0 = acc.data();
-  uint64_t* acc1 = acc.data() + ctx.words(qp);
-  be.key_switch_apply(dec.level, dec.count, dec.digits.data(), dec.input, key.data(), acc0, acc1);
-  if (g)  // acc1 follows acc0
-    be.mod_down_pair_automorphism(dec.level, g, out0, out1, acc0, add0, add1);
-  else
-    be.mod_down_pair(dec.level, out0, out1, acc0, add0, add1);
+std::vector<Decomposition> decompose_many(const Context& ctx, const std::vector<const uint64_t*>& polys,
+                                          uint32_t level) {
+  const Basis qp{level + 1, true};
+  std::vector<Decomposition> decs(polys.size());
+  std::vector<uint64_t*> outs(polys.size());
+  for (size_t i = 0; i < polys.size(); ++i) {
+    decs[i].input = polys[i];
+    decs[i].level = level;
+    decs[i].count = ctx.tables().digits(level);
+    decs[i].digits = ctx.allocate_scratch(qp, decs[i].count);
+    outs[i] = decs[i].digits.data();
+  }
+  ctx.backend().key_switch_decompose_many(level, polys.size(), outs.data(), polys.data());
+  return decs;
 }
 
-}  // namespace
+void apply_many(const Context& ctx, const std::vector<Job>& jobs) {
+  if (jobs.empty()) return;
+  const uint32_t level = jobs.front().dec->level;
+  std::vector<KeySwitchJob> be_jobs(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const Job& j = jobs[i];
+    require(j.key && !j.key->empty() && j.key->context()->id() == ctx.id(), ErrorCode::ContextMismatch,
+            "switching key belongs to a different context");
+    require(j.dec->level == level, ErrorCode::InvalidArgument, "apply_many: decompositions of different levels");
+    be_jobs[i] = KeySwitchJob{j.dec->digits.data(), j.dec->input, j.key->data(), j.g, j.out0, j.out1, j.add0, j.add1};
+  }
+  ctx.backend().key_switch_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
+}
 
 void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
            uint64_t* out1, const uint64_t* add0, const uint64_t* add1) {
-  apply_with(ctx, dec, key, 0, out0, out1, add0, add1);
+  apply_many(ctx, {Job{&dec, &key, 0, out0, out1, add0, add1}});
 }
 
 void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,
                         uint64_t* out0, uint64_t* out1, const uint64_t* add0, const uint64_t* add1) {
-  apply_with(ctx, dec, key, g, out0, out1, add0, add1);
+  apply_many(ctx, {Job{&dec, &key, g, out0, out1, add0, add1}});
 }
 
 }  // namespace veil::keyswitch

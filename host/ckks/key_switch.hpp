@@ -5,6 +5,8 @@
 //              addends, e.g. relinearization's c0 and c1).
 #pragma once
 
+#include <vector>
+
 #include "veil/backend.hpp"
 #include "veil/context.hpp"
 #include "veil/keys.hpp"
@@ -30,5 +32,25 @@ void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key
 void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,
                         uint64_t* out0, uint64_t* out1, const uint64_t* add0 = nullptr,
                         const uint64_t* add1 = nullptr);
+
+// decompose for several polynomials of one level (one launch sequence on cuda).
+std::vector<Decomposition> decompose_many(const Context& ctx, const std::vector<const uint64_t*>& polys,
+                                          uint32_t level);
+
+// One key switch of apply_many: apply (g == 0) or apply_automorphism (g != 0) of `dec`
+// with `key` into out0 / out1, plus the addends.
+struct Job {
+  const Decomposition* dec = nullptr;
+  const SwitchingKey* key = nullptr;
+  uint64_t g = 0;
+  uint64_t* out0 = nullptr;
+  uint64_t* out1 = nullptr;
+  const uint64_t* add0 = nullptr;
+  const uint64_t* add1 = nullptr;
+};
+// Every job, in as few launches as the backend allows (Backend::key_switch_many): the
+// same words as one apply / apply_automorphism each. Decompositions of one level; an
+// output must not alias another job's inputs, addends or outputs.
+void apply_many(const Context& ctx, const std::vector<Job>& jobs);
 
 }  // namespace veil::keyswitch

@@ -738,7 +738,9 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
           } else if constexpr (std::is_same_v<T, SpatialConvStep>) {
             next = s.conv.apply(eval, *src, gk);
           } else if constexpr (std::is_same_v<T, SquareStep>) {
-            for (const auto& c : *src) next.push_back(eval.rescale(eval.square(c, rk)));
+            std::vector<Ciphertext> squares;  // relinearized together: one batch of key switches
+            for (const auto& c : *src) squares.push_back(eval.multiply_no_relin(c, c));
+            next = eval.rescale_many(eval.relinearize_many(squares, rk));
           } else if constexpr (std::is_same_v<T, PolyStep>) {
             for (const auto& c : *src) next.push_back(evaluate(eval, c, s.poly, rk));
           } else if constexpr (std::is_same_v<T, PoolStep>) {
@@ -757,8 +759,10 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
           } else if constexpr (std::is_same_v<T, LinearStep>) {
             next.push_back(s.layer.apply(eval, *src, gk));
           } else if constexpr (std::is_same_v<T, AffineStep>) {
-            for (size_t i = 0; i < src->size(); ++i)
-              next.push_back(eval.add_plain(eval.rescale(eval.multiply_plain((*src)[i], s.scale[i])), s.shift[i]));
+            std::vector<Ciphertext> scaled;
+            for (size_t i = 0; i < src->size(); ++i) scaled.push_back(eval.multiply_plain((*src)[i], s.scale[i]));
+            scaled = eval.rescale_many(scaled);  // one batch
+            for (size_t i = 0; i < scaled.size(); ++i) next.push_back(eval.add_plain(scaled[i], s.shift[i]));
           } else if constexpr (std::is_same_v<T, ReplicateStep>) {
             for (const auto& c : *src) {
               Ciphertext acc = c;

@@ -179,12 +179,10 @@ std::vector<Ciphertext> Conv2dTaps::apply(const Evaluator& eval, const std::vect
   for (const auto& x : xs) detail::check_layer_input("conv", *ctx_, eval, x, level_, scale_, GaloisKeys{}, {});
   // Taps above the layer's level are brought down to it by combine; scale s * q_level,
   // rescaled once below.
-  std::vector<Ciphertext> out = eval.combine(xs, sums_);
+  std::vector<Ciphertext> out = eval.rescale_many(eval.combine(xs, sums_));  // every channel in one batch
   for (size_t c = 0; c < channels_; ++c) {
-    Ciphertext acc = eval.rescale(out[c]);
-    acc.set_scale(xs[0].scale());  // q_level / q_level: exactly the input scale
-    if (!bias_.empty()) acc = eval.add_scalar(acc, bias_[c]);
-    out[c] = std::move(acc);
+    out[c].set_scale(xs[0].scale());  // q_level / q_level: exactly the input scale
+    if (!bias_.empty()) out[c] = eval.add_scalar(out[c], bias_[c]);
   }
   return out;
 }

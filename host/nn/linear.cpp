@@ -222,45 +222,71 @@ Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertex
 
   // inner[g] = sum over inputs and baby steps b of diag(in, g*n1+b) * rot(x_in, b).
   std::vector<Ciphertext> inner(n2_);
+  std::vector<std::vector<int64_t>> baby(inputs_);  // the baby steps input `in` uses
   for (size_t in = 0; in < inputs_; ++in) {
-    // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
-    Ciphertext x_low;
-    if (xs_in[in].level() != level_) x_low = eval.mod_switch_to(xs_in[in], level_);
-    const Ciphertext& x = x_low.empty() ? xs_in[in] : x_low;
-
     std::vector<bool> used(n1_, false);
     for (size_t k = 0; k < d_; ++k)
       if (!diag_[in * d_ + k].empty()) used[k % n1_] = true;
-    std::vector<int64_t> baby;
     for (size_t b = 1; b < n1_; ++b)
-      if (used[b]) baby.push_back(static_cast<int64_t>(b) * stride);
-    std::vector<Ciphertext> rotated = eval.rotate_hoisted(x, baby, gk);
-    std::vector<const Ciphertext*> rot(n1_, nullptr);  // rot[b] = x rotated left by b (logical)
-    rot[0] = &x;
-    for (size_t i = 0; i < baby.size(); ++i) rot[static_cast<size_t>(baby[i] / stride)] = &rotated[i];
-
-    // One multiply_sum per giant step: every baby step's product, both polynomials.
-    std::vector<const uint64_t*> xs, ps;
-    for (size_t g = 0; g < n2_; ++g) {
-      xs.clear();
-      ps.clear();
-      for (size_t b = 0; b < n1_; ++b) {
-        const Plaintext& p = diag_[in * d_ + g * n1_ + b];
-        if (p.empty()) continue;
-        xs.push_back(rot[b]->poly(0));
-        ps.push_back(p.data());
-      }
-      if (xs.empty()) continue;
-      const bool accumulate = !inner[g].empty();
-      if (!accumulate) inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
-      be.multiply_sum(bs, 2, xs.size(), xs.data(), ps.data(), inner[g].poly(0), accumulate);
+      if (used[b]) baby[in].push_back(static_cast<int64_t>(b) * stride);
+  }
+  // Inputs in groups of the backend's key_switch_batch() whose rotations fit in 256 MiB,
+  // each group's rotations one batch of key switches (one decomposition per input).
+  const size_t rotation_bytes = 2 * ctx_->words(bs) * sizeof(uint64_t);
+  const size_t group_rotations = std::max<size_t>(1, (size_t{256} << 20) / rotation_bytes);
+  const size_t group_inputs = be.key_switch_batch();
+  for (size_t first = 0; first < inputs_;) {
+    size_t end = first + 1, rotations = baby[first].size();
+    while (end < inputs_ && end - first < group_inputs && rotations + baby[end].size() <= group_rotations)
+      rotations += baby[end++].size();
+    // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
+    std::vector<Ciphertext> lows(end - first);
+    std::vector<const Ciphertext*> xs;
+    std::vector<std::vector<int64_t>> steps;
+    for (size_t in = first; in < end; ++in) {
+      if (xs_in[in].level() != level_) lows[in - first] = eval.mod_switch_to(xs_in[in], level_);
+      xs.push_back(lows[in - first].empty() ? &xs_in[in] : &lows[in - first]);
+      steps.push_back(baby[in]);
     }
+    const auto rotated = eval.rotate_hoisted_many(xs, steps, gk);
+
+    for (size_t in = first; in < end; ++in) {
+      std::vector<const Ciphertext*> rot(n1_, nullptr);  // rot[b] = x rotated left by b (logical)
+      rot[0] = xs[in - first];
+      for (size_t i = 0; i < baby[in].size(); ++i)
+        rot[static_cast<size_t>(baby[in][i] / stride)] = &rotated[in - first][i];
+
+      // One multiply_sum per giant step: every baby step's product, both polynomials.
+      std::vector<const uint64_t*> xps, ps;
+      for (size_t g = 0; g < n2_; ++g) {
+        xps.clear();
+        ps.clear();
+        for (size_t b = 0; b < n1_; ++b) {
+          const Plaintext& p = diag_[in * d_ + g * n1_ + b];
+          if (p.empty()) continue;
+          xps.push_back(rot[b]->poly(0));
+          ps.push_back(p.data());
+        }
+        if (xps.empty()) continue;
+        const bool accumulate = !inner[g].empty();
+        if (!accumulate) inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
+        be.multiply_sum(bs, 2, xps.size(), xps.data(), ps.data(), inner[g].poly(0), accumulate);
+      }
+    }
+    first = end;
   }
 
-  Ciphertext sum;
-  for (size_t g = 0; g < n2_; ++g) {
+  // The giant steps' rotations are independent: one batch.
+  std::vector<const Ciphertext*> parts;
+  std::vector<int64_t> part_steps;
+  for (size_t g = 1; g < n2_; ++g) {
     if (inner[g].empty()) continue;
-    Ciphertext part = g == 0 ? std::move(inner[g]) : eval.rotate(inner[g], static_cast<int64_t>(g * n1_) * stride, gk);
+    parts.push_back(&inner[g]);
+    part_steps.push_back(static_cast<int64_t>(g * n1_) * stride);
+  }
+  std::vector<Ciphertext> rotated_parts = eval.rotate_many(parts, part_steps, gk);
+  Ciphertext sum = std::move(inner[0]);
+  for (Ciphertext& part : rotated_parts) {
     if (sum.empty()) {
       sum = std::move(part);
     } else {

@@ -437,20 +437,22 @@ namespace {
 // [first, first + outs.size()).
 void finish(const Evaluator& eval, const MapStep& mp, std::vector<Ciphertext>& outs, size_t first,
             const RelinKey& rk) {
-  for (size_t r = 0; r < outs.size(); ++r) {
-    if (mp.relinearize) outs[r] = eval.rescale(eval.relinearize(outs[r], rk));  // the square's rescale
-    if (mp.rescale) {
-      outs[r] = eval.rescale(outs[r]);
-      if (!mp.bias.empty() && mp.bias[first + r] != 0) outs[r] = eval.add_scalar(outs[r], mp.bias[first + r]);
-    }
-  }
+  // Each step is one batch over the outputs (one launch sequence on cuda).
+  if (mp.relinearize) outs = eval.rescale_many(eval.relinearize_many(outs, rk));  // the squares' rescale
+  if (!mp.rescale) return;
+  outs = eval.rescale_many(outs);
+  for (size_t r = 0; r < outs.size(); ++r)
+    if (!mp.bias.empty() && mp.bias[first + r] != 0) outs[r] = eval.add_scalar(outs[r], mp.bias[first + r]);
 }
 
 void element(const Evaluator& eval, const ElementStep& es, std::vector<Ciphertext>& cts, const RelinKey& rk) {
-  for (auto& c : cts) {
-    if (es.poly) c = evaluate(eval, c, *es.poly, rk);
-    else c = es.relinearize ? eval.rescale(eval.square(c, rk)) : eval.multiply_no_relin(c, c);
+  if (es.poly) {
+    for (auto& c : cts) c = evaluate(eval, c, *es.poly, rk);
+    return;
   }
+  for (auto& c : cts) c = eval.multiply_no_relin(c, c);
+  if (!es.relinearize) return;
+  cts = eval.rescale_many(eval.relinearize_many(cts, rk));  // one batch of key switches, one of rescales
 }
 
 }  // namespace

@@ -87,6 +87,21 @@ struct CombineMatrix {
 };
 
 // The distributions of Backend::sample_signed.
+// One key switch of Backend::key_switch_many: the decomposition `decomposed` of the
+// polynomial `ntt` (Backend::key_switch_decompose's), a switching key ([dnum][2][Q_L u
+// P][N]), the Galois element g of a rotation's permutation (0: none), the outputs over
+// Q_l and optional addends (null: nothing added).
+struct KeySwitchJob {
+  const uint64_t* decomposed = nullptr;
+  const uint64_t* ntt = nullptr;
+  const uint64_t* key = nullptr;
+  uint64_t g = 0;
+  uint64_t* out0 = nullptr;
+  uint64_t* out1 = nullptr;
+  const uint64_t* add0 = nullptr;
+  const uint64_t* add1 = nullptr;
+};
+
 enum class SignedDistribution {
   Ternary,           // {-1, 0, 1}, each with probability 1/3 (secrets, encryption's v)
   CenteredBinomial,  // k = 21: sigma = sqrt(10.5) ~ 3.24, values in [-21, 21] (errors)
@@ -255,6 +270,10 @@ class Backend {
   // (level + 1) N words apart, out receives them level N words apart; out must not
   // overlap in. Default: one rescale each; cuda runs them all in one launch sequence.
   virtual void rescale_polys(uint32_t level, uint32_t polys, const uint64_t* in, uint64_t* out);
+  // rescale of `count` polynomials, polynomial i from ins[i] into outs[i]; no output
+  // overlaps an input or another output. Default: one rescale each; cuda: groups of 32
+  // in one launch sequence (4 launches per group instead of per ciphertext).
+  virtual void rescale_many(uint32_t level, size_t count, const uint64_t* const* ins, uint64_t* const* outs);
   // Extends digit `digit` of a level-`level` polynomial to Q_l u P (NTT form).
   // coeff: the polynomial in coefficient form (Q_l); ntt: the same in NTT form.
   virtual void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
@@ -329,6 +348,26 @@ class Backend {
   virtual void key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt);
   virtual void key_switch_apply(uint32_t level, uint32_t num_digits, const uint64_t* decomposed,
                                 const uint64_t* ntt, const uint64_t* key, uint64_t* out0, uint64_t* out1);
+
+  // How many inputs (decompositions) one batch of key switches should cover: the
+  // Evaluator's *_many calls split larger ones. 1 on cpu, where a batch saves nothing
+  // and one input at a time keeps the working set in cache; 16 on cuda.
+  virtual size_t key_switch_batch() const { return 1; }
+  // ---- batches of independent key switches (hoisted or independent rotations,
+  // several relinearizations): one launch sequence for the whole batch on cuda, so
+  // small rings get the blocks of every job at once instead of a few per launch ----
+  // key_switch_decompose of `count` polynomials: out_digits[i] gets the decomposition
+  // of ntts[i] (each buffer and input as key_switch_decompose's). Default: one
+  // key_switch_decompose each.
+  virtual void key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
+                                         const uint64_t* const* ntts);
+  // Runs every job: key_switch_apply of (decomposed, ntt) with key, then mod_down_pair
+  // into (out0, out1) with the addends, or mod_down_pair_automorphism when g != 0.
+  // All jobs at `level` with num_digits digits. An output must not alias any job's
+  // inputs, addends or other outputs. The words equal the jobs run one by one.
+  // Default: that; cuda: groups of up to 16 jobs, each group one inner-product launch
+  // and one ModDown launch sequence (5 launches per group instead of per job).
+  virtual void key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs);
 
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}

@@ -36,6 +36,9 @@ class Evaluator {
   Ciphertext multiply(const Ciphertext& a, const Ciphertext& b, const RelinKey& rk) const;
   Ciphertext square(const Ciphertext& a, const RelinKey& rk) const;
   Ciphertext relinearize(const Ciphertext& a, const RelinKey& rk) const;
+  // relinearize of each ciphertext, word for word, the size-3 ones of one level
+  // key-switched together (one launch sequence on cuda).
+  std::vector<Ciphertext> relinearize_many(std::span<const Ciphertext> as, const RelinKey& rk) const;
   Ciphertext multiply_plain(const Ciphertext& a, const Plaintext& p) const;
   // Multiplies every slot by the real constant c, encoded at scale q_level (the
   // prime the next rescale divides by), so rescale() restores a's scale exactly.
@@ -51,6 +54,9 @@ class Evaluator {
 
   // Divides by the last prime q_level with rounding: level - 1, scale / q_level.
   Ciphertext rescale(const Ciphertext& a) const;
+  // rescale of each ciphertext, word for word, those of one level in one batch (one
+  // launch sequence on cuda).
+  std::vector<Ciphertext> rescale_many(std::span<const Ciphertext> as) const;
   // Drops primes down to `level` (no scale change).
   Ciphertext mod_switch_to(const Ciphertext& a, uint32_t level) const;
   Plaintext mod_switch_to(const Plaintext& p, uint32_t level) const;
@@ -62,6 +68,18 @@ class Evaluator {
   // (hoisting). Every step needs its own key. Results equal rotate() bit for bit.
   std::vector<Ciphertext> rotate_hoisted(const Ciphertext& a, const std::vector<int64_t>& steps,
                                          const GaloisKeys& gk) const;
+  // rotate_hoisted of several ciphertexts: result[i][k] = rotate(*xs[i], steps[i][k]),
+  // word for word; every rotation of one level in one batch of key switches (one
+  // launch sequence on cuda). InvalidArgument when the counts differ.
+  std::vector<std::vector<Ciphertext>> rotate_hoisted_many(const std::vector<const Ciphertext*>& xs,
+                                                           const std::vector<std::vector<int64_t>>& steps,
+                                                           const GaloisKeys& gk) const;
+  // Independent rotations: result i = rotate(*xs[i], steps[i]), word for word. The
+  // ones whose step has its own key are key-switched together, per level (one launch
+  // sequence on cuda instead of one per rotation); the others as rotate() does them.
+  // InvalidArgument when the counts differ.
+  std::vector<Ciphertext> rotate_many(const std::vector<const Ciphertext*>& xs, const std::vector<int64_t>& steps,
+                                      const GaloisKeys& gk) const;
   Ciphertext conjugate(const Ciphertext& a, const GaloisKeys& gk) const;
   // Applies X -> X^g with its key (advanced use).
   Ciphertext apply_galois(const Ciphertext& a, uint64_t galois_elt, const GaloisKeys& gk) const;
