@@ -125,6 +125,13 @@ LinearLayer::LinearLayer(ContextPtr ctx, const std::vector<double>& weights, siz
       diag_[in * d_ + k] = encoder.encode(v, diag_scale, static_cast<int>(level_));
     }
   }
+  std::vector<bool> giant(n2_, false);  // the giant steps with a part
+  for (size_t i = 0; i < diag_.size(); ++i)
+    if (!diag_[i].empty()) giant[(i % d_) / n1_] = true;
+  std::vector<CombinationMatrix::Entry> parts;
+  for (size_t g = 0; g < n2_; ++g)
+    if (giant[g]) parts.push_back({static_cast<uint32_t>(parts.size()), 1.0});
+  if (parts.size() >= 2) giant_sum_ = CombinationMatrix(ctx_, parts.size(), {parts}, level_, 1.0);
   if (!bias.empty()) {
     std::vector<std::vector<double>> copies(batch_, bias);
     bias_ = encoder.encode(layout(copies, d_, slots, batch_), scale_, static_cast<int>(level_) - 1);
@@ -250,28 +257,30 @@ Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertex
     }
     const auto rotated = eval.rotate_hoisted_many(xs, steps, gk);
 
+    // rot[in - first][b] = input `in` rotated left by b (logical).
+    std::vector<std::vector<const Ciphertext*>> rot(end - first, std::vector<const Ciphertext*>(n1_, nullptr));
     for (size_t in = first; in < end; ++in) {
-      std::vector<const Ciphertext*> rot(n1_, nullptr);  // rot[b] = x rotated left by b (logical)
-      rot[0] = xs[in - first];
+      rot[in - first][0] = xs[in - first];
       for (size_t i = 0; i < baby[in].size(); ++i)
-        rot[static_cast<size_t>(baby[in][i] / stride)] = &rotated[in - first][i];
-
-      // One multiply_sum per giant step: every baby step's product, both polynomials.
-      std::vector<const uint64_t*> xps, ps;
-      for (size_t g = 0; g < n2_; ++g) {
-        xps.clear();
-        ps.clear();
+        rot[in - first][static_cast<size_t>(baby[in][i] / stride)] = &rotated[in - first][i];
+    }
+    // One multiply_sum per giant step: every product of the group's inputs and baby
+    // steps, both polynomials.
+    std::vector<const uint64_t*> xps, ps;
+    for (size_t g = 0; g < n2_; ++g) {
+      xps.clear();
+      ps.clear();
+      for (size_t in = first; in < end; ++in)
         for (size_t b = 0; b < n1_; ++b) {
           const Plaintext& p = diag_[in * d_ + g * n1_ + b];
           if (p.empty()) continue;
-          xps.push_back(rot[b]->poly(0));
+          xps.push_back(rot[in - first][b]->poly(0));
           ps.push_back(p.data());
         }
-        if (xps.empty()) continue;
-        const bool accumulate = !inner[g].empty();
-        if (!accumulate) inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
-        be.multiply_sum(bs, 2, xps.size(), xps.data(), ps.data(), inner[g].poly(0), accumulate);
-      }
+      if (xps.empty()) continue;
+      const bool accumulate = !inner[g].empty();
+      if (!accumulate) inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
+      be.multiply_sum(bs, 2, xps.size(), xps.data(), ps.data(), inner[g].poly(0), accumulate);
     }
     first = end;
   }
@@ -284,15 +293,12 @@ Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertex
     parts.push_back(&inner[g]);
     part_steps.push_back(static_cast<int64_t>(g * n1_) * stride);
   }
-  std::vector<Ciphertext> rotated_parts = eval.rotate_many(parts, part_steps, gk);
-  Ciphertext sum = std::move(inner[0]);
-  for (Ciphertext& part : rotated_parts) {
-    if (sum.empty()) {
-      sum = std::move(part);
-    } else {
-      for (uint32_t j = 0; j < 2; ++j) be.add(bs, sum.poly(j), sum.poly(j), part.poly(j));
-    }
-  }
+  std::vector<Ciphertext> terms;  // inner[0] (when not empty), then the rotated parts
+  if (!inner[0].empty()) terms.push_back(std::move(inner[0]));
+  for (Ciphertext& part : eval.rotate_many(parts, part_steps, gk)) terms.push_back(std::move(part));
+  Ciphertext sum;
+  if (terms.size() == 1) sum = std::move(terms[0]);
+  if (terms.size() >= 2) sum = std::move(eval.combine(terms, giant_sum_).front());  // one launch for the sum
   if (sum.empty()) sum = Ciphertext(ctx_, 2, level_, prod_scale, true);  // W = 0: a trivial encryption of 0
   Ciphertext y = eval.rescale(sum);
   if (!bias_.empty()) y = eval.add_plain(y, bias_);

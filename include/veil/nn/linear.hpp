@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "veil/ciphertext.hpp"
+#include "veil/combination.hpp"
 #include "veil/context.hpp"
 #include "veil/evaluator.hpp"
 #include "veil/keys.hpp"
@@ -122,6 +123,9 @@ class LinearLayer {
   // right by g*n1; empty when zero.
   std::vector<Plaintext> diag_;
   Plaintext bias_;  // empty when there is no bias
+  // Sums the giant steps' parts (inner[0] and the rotated others) in one combine;
+  // empty when there are fewer than two parts.
+  CombinationMatrix giant_sum_;
 };
 
 }  // namespace veil::nn
