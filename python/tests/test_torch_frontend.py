@@ -227,6 +227,28 @@ def test_python_and_cli_exchange_keys_and_ciphertexts(converted, tmp_path):
         server.decrypt(result)
 
 
+def test_replayed_runs_give_the_words_of_direct_runs(converted, tmp_path):
+    # replay="always" on the cpu: the first run() records (on cpu: runs) the model, later
+    # ones go through the recording; every answer is word for word a direct run's.
+    model_path = tmp_path / "digits.veil"
+    converted.save(model_path)
+    converted.model.save_keys(str(tmp_path / "keys"))
+    x, _ = digits(70)  # two runs per call
+    query = converted.model.encrypt(x)
+    direct = veil.Model(model_path, replay="never")
+    direct.load_keys(str(tmp_path / "keys"), secret=False)
+    replayed = veil.Model(model_path, replay="always")
+    replayed.load_keys(str(tmp_path / "keys"), secret=False)
+    want = direct.run(direct.load_batch(query.serialize(), count=70)).serialize()
+    for _ in range(2):
+        got = replayed.run(replayed.load_batch(query.serialize(), count=70)).serialize()
+        assert got == want
+    assert not replayed.replays  # the cpu has nothing to replay on a device
+    assert not veil.Model(model_path).replays  # auto: only on cuda
+    with pytest.raises(ValueError, match="replay must be"):
+        veil.Model(model_path, replay="sometimes")
+
+
 def test_bad_inputs_raise(converted, ctx):
     m = converted.model
     with pytest.raises(ValueError, match="784"):
