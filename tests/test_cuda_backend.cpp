@@ -117,6 +117,11 @@ struct Backends {
     b.from_host(host.data(), host.size());
     return {std::move(a), std::move(b)};
   }
+  // A random top-level switching key ([dnum][2][Q_L u P][N]) on both backends.
+  std::pair<Buffer, Buffer> random_key() {
+    const uint32_t top = t().max_level;
+    return put(random(Basis{top + 1, true}, 2 * t().digits(top)));
+  }
   std::pair<Buffer, Buffer> scratch(size_t words) {
     return {Buffer(cpu, words, false, true), Buffer(gpu, words, false, true)};
   }
@@ -567,9 +572,7 @@ TEST_P(CudaPrimitives, KeySwitchInnerProduct) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
   const uint32_t L = B.t().max_level;
-  const uint32_t dnum = B.t().digits(L);
-  // key: [dnum][2][Q_L u P][N]
-  auto [kc, kg] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  auto [kc, kg] = B.random_key();
   for (uint32_t level : some_levels(0, L)) {
     const Basis qp{level + 1, true};
     const uint32_t digits = B.t().digits(level);
@@ -589,9 +592,8 @@ TEST_P(CudaPrimitives, KeySwitchDecomposeAndApply) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
   const uint32_t L = B.t().max_level;
-  const uint32_t dnum = B.t().digits(L);
-  auto [k1c, k1g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
-  auto [k2c, k2g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  auto [k1c, k1g] = B.random_key();
+  auto [k2c, k2g] = B.random_key();
   for (uint32_t level : some_levels(0, L)) {
     const Basis q{level + 1, false}, qp{level + 1, true};
     const uint32_t digits = B.t().digits(level);
@@ -635,9 +637,8 @@ TEST_P(CudaPrimitives, KeySwitchMany) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
   const uint32_t L = B.t().max_level;
-  const uint32_t dnum = B.t().digits(L);
-  auto [k1c, k1g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
-  auto [k2c, k2g] = B.put(B.random(Basis{L + 1, true}, 2 * dnum));
+  auto [k1c, k1g] = B.random_key();
+  auto [k2c, k2g] = B.random_key();
   const size_t inputs = B.n() <= 16384 ? 17 : 3;  // > kMaxBatch where it is cheap
   const size_t job_count = B.n() <= 16384 ? 21 : 4;
   for (uint32_t level : {L, L / 2}) {
