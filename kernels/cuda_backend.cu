@@ -328,7 +328,13 @@ class CudaBackend final : public Backend {
   void key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
                                  const uint64_t* const* ntts) override;
   void key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
-  size_t key_switch_batch() const override { return kMaxBatch; }
+  // kMaxBatch, fewer when their top-level decompositions would pass 1 GiB (7 at the
+  // 2^16 preset, whose decompositions take 140 MiB each).
+  size_t key_switch_batch() const override {
+    const RnsTables& t = *tables_;
+    const size_t bytes = static_cast<size_t>(t.digits(t.max_level)) * poly_words(Basis{t.max_level + 1, true}) * 8;
+    return std::clamp<size_t>((size_t{1} << 30) / bytes, 1, kMaxBatch);
+  }
 
  private:
   LimbMap map(Basis b) const {
