@@ -287,9 +287,9 @@ struct GatherIo {
   uint64_t* dst;
   size_t dst_stride;
   uint32_t log_n;
-  __device__ CopyIo::At at(uint32_t limb, uint32_t z, uint32_t) const {
+  __device__ CopyAt at(uint32_t limb, uint32_t z, uint32_t) const {
     const size_t off = static_cast<size_t>(limb) << log_n;
-    return CopyIo::At{src[z] + off, dst + z * dst_stride + off};
+    return CopyAt{src[z] + off, dst + z * dst_stride + off};
   }
 };
 

@@ -345,14 +345,6 @@ class CudaBackend final : public Backend {
     m.p_first = tables_->max_level + 1;
     return m;
   }
-  // One limb with prime index `prime`.
-  static LimbMap single(uint32_t prime) {
-    LimbMap m;
-    m.limbs = 1;
-    m.q_count = 1;
-    m.q_first = prime;
-    return m;
-  }
   void check_limbs(Basis b) const {
     require(b.q_count <= tables_->max_level + 1, ErrorCode::InvalidArgument, "cuda backend: basis exceeds Q_L");
   }

@@ -56,11 +56,4 @@ void ntt_inverse(const DeviceTablesView& tv, const LimbMap& map, uint64_t* data,
   launch_inverse(tv, map, io, io, stream, "ntt_inverse");
 }
 
-void ntt_inverse_to(const DeviceTablesView& tv, const LimbMap& map, const uint64_t* src, uint64_t* dst,
-                    cudaStream_t stream) {
-  check_size(tv.log_n);
-  const CopyIo first{src, dst, map.poly_stride, tv.log_n};
-  launch_inverse(tv, map, first, in_place(tv, map, dst), stream, "ntt_inverse_to");
-}
-
 }  // namespace veil::cuda

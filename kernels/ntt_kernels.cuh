@@ -17,8 +17,5 @@ constexpr uint32_t kNttMinLogN = 11, kNttMaxLogN = 17;
 
 void ntt_forward(const DeviceTablesView& tv, const LimbMap& map, uint64_t* data, cudaStream_t stream);
 void ntt_inverse(const DeviceTablesView& tv, const LimbMap& map, uint64_t* data, cudaStream_t stream);
-// dst = INTT(src), out of place (the first pass reads src, writes dst). src unchanged.
-void ntt_inverse_to(const DeviceTablesView& tv, const LimbMap& map, const uint64_t* src, uint64_t* dst,
-                    cudaStream_t stream);
 
 }  // namespace veil::cuda

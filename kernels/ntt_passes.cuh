@@ -213,22 +213,13 @@ struct InPlaceIo {
   }
 };
 
-// An out-of-place pass: loads from src, stores at the same place in dst.
-struct CopyIo {
-  const uint64_t* src;
-  uint64_t* dst;
-  size_t poly_stride;
-  uint32_t log_n;
-  struct At {
-    const uint64_t* s;
-    uint64_t* d;
-    __device__ uint64_t load(size_t i) const { return s[i]; }
-    __device__ void store(size_t i, uint64_t v) const { d[i] = v; }
-  };
-  __device__ At at(uint32_t limb, uint32_t poly, uint32_t) const {
-    const size_t off = poly * poly_stride + (static_cast<size_t>(limb) << log_n);
-    return At{src + off, dst + off};
-  }
+// An out-of-place pass's view of one limb (an Io's At): loads from s, stores at the
+// same place in d.
+struct CopyAt {
+  const uint64_t* s;
+  uint64_t* d;
+  __device__ uint64_t load(size_t i) const { return s[i]; }
+  __device__ void store(size_t i, uint64_t v) const { d[i] = v; }
 };
 
 // Stages with t >= C: forward stages 0 .. log_rows - 1, or inverse t = C .. N / 2.

@@ -297,13 +297,7 @@ Ciphertext Evaluator::multiply_integer(const Ciphertext& a, int64_t k) const {
 }
 
 Ciphertext Evaluator::rescale(const Ciphertext& a) const {
-  VEIL_CHECK_CT(a);
-  require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
-  const uint32_t level = a.level();
-  Ciphertext out(ctx_, a.size(), level - 1,
-                 result_scale(a.scale() / static_cast<double>(ctx_->tables().primes[level]), "rescale"), false);
-  ctx_->backend().rescale_polys(level, a.size(), a.poly(0), out.poly(0));
-  return out;
+  return std::move(rescale_many(std::span<const Ciphertext>(&a, 1)).front());
 }
 
 std::vector<Ciphertext> Evaluator::rescale_many(std::span<const Ciphertext> as) const {
@@ -465,30 +459,22 @@ std::vector<Ciphertext> Evaluator::rotate_many(const std::vector<const Ciphertex
               " steps");
   const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
   std::vector<Ciphertext> out(xs.size());
-  std::map<uint32_t, std::vector<size_t>> by_level;  // the ones with their own key
+  std::vector<size_t> keyed;  // the ones with their own key: hoisted rotations of one step each, one batch
+  std::vector<const Ciphertext*> keyed_xs;
+  std::vector<std::vector<int64_t>> keyed_steps;
   for (size_t i = 0; i < xs.size(); ++i) {
     VEIL_CHECK_CT(*xs[i]);
     const int64_t s = ((steps[i] % slots) + slots) % slots;
-    if (s != 0 && xs[i]->size() == 2 && gk.has(galois_element_for_step(*ctx_, s)))
-      by_level[xs[i]->level()].push_back(i);
-    else
+    if (s != 0 && xs[i]->size() == 2 && gk.has(galois_element_for_step(*ctx_, s))) {
+      keyed.push_back(i);
+      keyed_xs.push_back(xs[i]);
+      keyed_steps.push_back({steps[i]});
+    } else {
       out[i] = rotate(*xs[i], steps[i], gk);  // the identity, a composed rotation, or its error
-  }
-  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
-    std::vector<const uint64_t*> c1;
-    for (size_t i : idx) c1.push_back(xs[i]->poly(1));
-    const auto decs = keyswitch::decompose_many(*ctx_, c1, level);
-    std::vector<keyswitch::Job> jobs;
-    for (size_t k = 0; k < idx.size(); ++k) {
-      const Ciphertext& a = *xs[idx[k]];
-      const int64_t s = ((steps[idx[k]] % slots) + slots) % slots;
-      const uint64_t g = galois_element_for_step(*ctx_, s);
-      out[idx[k]] = Ciphertext(ctx_, 2, level, a.scale(), false);
-      jobs.push_back({&decs[k], &find_key(*ctx_, gk, g), g, out[idx[k]].poly(0), out[idx[k]].poly(1), a.poly(0),
-                      nullptr});
     }
-    keyswitch::apply_many(*ctx_, jobs);
-  });
+  }
+  auto rotated = rotate_hoisted_many(keyed_xs, keyed_steps, gk);
+  for (size_t k = 0; k < keyed.size(); ++k) out[keyed[k]] = std::move(rotated[k].front());
   return out;
 }
 

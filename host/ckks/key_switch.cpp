@@ -5,16 +5,7 @@
 namespace veil::keyswitch {
 
 Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level) {
-  const auto& t = ctx.tables();
-  Backend& be = ctx.backend();
-  const Basis qp{level + 1, true};
-  Decomposition dec;
-  dec.input = poly;
-  dec.level = level;
-  dec.count = t.digits(level);
-  dec.digits = ctx.allocate_scratch(qp, dec.count);
-  be.key_switch_decompose(level, dec.digits.data(), poly);
-  return dec;
+  return std::move(decompose_many(ctx, {poly}, level).front());
 }
 
 std::vector<Decomposition> decompose_many(const Context& ctx, const std::vector<const uint64_t*>& polys,
@@ -45,11 +36,6 @@ void apply_many(const Context& ctx, const std::vector<Job>& jobs) {
     be_jobs[i] = KeySwitchJob{j.dec->digits.data(), j.dec->input, j.key->data(), j.g, j.out0, j.out1, j.add0, j.add1};
   }
   ctx.backend().key_switch_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
-}
-
-void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
-           uint64_t* out1, const uint64_t* add0, const uint64_t* add1) {
-  apply_many(ctx, {Job{&dec, &key, 0, out0, out1, add0, add1}});
 }
 
 void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,

@@ -21,14 +21,12 @@ struct Decomposition {
 };
 
 // poly: a level-`level` polynomial over Q_l in NTT form; it must stay unchanged and
-// alive while the decomposition is applied.
+// alive while the decomposition is applied. decompose_many of one polynomial.
 Decomposition decompose(const Context& ctx, const uint64_t* poly, uint32_t level);
 // (out0, out1) over Q_l, NTT form, with out0 + out1 s ~ poly * s' for the key from s' to s,
-// plus add0 / add1 (over Q_l, NTT form; null: nothing), added in the same pass.
-void apply(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t* out0,
-           uint64_t* out1, const uint64_t* add0 = nullptr, const uint64_t* add1 = nullptr);
-// apply, then X -> X^g on both results (a rotation's last step, in the same pass on
-// cuda). The outputs must not alias the addends.
+// plus add0 / add1 (over Q_l, NTT form; null: nothing), added in the same pass, then
+// X -> X^g on both results (a rotation's last step, in the same pass on cuda). The
+// outputs must not alias the addends. apply_many of one job.
 void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,
                         uint64_t* out0, uint64_t* out1, const uint64_t* add0 = nullptr,
                         const uint64_t* add1 = nullptr);
@@ -37,8 +35,8 @@ void apply_automorphism(const Context& ctx, const Decomposition& dec, const Swit
 std::vector<Decomposition> decompose_many(const Context& ctx, const std::vector<const uint64_t*>& polys,
                                           uint32_t level);
 
-// One key switch of apply_many: apply (g == 0) or apply_automorphism (g != 0) of `dec`
-// with `key` into out0 / out1, plus the addends.
+// One key switch of apply_many: apply_automorphism of `dec` with `key` into out0 / out1,
+// plus the addends (g = 0: no permutation, as relinearization needs).
 struct Job {
   const Decomposition* dec = nullptr;
   const SwitchingKey* key = nullptr;
@@ -49,7 +47,7 @@ struct Job {
   const uint64_t* add1 = nullptr;
 };
 // Every job, in as few launches as the backend allows (Backend::key_switch_many): the
-// same words as one apply / apply_automorphism each. Decompositions of one level; an
+// same words as one apply_automorphism each. Decompositions of one level; an
 // output must not alias another job's inputs, addends or outputs.
 void apply_many(const Context& ctx, const std::vector<Job>& jobs);
 
