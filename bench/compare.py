@@ -27,7 +27,7 @@ CoeffModulus::BFVDefault chains, 128-bit):
     N =  8192: Q {43, 43, 44, 44}         P {44}   scale 2^30
     N = 16384: Q {48, 48, 48, 49 x 5}     P {49}   scale 2^40
     N = 32768: Q {55 x 15}                P {56}   scale 2^40
-    N = 65536: Veil's Parameters::preset(16), Veil only (SEAL has no default chain)
+    N = 65536: veil-bench's dnum-7 chain, Veil only (SEAL has no default chain)
 
 One special prime means one prime per key-switching digit (dnum = number of Q
 primes): SEAL always works that way; OpenFHE gets HYBRID key switching with
@@ -90,7 +90,7 @@ CHAINS = {
     8192: {"q": [43, 43, 44, 44], "p": [44], "log_scale": 30},
     16384: {"q": [48, 48, 48, 49, 49, 49, 49, 49], "p": [49], "log_scale": 40},
     32768: {"q": [55] * 15, "p": [56], "log_scale": 40},
-    # 65536: Veil only (Parameters::preset(16)).
+    # 65536: Veil only (veil-bench's dnum-7 chain: Q {60, 40 x 34}, P {60 x 5}).
 }
 
 OPS = [

@@ -37,8 +37,11 @@
 //   N =  8192: Q {43, 43, 44, 44}        P {44}   (218 bits) scale 2^30
 //   N = 16384: Q {48, 48, 48, 49 x 5}    P {49}   (438 bits) scale 2^40
 //   N = 32768: Q {55 x 15}               P {56}   (881 bits) scale 2^40
-//   N = 65536: Parameters::preset(16): Q {60, 40 x 34}, P {60 x 5}, scale 2^40
-// (SEAL has no default chain for N = 2^16.) With a single special prime the
+//   N = 65536: Q {60, 40 x 34}, P {60 x 5}, scale 2^40 (dnum 7): Phantom's "veil16"
+//              chain (../shared/peers/phantom), Parameters::preset(16) until 2026-12-05
+// (SEAL has no default chain for N = 2^16.) The rows "BM_<Op>/65536/dnum5[/cuda...]"
+// run the operations whose cost depends on P (key switching, public-key encryption)
+// on today's Parameters::preset(16): the same Q, P {50 x 7}, dnum 5. With a single special prime the
 // key-switching digits are single primes: dnum = number of Q primes. The
 // 43/44-bit chain uses scale 2^30 so that the scale stays below q_0 / 2.
 //
@@ -66,13 +69,22 @@ namespace {
 
 using namespace veil;
 
-constexpr uint32_t kLogNs[] = {13, 14, 15, 16};
+// The chains rows run on (a benchmark's `chain` argument indexes this table), each
+// named by its rows' suffix.
+struct Chain {
+  uint32_t log_n;
+  const char* suffix;
+  bool preset;  // Parameters::preset(log_n), registered for the rows that depend on P only
+};
+constexpr Chain kChains[] = {
+    {13, "/8192", false}, {14, "/16384", false}, {15, "/32768", false}, {16, "/65536", false}, {16, "/65536/dnum5", true}};
 const std::vector<int64_t> kHoistSteps = {1, 2, 3, 4, 5, 6, 7, 8};
 
-Parameters bench_parameters(uint32_t log_n) {
+Parameters bench_parameters(const Chain& chain) {
+  if (chain.preset) return Parameters::preset(chain.log_n);
   ParameterSpec spec;
-  spec.log_n = log_n;
-  switch (log_n) {
+  spec.log_n = chain.log_n;
+  switch (chain.log_n) {
     case 13:
       spec.q_bits = {43, 43, 44, 44};
       spec.p_bits = {44};
@@ -89,14 +101,18 @@ Parameters bench_parameters(uint32_t log_n) {
       spec.default_scale = std::ldexp(1.0, 40);
       return Parameters::create(spec);
     default:
-      return Parameters::preset(log_n);
+      spec.q_bits.assign(35, 40);
+      spec.q_bits[0] = 60;
+      spec.p_bits.assign(5, 60);
+      spec.default_scale = std::ldexp(1.0, 40);
+      return Parameters::create(spec);
   }
 }
 
 // Everything one N needs: context, keys, encoded/encrypted operands.
 struct Fixture {
-  Fixture(uint32_t log_n, BackendKind kind)
-      : ctx(Context::create(bench_parameters(log_n), kind)),
+  Fixture(uint32_t chain, BackendKind kind)
+      : ctx(Context::create(bench_parameters(kChains[chain]), kind)),
         keygen(ctx),
         encoder(ctx),
         evaluator(ctx) {
@@ -106,7 +122,7 @@ struct Fixture {
     sk_encryptor.emplace(ctx, keygen.secret_key());
     decryptor.emplace(ctx, keygen.secret_key());
 
-    std::mt19937_64 rng(0x5eed + log_n);
+    std::mt19937_64 rng(0x5eed + kChains[chain].log_n);
     std::uniform_real_distribution<double> dist(-1.0, 1.0);
     values.resize(ctx->params().slots());
     for (auto& v : values) v = dist(rng);
@@ -160,16 +176,16 @@ struct Fixture {
   Buffer poly;
 };
 
-// Keeps the fixture of the N and backend in use; switching frees the previous one
+// Keeps the fixture of the chain and backend in use; switching frees the previous one
 // first (keys at N = 2^16 take several hundred MB each).
-Fixture& fixture(uint32_t log_n, BackendKind kind) {
+Fixture& fixture(uint32_t chain, BackendKind kind) {
   static std::unique_ptr<Fixture> cache;
-  static uint32_t cached_log_n = 0;
+  static uint32_t cached_chain = 0;
   static BackendKind cached_kind = BackendKind::Cpu;
-  if (!cache || cached_log_n != log_n || cached_kind != kind) {
+  if (!cache || cached_chain != chain || cached_kind != kind) {
     cache.reset();
-    cache = std::make_unique<Fixture>(log_n, kind);
-    cached_log_n = log_n;
+    cache = std::make_unique<Fixture>(chain, kind);
+    cached_chain = chain;
     cached_kind = kind;
   }
   return *cache;
@@ -247,10 +263,10 @@ void run_graph(benchmark::State& state, Fixture& f, Op&& op) {
   state.counters["graph_nodes_per_op"] = static_cast<double>(recording->operations()) / kBurst;
 }
 
-// ---- benchmarks (argument: log_n) ----
+// ---- benchmarks (argument: an index into kChains) ----
 
-void BM_NTT(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_NTT(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const Basis q{f.top_limbs(), false};
   Backend& be = f.ctx->backend();
   uint64_t* data = f.poly.data();
@@ -262,8 +278,8 @@ void BM_NTT(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_INTT(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_INTT(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const Basis q{f.top_limbs(), false};
   Backend& be = f.ctx->backend();
   uint64_t* data = f.poly.data();
@@ -275,8 +291,8 @@ void BM_INTT(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Encode(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Encode(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Plaintext p = f.encoder.encode(f.values);
     benchmark::DoNotOptimize(p.data());
@@ -284,8 +300,8 @@ void BM_Encode(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Encrypt(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Encrypt(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.encryptor->encrypt(f.pt);
     benchmark::DoNotOptimize(c.poly(0));
@@ -295,8 +311,8 @@ void BM_Encrypt(benchmark::State& state, uint32_t log_n, BackendKind kind) {
 
 // Secret-key encryption (what veil query does): c1 is expanded from a seed, so on
 // cuda both halves are drawn on the device.
-void BM_EncryptSecretKey(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_EncryptSecretKey(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.sk_encryptor->encrypt(f.pt);
     benchmark::DoNotOptimize(c.poly(0));
@@ -306,8 +322,8 @@ void BM_EncryptSecretKey(benchmark::State& state, uint32_t log_n, BackendKind ki
 
 // What a client's encrypt call does (and veil.Context.encrypt from Python): encode the
 // slot values, then encrypt with the public key.
-void BM_EncryptValues(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_EncryptValues(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.encryptor->encrypt(f.encoder.encode(f.values));
     benchmark::DoNotOptimize(c.poly(0));
@@ -315,8 +331,8 @@ void BM_EncryptValues(benchmark::State& state, uint32_t log_n, BackendKind kind)
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Decrypt(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Decrypt(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Plaintext p = f.decryptor->decrypt(f.ct_a);
     benchmark::DoNotOptimize(p.data());
@@ -324,8 +340,8 @@ void BM_Decrypt(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Add(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Add(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.add(f.ct_a, f.ct_b);
     benchmark::DoNotOptimize(c.poly(0));
@@ -333,8 +349,8 @@ void BM_Add(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Mul(benchmark::State& state, uint32_t log_n, BackendKind kind) {  // tensor only, no relinearization
-  Fixture& f = fixture(log_n, kind);
+void BM_Mul(benchmark::State& state, uint32_t chain, BackendKind kind) {  // tensor only, no relinearization
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.multiply_no_relin(f.ct_a, f.ct_b);
     benchmark::DoNotOptimize(c.poly(0));
@@ -342,8 +358,8 @@ void BM_Mul(benchmark::State& state, uint32_t log_n, BackendKind kind) {  // ten
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_MulRelin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_MulRelin(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.multiply(f.ct_a, f.ct_b, f.rk);
     benchmark::DoNotOptimize(c.poly(0));
@@ -353,8 +369,8 @@ void BM_MulRelin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
 
 // A product as a model layer (and Python's `a * b`) computes it: multiply,
 // relinearize, rescale.
-void BM_MulRelinRescale(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_MulRelinRescale(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rescale(f.evaluator.multiply(f.ct_a, f.ct_b, f.rk));
     benchmark::DoNotOptimize(c.poly(0));
@@ -362,8 +378,8 @@ void BM_MulRelinRescale(benchmark::State& state, uint32_t log_n, BackendKind kin
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Relin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Relin(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.relinearize(f.ct3, f.rk);
     benchmark::DoNotOptimize(c.poly(0));
@@ -380,8 +396,8 @@ void BM_Relin(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   set_bandwidth_counters(state, f, 5.0 * poly_q + 2.0 * t.digits(level) * poly_qp);
 }
 
-void BM_Rescale(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Rescale(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rescale(f.prod);
     benchmark::DoNotOptimize(c.poly(0));
@@ -389,8 +405,8 @@ void BM_Rescale(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_Rotate(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Rotate(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const GaloisKeys& gk = f.galois_keys();
   run_timed(state, f, [&] {
     Ciphertext c = f.evaluator.rotate(f.ct_a, 1, gk);
@@ -399,8 +415,8 @@ void BM_Rotate(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   f.set_counters(state, f.top_limbs());
 }
 
-void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_RotateHoisted8(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const GaloisKeys& gk = f.galois_keys();
   run_timed(state, f, [&] {
     std::vector<Ciphertext> c = f.evaluator.rotate_hoisted(f.ct_a, kHoistSteps, gk);
@@ -412,8 +428,8 @@ void BM_RotateHoisted8(benchmark::State& state, uint32_t log_n, BackendKind kind
 
 // Eight independent rotations (eight ciphertexts, the steps of BM_RotateHoisted8):
 // one batch of key switches (Evaluator::rotate_many), to read against 8 x BM_Rotate.
-void BM_RotateMany8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_RotateMany8(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const GaloisKeys& gk = f.galois_keys();
   std::vector<Ciphertext> xs(kHoistSteps.size(), f.ct_a);
   std::vector<const Ciphertext*> ptrs;
@@ -428,8 +444,8 @@ void BM_RotateMany8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
 
 // Eight relinearizations (of the same product, in eight buffers) in one batch
 // (Evaluator::relinearize_many), to read against 8 x BM_Relin.
-void BM_RelinMany8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_RelinMany8(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const std::vector<Ciphertext> products(8, f.ct3);
   run_timed(state, f, [&] {
     std::vector<Ciphertext> c = f.evaluator.relinearize_many(products, f.rk);
@@ -441,8 +457,8 @@ void BM_RelinMany8(benchmark::State& state, uint32_t log_n, BackendKind kind) {
 
 // The key-switching inner product alone at the top level: dnum digits over Q u P
 // times the relinearization key, accumulated into two outputs.
-void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_KeySwitchInner(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const RnsTables& t = f.ctx->tables();
   const uint32_t level = f.ctx->max_level(), digits = t.digits(level);
   const Basis qp{level + 1, true};
@@ -463,8 +479,8 @@ void BM_KeySwitchInner(benchmark::State& state, uint32_t log_n, BackendKind kind
 // one set of keys: both on the backend's stream, or each on a stream of its own
 // (Backend::create_stream / push_stream, what a StreamScope does per thread) so the
 // second can overlap the first. Wall clock of the pair, from issue until both are done.
-void BM_MulRelinPair(benchmark::State& state, uint32_t log_n, bool two_streams) {
-  Fixture& f = fixture(log_n, BackendKind::Cuda);
+void BM_MulRelinPair(benchmark::State& state, uint32_t chain, bool two_streams) {
+  Fixture& f = fixture(chain, BackendKind::Cuda);
   Backend& be = f.ctx->backend();
   auto s1 = be.create_stream(), s2 = be.create_stream();
   auto on = [&](BackendStream* s, auto&& fn) {
@@ -494,8 +510,8 @@ void BM_MulRelinPair(benchmark::State& state, uint32_t log_n, bool two_streams) 
 // key_switch_decompose's output (cuda: the digits' last NTT pass fused with the inner
 // product; cpu: the inner product itself). Same bytes that must move as
 // BM_KeySwitchInner: the decomposition is as large as the digits.
-void BM_KeySwitchApply(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_KeySwitchApply(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   const RnsTables& t = f.ctx->tables();
   const uint32_t level = f.ctx->max_level(), digits = t.digits(level);
   const Basis qp{level + 1, true};
@@ -520,23 +536,23 @@ void mul_relin_op(Fixture& f) { benchmark::DoNotOptimize(f.evaluator.multiply(f.
 void rotate_op(Fixture& f) { benchmark::DoNotOptimize(f.evaluator.rotate(f.ct_a, 1, f.galois_keys()).poly(0)); }
 
 template <BenchOp Op>
-void BM_Burst(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Burst(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   run_burst(state, f, [&] { Op(f); });
   f.set_counters(state, f.top_limbs());
 }
 
 template <BenchOp Op>
-void BM_Graph(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Graph(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   f.galois_keys();  // made before: a recording refuses the keys' upload
   run_graph(state, f, [&] { Op(f); });
   f.set_counters(state, f.top_limbs());
 }
 
 // One top-level ciphertext (2 polynomials over Q_L) host -> device and back.
-void BM_Upload(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Upload(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   std::vector<uint64_t> host(2 * f.ct_a.poly_words(), 1);
   Buffer dev = f.ctx->allocate(Basis{f.top_limbs(), false}, 2);
   for (auto _ : state) dev.from_host(host.data(), host.size());
@@ -544,8 +560,8 @@ void BM_Upload(benchmark::State& state, uint32_t log_n, BackendKind kind) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * host.size() * 8));
 }
 
-void BM_Download(benchmark::State& state, uint32_t log_n, BackendKind kind) {
-  Fixture& f = fixture(log_n, kind);
+void BM_Download(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
   Buffer dev = f.ctx->allocate(Basis{f.top_limbs(), false}, 2);
   for (auto _ : state) {
     std::vector<uint64_t> host = dev.to_host();
@@ -559,67 +575,76 @@ struct Entry {
   const char* name;
   void (*fn)(benchmark::State&, uint32_t, BackendKind);
   benchmark::TimeUnit unit;
+  bool depends_on_p;  // key switching or public-key encryption: also run on the preset chain
 };
 
 const Entry kEntries[] = {
-    {"BM_NTT", BM_NTT, benchmark::kMicrosecond},
-    {"BM_INTT", BM_INTT, benchmark::kMicrosecond},
-    {"BM_Encode", BM_Encode, benchmark::kMicrosecond},
-    {"BM_Encrypt", BM_Encrypt, benchmark::kMillisecond},
-    {"BM_EncryptSecretKey", BM_EncryptSecretKey, benchmark::kMillisecond},
-    {"BM_EncryptValues", BM_EncryptValues, benchmark::kMillisecond},
-    {"BM_Decrypt", BM_Decrypt, benchmark::kMicrosecond},
-    {"BM_Add", BM_Add, benchmark::kMicrosecond},
-    {"BM_Mul", BM_Mul, benchmark::kMicrosecond},
-    {"BM_MulRelin", BM_MulRelin, benchmark::kMillisecond},
-    {"BM_MulRelinRescale", BM_MulRelinRescale, benchmark::kMillisecond},
-    {"BM_Relin", BM_Relin, benchmark::kMillisecond},
-    {"BM_Rescale", BM_Rescale, benchmark::kMicrosecond},
-    {"BM_Rotate", BM_Rotate, benchmark::kMillisecond},
-    {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond},
-    {"BM_RotateMany8", BM_RotateMany8, benchmark::kMillisecond},
-    {"BM_RelinMany8", BM_RelinMany8, benchmark::kMillisecond},
-    {"BM_KeySwitchInner", BM_KeySwitchInner, benchmark::kMicrosecond},
-    {"BM_KeySwitchApply", BM_KeySwitchApply, benchmark::kMicrosecond},
+    {"BM_NTT", BM_NTT, benchmark::kMicrosecond, false},
+    {"BM_INTT", BM_INTT, benchmark::kMicrosecond, false},
+    {"BM_Encode", BM_Encode, benchmark::kMicrosecond, false},
+    {"BM_Encrypt", BM_Encrypt, benchmark::kMillisecond, true},
+    {"BM_EncryptSecretKey", BM_EncryptSecretKey, benchmark::kMillisecond, false},
+    {"BM_EncryptValues", BM_EncryptValues, benchmark::kMillisecond, true},
+    {"BM_Decrypt", BM_Decrypt, benchmark::kMicrosecond, false},
+    {"BM_Add", BM_Add, benchmark::kMicrosecond, false},
+    {"BM_Mul", BM_Mul, benchmark::kMicrosecond, false},
+    {"BM_MulRelin", BM_MulRelin, benchmark::kMillisecond, true},
+    {"BM_MulRelinRescale", BM_MulRelinRescale, benchmark::kMillisecond, true},
+    {"BM_Relin", BM_Relin, benchmark::kMillisecond, true},
+    {"BM_Rescale", BM_Rescale, benchmark::kMicrosecond, false},
+    {"BM_Rotate", BM_Rotate, benchmark::kMillisecond, true},
+    {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond, true},
+    {"BM_RotateMany8", BM_RotateMany8, benchmark::kMillisecond, true},
+    {"BM_RelinMany8", BM_RelinMany8, benchmark::kMillisecond, true},
+    {"BM_KeySwitchInner", BM_KeySwitchInner, benchmark::kMicrosecond, true},
+    {"BM_KeySwitchApply", BM_KeySwitchApply, benchmark::kMicrosecond, true},
 };
 
-// N-major registration so each N's context and keys are built once per backend.
+// Chain-major registration so each chain's context and keys are built once per backend.
 void register_all() {
   const bool cuda = cuda_available();
-  for (uint32_t log_n : kLogNs) {
-    const std::string suffix = "/" + std::to_string(uint64_t{1} << log_n);
+  for (uint32_t chain = 0; chain < std::size(kChains); ++chain) {
+    const std::string suffix = kChains[chain].suffix;
+    const bool all = !kChains[chain].preset;
     for (const Entry& e : kEntries) {
+      if (!all && !e.depends_on_p) continue;
       auto fn = e.fn;
-      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cpu); })->Unit(e.unit);
+      benchmark::RegisterBenchmark((std::string(e.name) + suffix).c_str(), [fn, chain](benchmark::State& st) { fn(st, chain, BackendKind::Cpu); })->Unit(e.unit);
     }
     if (!cuda) continue;
     for (const Entry& e : kEntries) {
+      if (!all && !e.depends_on_p) continue;
       auto fn = e.fn;
       benchmark::RegisterBenchmark((std::string(e.name) + suffix + "/cuda").c_str(),
-                                   [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })
-          ->Unit(benchmark::kMicrosecond)
-          ->UseManualTime();
-    }
-    for (bool two : {false, true}) {
-      benchmark::RegisterBenchmark((std::string("BM_MulRelinPair") + suffix + (two ? "/cuda/two_streams" : "/cuda/one_stream")).c_str(),
-                                   [two, log_n](benchmark::State& st) { BM_MulRelinPair(st, log_n, two); })
+                                   [fn, chain](benchmark::State& st) { fn(st, chain, BackendKind::Cuda); })
           ->Unit(benchmark::kMicrosecond)
           ->UseManualTime();
     }
     using Fn = void (*)(benchmark::State&, uint32_t, BackendKind);
-    const std::pair<const char*, Fn> bursts[] = {
-        {"BM_AddBurst", BM_Burst<add_op>},   {"BM_RescaleBurst", BM_Burst<rescale_op>},
-        {"BM_MulRelinBurst", BM_Burst<mul_relin_op>},
-        {"BM_AddGraph", BM_Graph<add_op>},   {"BM_RescaleGraph", BM_Graph<rescale_op>},
-        {"BM_MulRelinGraph", BM_Graph<mul_relin_op>}, {"BM_RotateGraph", BM_Graph<rotate_op>}};
-    for (auto [name, fn] : bursts) {
-      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })
+    const std::pair<const char*, Fn> graphs[] = {{"BM_MulRelinGraph", BM_Graph<mul_relin_op>}, {"BM_RotateGraph", BM_Graph<rotate_op>}};
+    const std::pair<const char*, Fn> others[] = {
+        {"BM_AddBurst", BM_Burst<add_op>}, {"BM_RescaleBurst", BM_Burst<rescale_op>},
+        {"BM_MulRelinBurst", BM_Burst<mul_relin_op>}, {"BM_AddGraph", BM_Graph<add_op>},
+        {"BM_RescaleGraph", BM_Graph<rescale_op>}};
+    auto register_graph_rows = [&](const auto& rows) {
+      for (auto [name, fn] : rows) {
+        benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, chain](benchmark::State& st) { fn(st, chain, BackendKind::Cuda); })
+            ->Unit(benchmark::kMicrosecond)
+            ->UseManualTime();
+      }
+    };
+    register_graph_rows(graphs);
+    if (!all) continue;
+    register_graph_rows(others);
+    for (bool two : {false, true}) {
+      benchmark::RegisterBenchmark((std::string("BM_MulRelinPair") + suffix + (two ? "/cuda/two_streams" : "/cuda/one_stream")).c_str(),
+                                   [two, chain](benchmark::State& st) { BM_MulRelinPair(st, chain, two); })
           ->Unit(benchmark::kMicrosecond)
           ->UseManualTime();
     }
     const std::pair<const char*, Fn> transfers[] = {{"BM_Upload", BM_Upload}, {"BM_Download", BM_Download}};
     for (auto [name, fn] : transfers) {
-      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, log_n](benchmark::State& st) { fn(st, log_n, BackendKind::Cuda); })->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark((std::string(name) + suffix + "/cuda").c_str(), [fn, chain](benchmark::State& st) { fn(st, chain, BackendKind::Cuda); })->Unit(benchmark::kMicrosecond);
     }
   }
 }

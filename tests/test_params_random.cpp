@@ -37,6 +37,27 @@ TEST(Params, PresetsAreSecureAndWellFormed) {
   }
 }
 
+// Fewer digits mean fewer basis conversions and NTTs per key switch and smaller keys:
+// with one digit fewer (alpha' = ceil((L+1) / (dnum-1)) primes each), a P 10 bits above
+// the largest digit must not fit under the bound, or the preset wastes work.
+TEST(Params, PresetsUseTheFewestDigitsTheBoundAllows) {
+  for (uint32_t log_n = 13; log_n <= 16; ++log_n) {
+    const auto p = Parameters::preset(log_n);
+    ASSERT_GE(p.dnum(), 2u) << "log_n " << log_n;
+    const uint32_t limbs = p.max_level() + 1, fewer = p.dnum() - 1;
+    const uint32_t alpha = (limbs + fewer - 1) / fewer;
+    double q_bits = 0, largest_digit = 0;
+    for (uint64_t v : p.q()) q_bits += std::log2(static_cast<double>(v));
+    for (uint32_t first = 0; first < limbs; first += alpha) {
+      double digit = 0;
+      for (uint32_t i = first; i < std::min(first + alpha, limbs); ++i) digit += std::log2(static_cast<double>(p.q()[i]));
+      largest_digit = std::max(largest_digit, digit);
+    }
+    EXPECT_GT(q_bits + largest_digit + 10, he_standard_max_log_qp(log_n))
+        << "log_n " << log_n << ": dnum " << fewer << " would fit";
+  }
+}
+
 TEST(Params, FingerprintIdentifiesParameters) {
   EXPECT_EQ(Parameters::preset(13).fingerprint(), Parameters::preset(13).fingerprint());
   EXPECT_NE(Parameters::preset(13).fingerprint(), Parameters::preset(14).fingerprint());

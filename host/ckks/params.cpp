@@ -154,10 +154,14 @@ Parameters Parameters::preset(uint32_t log_n) {
       spec.q_bits[0] = 60;
       spec.p_bits = {60, 60, 60};
       break;
-    case 16:  // 1720 bits: depth 34, dnum 7
+    case 16:  // 1770 bits: depth 34, dnum 5
+      // Seven 50-bit special primes (P: 350 bits, the largest digit 300) instead of
+      // five of 60 bits: the fewest digits the bound allows for this Q, so a key
+      // switch converts and transforms 5 digits instead of 7 and its keys are 25%
+      // smaller (docs/parameters.md). Below 2^50, P stays on the cpu's IFMA path.
       spec.q_bits.assign(35, 40);
       spec.q_bits[0] = 60;
-      spec.p_bits = {60, 60, 60, 60, 60};
+      spec.p_bits.assign(7, 50);
       break;
     default:
       throw Error(ErrorCode::InvalidArgument, "presets exist for log_n 13..16");

@@ -352,7 +352,7 @@ class Backend {
   // How many inputs (decompositions) one batch of key switches should cover: the
   // Evaluator's *_many calls split larger ones. 1 on cpu, where a batch saves nothing
   // and one input at a time keeps the working set in cache; on cuda 16, or fewer when
-  // their decompositions would take more than 1 GiB (7 at the 2^16 preset).
+  // their decompositions would take more than 1 GiB (9 at the 2^16 preset).
   virtual size_t key_switch_batch() const { return 1; }
   // ---- batches of independent key switches (hoisted or independent rotations,
   // several relinearizations): one launch sequence for the whole batch on cuda, so
