@@ -28,8 +28,9 @@
 // "BM_{Add,Rescale,MulRelin,Rotate}Graph/<N>/cuda": the same 16 ops recorded once as a
 // CUDA graph and replayed (per op): device time with no host work per op.
 // "BM_KeySwitchApply/<N>[/cuda...]": what key switching actually runs after the
-// decomposition (cuda: the digits' last NTT pass fused into the inner product), with
-// the same counters as BM_KeySwitchInner.
+// decomposition (cuda, split by default: the inner product on finished digits; with
+// VEIL_CUDA_KEY_SWITCH=fused, the digits' last NTT pass fused into it), with the same
+// counters as BM_KeySwitchInner.
 // --benchmark_filter='/cuda' selects the cuda rows, --benchmark_filter='^BM_[A-Za-z0-9]+/[0-9]+$' the cpu rows.
 //
 // Moduli. For N = 2^13..2^15 the bit sizes are SEAL's CoeffModulus::BFVDefault

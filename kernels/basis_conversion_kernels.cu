@@ -169,6 +169,17 @@ struct ModUpConvertIo {
   }
 };
 
+// The digits of mod_up_convert_strided's inputs in place (blockIdx.z = input * digits
+// + digit, as ModUpConvertIo maps them): its contiguous pass when it finishes them.
+struct DigitsInPlaceIo {
+  uint64_t* out[kMaxBatch];
+  size_t stride;
+  uint32_t digits, log_n;
+  __device__ InPlaceIo::At at(uint32_t limb, uint32_t z, uint32_t) const {
+    return InPlaceIo::At{out[z / digits] + (z % digits) * stride + (static_cast<size_t>(limb) << log_n)};
+  }
+};
+
 // In place, each limb's stores multiplied by its scalar (Shoup): the inverse strided
 // pass of ModDown's P parts (y_k = x_k (P/p_k)^-1 mod p_k) and of ModUp's input
 // (y_i = x_i (D/d_i)^-1 mod d_i). Inverse outputs are < q, as mul_shoup needs.
@@ -346,16 +357,18 @@ void mod_up_convert_ntt(const DeviceTablesView& tv, uint32_t level, const ModUpD
 
 void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
                             const LimbMap& targets, uint32_t count, const uint64_t* y, uint64_t* const* outs,
-                            cudaStream_t stream) {
+                            bool finish, cudaStream_t stream) {
   if (plan.rows == 0 || count == 0) return;
   require_batch(count);
   ModUpConvertIo convert{plan, y, {}, targets.poly_stride, static_cast<size_t>(plan.limbs) << tv.log_n,
                          targets.polys, level, tv.log_n, tv.mod};
-  for (uint32_t i = 0; i < count; ++i) convert.out[i] = outs[i];
+  DigitsInPlaceIo digits{{}, targets.poly_stride, targets.polys, tv.log_n};
+  for (uint32_t i = 0; i < count; ++i) convert.out[i] = digits.out[i] = outs[i];
   LimbMap all = targets;  // every input's digits, each input's own limbs skipped
   all.digit_period = targets.polys;
   all.polys = targets.polys * count;
   launch_forward_strided(tv, all, convert, stream, "mod_up_convert_strided");
+  if (finish) launch_forward_contiguous(tv, all, digits, stream, "mod_up_convert_strided (second pass)");
 }
 
 void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,

@@ -103,9 +103,11 @@ void mod_up_convert_ntt(const DeviceTablesView& tv, uint32_t level, const ModUpD
 // the second pass itself.
 // count (<= kMaxBatch) decompositions at once: input i's y at y + i * plan.limbs * N
 // (mod_up_scale_from_ntt's), its digits at outs[i]; `targets` covers one input's digits.
+// finish: also run the NTT's second (contiguous) pass over the same limbs, so the
+// target rows are left fully transformed (CudaBackend's split key switch).
 void mod_up_convert_strided(const DeviceTablesView& tv, uint32_t level, const ModUpDigitsView& plan,
                             const LimbMap& targets, uint32_t count, const uint64_t* y, uint64_t* const* outs,
-                            cudaStream_t stream);
+                            bool finish, cudaStream_t stream);
 
 // The polynomials one ModDown launch sequence covers (blockIdx.z): `polys` (1 ..
 // kMaxModDownPolys) inputs over Q_l u P, in_stride words apart; their coefficient-form

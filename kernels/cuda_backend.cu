@@ -328,8 +328,8 @@ class CudaBackend final : public Backend {
   void key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
                                  const uint64_t* const* ntts) override;
   void key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
-  // kMaxBatch, fewer when their top-level decompositions would pass 1 GiB (7 at the
-  // 2^16 preset, whose decompositions take 140 MiB each).
+  // kMaxBatch, fewer when their top-level decompositions would pass 1 GiB (9 at the
+  // 2^16 preset, whose decompositions take 105 MiB each).
   size_t key_switch_batch() const override {
     const RnsTables& t = *tables_;
     const size_t bytes = static_cast<size_t>(t.digits(t.max_level)) * poly_words(Basis{t.max_level + 1, true}) * 8;
@@ -372,6 +372,8 @@ class CudaBackend final : public Backend {
   void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
+  // The inner products of `count` key switches from their decompositions, split or fused.
+  void inner_products(uint32_t level, uint32_t num_digits, uint32_t count, const KeySwitchBatch& batch);
   ModDownPolys pair(uint32_t level, uint64_t* out0, uint64_t* out1, const uint64_t* add0, const uint64_t* add1) const;
   // g^-1 mod 2N (0 for g = 0); Error(InvalidArgument) unless g is 0 or odd and < 2N.
   uint64_t galois_inverse(uint64_t g, const char* what) const;
@@ -399,7 +401,30 @@ class CudaBackend final : public Backend {
   std::vector<CudaRecording*> live_recordings_;
   std::atomic<size_t> live_count_{0};  // live_recordings_.size(), for release()'s fast path
   std::vector<std::unique_ptr<CudaRecording>> failed_recordings_;  // kept until the backend goes
+  // How key switches run (split_key_switch()): true, the decomposition finishes its
+  // digits' NTT and an apply is an inner product; false, every apply finishes them.
+  bool split_key_switch_ = false;
 };
+
+// Split key switching by default, at every N the backend supports. The fused inner
+// product (decomposed_kernel: each block finishes one run of every digit, one digit
+// after the other) took 3.3-6.3x the plain inner product on the first H200 run (2^13:
+// 40 against 8 us, 20 blocks; 2^16: 421 against 129 us, 128 registers per thread).
+// Split, the digits' second NTT pass runs once per decomposition, a block per run of
+// every digit, and hoisted rotations reuse it; it moves more bytes, so a GPU run must
+// confirm it at 2^16 (docs/benchmarks.md, "Split key switching").
+// VEIL_CUDA_KEY_SWITCH=split|fused|auto overrides the choice (to measure both);
+// anything else is an error.
+constexpr uint32_t kSplitKeySwitchMaxLogN = kNttMaxLogN;
+
+bool split_key_switch(uint32_t log_n) {
+  const char* v = std::getenv("VEIL_CUDA_KEY_SWITCH");
+  const std::string mode = v ? v : "auto";
+  if (mode == "auto") return log_n <= kSplitKeySwitchMaxLogN;
+  require(mode == "split" || mode == "fused", ErrorCode::InvalidArgument,
+          "VEIL_CUDA_KEY_SWITCH must be auto, split or fused, not '" + mode + "'");
+  return mode == "split";
+}
 
 // Released memory kept reserved for reuse: at most a quarter of the device's memory.
 size_t pool_limit() {
@@ -434,6 +459,7 @@ CudaBackend::CudaBackend(std::shared_ptr<const RnsTables> tables, int device)
   view_.ntt_scalars = rns_.ntt_scalars.get();
   view_.log_n = t.log_n;
   view_.max_level = t.max_level;
+  split_key_switch_ = split_key_switch(t.log_n);
 }
 
 CudaBackend::~CudaBackend() {
@@ -897,7 +923,8 @@ void CudaBackend::mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t d
 
 // Three launches: the inverse NTT of ntt with the scaling in its last pass, then the
 // forward NTT's first pass computing the conversion. The own limbs are not copied
-// (key_switch_apply reads them from ntt) and the second pass is key_switch_apply's.
+// (key_switch_apply reads them from ntt) and the second pass is key_switch_apply's,
+// or, split (split_key_switch_), a fourth launch here.
 void CudaBackend::key_switch_decompose(uint32_t level, uint64_t* out_digits, const uint64_t* ntt) {
   key_switch_decompose_many(level, 1, &out_digits, &ntt);
 }
@@ -912,7 +939,8 @@ void CudaBackend::key_switch_decompose_many(uint32_t level, size_t count, uint64
     const auto chunk = static_cast<uint32_t>(std::min<size_t>(kMaxBatch, count - first));
     Scratch y(*this, static_cast<size_t>(chunk) * m.plan.limbs * tables_->n);
     mod_up_scale_from_ntt(view_, m.plan, chunk, ntts + first, y.get(), stream());
-    mod_up_convert_strided(view_, level, m.plan, m.targets, chunk, y.get(), out_digits + first, stream());
+    mod_up_convert_strided(view_, level, m.plan, m.targets, chunk, y.get(), out_digits + first, split_key_switch_,
+                           stream());
   }
 }
 
@@ -929,7 +957,12 @@ void CudaBackend::key_switch_apply(uint32_t level, uint32_t num_digits, const ui
   batch.key[0] = key;
   batch.out0[0] = out0;
   batch.out1[0] = out1;
-  cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, 1, batch, stream());
+  inner_products(level, num_digits, 1, batch);
+}
+
+void CudaBackend::inner_products(uint32_t level, uint32_t num_digits, uint32_t count, const KeySwitchBatch& batch) {
+  if (split_key_switch_) cuda::key_switch_finished(view_, level, tables_->alpha, num_digits, count, batch, stream());
+  else cuda::key_switch_decomposed(view_, level, tables_->alpha, num_digits, count, batch, stream());
 }
 
 // Groups of kMaxBatch jobs (fewer when their scratch would pass 512 MiB): one
@@ -966,7 +999,7 @@ void CudaBackend::key_switch_many(uint32_t level, uint32_t num_digits, size_t co
       mp.add[2 * i + 1] = j.add1;
       mp.g_inv[2 * i] = mp.g_inv[2 * i + 1] = galois_inverse(j.g, "key_switch_many");
     }
-    cuda::key_switch_decomposed(view_, level, t.alpha, num_digits, chunk, batch, stream());
+    inner_products(level, num_digits, chunk, batch);
     mod_down_polys(level, mp, acc.get());
   }
 }

@@ -1,9 +1,11 @@
-// The key-switching inner product, two ways. inner_product_kernel: one thread per
+// The key-switching inner product, three ways. inner_product_kernel: one thread per
 // (limb, coefficient) streams the digit word and the two key words of every digit
 // once (the bytes that must move) and keeps both 128-bit sums in registers, so it is
 // bound by memory bandwidth; adjacent threads read adjacent coefficients.
 // decomposed_kernel: the same sums from key_switch_decompose's half-transformed
 // digits, finishing their NTT in shared memory first (sums in registers too).
+// finished_kernel: inner_product_kernel's loop over fully transformed decompositions,
+// reading the digits' own limbs from the decomposed polynomial.
 #include "cuda_check.cuh"
 #include "elementwise_kernels.cuh"
 #include "key_switch_kernels.cuh"
@@ -34,6 +36,34 @@ __global__ void inner_product_kernel(DeviceTablesView tv, uint32_t level, uint32
     }
     out0[static_cast<size_t>(limb) * n + c] = reduce128(acc0, m);
     out1[static_cast<size_t>(limb) * n + c] = reduce128(acc1, m);
+  }
+}
+
+__global__ void finished_kernel(DeviceTablesView tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
+                                KeySwitchBatch batch) {
+  const size_t n = size_t{1} << tv.log_n;
+  const uint32_t limb = blockIdx.y, item = blockIdx.z;
+  const uint32_t limbs = level + 1 + alpha;
+  const uint32_t pi = qp_prime_index(tv.max_level, level, limb);
+  const DeviceModulus m = tv.mod[pi];
+  const size_t key_poly = static_cast<size_t>(tv.max_level + 1 + alpha) * n;
+  const size_t digit_words = static_cast<size_t>(limbs) * n;
+  const uint64_t* d_base = batch.decomposed[item] + static_cast<size_t>(limb) * n;
+  const uint64_t* own_limb = batch.ntt[item] + static_cast<size_t>(limb) * n;  // read only where limb < level + 1
+  const uint64_t* k_base = batch.key[item] + static_cast<size_t>(pi) * n;
+  // The digit whose own limbs hold `limb`, if any (block-uniform).
+  const uint32_t own_digit = limb < level + 1 ? limb / alpha : num_digits;
+  for (size_t c = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; c < n;
+       c += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    U128 acc0{0, 0}, acc1{0, 0};
+    for (uint32_t j = 0; j < num_digits; ++j) {
+      const uint64_t d = j == own_digit ? own_limb[c] : d_base[j * digit_words + c];
+      const uint64_t* k0 = k_base + 2 * j * key_poly;
+      mac_wide(acc0, d, k0[c]);
+      mac_wide(acc1, d, k0[key_poly + c]);
+    }
+    batch.out0[item][static_cast<size_t>(limb) * n + c] = reduce128(acc0, m);
+    batch.out1[item][static_cast<size_t>(limb) * n + c] = reduce128(acc1, m);
   }
 }
 
@@ -107,6 +137,14 @@ void key_switch_decomposed(const DeviceTablesView& tv, uint32_t level, uint32_t 
   const dim3 grid(1u << log_rows, level + 1 + alpha, count);
   decomposed_kernel<<<grid, kThreads, 0, stream>>>(tv, level, alpha, num_digits, log_rows, batch);
   check_launch("key_switch_decomposed");
+}
+
+void key_switch_finished(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
+                         uint32_t count, const KeySwitchBatch& batch, cudaStream_t stream) {
+  if (count == 0) return;
+  const dim3 grid(grid_for(size_t{1} << tv.log_n), level + 1 + alpha, count);
+  finished_kernel<<<grid, kBlockThreads, 0, stream>>>(tv, level, alpha, num_digits, batch);
+  check_launch("key_switch_finished");
 }
 
 void key_switch_inner_product(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,

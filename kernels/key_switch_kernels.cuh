@@ -38,4 +38,11 @@ struct KeySwitchBatch {
 void key_switch_decomposed(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
                            uint32_t count, const KeySwitchBatch& batch, cudaStream_t stream);
 
+// The same sums when the decompositions' target limbs are fully transformed
+// (mod_up_convert_strided with finish): one thread per (coefficient, limb, key switch)
+// streams the digit words (own limbs from batch.ntt) and both key words, as
+// key_switch_inner_product does.
+void key_switch_finished(const DeviceTablesView& tv, uint32_t level, uint32_t alpha, uint32_t num_digits,
+                         uint32_t count, const KeySwitchBatch& batch, cudaStream_t stream);
+
 }  // namespace veil::cuda

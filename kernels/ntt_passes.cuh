@@ -277,18 +277,26 @@ void launch_forward_strided(const DeviceTablesView& tv, const LimbMap& map, cons
   check_launch(what);
 }
 
+// The forward contiguous pass alone (the stages after launch_forward_strided's),
+// output reduced to [0, q).
+template <class Io>
+void launch_forward_contiguous(const DeviceTablesView& tv, const LimbMap& map, const Io& io, cudaStream_t stream,
+                               const char* what) {
+  if (map.limbs == 0 || map.polys == 0) return;
+  const uint32_t log_rows = log_rows_for(tv.log_n);
+  const dim3 grid(1u << log_rows, map.limbs, map.polys);
+  contiguous_pass<true><<<grid, kThreads, 0, stream>>>(tv, map, log_rows, io);
+  check_launch(what);
+}
+
 // Forward transform of every limb of `map`: the strided pass reads through
 // `first` and writes through `first`, the contiguous pass reads and writes
 // through `second`; a policy's stores must land where the next pass reads.
 template <class First, class Second>
 void launch_forward(const DeviceTablesView& tv, const LimbMap& map, const First& first, const Second& second,
                     cudaStream_t stream, const char* what) {
-  if (map.limbs == 0 || map.polys == 0) return;
   launch_forward_strided(tv, map, first, stream, what);
-  const uint32_t log_rows = log_rows_for(tv.log_n);
-  const dim3 contiguous_grid(1u << log_rows, map.limbs, map.polys);
-  contiguous_pass<true><<<contiguous_grid, kThreads, 0, stream>>>(tv, map, log_rows, second);
-  check_launch(what);
+  launch_forward_contiguous(tv, map, second, stream, what);
 }
 
 // Inverse transform: the contiguous pass through `first`, then the strided pass through `second`.

@@ -2,12 +2,16 @@
 // the same random inputs, and every CKKS operation through two contexts (cpu,
 // cuda) with the same parameters and the same insecure deterministic seeds.
 // Equality of every 64-bit word, never closeness. Skips without a device.
+#include <algorithm>
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <sstream>
+#include <string>
 
 #include "cuda_test_util.hpp"
 #include "test_util.hpp"
@@ -626,6 +630,92 @@ TEST_P(CudaPrimitives, KeySwitchDecomposeAndApply) {
     EXPECT_VEIL_ERROR(B.cpu->key_switch_apply(level, digits + 1, dc.data(), nc.data(), k1c.data(), oc.data(), oc.data()),
                       ErrorCode::InvalidArgument);
   }
+}
+
+// Sets an environment variable for its lifetime, then restores the old value.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The two ways the cuda backend runs a key switch give the cpu's words at every N.
+// Split (the default): the decomposition finishes its digits' NTT, an apply is a plain
+// inner product. Fused: every apply finishes the digits in shared memory.
+// VEIL_CUDA_KEY_SWITCH picks one. Each mode's decomposition is applied twice
+// (a hoisted reuse) and in a batch; only the split one holds the cpu's target limbs.
+TEST_P(CudaPrimitives, KeySwitchSplitAndFusedAgree) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t level = B.t().max_level;
+  const Basis q{level + 1, false}, qp{level + 1, true};
+  const uint32_t digits = B.t().digits(level), alpha = B.t().alpha;
+  auto [k1c, k1g] = B.random_key();
+  auto [k2c, k2g] = B.random_key();
+  auto [cc, cg, nc, ng] = B.coeff_and_ntt(q);
+  (void)cg;
+  Buffer dc(B.cpu, B.words(qp, digits), false, true);
+  B.cpu->key_switch_decompose(level, dc.data(), nc.data());
+  const auto dec_cpu = dc.to_host();
+  auto [oc, og] = B.scratch(B.words(qp, 2));
+  B.cpu->key_switch_inner_product(level, digits, dc.data(), k1c.data(), oc.data(), oc.data() + B.words(qp));
+  const auto inner_cpu = oc.to_host();
+  auto [mc, mg] = B.scratch(B.words(q, 6));
+  const uint64_t g = 2 * B.n() - 1;
+  auto jobs = [&](const Buffer& dec, const Buffer& in, const Buffer& k1, const Buffer& k2, Buffer& out) {
+    const size_t w = B.words(q);
+    return std::vector<KeySwitchJob>{
+        {dec.data(), in.data(), k1.data(), 0, out.data(), out.data() + w, nullptr, nullptr},
+        {dec.data(), in.data(), k2.data(), g, out.data() + 2 * w, out.data() + 3 * w, nullptr, nullptr},
+        {dec.data(), in.data(), k2.data(), 5, out.data() + 4 * w, out.data() + 5 * w, nullptr, nullptr}};
+  };
+  const auto jobs_c = jobs(dc, nc, k1c, k2c, mc);
+  B.cpu->key_switch_many(level, digits, jobs_c.size(), jobs_c.data());
+  const auto many_cpu = mc.to_host();
+
+  // Whether every target limb of the device's decomposition equals the cpu's (own limbs are not stored).
+  auto targets_match = [&](const std::vector<uint64_t>& dec) {
+    const size_t limb_words = B.n(), digit_words = B.words(qp);
+    for (uint32_t j = 0; j < digits; ++j)
+      for (uint32_t limb = 0; limb < B.t().limbs(qp); ++limb) {
+        if (limb < level + 1 && limb / alpha == j) continue;
+        const size_t o = j * digit_words + limb * limb_words;
+        if (!std::equal(dec.begin() + o, dec.begin() + o + limb_words, dec_cpu.begin() + o)) return false;
+      }
+    return true;
+  };
+  for (const char* mode : {"split", "fused"}) {
+    SCOPED_TRACE(mode);
+    const ScopedEnv env("VEIL_CUDA_KEY_SWITCH", mode);
+    const std::shared_ptr<Backend> gpu = make_backend(BackendKind::Cuda, B.tables);
+    Buffer dg(gpu, B.words(qp, digits), false, true);
+    gpu->key_switch_decompose(level, dg.data(), ng.data());
+    EXPECT_EQ(targets_match(dg.to_host()), std::string(mode) == "split")
+        << "a split decomposition holds the finished digits, a fused one half-transformed ones";
+    for (int reuse = 0; reuse < 2; ++reuse) {
+      Buffer out(gpu, B.words(qp, 2), false, true);
+      gpu->key_switch_apply(level, digits, dg.data(), ng.data(), k1g.data(), out.data(), out.data() + B.words(qp));
+      ASSERT_TRUE(same_words(inner_cpu, out.to_host(), B.n())) << "apply " << reuse;
+    }
+    Buffer many(gpu, B.words(q, 6), false, true);
+    const auto jobs_g = jobs(dg, ng, k1g, k2g, many);
+    gpu->key_switch_many(level, digits, jobs_g.size(), jobs_g.data());
+    ASSERT_TRUE(same_words(many_cpu, many.to_host(), B.n())) << "key_switch_many";
+  }
+  const ScopedEnv env("VEIL_CUDA_KEY_SWITCH", "fastest");
+  EXPECT_VEIL_ERROR(make_backend(BackendKind::Cuda, B.tables), ErrorCode::InvalidArgument);
 }
 
 // Batches of independent key switches (Backend::key_switch_decompose_many /

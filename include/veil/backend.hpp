@@ -317,10 +317,10 @@ class Backend {
   // key_switch_apply reads what key_switch_decompose writes, and it leaves it
   // unchanged (several keys may use it). num_digits <= digits(level). Default: an
   // inverse NTT of a copy, mod_up_all and key_switch_inner_product (ntt unused);
-  // cuda runs the inverse NTT out of place with ModUp's scaling in its last pass,
-  // leaves the target limbs after the forward NTT's first pass (the digits' own limbs
-  // are not stored: they are ntt's), and finishes them inside the inner product's
-  // kernel.
+  // cuda runs the inverse NTT out of place with ModUp's scaling in its last pass and
+  // stores only the target limbs (the digits' own limbs are ntt's): by default fully
+  // transformed, so an apply is an inner product; with VEIL_CUDA_KEY_SWITCH=fused after
+  // the forward NTT's first pass, finished inside the inner product's kernel.
   // ---- sparse integer linear combinations (nn's slot-wise layers) ----
   // For each row r < m.rows: outputs[r] = sum over entries e in [row_start[r],
   // row_start[r + 1]) of weights[limb * m.entries + e] * inputs[cols[e]] mod that limb's

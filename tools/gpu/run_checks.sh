@@ -113,7 +113,16 @@ stage_bench() {
   else
     tail -5 "$out/bench.log" 2>/dev/null
   fi
-  note "bench: rc $rc, $((SECONDS - t0)) s, table in gpu-table.md"
+  # The other key-switch mode (the default is split; kernels/cuda_backend.cu,
+  # kSplitKeySwitchMaxLogN): the fused apply's rows against the default's.
+  LD_LIBRARY_PATH="$kit/lib" VEIL_CUDA_KEY_SWITCH=fused timed 60 "$kit/bin/veil-bench" \
+    --benchmark_filter='^BM_(MulRelin|Relin|Rotate|RotateHoisted8|RotateMany8|KeySwitchApply)/(8192|65536|65536/dnum5)/cuda' \
+    --benchmark_min_time="${BENCH_MIN_TIME:-0.2}" --benchmark_out="$out/bench-fused.json" \
+    --benchmark_out_format=json >"$out/bench-fused.log" 2>&1
+  if [ -s "$out/bench-fused.json" ] && [ -s "$out/bench.json" ]; then
+    python3 bench/gpu_table.py "$out/bench.json" "$out/bench-fused.json" | tee "$out/gpu-table-key-switch-modes.md"
+  fi
+  note "bench: rc $rc, $((SECONDS - t0)) s, tables in gpu-table.md and gpu-table-key-switch-modes.md"
 }
 
 stage_convnet() {
@@ -152,7 +161,7 @@ stage_profile() {
   local t0=$SECONDS
   local metrics=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
   local spec
-  for spec in MulRelin/65536:20 MulRelin/8192:20 Rescale/8192:8 Add/8192:4 Encrypt/65536:30; do
+  for spec in MulRelin/65536:20 MulRelin/65536/dnum5:20 MulRelin/8192:20 Rescale/8192:8 Add/8192:4 Encrypt/65536:30; do
     local op=${spec%%:*} count=${spec##*:}
     VEIL_CUDA_PROFILE_TIMED=1 LD_LIBRARY_PATH="$kit/lib" timed 15 ncu --clock-control none --profile-from-start off \
       --launch-count "$count" --metrics "$metrics" --csv --page raw "$kit/bin/veil-bench" \
@@ -177,4 +186,5 @@ printf '%s\n' "${summary[@]}" | tee -a "$out/summary.txt"
 if [ -n "${OUT:-}" ] && [ -d "$OUT" ]; then
   tar czf "$OUT/veil-gpu-results.tgz" -C "$out" . && cp "$out/summary.txt" "$OUT/"
   [ -f "$out/gpu-table.md" ] && cp "$out/gpu-table.md" "$OUT/"
+  [ -s "$out/gpu-table-key-switch-modes.md" ] && cp "$out/gpu-table-key-switch-modes.md" "$OUT/"
 fi
