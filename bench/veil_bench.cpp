@@ -2,7 +2,8 @@
 // is present, the cuda backend.
 //
 // Every benchmark is registered once per ring degree N in {2^13, 2^14, 2^15,
-// 2^16} under the name "BM_<Op>/<N>" (e.g. "BM_NTT/16384", "BM_MulRelin/16384")
+// 2^16} under the name "BM_<Op>/<N>" (e.g. "BM_NTT/16384", "BM_MulRelin/16384"),
+// and those that depend on P once more on the 2^16 preset ("BM_<Op>/65536/dnum5"),
 // and reports the counters N, limbs (primes of Q at the level it runs at),
 // alpha (special primes) and dnum (key-switching digits). The CPU backend runs
 // limbs in parallel with OpenMP (set OMP_NUM_THREADS to pin the thread count),
@@ -42,9 +43,9 @@
 //              chain (../shared/peers/phantom), Parameters::preset(16) until 2026-12-05
 // (SEAL has no default chain for N = 2^16.) The rows "BM_<Op>/65536/dnum5[/cuda...]"
 // run the operations whose cost depends on P (key switching, public-key encryption)
-// on today's Parameters::preset(16): the same Q, P {50 x 7}, dnum 5. With a single special prime the
-// key-switching digits are single primes: dnum = number of Q primes. The
-// 43/44-bit chain uses scale 2^30 so that the scale stays below q_0 / 2.
+// on today's Parameters::preset(16): the same Q, P {50 x 7}, dnum 5. With a single
+// special prime the key-switching digits are single primes: dnum = number of Q
+// primes. The 43/44-bit chain uses scale 2^30 so that the scale stays below q_0 / 2.
 //
 // Contexts and keys are built lazily, once per N, on first use (the cache keeps
 // one N at a time, and benchmarks run N-major, so each is built once). Only the
@@ -508,8 +509,9 @@ void BM_MulRelinPair(benchmark::State& state, uint32_t chain, bool two_streams) 
 }
 
 // What key switching runs after the decomposition: Backend::key_switch_apply on
-// key_switch_decompose's output (cuda: the digits' last NTT pass fused with the inner
-// product; cpu: the inner product itself). Same bytes that must move as
+// key_switch_decompose's output (cuda: the inner product on the finished digits, or
+// with VEIL_CUDA_KEY_SWITCH=fused the digits' last NTT pass fused with it; cpu: the
+// inner product itself). Same bytes that must move as
 // BM_KeySwitchInner: the decomposition is as large as the digits.
 void BM_KeySwitchApply(benchmark::State& state, uint32_t chain, BackendKind kind) {
   Fixture& f = fixture(chain, kind);
