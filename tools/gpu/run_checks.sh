@@ -161,7 +161,7 @@ stage_profile() {
   local t0=$SECONDS
   local metrics=gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
   local spec
-  for spec in MulRelin/65536:20 MulRelin/65536/dnum5:20 MulRelin/8192:20 Rescale/8192:8 Add/8192:4 Encrypt/65536:30; do
+  for spec in MulRelin/65536:20 MulRelin/65536/dnum5:20 RotateHoisted8/65536/dnum5:12 MulRelin/8192:20 Rescale/8192:8 Add/8192:4 Encrypt/65536:30; do
     local op=${spec%%:*} count=${spec##*:}
     VEIL_CUDA_PROFILE_TIMED=1 LD_LIBRARY_PATH="$kit/lib" timed 15 ncu --clock-control none --profile-from-start off \
       --launch-count "$count" --metrics "$metrics" --csv --page raw "$kit/bin/veil-bench" \
