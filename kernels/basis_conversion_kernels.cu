@@ -73,10 +73,12 @@ struct SubtractScaleAt {
   const uint64_t* add = nullptr;
   uint64_t g_inv = 0;
   uint32_t log_n = 0;
+  const uint64_t* add_w = nullptr;  // not null: add[i] is multiplied by *add_w first (Shoup, add_ws)
+  uint64_t add_ws = 0;
   __device__ uint64_t load(size_t i) const { return src[i]; }
   __device__ void store(size_t i, uint64_t t) const {
     const uint64_t r = mul_shoup(sub_mod(x[i], t, q), w, ws, q);
-    const uint64_t v = add ? add_mod(r, add[i], q) : r;
+    const uint64_t v = add ? add_mod(r, add_w ? mul_shoup(add[i], *add_w, add_ws, q) : add[i], q) : r;
     if (g_inv == 0) {
       out[i] = v;
       return;
@@ -259,9 +261,40 @@ struct ModDownFinishIo {
   __device__ SubtractScaleAt at(uint32_t limb, uint32_t poly, uint32_t prime) const {
     const size_t off = static_cast<size_t>(limb) << log_n;
     const uint64_t* add = mp.add[poly];
-    return SubtractScaleAt{conv + poly * mp.conv_stride + off, x + poly * mp.in_stride + off, mp.out[poly] + off,
-                           mod[prime].value, md.p_inv_mod_q[limb],
-                           md.p_inv_mod_q_shoup[limb], add ? add + off : nullptr, mp.g_inv[poly], log_n};
+    return SubtractScaleAt{conv + poly * mp.conv_stride + off,
+                           x + poly * mp.in_stride + off,
+                           mp.out[poly] + off,
+                           mod[prime].value,
+                           md.p_inv_mod_q[limb],
+                           md.p_inv_mod_q_shoup[limb],
+                           add ? add + off : nullptr,
+                           mp.g_inv[poly],
+                           log_n,
+                           md.add_scale ? md.add_scale + limb : nullptr,
+                           md.add_scale ? md.add_scale_shoup[limb] : 0};
+  }
+};
+
+// ModDown and rescale at once, the inverse contiguous pass over D's limbs (q_l, P):
+// in place, the q_l limb's loads with (P mod q_l) add[level] added first.
+struct MergeAddendIo {
+  ModDownPolys mp;
+  uint64_t* data;
+  uint32_t level, log_n;
+  uint64_t pm, pms;  // P mod q_l
+  const DeviceModulus* mod;
+  struct At {
+    uint64_t* a;
+    const uint64_t* add;
+    uint64_t pm, pms, q;
+    __device__ uint64_t load(size_t i) const {
+      return add ? add_mod(a[i], mul_shoup(add[i], pm, pms, q), q) : a[i];
+    }
+    __device__ void store(size_t i, uint64_t v) const { a[i] = v; }
+  };
+  __device__ At at(uint32_t limb, uint32_t poly, uint32_t prime) const {
+    const uint64_t* add = limb == 0 && mp.add[poly] ? mp.add[poly] + (static_cast<size_t>(level) << log_n) : nullptr;
+    return At{data + poly * mp.in_stride + (static_cast<size_t>(limb) << log_n), add, pm, pms, mod[prime].value};
   }
 };
 
@@ -376,6 +409,14 @@ void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, cons
   const InPlaceIo first{p_part, mp.in_stride, tv.log_n};
   const ScaleIo scale{p_part, mp.in_stride, tv.log_n, md.phat_inv, md.phat_inv_shoup, tv.mod};
   launch_inverse(tv, p_map, first, scale, stream, "mod_down_p_to_coeff");
+}
+
+void mod_down_rescale_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
+                               const LimbMap& d_map, uint32_t level, uint64_t pm, uint64_t pms, uint64_t* d_part,
+                               cudaStream_t stream) {
+  const MergeAddendIo first{mp, d_part, level, tv.log_n, pm, pms, tv.mod};
+  const ScaleIo scale{d_part, mp.in_stride, tv.log_n, md.phat_inv, md.phat_inv_shoup, tv.mod};
+  launch_inverse(tv, d_map, first, scale, stream, "mod_down_rescale_to_coeff");
 }
 
 void mod_down_convert_finish(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,

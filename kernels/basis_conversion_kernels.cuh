@@ -56,6 +56,10 @@ struct ModDownView {
   const uint64_t* p_inv_mod_q;        // [L+1]
   const uint64_t* p_inv_mod_q_shoup;  // [L+1]
   const double* p_inv;                // [alpha]
+  // Set for ModDown and rescale at once (RnsTables::mod_down_rescale, "P" = q_l P): the
+  // addends are multiplied by these (q_l^-1 mod q_i) before they are added.
+  const uint64_t* add_scale = nullptr;
+  const uint64_t* add_scale_shoup = nullptr;
 };
 
 // The polynomials one rescale launch sequence covers (blockIdx.z): polys (1 ..
@@ -128,6 +132,13 @@ struct ModDownPolys {
 // polynomials, mp.in_stride apart.
 void mod_down_p_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
                          const LimbMap& p_map, uint64_t* p_part, cudaStream_t stream);
+// mod_down_p_to_coeff for ModDown and rescale at once: d_map covers D's limbs (q_l,
+// then P: contiguous in Q_l u P), md is the level's merged view, and the q_l limb of
+// polynomial z first gets (P mod q_l) mp.add[z][level] added (pm, pms: P mod q_l and
+// its Shoup companion), as the cpu's mod_down_rescale_pair does.
+void mod_down_rescale_to_coeff(const DeviceTablesView& tv, const ModDownView& md, const ModDownPolys& mp,
+                               const LimbMap& d_map, uint32_t level, uint64_t pm, uint64_t pms, uint64_t* d_part,
+                               cudaStream_t stream);
 // The rest of ModDown for limbs i <= level, in one forward NTT whose first pass computes
 // the conversion conv[i] = sum_k p_part[k] (P/p_k) - v P mod q_i (coefficient form; v =
 // (uint64)(sum_k double(p_part[k][c]) * p_inv[k] + 0.5), in k order, IEEE round-to-nearest,

@@ -96,11 +96,20 @@ struct DeviceRns {
   std::vector<std::vector<PlanOffsets>> mu_plans;  // [level][digit]
   // Every (digit, target) row of every level: level order, digit order, target order.
   DeviceArray<ModUpRow> mu_rows;
-  // ModDown.
-  DeviceArray<uint64_t> md_phat_inv, md_phat_inv_shoup, md_phat_mod_q, md_phat_mod_q_shoup;
-  DeviceArray<uint64_t> md_p_mod_q, md_p_mod_q_shoup, md_p_inv_mod_q, md_p_inv_mod_q_shoup;
-  DeviceArray<double> md_p_inv;
+  // A ModDown plan (RnsTables::ModDownPlan) with the Shoup companions.
+  struct ModDown {
+    DeviceArray<uint64_t> phat_inv, phat_inv_shoup, phat_mod_q, phat_mod_q_shoup;
+    DeviceArray<uint64_t> p_mod_q, p_mod_q_shoup, p_inv_mod_q, p_inv_mod_q_shoup;
+    DeviceArray<double> p_inv;
+  };
+  ModDown md;
+  std::vector<ModDown> mdr;  // [level]: ModDown and rescale at once (level >= 1)
 };
+
+// Uploads a ModDown plan whose dropped primes are `drop` (prime indices) and whose rows
+// are q_0 .. q_{rows - 1}.
+DeviceRns::ModDown upload_mod_down(const RnsTables& t, const RnsTables::ModDownPlan& plan,
+                                   const std::vector<uint32_t>& drop, uint32_t rows);
 
 std::vector<uint64_t> shoup_all(const std::vector<uint64_t>& w, const std::vector<uint64_t>& q_of) {
   std::vector<uint64_t> out(w.size());
@@ -201,23 +210,38 @@ void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
   d.mu_factors = DeviceArray<uint64_t>(factors);
   d.mu_factors_shoup = DeviceArray<uint64_t>(factors_s);
 
-  // ModDown.
-  const auto& md = t.mod_down;
-  std::vector<uint64_t> p_of(alpha), q_of_rows(rows), q_of_matrix(static_cast<size_t>(rows) * alpha);
-  for (uint32_t k = 0; k < alpha; ++k) p_of[k] = t.primes[L + 1 + k];
+  // ModDown, and ModDown with the rescale at each level (D = q_l P).
+  std::vector<uint32_t> p_idx(alpha);
+  for (uint32_t k = 0; k < alpha; ++k) p_idx[k] = L + 1 + k;
+  d.md = upload_mod_down(t, t.mod_down, p_idx, rows);
+  d.mdr.resize(L + 1);
+  for (uint32_t l = 1; l <= L; ++l) {
+    std::vector<uint32_t> d_idx{l};
+    d_idx.insert(d_idx.end(), p_idx.begin(), p_idx.end());
+    d.mdr[l] = upload_mod_down(t, t.mod_down_rescale[l], d_idx, l);
+  }
+}
+
+DeviceRns::ModDown upload_mod_down(const RnsTables& t, const RnsTables::ModDownPlan& plan,
+                                   const std::vector<uint32_t>& drop, uint32_t rows) {
+  const size_t k_count = drop.size();
+  std::vector<uint64_t> d_of(k_count), q_of_rows(rows), q_of_matrix(rows * k_count);
+  for (size_t k = 0; k < k_count; ++k) d_of[k] = t.primes[drop[k]];
   for (uint32_t i = 0; i < rows; ++i) {
     q_of_rows[i] = t.primes[i];
-    for (uint32_t k = 0; k < alpha; ++k) q_of_matrix[static_cast<size_t>(i) * alpha + k] = t.primes[i];
+    for (size_t k = 0; k < k_count; ++k) q_of_matrix[i * k_count + k] = t.primes[i];
   }
-  d.md_phat_inv = DeviceArray<uint64_t>(md.phat_inv);
-  d.md_phat_inv_shoup = DeviceArray<uint64_t>(shoup_all(md.phat_inv, p_of));
-  d.md_phat_mod_q = DeviceArray<uint64_t>(md.phat_mod_q);
-  d.md_phat_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(md.phat_mod_q, q_of_matrix));
-  d.md_p_mod_q = DeviceArray<uint64_t>(md.p_mod_q);
-  d.md_p_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(md.p_mod_q, q_of_rows));
-  d.md_p_inv_mod_q = DeviceArray<uint64_t>(md.p_inv_mod_q);
-  d.md_p_inv_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(md.p_inv_mod_q, q_of_rows));
-  d.md_p_inv = DeviceArray<double>(md.p_inv);
+  DeviceRns::ModDown m;
+  m.phat_inv = DeviceArray<uint64_t>(plan.phat_inv);
+  m.phat_inv_shoup = DeviceArray<uint64_t>(shoup_all(plan.phat_inv, d_of));
+  m.phat_mod_q = DeviceArray<uint64_t>(plan.phat_mod_q);
+  m.phat_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(plan.phat_mod_q, q_of_matrix));
+  m.p_mod_q = DeviceArray<uint64_t>(plan.p_mod_q);
+  m.p_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(plan.p_mod_q, q_of_rows));
+  m.p_inv_mod_q = DeviceArray<uint64_t>(plan.p_inv_mod_q);
+  m.p_inv_mod_q_shoup = DeviceArray<uint64_t>(shoup_all(plan.p_inv_mod_q, q_of_rows));
+  m.p_inv = DeviceArray<double>(plan.p_inv);
+  return m;
 }
 
 // Owns the backend's stream (created first, destroyed last).
@@ -328,6 +352,9 @@ class CudaBackend final : public Backend {
   void key_switch_decompose_many(uint32_t level, size_t count, uint64_t* const* out_digits,
                                  const uint64_t* const* ntts) override;
   void key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
+  void mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
+                             const uint64_t* add1) override;
+  void key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
   // kMaxBatch, fewer when their top-level decompositions would pass 1 GiB (9 at the
   // 2^16 preset, whose decompositions take 105 MiB each).
   size_t key_switch_batch() const override {
@@ -352,10 +379,19 @@ class CudaBackend final : public Backend {
     const size_t off = static_cast<size_t>(level) * (tables_->max_level + 1);
     return RescaleView{rns_.rs_ql_inv.get() + off, rns_.rs_ql_inv_shoup.get() + off, rns_.rs_half.get() + off};
   }
-  ModDownView mod_down_view() const {
-    return ModDownView{rns_.md_phat_inv.get(),    rns_.md_phat_inv_shoup.get(), rns_.md_phat_mod_q.get(),
-                       rns_.md_phat_mod_q_shoup.get(), rns_.md_p_mod_q.get(),  rns_.md_p_mod_q_shoup.get(),
-                       rns_.md_p_inv_mod_q.get(), rns_.md_p_inv_mod_q_shoup.get(), rns_.md_p_inv.get()};
+  static ModDownView view_of(const DeviceRns::ModDown& m) {
+    return ModDownView{m.phat_inv.get(),    m.phat_inv_shoup.get(),    m.phat_mod_q.get(),
+                       m.phat_mod_q_shoup.get(), m.p_mod_q.get(),      m.p_mod_q_shoup.get(),
+                       m.p_inv_mod_q.get(), m.p_inv_mod_q_shoup.get(), m.p_inv.get()};
+  }
+  ModDownView mod_down_view() const { return view_of(rns_.md); }
+  // ModDown and rescale at once at `level`: the addends are scaled by q_l^-1.
+  ModDownView mod_down_rescale_view(uint32_t level) const {
+    ModDownView v = view_of(rns_.mdr[level]);
+    const size_t row = static_cast<size_t>(level) * (tables_->max_level + 1);
+    v.add_scale = rns_.rs_ql_inv.get() + row;
+    v.add_scale_shoup = rns_.rs_ql_inv_shoup.get() + row;
+    return v;
   }
   // The calling thread's current stream of this backend.
   cudaStream_t stream() const {
@@ -372,6 +408,10 @@ class CudaBackend final : public Backend {
   void mod_up_digits(uint32_t level, uint32_t first_digit, uint32_t digits, uint64_t* out, const uint64_t* coeff,
                      const uint64_t* ntt);
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
+  // mod_down_polys dividing by q_l P (Backend::mod_down_rescale_pair): outputs over Q_{level-1}.
+  void mod_down_rescale_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
+  // key_switch_many, or key_switch_rescale_many with `rescale`.
+  void key_switch_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs, bool rescale);
   // The inner products of `count` key switches from their decompositions, split or fused.
   void inner_products(uint32_t level, uint32_t num_digits, uint32_t count, const KeySwitchBatch& batch);
   ModDownPolys pair(uint32_t level, uint64_t* out0, uint64_t* out1, const uint64_t* add0, const uint64_t* add1) const;
@@ -969,6 +1009,20 @@ void CudaBackend::inner_products(uint32_t level, uint32_t num_digits, uint32_t c
 // inner-product launch into contiguous scratch, then one ModDown launch sequence for
 // both halves of every job, each with its own output, addend and permutation.
 void CudaBackend::key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) {
+  key_switch_groups(level, num_digits, count, jobs, false);
+}
+
+void CudaBackend::key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count,
+                                          const KeySwitchJob* jobs) {
+  require(level >= 1, ErrorCode::LevelMismatch, "key_switch_rescale_many needs level >= 1");
+  for (size_t i = 0; i < count; ++i)
+    require(jobs[i].g == 0, ErrorCode::InvalidArgument,
+            "key_switch_rescale_many: rotations are not rescaled here (g != 0)");
+  key_switch_groups(level, num_digits, count, jobs, true);
+}
+
+void CudaBackend::key_switch_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                                    bool rescale) {
   const RnsTables& t = *tables_;
   require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
           "key_switch_many: bad level/digits");
@@ -1000,7 +1054,8 @@ void CudaBackend::key_switch_many(uint32_t level, uint32_t num_digits, size_t co
       mp.g_inv[2 * i] = mp.g_inv[2 * i + 1] = galois_inverse(j.g, "key_switch_many");
     }
     inner_products(level, num_digits, chunk, batch);
-    mod_down_polys(level, mp, acc.get());
+    if (rescale) mod_down_rescale_polys(level, mp, acc.get());
+    else mod_down_polys(level, mp, acc.get());
   }
 }
 
@@ -1072,6 +1127,38 @@ void CudaBackend::mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_q
   conv_map.polys = mp.polys;
   conv_map.poly_stride = mp.conv_stride;
   mod_down_convert_finish(view_, md, mp, conv_map, alpha, in_qp, p_part, conv.get(), stream());
+}
+
+void CudaBackend::mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
+                                        const uint64_t* add0, const uint64_t* add1) {
+  mod_down_rescale_polys(level, pair(level, out0, out1, add0, add1), in_qp2);
+}
+
+// D = q_l P: its limbs (q_l, then P) are contiguous in Q_l u P. The q_l limb takes the
+// addend's P multiple in the inverse NTT's first pass; the rest as mod_down_polys, with
+// the merged tables and outputs over Q_{level-1}.
+void CudaBackend::mod_down_rescale_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp) {
+  const RnsTables& t = *tables_;
+  require(level >= 1 && level <= t.max_level, ErrorCode::LevelMismatch, "mod_down_rescale needs level >= 1");
+  use_device(device_);
+  const size_t n = t.n;
+  const ModDownView md = mod_down_rescale_view(level);
+  uint64_t* d_part = in_qp + level * n;
+  LimbMap d_map;
+  d_map.limbs = t.alpha + 1;
+  d_map.q_count = 1;
+  d_map.q_first = level;
+  d_map.p_first = t.max_level + 1;
+  d_map.polys = mp.polys;
+  d_map.poly_stride = mp.in_stride;
+  const uint64_t ql = t.primes[level], pm = t.mod_down.p_mod_q[level];
+  mod_down_rescale_to_coeff(view_, md, mp, d_map, level, pm, arith::shoup_precompute(pm, ql), d_part, stream());
+  mp.conv_stride = level * n;
+  Scratch conv(*this, mp.polys * mp.conv_stride);  // [polys][level][N]
+  LimbMap conv_map = map(Basis{level, false});
+  conv_map.polys = mp.polys;
+  conv_map.poly_stride = mp.conv_stride;
+  mod_down_convert_finish(view_, md, mp, conv_map, t.alpha + 1, in_qp, d_part, conv.get(), stream());
 }
 
 void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,

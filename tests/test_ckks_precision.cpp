@@ -272,6 +272,36 @@ TEST(CkksPrecision, RelinearizeManyEqualsRelinearizeBitForBit) {
   EXPECT_GE(precision(xy, K().decrypt(K().eval->rescale(many[0]))).mean_bits, floor_bits() - 2);
 }
 
+// Relinearization's ModDown and the rescale in one step: the level and scale of the two
+// calls, at least their precision (one rounding fewer), and a batch equals the single
+// calls word for word (two levels, a size-2 ciphertext rescaled only).
+TEST(CkksPrecision, RelinearizeRescaleIsTheTwoStepsInOne) {
+  auto x = random_reals(K().slots(), 28), y = random_reals(K().slots(), 29);
+  auto cx = K().encrypt(x), cy = K().encrypt(y);
+  const auto xy3 = K().eval->multiply_no_relin(cx, cy);
+  const auto merged = K().eval->relinearize_rescale(xy3, K().rk);
+  const auto two_steps = K().eval->rescale(K().eval->relinearize(xy3, K().rk));
+  EXPECT_EQ(merged.level(), two_steps.level());
+  EXPECT_EQ(merged.size(), 2u);
+  EXPECT_DOUBLE_EQ(merged.scale(), two_steps.scale());
+  std::vector<double> xy(x.size());
+  for (size_t i = 0; i < x.size(); ++i) xy[i] = x[i] * y[i];
+  const Precision p_merged = precision(xy, K().decrypt(merged)), p_two = precision(xy, K().decrypt(two_steps));
+  report("relinearize_rescale (one ModDown by q_l P)", *K().ctx, p_merged);
+  EXPECT_GE(p_merged.mean_bits, floor_bits() - 2);
+  EXPECT_GE(p_merged.mean_bits, p_two.mean_bits - 0.5);
+
+  auto low = K().eval->relinearize_rescale(K().eval->multiply_no_relin(cx, cx), K().rk);
+  const std::vector<Ciphertext> as{xy3, K().eval->multiply_no_relin(low, low), cx, K().eval->multiply_no_relin(cy, cy)};
+  auto many = K().eval->relinearize_rescale_many(as, K().rk);
+  ASSERT_EQ(many.size(), as.size());
+  for (size_t i = 0; i < as.size(); ++i)
+    expect_same_words(K().eval->relinearize_rescale(as[i], K().rk), many[i], "ciphertext " + std::to_string(i));
+  expect_same_words(K().eval->rescale(cx), many[2], "a size-2 ciphertext is rescaled only");
+  auto bottom = K().eval->multiply_no_relin(K().eval->mod_switch_to(cx, 0), K().eval->mod_switch_to(cy, 0));
+  EXPECT_VEIL_ERROR(K().eval->relinearize_rescale(bottom, K().rk), ErrorCode::LevelMismatch);
+}
+
 // Rescales of ciphertexts of two levels and sizes in one batch: each is rescale()'s.
 TEST(CkksPrecision, RescaleManyEqualsRescaleBitForBit) {
   auto x = random_reals(K().slots(), 27);

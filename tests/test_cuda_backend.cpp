@@ -126,6 +126,24 @@ struct Backends {
     const uint32_t top = t().max_level;
     return put(random(Basis{top + 1, true}, 2 * t().digits(top)));
   }
+  // `count` random polynomials over Q_level (NTT form) on both backends, the cpu's
+  // decompositions of them, and room for the device's.
+  struct Inputs {
+    std::vector<Buffer> in_c, in_g, dec_c, dec_g;
+  };
+  Inputs decomposable(uint32_t level, size_t count) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    Inputs in;
+    for (size_t i = 0; i < count; ++i) {
+      auto [c, g] = put(random(q));
+      in.in_c.push_back(std::move(c));
+      in.in_g.push_back(std::move(g));
+      in.dec_c.emplace_back(cpu, words(qp, t().digits(level)), false, true);
+      in.dec_g.emplace_back(gpu, words(qp, t().digits(level)), false, true);
+      cpu->key_switch_decompose(level, in.dec_c.back().data(), in.in_c.back().data());
+    }
+    return in;
+  }
   std::pair<Buffer, Buffer> scratch(size_t words) {
     return {Buffer(cpu, words, false, true), Buffer(gpu, words, false, true)};
   }
@@ -572,6 +590,55 @@ TEST_P(CudaPrimitives, ModDown) {
   }
 }
 
+// ModDown and rescale at once (divide by q_l P): the pair with and without addends,
+// and a batch of relinearizations rescaled in their ModDown (key_switch_rescale_many,
+// more jobs than one launch takes where that is cheap), against the cpu.
+TEST_P(CudaPrimitives, ModDownRescale) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;  // >= 1 for every parameter set here
+  for (uint32_t level : some_levels(1, L)) {
+    const Basis q{level + 1, false}, qp{level + 1, true}, lower{level, false};
+    const auto pair_in = B.random(qp, 2);
+    auto [ac, ag] = B.put(B.random(q, 2));
+    const size_t wq = B.words(q), wl = B.words(lower);
+    for (int adds = 0; adds < 3; ++adds) {  // none, the second half's only, both
+      auto [pc, pg] = B.put(pair_in);      // the input is scratch
+      auto [oc, og] = B.scratch(2 * wl);
+      const uint64_t* a0c = adds == 2 ? ac.data() : nullptr;
+      const uint64_t* a0g = adds == 2 ? ag.data() : nullptr;
+      const uint64_t* a1c = adds >= 1 ? ac.data() + wq : nullptr;
+      const uint64_t* a1g = adds >= 1 ? ag.data() + wq : nullptr;
+      B.cpu->mod_down_rescale_pair(level, oc.data(), oc.data() + wl, pc.data(), a0c, a1c);
+      B.gpu->mod_down_rescale_pair(level, og.data(), og.data() + wl, pg.data(), a0g, a1g);
+      ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "level " << level << ", addends " << adds;
+    }
+  }
+  const uint32_t level = L, digits = B.t().digits(level);
+  const Basis q{level + 1, false}, qp{level + 1, true}, lower{level, false};
+  auto [kc, kg] = B.random_key();
+  const size_t inputs = B.n() <= 16384 ? 18 : 3;  // > kMaxBatch where it is cheap
+  auto [in_c, in_g, dec_c, dec_g] = B.decomposable(level, inputs);
+  for (size_t i = 0; i < inputs; ++i) B.gpu->key_switch_decompose(level, dec_g[i].data(), in_g[i].data());
+  auto [ac, ag] = B.put(B.random(q, 2 * inputs));
+  auto [oc, og] = B.scratch(B.words(lower, 2 * inputs));
+  std::vector<KeySwitchJob> jobs_c(inputs), jobs_g(inputs);
+  for (size_t i = 0; i < inputs; ++i) {
+    const size_t o = 2 * i * B.words(lower), a = 2 * i * B.words(q);
+    const bool add = i % 3 != 1;
+    jobs_c[i] = KeySwitchJob{dec_c[i].data(), in_c[i].data(), kc.data(), 0, oc.data() + o, oc.data() + o + B.words(lower),
+                             add ? ac.data() + a : nullptr, add ? ac.data() + a + B.words(q) : nullptr};
+    jobs_g[i] = KeySwitchJob{dec_g[i].data(), in_g[i].data(), kg.data(), 0, og.data() + o, og.data() + o + B.words(lower),
+                             add ? ag.data() + a : nullptr, add ? ag.data() + a + B.words(q) : nullptr};
+  }
+  B.cpu->key_switch_rescale_many(level, digits, inputs, jobs_c.data());
+  B.gpu->key_switch_rescale_many(level, digits, inputs, jobs_g.data());
+  ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "key_switch_rescale_many";
+  KeySwitchJob rotation = jobs_g[0];
+  rotation.g = 5;
+  EXPECT_VEIL_ERROR(B.gpu->key_switch_rescale_many(level, digits, 1, &rotation), ErrorCode::InvalidArgument);
+}
+
 TEST_P(CudaPrimitives, KeySwitchInnerProduct) {
   VEIL_REQUIRE_CUDA();
   auto& B = be();
@@ -734,18 +801,12 @@ TEST_P(CudaPrimitives, KeySwitchMany) {
   for (uint32_t level : {L, L / 2}) {
     const Basis q{level + 1, false}, qp{level + 1, true};
     const uint32_t digits = B.t().digits(level);
-    std::vector<Buffer> in_c, in_g, dec_c, dec_g;
+    auto [in_c, in_g, dec_c, dec_g] = B.decomposable(level, inputs);
     std::vector<const uint64_t*> ntt_g;
     std::vector<uint64_t*> out_digits_g;
     for (size_t i = 0; i < inputs; ++i) {
-      auto [c, g] = B.put(B.random(q));
-      in_c.push_back(std::move(c));
-      in_g.push_back(std::move(g));
-      dec_c.emplace_back(B.cpu, B.words(qp, digits), false, true);
-      dec_g.emplace_back(B.gpu, B.words(qp, digits), false, true);
-      B.cpu->key_switch_decompose(level, dec_c.back().data(), in_c.back().data());
-      ntt_g.push_back(in_g.back().data());
-      out_digits_g.push_back(dec_g.back().data());
+      ntt_g.push_back(in_g[i].data());
+      out_digits_g.push_back(dec_g[i].data());
     }
     B.gpu->key_switch_decompose_many(level, inputs, out_digits_g.data(), ntt_g.data());
     {  // the batch decomposes each input as key_switch_decompose does

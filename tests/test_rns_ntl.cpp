@@ -323,6 +323,54 @@ TEST_P(NtlRns, ModDownIsRoundedDivisionByP) {
   }
 }
 
+// ModDown and rescale at once: out = round(Y / (q_l P)) for the lift Y in [0, Q_l P) of
+// x + P add (the second half without an addend: round(X / (q_l P))), over Q_{l-1}.
+TEST_P(NtlRns, ModDownRescaleIsRoundedDivisionByQlP) {
+  const uint32_t alpha = t_->alpha;
+  const ZZ p = product(primes(veil::Basis{0, true}));
+  for (uint32_t level = 1; level <= t_->max_level; ++level) {
+    SCOPED_TRACE(level);
+    const veil::Basis q_basis{level + 1, false}, qp{level + 1, true}, lower{level, false};
+    const Crt crt_qp(primes(qp));
+    const ZZ d = p * zz(t_->primes[level]);
+    auto x0 = random_poly(qp), x1 = random_poly(qp), add = random_poly(q_basis);
+    for (uint32_t k = 0; k <= alpha; ++k) {  // D's limbs (q_l, P) at their extremes
+      const uint32_t limb = level + k;
+      x0[limb * n_ + 0] = 0;
+      x0[limb * n_ + 1] = prime(qp, limb) - 1;
+    }
+    // The residues of x0 + P add: P add vanishes mod every p_k.
+    std::vector<uint64_t> y0 = x0;
+    for (uint32_t i = 0; i <= level; ++i)
+      for (size_t c = 0; c < n_; ++c) {
+        const uint64_t q = t_->primes[i];
+        y0[i * n_ + c] = residue(zz(x0[i * n_ + c]) + p * zz(add[i * n_ + c]), q);
+      }
+    const size_t words = x0.size();
+    std::vector<uint64_t> in(2 * words), a = add, out0(level * n_), out1(level * n_);
+    std::copy(x0.begin(), x0.end(), in.begin());
+    std::copy(x1.begin(), x1.end(), in.begin() + words);
+    be_->ntt_forward(qp, in.data());
+    be_->ntt_forward(qp, in.data() + words);
+    be_->ntt_forward(q_basis, a.data());
+    be_->mod_down_rescale_pair(level, out0.data(), out1.data(), in.data(), a.data(), nullptr);
+    be_->ntt_inverse(lower, out0.data());
+    be_->ntt_inverse(lower, out1.data());
+    for (size_t c = 0; c < n_; ++c) {
+      // D is odd, so there are no ties.
+      const ZZ e0 = (2 * crt_qp.lift(y0.data() + c, n_) + d) / (2 * d);
+      const ZZ e1 = (2 * crt_qp.lift(x1.data() + c, n_) + d) / (2 * d);
+      for (uint32_t i = 0; i < level; ++i) {
+        ASSERT_EQ(out0[i * n_ + c], residue(e0, t_->primes[i])) << "with the addend: coeff " << c << " limb " << i;
+        ASSERT_EQ(out1[i * n_ + c], residue(e1, t_->primes[i])) << "no addend: coeff " << c << " limb " << i;
+      }
+    }
+  }
+  std::vector<uint64_t> scratch(2 * t_->limbs(veil::Basis{1, true}) * n_), out(2 * n_);
+  EXPECT_THROW(be_->mod_down_rescale_pair(0, out.data(), out.data() + n_, scratch.data(), nullptr, nullptr),
+               veil::Error);
+}
+
 TEST_P(NtlRns, ModDownRoundsExactMultiplesOfPPlusNoise) {
   const ZZ p = product(primes(veil::Basis{0, true}));
   for (uint32_t level = 0; level <= t_->max_level; ++level) {

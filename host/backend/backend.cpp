@@ -219,6 +219,19 @@ void Backend::key_switch_many(uint32_t level, uint32_t num_digits, size_t count,
   }
 }
 
+void Backend::key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) {
+  if (count == 0) return;
+  require(level >= 1, ErrorCode::LevelMismatch, "key_switch_rescale_many needs level >= 1");
+  const size_t words = poly_words(Basis{level + 1, true});
+  Scratch acc(*this, 2 * words);
+  for (size_t i = 0; i < count; ++i) {
+    const KeySwitchJob& j = jobs[i];
+    require(j.g == 0, ErrorCode::InvalidArgument, "key_switch_rescale_many: rotations are not rescaled here (g != 0)");
+    key_switch_apply(level, num_digits, j.decomposed, j.ntt, j.key, acc.get(), acc.get() + words);
+    mod_down_rescale_pair(level, j.out0, j.out1, acc.get(), j.add0, j.add1);
+  }
+}
+
 void Backend::push_stream(BackendStream* s) {
   require(s == nullptr, ErrorCode::InvalidArgument, "push_stream: the " + name() + " backend has no streams");
 }

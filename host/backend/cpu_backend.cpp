@@ -366,41 +366,76 @@ void CpuBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const 
 void CpuBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
   const auto& t = *tables_;
   require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
-  const auto& plan = t.mod_down;
-  const size_t n = t.n;
-  const uint32_t alpha = t.alpha, L = t.max_level;
-  uint64_t* p_part = in_qp + (level + 1) * n;
-  // P part to coefficients, then y_k = x_k * (P/p_k)^-1 mod p_k (in place).
-#pragma omp parallel for if (alpha * n >= kParallelWords)
-  for (int k = 0; k < static_cast<int>(alpha); ++k) {
-    const uint64_t pk = t.primes[L + 1 + k];
-    uint64_t* limb = p_part + k * n;
-    ntt_[L + 1 + k].inverse(limb);
-    const uint64_t w = plan.phat_inv[k], ws = arith::shoup_precompute(w, pk);
-    for (size_t c = 0; c < n; ++c) limb[c] = arith::mul_shoup(limb[c], w, ws, pk);
+  std::vector<uint32_t> p_primes(t.alpha);
+  for (uint32_t k = 0; k < t.alpha; ++k) p_primes[k] = t.max_level + 1 + k;
+  divide_rounded(t.mod_down, p_primes, in_qp + (level + 1) * t.n, level + 1, in_qp, out_q, nullptr, nullptr);
+}
+
+// x + P add over Q_l u P: P add vanishes mod every p_k, so only the Q limbs change; the
+// q_l limb (divided away with P) gets it here, the others through add * q_l^-1 (= P D^-1).
+void CpuBackend::mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
+                                       const uint64_t* add0, const uint64_t* add1) {
+  const auto& t = *tables_;
+  require(level >= 1 && level <= t.max_level, ErrorCode::LevelMismatch, "mod_down_rescale_pair needs level >= 1");
+  const size_t n = t.n, words = poly_words(Basis{level + 1, true});
+  std::vector<uint32_t> d_primes{level};
+  for (uint32_t k = 0; k < t.alpha; ++k) d_primes.push_back(t.max_level + 1 + k);
+  const uint64_t ql = t.primes[level];
+  const uint64_t pm = t.mod_down.p_mod_q[level], pms = arith::shoup_precompute(pm, ql);
+  uint64_t* outs[2] = {out0, out1};
+  const uint64_t* adds[2] = {add0, add1};
+  for (int h = 0; h < 2; ++h) {
+    uint64_t* x = in_qp2 + h * words;
+    if (adds[h]) {
+      uint64_t* xl = x + level * n;
+      const uint64_t* al = adds[h] + level * n;
+      for (size_t c = 0; c < n; ++c) xl[c] = arith::add_mod(xl[c], arith::mul_shoup(al[c], pm, pms, ql), ql);
+    }
+    divide_rounded(t.mod_down_rescale[level], d_primes, x + level * n, level, x, outs[h], adds[h],
+                   t.rescale[level].ql_inv_mod_q.data());
   }
-  // v = round(sum_k y_k / p_k): how many P to subtract so the converted value is
-  // the centered residue [x]_P (exact division then rounds instead of floors).
+}
+
+void CpuBackend::divide_rounded(const RnsTables::ModDownPlan& plan, const std::vector<uint32_t>& drop_primes,
+                                uint64_t* dropped, uint32_t keep, const uint64_t* x, uint64_t* out,
+                                const uint64_t* add, const uint64_t* add_scale) {
+  const size_t n = tables_->n;
+  const auto drop = static_cast<uint32_t>(drop_primes.size());
+  // Dropped limbs to coefficients, then y_k = x_k * (D/d_k)^-1 mod d_k (in place).
+#pragma omp parallel for if (drop * n >= kParallelWords)
+  for (int k = 0; k < static_cast<int>(drop); ++k) {
+    const uint64_t dk = tables_->primes[drop_primes[k]];
+    uint64_t* limb = dropped + k * n;
+    ntt_[drop_primes[k]].inverse(limb);
+    const uint64_t w = plan.phat_inv[k], ws = arith::shoup_precompute(w, dk);
+    for (size_t c = 0; c < n; ++c) limb[c] = arith::mul_shoup(limb[c], w, ws, dk);
+  }
+  // v = round(sum_k y_k / d_k): how many D to subtract so the converted value is
+  // the centered residue [x]_D (exact division then rounds instead of floors).
   std::vector<uint64_t> v(n);
   for (size_t c = 0; c < n; ++c) {
     double sum = 0;
-    for (uint32_t k = 0; k < alpha; ++k) sum += static_cast<double>(p_part[k * n + c]) * plan.p_inv[k];
+    for (uint32_t k = 0; k < drop; ++k) sum += static_cast<double>(dropped[k * n + c]) * plan.p_inv[k];
     v[c] = static_cast<uint64_t>(sum + 0.5);
   }
-#pragma omp parallel for if ((level + 1) * n >= kParallelWords)
-  for (int i = 0; i <= static_cast<int>(level); ++i) {
+#pragma omp parallel for if (keep * n >= kParallelWords)
+  for (int i = 0; i < static_cast<int>(keep); ++i) {
     const arith::Modulus& m = mod_[i];
     const uint64_t qi = m.value;
-    const uint64_t* factors = plan.phat_mod_q.data() + static_cast<size_t>(i) * alpha;
     std::vector<uint64_t> conv(n);
-    fast_base_convert(p_part, alpha, n, factors, m, conv.data());
-    const uint64_t pm = plan.p_mod_q[i], pms = arith::shoup_precompute(pm, qi);
-    for (size_t c = 0; c < n; ++c) conv[c] = arith::sub_mod(conv[c], arith::mul_shoup(v[c], pm, pms, qi), qi);
+    fast_base_convert(dropped, drop, n, plan.phat_mod_q.data() + static_cast<size_t>(i) * drop, m, conv.data());
+    const uint64_t dm = plan.p_mod_q[i], dms = arith::shoup_precompute(dm, qi);
+    for (size_t c = 0; c < n; ++c) conv[c] = arith::sub_mod(conv[c], arith::mul_shoup(v[c], dm, dms, qi), qi);
     ntt_[i].forward(conv.data());
     const uint64_t w = plan.p_inv_mod_q[i], ws = arith::shoup_precompute(w, qi);
-    const uint64_t* x = in_qp + i * n;
-    uint64_t* dst = out_q + i * n;
-    for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup(arith::sub_mod(x[c], conv[c], qi), w, ws, qi);
+    const uint64_t* xi = x + i * n;
+    uint64_t* dst = out + i * n;
+    for (size_t c = 0; c < n; ++c) dst[c] = arith::mul_shoup(arith::sub_mod(xi[c], conv[c], qi), w, ws, qi);
+    if (add) {
+      const uint64_t a = add_scale[i], as = arith::shoup_precompute(a, qi);
+      const uint64_t* ai = add + i * n;
+      for (size_t c = 0; c < n; ++c) dst[c] = arith::add_mod(dst[c], arith::mul_shoup(ai[c], a, as, qi), qi);
+    }
   }
 }
 

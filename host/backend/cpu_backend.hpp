@@ -45,6 +45,8 @@ class CpuBackend final : public Backend {
   void mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const uint64_t* coeff,
               const uint64_t* ntt) override;
   void mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) override;
+  void mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
+                             const uint64_t* add1) override;
   void key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,
                                 const uint64_t* key, uint64_t* out0, uint64_t* out1) override;
   void combine(Basis b, uint32_t polys, const CombineMatrix& m, const uint64_t* const* inputs,
@@ -54,6 +56,13 @@ class CpuBackend final : public Backend {
 
  private:
   const std::vector<uint32_t>& ntt_permutation(uint64_t g);
+  // out[i] = round(x / D) mod q_i for i < keep (NTT form), D the product of the `drop`
+  // limbs at `dropped` (NTT form, primes drop_primes[k], used as scratch), as plan says
+  // (RnsTables::ModDownPlan): mod_down's arithmetic for any dropped basis. With add,
+  // out[i] += add[i] * add_scale[i] mod q_i.
+  void divide_rounded(const RnsTables::ModDownPlan& plan, const std::vector<uint32_t>& drop_primes,
+                      uint64_t* dropped, uint32_t keep, const uint64_t* x, uint64_t* out, const uint64_t* add,
+                      const uint64_t* add_scale);
   std::vector<arith::Modulus> mod_;        // per prime index
   std::vector<arith::NttTables> ntt_;      // per prime index
   // Released blocks are kept for reuse (by size), so steady-state operations

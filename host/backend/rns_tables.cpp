@@ -67,6 +67,26 @@ std::shared_ptr<const RnsTables> RnsTables::build(const Parameters& params) {
     t->mod_down.p_inv_mod_q.push_back(arith::inv_mod(p_mod, qi));
   }
 
+  // ModDown and rescale at level l at once: divide by D = q_l P (limbs q_l, p_0, ...).
+  t->mod_down_rescale.resize(L + 1);
+  for (uint32_t l = 1; l <= L; ++l) {
+    ModDownPlan& plan = t->mod_down_rescale[l];
+    std::vector<uint32_t> didx{l};
+    didx.insert(didx.end(), pidx.begin(), pidx.end());
+    for (size_t k = 0; k < didx.size(); ++k) {
+      const uint64_t dk = t->primes[didx[k]];
+      plan.phat_inv.push_back(arith::inv_mod(product_mod(t->primes, didx, k, dk), dk));
+      plan.p_inv.push_back(1.0 / static_cast<double>(dk));
+    }
+    for (uint32_t i = 0; i < l; ++i) {
+      const uint64_t qi = t->primes[i];
+      for (size_t k = 0; k < didx.size(); ++k) plan.phat_mod_q.push_back(product_mod(t->primes, didx, k, qi));
+      const uint64_t d_mod = product_mod(t->primes, didx, didx.size(), qi);
+      plan.p_mod_q.push_back(d_mod);
+      plan.p_inv_mod_q.push_back(arith::inv_mod(d_mod, qi));
+    }
+  }
+
   // Rescale at level l divides by q_l.
   t->rescale.resize(L + 1);
   for (uint32_t l = 1; l <= L; ++l) {

@@ -24,7 +24,7 @@ std::vector<Decomposition> decompose_many(const Context& ctx, const std::vector<
   return decs;
 }
 
-void apply_many(const Context& ctx, const std::vector<Job>& jobs) {
+void apply_many(const Context& ctx, const std::vector<Job>& jobs, bool rescale) {
   if (jobs.empty()) return;
   const uint32_t level = jobs.front().dec->level;
   std::vector<KeySwitchJob> be_jobs(jobs.size());
@@ -35,7 +35,10 @@ void apply_many(const Context& ctx, const std::vector<Job>& jobs) {
     require(j.dec->level == level, ErrorCode::InvalidArgument, "apply_many: decompositions of different levels");
     be_jobs[i] = KeySwitchJob{j.dec->digits.data(), j.dec->input, j.key->data(), j.g, j.out0, j.out1, j.add0, j.add1};
   }
-  ctx.backend().key_switch_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
+  if (rescale)
+    ctx.backend().key_switch_rescale_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
+  else
+    ctx.backend().key_switch_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
 }
 
 void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,

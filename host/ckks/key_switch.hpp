@@ -49,6 +49,8 @@ struct Job {
 // Every job, in as few launches as the backend allows (Backend::key_switch_many): the
 // same words as one apply_automorphism each. Decompositions of one level; an
 // output must not alias another job's inputs, addends or outputs.
-void apply_many(const Context& ctx, const std::vector<Job>& jobs);
+// rescale: the outputs are over Q_{l-1}, each divided by q_l together with the
+// ModDown's P (Backend::key_switch_rescale_many; every g must be 0).
+void apply_many(const Context& ctx, const std::vector<Job>& jobs, bool rescale = false);
 
 }  // namespace veil::keyswitch

@@ -740,7 +740,7 @@ std::vector<Ciphertext> CompiledModel::run(const Evaluator& eval, const std::vec
           } else if constexpr (std::is_same_v<T, SquareStep>) {
             std::vector<Ciphertext> squares;  // relinearized together: one batch of key switches
             for (const auto& c : *src) squares.push_back(eval.multiply_no_relin(c, c));
-            next = eval.rescale_many(eval.relinearize_many(squares, rk));
+            next = eval.relinearize_rescale_many(squares, rk);
           } else if constexpr (std::is_same_v<T, PolyStep>) {
             for (const auto& c : *src) next.push_back(evaluate(eval, c, s.poly, rk));
           } else if constexpr (std::is_same_v<T, PoolStep>) {

@@ -37,7 +37,7 @@ class ChebyshevEvaluator {
     int m = 1;
     while (2 * m < i) m *= 2;  // m = largest power of two below i, n = i - m in (0, m]
     const int n = i - m;
-    Ciphertext prod = ev_.rescale(ev_.multiply(power(m), power(n), rk_));
+    Ciphertext prod = ev_.relinearize_rescale(ev_.multiply_no_relin(power(m), power(n)), rk_);
     prod = ev_.multiply_integer(prod, 2);
     if (n == m) {
       prod = ev_.add_scalar(prod, -1.0);  // T_2m = 2 T_m^2 - 1
@@ -86,7 +86,7 @@ class ChebyshevEvaluator {
     while (r.size() > 1 && r.back() == 0.0) r.pop_back();
     const Ciphertext tg = ev_.mod_switch_to(power(g), level + 1);
     const double qp = static_cast<double>(ev_.context()->params().q()[level + 1]);
-    Ciphertext high = ev_.rescale(ev_.multiply(eval(q, level + 1, scale * qp / tg.scale()), tg, rk_));
+    Ciphertext high = ev_.relinearize_rescale(ev_.multiply_no_relin(eval(q, level + 1, scale * qp / tg.scale()), tg), rk_);
     high.set_scale(scale);
     if (r.size() == 1) return r[0] == 0.0 ? high : ev_.add_scalar(high, r[0]);  // constant remainder
     Ciphertext out = ev_.add(high, eval(r, level, scale));

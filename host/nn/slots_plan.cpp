@@ -438,7 +438,7 @@ namespace {
 void finish(const Evaluator& eval, const MapStep& mp, std::vector<Ciphertext>& outs, size_t first,
             const RelinKey& rk) {
   // Each step is one batch over the outputs (one launch sequence on cuda).
-  if (mp.relinearize) outs = eval.rescale_many(eval.relinearize_many(outs, rk));  // the squares' rescale
+  if (mp.relinearize) outs = eval.relinearize_rescale_many(outs, rk);  // the squares' rescale
   if (!mp.rescale) return;
   outs = eval.rescale_many(outs);
   for (size_t r = 0; r < outs.size(); ++r)
@@ -452,7 +452,7 @@ void element(const Evaluator& eval, const ElementStep& es, std::vector<Ciphertex
   }
   for (auto& c : cts) c = eval.multiply_no_relin(c, c);
   if (!es.relinearize) return;
-  cts = eval.rescale_many(eval.relinearize_many(cts, rk));  // one batch of key switches, one of rescales
+  cts = eval.relinearize_rescale_many(cts, rk);  // one batch of key switches, rescaled in their ModDown
 }
 
 }  // namespace

@@ -63,6 +63,10 @@ struct RnsTables {
   std::vector<std::vector<ModUpPlan>> mod_up;     // [level][digit]
   ModDownPlan mod_down;
   std::vector<RescalePlan> rescale;               // [level], level >= 1
+  // [level], level >= 1: ModDown and rescale as one division by D = q_l P
+  // (Backend::mod_down_rescale_pair). Its "P" is D, limbs in buffer order: q_l, then
+  // p_0 .. p_{alpha-1} (alpha + 1 of them); rows i < l.
+  std::vector<ModDownPlan> mod_down_rescale;
 
   uint32_t limbs(Basis b) const { return b.q_count + (b.special ? alpha : 0); }
   uint32_t prime_index(Basis b, uint32_t limb) const {
@@ -369,6 +373,21 @@ class Backend {
   // Default: that; cuda: groups of up to 16 jobs, each group one inner-product launch
   // and one ModDown launch sequence (5 launches per group instead of per job).
   virtual void key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs);
+
+  // ---- a key switch and the rescale after it in one step ----
+  // For each half h of in_qp2 ([2][Q_l u P][N], NTT form, used as scratch; level >= 1):
+  // out_h (over Q_{level-1}, NTT form) = round((x_h + P add_h) / D) with D = q_level P,
+  // computed as mod_down computes round(x / P), with D's limbs in the order q_level,
+  // p_0 .. p_{alpha-1} (RnsTables::mod_down_rescale). A null addend adds nothing;
+  // addends are over Q_level and must not alias the outputs. One rounding instead of
+  // mod_down_pair's and rescale's two, so the words differ from those two calls, and
+  // the NTT of the Q_level limbs between them is saved.
+  virtual void mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
+                                     const uint64_t* add0, const uint64_t* add1) = 0;
+  // key_switch_many whose results are rescaled: each job's inner product, then
+  // mod_down_rescale_pair (outputs over Q_{level-1}; every job's g must be 0). The
+  // words equal the jobs run one by one. Default: that; cuda: groups as key_switch_many.
+  virtual void key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs);
 
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}

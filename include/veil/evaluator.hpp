@@ -39,6 +39,13 @@ class Evaluator {
   // relinearize of each ciphertext, word for word, the size-3 ones of one level
   // key-switched together (one launch sequence on cuda).
   std::vector<Ciphertext> relinearize_many(std::span<const Ciphertext> as, const RelinKey& rk) const;
+  // rescale(relinearize(a)) in one step: the key switch's ModDown divides by q_level
+  // with P (Backend::mod_down_rescale_pair), which saves an NTT of every limb and one
+  // rounding. Level - 1, scale / q_level; not the words of the two calls (one rounding
+  // fewer). Size-2 inputs are just rescaled. LevelMismatch at level 0.
+  Ciphertext relinearize_rescale(const Ciphertext& a, const RelinKey& rk) const;
+  // relinearize_rescale of each ciphertext, word for word, in batches as relinearize_many.
+  std::vector<Ciphertext> relinearize_rescale_many(std::span<const Ciphertext> as, const RelinKey& rk) const;
   Ciphertext multiply_plain(const Ciphertext& a, const Plaintext& p) const;
   // Multiplies every slot by the real constant c, encoded at scale q_level (the
   // prime the next rescale divides by), so rescale() restores a's scale exactly.

@@ -78,7 +78,7 @@ PyVector vec_vec(const PyVector& a, const PyVector& b, Op op) {
   if (op == Op::Mul) {
     if (s.keys->rk.key.empty())
       throw veil::Error(veil::ErrorCode::MissingKey, "vector x vector needs the relinearization key");
-    r.ct = s.eval->rescale(s.eval->multiply(a.ct, b.ct, s.keys->rk));
+    r.ct = s.eval->relinearize_rescale(s.eval->multiply_no_relin(a.ct, b.ct), s.keys->rk);
     r.clean = a.clean || b.clean;
   } else {
     veil::Ciphertext x = a.ct, y = b.ct;

@@ -65,6 +65,8 @@ void operations(uint32_t log_n) {
   census("multiply (no relin)", *ctx, [&] { eval.multiply_no_relin(a, b); });
   census("multiply + relinearize", *ctx, [&] { eval.multiply(a, b, rk); });
   census("rescale", *ctx, [&] { eval.rescale(prod); });
+  census("multiply + relinearize + rescale", *ctx,
+         [&] { eval.relinearize_rescale(eval.multiply_no_relin(a, b), rk); });
   census("rotate 1", *ctx, [&] { eval.rotate(a, 1, gk); });
   census("decrypt", *ctx, [&] { dec.decrypt(a); });
 }
