@@ -76,7 +76,7 @@ inline void shared_touch(shared_reg& r, void* p, size_t bytes) {
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;
 namespace sim_detail {
-void fail(const char* message);  // prints "cuda_sim: message" and aborts
+[[noreturn]] void fail(const char* message);  // prints "cuda_sim: message" and aborts
 bool record_if_capturing(cudaStream_t s, const char* what, std::function<void()>& op);
 }  // namespace sim_detail
 template <class K, class... A>

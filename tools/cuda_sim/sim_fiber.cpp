@@ -127,7 +127,7 @@ void die(const char* fmt, ...) {
 
 }  // namespace
 
-void fail(const char* message) { die("%s", message); }
+[[noreturn]] void fail(const char* message) { die("%s", message); }
 
 namespace {
 
