@@ -106,10 +106,8 @@ struct DeviceRns {
   std::vector<ModDown> mdr;  // [level]: ModDown and rescale at once (level >= 1)
 };
 
-// Uploads a ModDown plan whose dropped primes are `drop` (prime indices) and whose rows
-// are q_0 .. q_{rows - 1}.
-DeviceRns::ModDown upload_mod_down(const RnsTables& t, const RnsTables::ModDownPlan& plan,
-                                   const std::vector<uint32_t>& drop, uint32_t rows);
+// Uploads a ModDown plan (its rows are q_0 .. q_{rows - 1}).
+DeviceRns::ModDown upload_mod_down(const RnsTables& t, const RnsTables::ModDownPlan& plan);
 
 std::vector<uint64_t> shoup_all(const std::vector<uint64_t>& w, const std::vector<uint64_t>& q_of) {
   std::vector<uint64_t> out(w.size());
@@ -158,7 +156,7 @@ void build_ntt_tables(const RnsTables& t, DeviceRns& d) {
 }
 
 void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
-  const uint32_t L = t.max_level, alpha = t.alpha, rows = L + 1;
+  const uint32_t L = t.max_level, rows = L + 1;
   // Rescale, padded to (L + 1) x (L + 1).
   std::vector<uint64_t> ql_inv(rows * rows, 0), ql_inv_s(rows * rows, 0), half(rows * rows, 0);
   for (uint32_t l = 1; l <= L; ++l) {
@@ -211,23 +209,16 @@ void build_conversion_tables(const RnsTables& t, DeviceRns& d) {
   d.mu_factors_shoup = DeviceArray<uint64_t>(factors_s);
 
   // ModDown, and ModDown with the rescale at each level (D = q_l P).
-  std::vector<uint32_t> p_idx(alpha);
-  for (uint32_t k = 0; k < alpha; ++k) p_idx[k] = L + 1 + k;
-  d.md = upload_mod_down(t, t.mod_down, p_idx, rows);
+  d.md = upload_mod_down(t, t.mod_down);
   d.mdr.resize(L + 1);
-  for (uint32_t l = 1; l <= L; ++l) {
-    std::vector<uint32_t> d_idx{l};
-    d_idx.insert(d_idx.end(), p_idx.begin(), p_idx.end());
-    d.mdr[l] = upload_mod_down(t, t.mod_down_rescale[l], d_idx, l);
-  }
+  for (uint32_t l = 1; l <= L; ++l) d.mdr[l] = upload_mod_down(t, t.mod_down_rescale[l]);
 }
 
-DeviceRns::ModDown upload_mod_down(const RnsTables& t, const RnsTables::ModDownPlan& plan,
-                                   const std::vector<uint32_t>& drop, uint32_t rows) {
-  const size_t k_count = drop.size();
+DeviceRns::ModDown upload_mod_down(const RnsTables& t, const RnsTables::ModDownPlan& plan) {
+  const size_t k_count = plan.drop.size(), rows = plan.p_mod_q.size();
   std::vector<uint64_t> d_of(k_count), q_of_rows(rows), q_of_matrix(rows * k_count);
-  for (size_t k = 0; k < k_count; ++k) d_of[k] = t.primes[drop[k]];
-  for (uint32_t i = 0; i < rows; ++i) {
+  for (size_t k = 0; k < k_count; ++k) d_of[k] = t.primes[plan.drop[k]];
+  for (size_t i = 0; i < rows; ++i) {
     q_of_rows[i] = t.primes[i];
     for (size_t k = 0; k < k_count; ++k) q_of_matrix[i * k_count + k] = t.primes[i];
   }
@@ -410,6 +401,10 @@ class CudaBackend final : public Backend {
   void mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
   // mod_down_polys dividing by q_l P (Backend::mod_down_rescale_pair): outputs over Q_{level-1}.
   void mod_down_rescale_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp);
+  // What both run: divide by the limbs of d_map, which start at limb `keep`, into the
+  // first `keep` Q limbs with plan md (merge: the rescaled form's q_l addend).
+  void divide_rounded(uint32_t level, ModDownPolys mp, uint64_t* in_qp, const ModDownView& md, LimbMap d_map,
+                      uint32_t keep, bool merge);
   // key_switch_many, or key_switch_rescale_many with `rescale`.
   void key_switch_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs, bool rescale);
   // The inner products of `count` key switches from their decompositions, split or fused.
@@ -1107,26 +1102,11 @@ void CudaBackend::mod_down_pair_automorphism(uint32_t level, uint64_t g, uint64_
 void CudaBackend::mod_down_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp) {
   const RnsTables& t = *tables_;
   require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
-  use_device(device_);
-  const size_t n = t.n;
-  const uint32_t alpha = t.alpha;
-  uint64_t* p_part = in_qp + (level + 1) * n;
-  const ModDownView md = mod_down_view();
-  // P parts to coefficients, y_k = x_k (P/p_k)^-1 mod p_k in place; then the
-  // conversion to Q_l, its NTT and the final (x - conv) P^-1 in one forward transform.
-  LimbMap p_map;
-  p_map.limbs = alpha;
+  LimbMap p_map;  // the P limbs
+  p_map.limbs = t.alpha;
   p_map.q_count = 0;
   p_map.p_first = t.max_level + 1;
-  p_map.polys = mp.polys;
-  p_map.poly_stride = mp.in_stride;
-  mod_down_p_to_coeff(view_, md, mp, p_map, p_part, stream());
-  mp.conv_stride = (level + 1) * n;
-  Scratch conv(*this, mp.polys * mp.conv_stride);  // [polys][level + 1][N]
-  LimbMap conv_map = map(Basis{level + 1, false});
-  conv_map.polys = mp.polys;
-  conv_map.poly_stride = mp.conv_stride;
-  mod_down_convert_finish(view_, md, mp, conv_map, alpha, in_qp, p_part, conv.get(), stream());
+  divide_rounded(level, mp, in_qp, mod_down_view(), p_map, level + 1, false);
 }
 
 void CudaBackend::mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2,
@@ -1140,25 +1120,38 @@ void CudaBackend::mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t
 void CudaBackend::mod_down_rescale_polys(uint32_t level, ModDownPolys mp, uint64_t* in_qp) {
   const RnsTables& t = *tables_;
   require(level >= 1 && level <= t.max_level, ErrorCode::LevelMismatch, "mod_down_rescale needs level >= 1");
-  use_device(device_);
-  const size_t n = t.n;
-  const ModDownView md = mod_down_rescale_view(level);
-  uint64_t* d_part = in_qp + level * n;
-  LimbMap d_map;
+  LimbMap d_map;  // q_l, then the P limbs
   d_map.limbs = t.alpha + 1;
   d_map.q_count = 1;
   d_map.q_first = level;
   d_map.p_first = t.max_level + 1;
+  divide_rounded(level, mp, in_qp, mod_down_rescale_view(level), d_map, level, true);
+}
+
+// The dropped limbs (d_map, starting at limb `keep` of Q_l u P) to coefficients, y_k =
+// x_k (D/d_k)^-1 mod d_k in place (merge: the q_l limb first takes the addends' P
+// multiple); then the conversion to the first `keep` Q limbs, its NTT and the final
+// (x - conv) D^-1 (+ the addends) in one forward transform.
+void CudaBackend::divide_rounded(uint32_t level, ModDownPolys mp, uint64_t* in_qp, const ModDownView& md,
+                                 LimbMap d_map, uint32_t keep, bool merge) {
+  const RnsTables& t = *tables_;
+  use_device(device_);
+  const size_t n = t.n;
+  uint64_t* d_part = in_qp + keep * n;
   d_map.polys = mp.polys;
   d_map.poly_stride = mp.in_stride;
-  const uint64_t ql = t.primes[level], pm = t.mod_down.p_mod_q[level];
-  mod_down_rescale_to_coeff(view_, md, mp, d_map, level, pm, arith::shoup_precompute(pm, ql), d_part, stream());
-  mp.conv_stride = level * n;
-  Scratch conv(*this, mp.polys * mp.conv_stride);  // [polys][level][N]
-  LimbMap conv_map = map(Basis{level, false});
+  if (merge) {
+    const uint64_t ql = t.primes[level], pm = t.mod_down.p_mod_q[level];
+    mod_down_rescale_to_coeff(view_, md, mp, d_map, level, pm, arith::shoup_precompute(pm, ql), d_part, stream());
+  } else {
+    mod_down_p_to_coeff(view_, md, mp, d_map, d_part, stream());
+  }
+  mp.conv_stride = keep * n;
+  Scratch conv(*this, mp.polys * mp.conv_stride);  // [polys][keep][N]
+  LimbMap conv_map = map(Basis{keep, false});
   conv_map.polys = mp.polys;
   conv_map.poly_stride = mp.conv_stride;
-  mod_down_convert_finish(view_, md, mp, conv_map, t.alpha + 1, in_qp, d_part, conv.get(), stream());
+  mod_down_convert_finish(view_, md, mp, conv_map, d_map.limbs, in_qp, d_part, conv.get(), stream());
 }
 
 void CudaBackend::key_switch_inner_product(uint32_t level, uint32_t num_digits, const uint64_t* digits,

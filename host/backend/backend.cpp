@@ -206,29 +206,30 @@ void Backend::key_switch_decompose_many(uint32_t level, size_t count, uint64_t* 
 }
 
 void Backend::key_switch_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) {
-  if (count == 0) return;
-  const size_t words = poly_words(Basis{level + 1, true});
-  Scratch acc(*this, 2 * words);
-  for (size_t i = 0; i < count; ++i) {
-    const KeySwitchJob& j = jobs[i];
-    key_switch_apply(level, num_digits, j.decomposed, j.ntt, j.key, acc.get(), acc.get() + words);
-    if (j.g)
-      mod_down_pair_automorphism(level, j.g, j.out0, j.out1, acc.get(), j.add0, j.add1);
-    else
-      mod_down_pair(level, j.out0, j.out1, acc.get(), j.add0, j.add1);
-  }
+  key_switch_one_by_one(level, num_digits, count, jobs, false);
 }
 
 void Backend::key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) {
+  require(level >= 1 || count == 0, ErrorCode::LevelMismatch, "key_switch_rescale_many needs level >= 1");
+  key_switch_one_by_one(level, num_digits, count, jobs, true);
+}
+
+void Backend::key_switch_one_by_one(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                                    bool rescale) {
   if (count == 0) return;
-  require(level >= 1, ErrorCode::LevelMismatch, "key_switch_rescale_many needs level >= 1");
   const size_t words = poly_words(Basis{level + 1, true});
   Scratch acc(*this, 2 * words);
   for (size_t i = 0; i < count; ++i) {
     const KeySwitchJob& j = jobs[i];
-    require(j.g == 0, ErrorCode::InvalidArgument, "key_switch_rescale_many: rotations are not rescaled here (g != 0)");
+    require(!rescale || j.g == 0, ErrorCode::InvalidArgument,
+            "key_switch_rescale_many: rotations are not rescaled here (g != 0)");
     key_switch_apply(level, num_digits, j.decomposed, j.ntt, j.key, acc.get(), acc.get() + words);
-    mod_down_rescale_pair(level, j.out0, j.out1, acc.get(), j.add0, j.add1);
+    if (rescale)
+      mod_down_rescale_pair(level, j.out0, j.out1, acc.get(), j.add0, j.add1);
+    else if (j.g)
+      mod_down_pair_automorphism(level, j.g, j.out0, j.out1, acc.get(), j.add0, j.add1);
+    else
+      mod_down_pair(level, j.out0, j.out1, acc.get(), j.add0, j.add1);
   }
 }
 

@@ -366,9 +366,7 @@ void CpuBackend::mod_up(uint32_t level, uint32_t digit, uint64_t* out_qp, const 
 void CpuBackend::mod_down(uint32_t level, uint64_t* out_q, uint64_t* in_qp) {
   const auto& t = *tables_;
   require(level <= t.max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
-  std::vector<uint32_t> p_primes(t.alpha);
-  for (uint32_t k = 0; k < t.alpha; ++k) p_primes[k] = t.max_level + 1 + k;
-  divide_rounded(t.mod_down, p_primes, in_qp + (level + 1) * t.n, level + 1, in_qp, out_q, nullptr, nullptr);
+  divide_rounded(t.mod_down, in_qp + (level + 1) * t.n, level + 1, in_qp, out_q, nullptr, nullptr);
 }
 
 // x + P add over Q_l u P: P add vanishes mod every p_k, so only the Q limbs change; the
@@ -378,8 +376,6 @@ void CpuBackend::mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t*
   const auto& t = *tables_;
   require(level >= 1 && level <= t.max_level, ErrorCode::LevelMismatch, "mod_down_rescale_pair needs level >= 1");
   const size_t n = t.n, words = poly_words(Basis{level + 1, true});
-  std::vector<uint32_t> d_primes{level};
-  for (uint32_t k = 0; k < t.alpha; ++k) d_primes.push_back(t.max_level + 1 + k);
   const uint64_t ql = t.primes[level];
   const uint64_t pm = t.mod_down.p_mod_q[level], pms = arith::shoup_precompute(pm, ql);
   uint64_t* outs[2] = {out0, out1};
@@ -391,15 +387,15 @@ void CpuBackend::mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t*
       const uint64_t* al = adds[h] + level * n;
       for (size_t c = 0; c < n; ++c) xl[c] = arith::add_mod(xl[c], arith::mul_shoup(al[c], pm, pms, ql), ql);
     }
-    divide_rounded(t.mod_down_rescale[level], d_primes, x + level * n, level, x, outs[h], adds[h],
+    divide_rounded(t.mod_down_rescale[level], x + level * n, level, x, outs[h], adds[h],
                    t.rescale[level].ql_inv_mod_q.data());
   }
 }
 
-void CpuBackend::divide_rounded(const RnsTables::ModDownPlan& plan, const std::vector<uint32_t>& drop_primes,
-                                uint64_t* dropped, uint32_t keep, const uint64_t* x, uint64_t* out,
-                                const uint64_t* add, const uint64_t* add_scale) {
+void CpuBackend::divide_rounded(const RnsTables::ModDownPlan& plan, uint64_t* dropped, uint32_t keep,
+                                const uint64_t* x, uint64_t* out, const uint64_t* add, const uint64_t* add_scale) {
   const size_t n = tables_->n;
+  const std::vector<uint32_t>& drop_primes = plan.drop;
   const auto drop = static_cast<uint32_t>(drop_primes.size());
   // Dropped limbs to coefficients, then y_k = x_k * (D/d_k)^-1 mod d_k (in place).
 #pragma omp parallel for if (drop * n >= kParallelWords)

@@ -56,13 +56,12 @@ class CpuBackend final : public Backend {
 
  private:
   const std::vector<uint32_t>& ntt_permutation(uint64_t g);
-  // out[i] = round(x / D) mod q_i for i < keep (NTT form), D the product of the `drop`
-  // limbs at `dropped` (NTT form, primes drop_primes[k], used as scratch), as plan says
-  // (RnsTables::ModDownPlan): mod_down's arithmetic for any dropped basis. With add,
+  // out[i] = round(x / D) mod q_i for i < keep (NTT form), D the product of plan.drop's
+  // primes, whose limbs are at `dropped` (NTT form, used as scratch): mod_down's
+  // arithmetic for any dropped basis (RnsTables::ModDownPlan). With add,
   // out[i] += add[i] * add_scale[i] mod q_i.
-  void divide_rounded(const RnsTables::ModDownPlan& plan, const std::vector<uint32_t>& drop_primes,
-                      uint64_t* dropped, uint32_t keep, const uint64_t* x, uint64_t* out, const uint64_t* add,
-                      const uint64_t* add_scale);
+  void divide_rounded(const RnsTables::ModDownPlan& plan, uint64_t* dropped, uint32_t keep, const uint64_t* x,
+                      uint64_t* out, const uint64_t* add, const uint64_t* add_scale);
   std::vector<arith::Modulus> mod_;        // per prime index
   std::vector<arith::NttTables> ntt_;      // per prime index
   // Released blocks are kept for reuse (by size), so steady-state operations

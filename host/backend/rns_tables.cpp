@@ -14,6 +14,27 @@ uint64_t product_mod(const std::vector<uint64_t>& primes, const std::vector<uint
     if (k != skip) acc = m.mul(acc, primes[idx[k]] % t);
   return acc;
 }
+
+// Dividing by the product D of the primes `drop` (indices), converting to q_0 ..
+// q_{rows - 1}.
+RnsTables::ModDownPlan mod_down_plan(const std::vector<uint64_t>& primes, std::vector<uint32_t> drop,
+                                     uint32_t rows) {
+  RnsTables::ModDownPlan plan;
+  for (size_t k = 0; k < drop.size(); ++k) {
+    const uint64_t dk = primes[drop[k]];
+    plan.phat_inv.push_back(arith::inv_mod(product_mod(primes, drop, k, dk), dk));
+    plan.p_inv.push_back(1.0 / static_cast<double>(dk));
+  }
+  for (uint32_t i = 0; i < rows; ++i) {
+    const uint64_t qi = primes[i];
+    for (size_t k = 0; k < drop.size(); ++k) plan.phat_mod_q.push_back(product_mod(primes, drop, k, qi));
+    const uint64_t d_mod = product_mod(primes, drop, drop.size(), qi);
+    plan.p_mod_q.push_back(d_mod);
+    plan.p_inv_mod_q.push_back(arith::inv_mod(d_mod, qi));
+  }
+  plan.drop = std::move(drop);
+  return plan;
+}
 }  // namespace
 
 std::shared_ptr<const RnsTables> RnsTables::build(const Parameters& params) {
@@ -54,37 +75,14 @@ std::shared_ptr<const RnsTables> RnsTables::build(const Parameters& params) {
   // ModDown: P -> Q, then multiply by P^-1.
   std::vector<uint32_t> pidx;
   for (uint32_t k = 0; k < alpha; ++k) pidx.push_back(L + 1 + k);
-  for (uint32_t k = 0; k < alpha; ++k) {
-    uint64_t pk = t->primes[pidx[k]];
-    t->mod_down.phat_inv.push_back(arith::inv_mod(product_mod(t->primes, pidx, k, pk), pk));
-    t->mod_down.p_inv.push_back(1.0 / static_cast<double>(pk));
-  }
-  for (uint32_t i = 0; i <= L; ++i) {
-    uint64_t qi = t->primes[i];
-    for (uint32_t k = 0; k < alpha; ++k) t->mod_down.phat_mod_q.push_back(product_mod(t->primes, pidx, k, qi));
-    const uint64_t p_mod = product_mod(t->primes, pidx, alpha, qi);
-    t->mod_down.p_mod_q.push_back(p_mod);
-    t->mod_down.p_inv_mod_q.push_back(arith::inv_mod(p_mod, qi));
-  }
+  t->mod_down = mod_down_plan(t->primes, pidx, L + 1);
 
   // ModDown and rescale at level l at once: divide by D = q_l P (limbs q_l, p_0, ...).
   t->mod_down_rescale.resize(L + 1);
   for (uint32_t l = 1; l <= L; ++l) {
-    ModDownPlan& plan = t->mod_down_rescale[l];
     std::vector<uint32_t> didx{l};
     didx.insert(didx.end(), pidx.begin(), pidx.end());
-    for (size_t k = 0; k < didx.size(); ++k) {
-      const uint64_t dk = t->primes[didx[k]];
-      plan.phat_inv.push_back(arith::inv_mod(product_mod(t->primes, didx, k, dk), dk));
-      plan.p_inv.push_back(1.0 / static_cast<double>(dk));
-    }
-    for (uint32_t i = 0; i < l; ++i) {
-      const uint64_t qi = t->primes[i];
-      for (size_t k = 0; k < didx.size(); ++k) plan.phat_mod_q.push_back(product_mod(t->primes, didx, k, qi));
-      const uint64_t d_mod = product_mod(t->primes, didx, didx.size(), qi);
-      plan.p_mod_q.push_back(d_mod);
-      plan.p_inv_mod_q.push_back(arith::inv_mod(d_mod, qi));
-    }
+    t->mod_down_rescale[l] = mod_down_plan(t->primes, std::move(didx), l);
   }
 
   // Rescale at level l divides by q_l.

@@ -213,11 +213,36 @@ Ciphertext Evaluator::relinearize(const Ciphertext& a, const RelinKey& rk) const
   return std::move(relinearize_many(std::span<const Ciphertext>(&a, 1), rk).front());
 }
 
+namespace {
+
+// Relinearizes the size-3 ciphertexts of by_level into out, in batches; rescale: in the
+// key switch's ModDown (outputs one level down, scale / q_l).
+void switch_c2(const ContextPtr& ctx, std::span<const Ciphertext> as,
+               const std::map<uint32_t, std::vector<size_t>>& by_level, const RelinKey& rk, bool rescale,
+               std::vector<Ciphertext>& out) {
+  require(!rk.key.empty(), ErrorCode::MissingKey, "relinearization key is empty");
+  require(rk.key.context()->id() == ctx->id(), ErrorCode::ContextMismatch,
+          "relinearization key belongs to a different context");
+  for_each_batch(*ctx, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+    std::vector<const uint64_t*> c2;
+    for (size_t i : idx) c2.push_back(as[i].poly(2));
+    const auto decs = keyswitch::decompose_many(*ctx, c2, level);
+    const double ql = static_cast<double>(ctx->tables().primes[level]);
+    std::vector<keyswitch::Job> jobs;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const Ciphertext& a = as[idx[k]];
+      Ciphertext& o = out[idx[k]] = rescale ? Ciphertext(ctx, 2, level - 1, result_scale(a.scale() / ql, "rescale"), false)
+                                            : Ciphertext(ctx, 2, level, a.scale(), false);
+      jobs.push_back({&decs[k], &rk.key, 0, o.poly(0), o.poly(1), a.poly(0), a.poly(1)});
+    }
+    keyswitch::apply_many(*ctx, jobs, rescale);
+  });
+}
+
+}  // namespace
+
 std::vector<Ciphertext> Evaluator::relinearize_many(std::span<const Ciphertext> as, const RelinKey& rk) const {
   for (const Ciphertext& a : as) VEIL_CHECK_CT(a);
-  require(!rk.key.empty(), ErrorCode::MissingKey, "relinearization key is empty");
-  require(rk.key.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
-          "relinearization key belongs to a different context");
   std::vector<Ciphertext> out(as.size());
   std::map<uint32_t, std::vector<size_t>> by_level;  // the size-3 ones
   for (size_t i = 0; i < as.size(); ++i) {
@@ -226,18 +251,7 @@ std::vector<Ciphertext> Evaluator::relinearize_many(std::span<const Ciphertext> 
     else
       by_level[as[i].level()].push_back(i);
   }
-  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
-    std::vector<const uint64_t*> c2;
-    for (size_t i : idx) c2.push_back(as[i].poly(2));
-    const auto decs = keyswitch::decompose_many(*ctx_, c2, level);
-    std::vector<keyswitch::Job> jobs;
-    for (size_t k = 0; k < idx.size(); ++k) {
-      const Ciphertext& a = as[idx[k]];
-      Ciphertext& o = out[idx[k]] = Ciphertext(ctx_, 2, level, a.scale(), false);
-      jobs.push_back({&decs[k], &rk.key, 0, o.poly(0), o.poly(1), a.poly(0), a.poly(1)});
-    }
-    keyswitch::apply_many(*ctx_, jobs);
-  });
+  switch_c2(ctx_, as, by_level, rk, false, out);
   return out;
 }
 
@@ -251,32 +265,17 @@ std::vector<Ciphertext> Evaluator::relinearize_rescale_many(std::span<const Ciph
     VEIL_CHECK_CT(a);
     require(a.level() >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
   }
-  require(!rk.key.empty(), ErrorCode::MissingKey, "relinearization key is empty");
-  require(rk.key.context()->id() == ctx_->id(), ErrorCode::ContextMismatch,
-          "relinearization key belongs to a different context");
   std::vector<Ciphertext> out(as.size());
   std::map<uint32_t, std::vector<size_t>> by_level;  // the size-3 ones
   std::vector<size_t> pairs;                          // the size-2 ones: rescaled only
   for (size_t i = 0; i < as.size(); ++i) (as[i].size() == 2 ? pairs : by_level[as[i].level()]).push_back(i);
+  switch_c2(ctx_, as, by_level, rk, true, out);
   if (!pairs.empty()) {
     std::vector<Ciphertext> two;
     for (size_t i : pairs) two.push_back(as[i]);
     auto rescaled = rescale_many(two);
     for (size_t k = 0; k < pairs.size(); ++k) out[pairs[k]] = std::move(rescaled[k]);
   }
-  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
-    std::vector<const uint64_t*> c2;
-    for (size_t i : idx) c2.push_back(as[i].poly(2));
-    const auto decs = keyswitch::decompose_many(*ctx_, c2, level);
-    const double ql = static_cast<double>(ctx_->tables().primes[level]);
-    std::vector<keyswitch::Job> jobs;
-    for (size_t k = 0; k < idx.size(); ++k) {
-      const Ciphertext& a = as[idx[k]];
-      Ciphertext& o = out[idx[k]] = Ciphertext(ctx_, 2, level - 1, result_scale(a.scale() / ql, "rescale"), false);
-      jobs.push_back({&decs[k], &rk.key, 0, o.poly(0), o.poly(1), a.poly(0), a.poly(1)});
-    }
-    keyswitch::apply_many(*ctx_, jobs, true);
-  });
   return out;
 }
 

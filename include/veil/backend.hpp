@@ -44,6 +44,7 @@ struct RnsTables {
     std::vector<uint64_t> qhat_mod_target;   // [target][source] (D/d_i) mod t
   };
   struct ModDownPlan {  // Q_l u P -> Q_l, divide by P (level l uses rows i <= l)
+    std::vector<uint32_t> drop;              // prime indices of the dropped limbs, in buffer order
     std::vector<uint64_t> phat_inv;          // [(P/p_k)^-1 mod p_k]
     std::vector<uint64_t> phat_mod_q;        // [q limb i][p limb k] (P/p_k) mod q_i
     std::vector<uint64_t> p_inv_mod_q;       // P^-1 mod q_i
@@ -391,6 +392,10 @@ class Backend {
 
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
+  // key_switch_many's and key_switch_rescale_many's default: each job's inner product,
+  // then its ModDown (rescale: mod_down_rescale_pair).
+  void key_switch_one_by_one(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                             bool rescale);
   // Words of one polynomial of basis b (limbs x N).
   size_t poly_words(Basis b) const { return static_cast<size_t>(tables_->limbs(b)) * tables_->n; }
   std::shared_ptr<const RnsTables> tables_;
