@@ -81,6 +81,8 @@ struct Chain {
 constexpr Chain kChains[] = {
     {13, "/8192", false}, {14, "/16384", false}, {15, "/32768", false}, {16, "/65536", false}, {16, "/65536/dnum5", true}};
 const std::vector<int64_t> kHoistSteps = {1, 2, 3, 4, 5, 6, 7, 8};
+// BM_Bsgs16's rotations: baby steps 1..3, giant steps 4, 8, 12 (12: the one key not above).
+const std::vector<int64_t> kBsgsBaby = {0, 1, 2, 3}, kBsgsGiant = {0, 4, 8, 12};
 
 Parameters bench_parameters(const Chain& chain) {
   if (chain.preset) return Parameters::preset(chain.log_n);
@@ -150,8 +152,24 @@ struct Fixture {
   }
 
   const GaloisKeys& galois_keys() {
-    if (!gk) gk = keygen.create_galois_keys(kHoistSteps, /*conjugation=*/false);
+    if (!gk) {
+      std::vector<int64_t> steps = kHoistSteps;
+      steps.push_back(12);
+      gk = keygen.create_galois_keys(steps, /*conjugation=*/false);
+    }
     return *gk;
+  }
+  // BM_Bsgs16's four plaintexts (one per baby step, reused by every giant step) at
+  // scale q_L, over Q_L and over Q_L u P.
+  void bsgs_plaintexts() {
+    if (!bsgs_plain.empty()) return;
+    const double q = static_cast<double>(ctx->tables().primes[ctx->max_level()]);
+    for (size_t b = 0; b < kBsgsBaby.size(); ++b) {
+      std::vector<double> v(values.size());
+      for (size_t i = 0; i < v.size(); ++i) v[i] = values[(i + 7 * b) % v.size()];
+      bsgs_plain.push_back(encoder.encode(v, q));
+      bsgs_extended.push_back(encoder.encode_extended(v, q));
+    }
   }
 
   void set_counters(benchmark::State& state, uint32_t limbs) const {
@@ -173,6 +191,8 @@ struct Fixture {
   std::optional<Encryptor> encryptor, sk_encryptor;
   std::optional<Decryptor> decryptor;
   std::vector<double> values;
+  std::vector<Plaintext> bsgs_plain;
+  std::vector<ExtendedPlaintext> bsgs_extended;
   Plaintext pt;
   Ciphertext ct_a, ct_b, ct3, prod;
   Buffer poly;
@@ -438,6 +458,59 @@ void BM_RotateHoisted8(benchmark::State& state, uint32_t chain, BackendKind kind
   state.counters["rotations"] = static_cast<double>(kHoistSteps.size());
 }
 
+// A 16-diagonal baby-step/giant-step sum, sum_g rot(sum_b p_b * rot(x, b), 4 g) for b, g
+// < 4, then the rescale, as LinearLayer and SpatialConv2d run it: double hoisted (the
+// baby rotations and products over Q_L u P, one ModDown per giant step; counter
+// mod_downs). BM_Bsgs16Classic: the same sum from rotate_hoisted, multiply_plain,
+// rotate_many, add and rescale (a ModDown per rotation), to read against it in one run.
+void BM_Bsgs16(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
+  const GaloisKeys& gk = f.galois_keys();
+  f.bsgs_plaintexts();
+  const Evaluator& ev = f.evaluator;
+  run_timed(state, f, [&] {
+    auto babies = ev.rotate_hoisted_extended({&f.ct_a}, {kBsgsBaby}, gk);
+    std::vector<const ExtendedCiphertext*> xs;
+    std::vector<const ExtendedPlaintext*> ps;
+    for (size_t b = 0; b < kBsgsBaby.size(); ++b) {
+      xs.push_back(&babies[0][b]);
+      ps.push_back(&f.bsgs_extended[b]);
+    }
+    std::vector<ExtendedCiphertext> parts(kBsgsGiant.size());
+    for (auto& part : parts) ev.multiply_sum_extended(part, xs, ps, false);
+    Ciphertext y = ev.rotate_sum_extended(parts, kBsgsGiant, gk);
+    benchmark::DoNotOptimize(y.poly(0));
+  });
+  f.set_counters(state, f.top_limbs());
+  state.counters["mod_downs"] = static_cast<double>(kBsgsGiant.size() - 1 + 2);  // c1 per rotated part, the sum
+}
+
+void BM_Bsgs16Classic(benchmark::State& state, uint32_t chain, BackendKind kind) {
+  Fixture& f = fixture(chain, kind);
+  const GaloisKeys& gk = f.galois_keys();
+  f.bsgs_plaintexts();
+  const Evaluator& ev = f.evaluator;
+  const std::vector<int64_t> baby(kBsgsBaby.begin() + 1, kBsgsBaby.end());
+  const std::vector<int64_t> giant(kBsgsGiant.begin() + 1, kBsgsGiant.end());
+  run_timed(state, f, [&] {
+    const auto rotated = ev.rotate_hoisted(f.ct_a, baby, gk);
+    std::vector<Ciphertext> parts;
+    for (size_t g = 0; g < kBsgsGiant.size(); ++g) {
+      Ciphertext part = ev.multiply_plain(f.ct_a, f.bsgs_plain[0]);
+      for (size_t b = 1; b < kBsgsBaby.size(); ++b) part = ev.add(part, ev.multiply_plain(rotated[b - 1], f.bsgs_plain[b]));
+      parts.push_back(std::move(part));
+    }
+    std::vector<const Ciphertext*> rotate_these;
+    for (size_t g = 1; g < parts.size(); ++g) rotate_these.push_back(&parts[g]);
+    Ciphertext sum = parts[0];
+    for (const Ciphertext& r : ev.rotate_many(rotate_these, giant, gk)) sum = ev.add(sum, r);
+    Ciphertext y = ev.rescale(sum);
+    benchmark::DoNotOptimize(y.poly(0));
+  });
+  f.set_counters(state, f.top_limbs());
+  state.counters["mod_downs"] = static_cast<double>(2 * (baby.size() + giant.size()));  // a pair per rotation
+}
+
 // Eight independent rotations (eight ciphertexts, the steps of BM_RotateHoisted8):
 // one batch of key switches (Evaluator::rotate_many), to read against 8 x BM_Rotate.
 void BM_RotateMany8(benchmark::State& state, uint32_t chain, BackendKind kind) {
@@ -610,6 +683,8 @@ const Entry kEntries[] = {
     {"BM_RotateHoisted8", BM_RotateHoisted8, benchmark::kMillisecond, true},
     {"BM_RotateMany8", BM_RotateMany8, benchmark::kMillisecond, true},
     {"BM_RelinMany8", BM_RelinMany8, benchmark::kMillisecond, true},
+    {"BM_Bsgs16", BM_Bsgs16, benchmark::kMillisecond, true},
+    {"BM_Bsgs16Classic", BM_Bsgs16Classic, benchmark::kMillisecond, true},
     {"BM_KeySwitchInner", BM_KeySwitchInner, benchmark::kMicrosecond, true},
     {"BM_KeySwitchApply", BM_KeySwitchApply, benchmark::kMicrosecond, true},
 };

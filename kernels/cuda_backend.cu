@@ -346,6 +346,11 @@ class CudaBackend final : public Backend {
   void mod_down_rescale_pair(uint32_t level, uint64_t* out0, uint64_t* out1, uint64_t* in_qp2, const uint64_t* add0,
                              const uint64_t* add1) override;
   void key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
+  void key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs) override;
+  void key_switch_extended_sum(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                               uint64_t* sum0, uint64_t* sum1, bool accumulate) override;
+  void multiply_by_p(uint32_t level, size_t count, uint64_t* const* outs, const uint64_t* const* ins) override;
+  void mod_down_many(uint32_t level, size_t count, uint64_t* const* outs, uint64_t* const* ins) override;
   // kMaxBatch, fewer when their top-level decompositions would pass 1 GiB (9 at the
   // 2^16 preset, whose decompositions take 105 MiB each).
   size_t key_switch_batch() const override {
@@ -1051,6 +1056,140 @@ void CudaBackend::key_switch_groups(uint32_t level, uint32_t num_digits, size_t 
     inner_products(level, num_digits, chunk, batch);
     if (rescale) mod_down_rescale_polys(level, mp, acc.get());
     else mod_down_polys(level, mp, acc.get());
+  }
+}
+
+// Groups as key_switch_groups: one inner-product launch into scratch, then one launch
+// adding every job's addends and applying its permutation into its outputs.
+void CudaBackend::key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count,
+                                           const KeySwitchJob* jobs) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
+          "key_switch_extended_many: bad level/digits");
+  if (count == 0) return;
+  use_device(device_);
+  const Basis qp{level + 1, true};
+  const size_t words = poly_words(qp);
+  const size_t budget_words = (size_t{512} << 20) / sizeof(uint64_t);
+  const size_t group = std::clamp<size_t>(budget_words / (2 * words), 1, kMaxBatch);
+  static_assert(2 * kMaxBatch <= kAutomorphismBatch, "a group's halves must fit one permutation launch");
+  for (size_t first = 0; first < count; first += group) {
+    const auto chunk = static_cast<uint32_t>(std::min(group, count - first));
+    Scratch acc(*this, 2 * chunk * words);
+    KeySwitchBatch batch{};
+    AutomorphismBatch perm{};
+    for (uint32_t i = 0; i < chunk; ++i) {
+      const KeySwitchJob& j = jobs[first + i];
+      require(j.decomposed && j.ntt && j.key && j.out0 && j.out1, ErrorCode::InvalidArgument,
+              "key_switch_extended_many: a job without its buffers");
+      galois_inverse(j.g, "key_switch_extended_many");  // checks g
+      batch.decomposed[i] = j.decomposed;
+      batch.ntt[i] = j.ntt;
+      batch.key[i] = j.key;
+      batch.out0[i] = acc.get() + 2 * i * words;
+      batch.out1[i] = batch.out0[i] + words;
+      perm.in[2 * i] = batch.out0[i];
+      perm.in[2 * i + 1] = batch.out1[i];
+      perm.out[2 * i] = j.out0;
+      perm.out[2 * i + 1] = j.out1;
+      perm.add[2 * i] = j.add0;
+      perm.add[2 * i + 1] = j.add1;
+      perm.g[2 * i] = perm.g[2 * i + 1] = j.g;
+    }
+    inner_products(level, num_digits, chunk, batch);
+    cuda::add_automorphism_batch(view_, map(qp), perm, 2 * chunk, stream());
+  }
+}
+
+// Per group: one inner-product launch into scratch, one gathering every job's permuted
+// words (and addends) into the sums.
+void CudaBackend::key_switch_extended_sum(uint32_t level, uint32_t num_digits, size_t count,
+                                          const KeySwitchJob* jobs, uint64_t* sum0, uint64_t* sum1,
+                                          bool accumulate) {
+  const RnsTables& t = *tables_;
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
+          "key_switch_extended_sum: bad level/digits");
+  require(sum0 && sum1, ErrorCode::InvalidArgument, "key_switch_extended_sum: no sums");
+  use_device(device_);
+  const Basis qp{level + 1, true};
+  const size_t words = poly_words(qp);
+  if (count == 0 && !accumulate) {
+    set_zero(sum0, words);
+    set_zero(sum1, words);
+  }
+  const size_t budget_words = (size_t{512} << 20) / sizeof(uint64_t);
+  const size_t group = std::clamp<size_t>(budget_words / (2 * words), 1, std::min(kMaxBatch, kSumBatch));
+  for (size_t first = 0; first < count; first += group) {
+    const auto chunk = static_cast<uint32_t>(std::min(group, count - first));
+    Scratch acc(*this, 2 * chunk * words);
+    KeySwitchBatch batch{};
+    PermutedSum sum{};
+    sum.out[0] = sum0;
+    sum.out[1] = sum1;
+    for (uint32_t i = 0; i < chunk; ++i) {
+      const KeySwitchJob& j = jobs[first + i];
+      require(j.decomposed && j.ntt && j.key, ErrorCode::InvalidArgument,
+              "key_switch_extended_sum: a job without its buffers");
+      galois_inverse(j.g, "key_switch_extended_sum");  // checks g
+      batch.decomposed[i] = j.decomposed;
+      batch.ntt[i] = j.ntt;
+      batch.key[i] = j.key;
+      batch.out0[i] = acc.get() + 2 * i * words;
+      batch.out1[i] = batch.out0[i] + words;
+      sum.in[0][i] = batch.out0[i];
+      sum.in[1][i] = batch.out1[i];
+      sum.add[0][i] = j.add0;
+      sum.add[1][i] = j.add1;
+      sum.g[i] = j.g;
+    }
+    inner_products(level, num_digits, chunk, batch);
+    cuda::permuted_sum(view_, map(qp), sum, chunk, accumulate || first > 0, stream());
+  }
+}
+
+void CudaBackend::multiply_by_p(uint32_t level, size_t count, uint64_t* const* outs, const uint64_t* const* ins) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "multiply_by_p: bad level");
+  use_device(device_);
+  const Basis qp{level + 1, true};
+  LimbScalars sc{};
+  for (uint32_t limb = 0; limb <= level; ++limb) {
+    sc.w[limb] = tables_->mod_down.p_mod_q[limb];
+    sc.w_shoup[limb] = arith::shoup_precompute(sc.w[limb], tables_->primes[limb]);
+  }
+  for (size_t first = 0; first < count; first += kLiftBatch) {
+    const auto chunk = static_cast<uint32_t>(std::min<size_t>(kLiftBatch, count - first));
+    LiftBatch batch{};
+    for (uint32_t i = 0; i < chunk; ++i) {
+      batch.out[i] = outs[first + i];
+      batch.in[i] = ins[first + i];
+    }
+    cuda::lift_batch(view_, map(qp), batch, chunk, sc, stream());
+  }
+}
+
+// Up to kMaxModDownPolys inputs gathered into contiguous scratch (one copy launch), then
+// one ModDown launch sequence for all of them.
+void CudaBackend::mod_down_many(uint32_t level, size_t count, uint64_t* const* outs, uint64_t* const* ins) {
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "mod_down: bad level");
+  if (count == 1) {  // no gathering copy
+    mod_down(level, outs[0], ins[0]);
+    return;
+  }
+  const size_t words = poly_words(Basis{level + 1, true});
+  for (size_t first = 0; first < count; first += kMaxModDownPolys) {
+    const auto chunk = static_cast<uint32_t>(std::min<size_t>(kMaxModDownPolys, count - first));
+    Scratch in(*this, chunk * words);
+    std::vector<uint64_t*> dsts(chunk);
+    std::vector<size_t> lengths(chunk, words);
+    ModDownPolys mp;
+    mp.polys = chunk;
+    mp.in_stride = words;
+    for (uint32_t i = 0; i < chunk; ++i) {
+      dsts[i] = in.get() + i * words;
+      mp.out[i] = outs[first + i];
+    }
+    copy_many(chunk, dsts.data(), ins + first, lengths.data());
+    mod_down_polys(level, mp, in.get());
   }
 }
 

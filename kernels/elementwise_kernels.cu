@@ -114,6 +114,64 @@ __global__ void automorphism_ntt_kernel(DeviceTablesView tv, uint64_t* out, cons
   }
 }
 
+// Polynomial blockIdx.y of the batch: the sum read at the permuted slot (the
+// permutation of automorphism_ntt_kernel), added mod q of the word's limb.
+__device__ __forceinline__ size_t permuted_index(size_t i, uint64_t g, uint32_t log_n) {
+  if (g == 0) return i;
+  const uint64_t n = uint64_t{1} << log_n, mask = 2 * n - 1;
+  const uint32_t slot = static_cast<uint32_t>(i & (n - 1));
+  const uint64_t e = 2 * static_cast<uint64_t>(bit_reverse(slot, log_n)) + 1;
+  return (i - slot) + bit_reverse(static_cast<uint32_t>(((e * g) & mask) >> 1), log_n);
+}
+
+// Polynomial blockIdx.y of the batch: the sum read at the permuted slot, added mod q
+// of the word's limb.
+__global__ void add_automorphism_batch_kernel(DeviceTablesView tv, LimbMap map, AutomorphismBatch batch,
+                                              size_t total) {
+  const uint32_t p = blockIdx.y, log_n = tv.log_n;
+  const uint64_t* add = batch.add[p];
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const size_t from = permuted_index(i, batch.g[p], log_n);
+    uint64_t v = batch.in[p][from];
+    if (add) v = add_mod(v, add[from], tv.mod[map.prime(static_cast<uint32_t>(i >> log_n))].value);
+    batch.out[p][i] = v;
+  }
+}
+
+// Half blockIdx.y of the sum.
+__global__ void permuted_sum_kernel(DeviceTablesView tv, LimbMap map, PermutedSum sum, uint32_t count,
+                                    bool accumulate, size_t total) {
+  const uint32_t h = blockIdx.y, log_n = tv.log_n;
+  uint64_t* out = sum.out[h];
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    const uint64_t q = tv.mod[map.prime(static_cast<uint32_t>(i >> log_n))].value;
+    uint64_t v = accumulate ? out[i] : 0;
+    for (uint32_t j = 0; j < count; ++j) {
+      const size_t from = permuted_index(i, sum.g[j], log_n);
+      v = add_mod(v, sum.in[h][j][from], q);
+      if (sum.add[h][j]) v = add_mod(v, sum.add[h][j][from], q);
+    }
+    out[i] = v;
+  }
+}
+
+// Polynomial blockIdx.y of the batch.
+__global__ void lift_batch_kernel(DeviceTablesView tv, LimbMap map, LiftBatch batch, LimbScalars s, size_t total) {
+  const uint32_t p = blockIdx.y, log_n = tv.log_n;
+  const size_t q_words = static_cast<size_t>(map.q_count) << log_n;
+  for (size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<size_t>(blockDim.x) * gridDim.x) {
+    if (i >= q_words) {
+      batch.out[p][i] = 0;
+      continue;
+    }
+    const uint32_t limb = static_cast<uint32_t>(i >> log_n);
+    batch.out[p][i] = mul_shoup(batch.in[p][i], s.w[limb], s.w_shoup[limb], tv.mod[map.prime(limb)].value);
+  }
+}
+
 // Coefficient i goes to i g mod 2N, negated when that wraps past N.
 __global__ void automorphism_coeff_kernel(DeviceTablesView tv, LimbMap map, uint64_t* out, const uint64_t* in,
                                           uint64_t g, size_t total) {
@@ -212,6 +270,33 @@ void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* 
   if (total == 0) return;
   automorphism_ntt_kernel<<<grid_for(total), kBlockThreads, 0, stream>>>(tv, out, in, g, total);
   check_launch("automorphism_ntt_kernel");
+}
+
+void add_automorphism_batch(const DeviceTablesView& tv, const LimbMap& map, const AutomorphismBatch& batch,
+                            uint32_t count, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0 || count == 0) return;
+  const dim3 grid(grid_for(total), count);
+  add_automorphism_batch_kernel<<<grid, kBlockThreads, 0, stream>>>(tv, map, batch, total);
+  check_launch("add_automorphism_batch_kernel");
+}
+
+void permuted_sum(const DeviceTablesView& tv, const LimbMap& map, const PermutedSum& sum, uint32_t count,
+                  bool accumulate, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0) return;
+  const dim3 grid(grid_for(total), 2);
+  permuted_sum_kernel<<<grid, kBlockThreads, 0, stream>>>(tv, map, sum, count, accumulate, total);
+  check_launch("permuted_sum_kernel");
+}
+
+void lift_batch(const DeviceTablesView& tv, const LimbMap& map, const LiftBatch& batch, uint32_t count,
+                const LimbScalars& s, cudaStream_t stream) {
+  const size_t total = total_words(tv, map);
+  if (total == 0 || count == 0) return;
+  const dim3 grid(grid_for(total), count);
+  lift_batch_kernel<<<grid, kBlockThreads, 0, stream>>>(tv, map, batch, s, total);
+  check_launch("lift_batch_kernel");
 }
 
 void automorphism_coeff(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,

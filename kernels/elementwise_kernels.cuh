@@ -38,6 +38,42 @@ void automorphism_ntt(const DeviceTablesView& tv, const LimbMap& map, uint64_t* 
 void automorphism_coeff(const DeviceTablesView& tv, const LimbMap& map, uint64_t* out, const uint64_t* in,
                         uint64_t g, cudaStream_t stream);
 
+// Up to kAutomorphismBatch polynomials of one basis (map) in one launch:
+// out[p] = (in[p] + add[p])(X^g[p]) on bit-reversed NTT slots, for p < count (add[p]
+// null: nothing added; g[p] = 0: no permutation). Outputs must not alias inputs.
+constexpr uint32_t kAutomorphismBatch = 32;
+struct AutomorphismBatch {
+  uint64_t* out[kAutomorphismBatch];
+  const uint64_t* in[kAutomorphismBatch];
+  const uint64_t* add[kAutomorphismBatch];
+  uint64_t g[kAutomorphismBatch];
+};
+void add_automorphism_batch(const DeviceTablesView& tv, const LimbMap& map, const AutomorphismBatch& batch,
+                            uint32_t count, cudaStream_t stream);
+
+// out[h] (+)= sum_{j < count} (in[h][j] + add[h][j])(X^g[j]) for both halves h, on one
+// basis (map): the gather form of the permutation, so one thread sums every job's word
+// and nothing races. add[h][j] null: nothing added; g[j] = 0: no permutation.
+constexpr uint32_t kSumBatch = 16;
+struct PermutedSum {
+  const uint64_t* in[2][kSumBatch];
+  const uint64_t* add[2][kSumBatch];
+  uint64_t g[kSumBatch];
+  uint64_t* out[2];
+};
+void permuted_sum(const DeviceTablesView& tv, const LimbMap& map, const PermutedSum& sum, uint32_t count,
+                  bool accumulate, cudaStream_t stream);
+
+// out[p] = in[p] * s[limb] on the first map.q_count limbs and 0 on the others, for p <
+// count polynomials (inputs over those q_count limbs only): P x over Q_l u P.
+constexpr uint32_t kLiftBatch = 32;
+struct LiftBatch {
+  uint64_t* out[kLiftBatch];
+  const uint64_t* in[kLiftBatch];
+};
+void lift_batch(const DeviceTablesView& tv, const LimbMap& map, const LiftBatch& batch, uint32_t count,
+                const LimbScalars& s, cudaStream_t stream);
+
 // Up to kCopyBatch copies in one launch (copy_batch): the pointers and lengths travel
 // in the launch's parameters (3 KiB).
 constexpr uint32_t kCopyBatch = 128;

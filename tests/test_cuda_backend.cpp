@@ -845,6 +845,95 @@ TEST_P(CudaPrimitives, KeySwitchMany) {
   }
 }
 
+// Double hoisting's primitives (veil/extended.hpp): products by P, ModDowns of many
+// polynomials, key switches kept over Q_l u P one by one and summed.
+TEST_P(CudaPrimitives, DoubleHoisting) {
+  VEIL_REQUIRE_CUDA();
+  auto& B = be();
+  const uint32_t L = B.t().max_level;
+  auto [k1c, k1g] = B.random_key();
+  auto [k2c, k2g] = B.random_key();
+  const size_t inputs = B.n() <= 16384 ? 5 : 2;
+  const size_t job_count = B.n() <= 16384 ? 19 : 3;  // > kMaxBatch where it is cheap
+  for (uint32_t level : {L, L / 2}) {
+    const Basis q{level + 1, false}, qp{level + 1, true};
+    const size_t wq = B.words(q), wqp = B.words(qp);
+    {  // multiply_by_p and mod_down_many of `inputs` polynomials
+      auto [xc, xg] = B.put(B.random(q, inputs));
+      auto [pc, pg] = B.scratch(inputs * wqp);
+      auto [dc, dg] = B.put(B.random(qp, inputs));
+      auto [mc, mg] = B.scratch(inputs * wq);
+      std::vector<uint64_t*> pcs, pgs, dcs, dgs, mcs, mgs;
+      std::vector<const uint64_t*> xcs, xgs;
+      for (size_t i = 0; i < inputs; ++i) {
+        xcs.push_back(xc.data() + i * wq);
+        xgs.push_back(xg.data() + i * wq);
+        pcs.push_back(pc.data() + i * wqp);
+        pgs.push_back(pg.data() + i * wqp);
+        dcs.push_back(dc.data() + i * wqp);
+        dgs.push_back(dg.data() + i * wqp);
+        mcs.push_back(mc.data() + i * wq);
+        mgs.push_back(mg.data() + i * wq);
+      }
+      B.cpu->multiply_by_p(level, inputs, pcs.data(), xcs.data());
+      B.gpu->multiply_by_p(level, inputs, pgs.data(), xgs.data());
+      ASSERT_TRUE(same_words(pc.to_host(), pg.to_host(), B.n())) << "multiply_by_p, level " << level;
+      for (size_t count : {size_t{1}, inputs}) {
+        B.cpu->mod_down_many(level, count, mcs.data(), dcs.data());
+        B.gpu->mod_down_many(level, count, mgs.data(), dgs.data());
+        ASSERT_TRUE(same_words(mc.to_host(), mg.to_host(), B.n())) << "mod_down_many of " << count << ", level "
+                                                                  << level;
+      }
+      // The ModDown of P x is x.
+      B.cpu->mod_down_many(level, inputs, mcs.data(), pcs.data());
+      ASSERT_EQ(mc.to_host(), xc.to_host()) << "ModDown(P x) = x, level " << level;
+    }
+    const uint32_t digits = B.t().digits(level);
+    auto [in_c, in_g, dec_c, dec_g] = B.decomposable(level, inputs);
+    for (size_t i = 0; i < inputs; ++i) B.gpu->key_switch_decompose(level, dec_g[i].data(), in_g[i].data());
+    auto [ac, ag] = B.put(B.random(qp, 2 * job_count));  // addends over Q_l u P
+    auto [oc, og] = B.scratch(2 * job_count * wqp);
+    std::vector<KeySwitchJob> jobs_c(job_count), jobs_g(job_count);
+    for (size_t j = 0; j < job_count; ++j) {
+      const size_t i = (j * 3) % inputs, o = 2 * j * wqp;
+      const uint64_t g = j % 3 == 0 ? 0 : (j % 3 == 1 ? 2 * B.n() - 1 : (uint64_t{1} + 4 * j) % (2 * B.n()));
+      const bool add0 = j % 2 == 0, add1 = j % 4 == 1;
+      jobs_c[j] = KeySwitchJob{dec_c[i].data(), in_c[i].data(), (j % 2 ? k2c : k1c).data(), g, oc.data() + o,
+                               oc.data() + o + wqp, add0 ? ac.data() + o : nullptr,
+                               add1 ? ac.data() + o + wqp : nullptr};
+      jobs_g[j] = KeySwitchJob{dec_g[i].data(), in_g[i].data(), (j % 2 ? k2g : k1g).data(), g, og.data() + o,
+                               og.data() + o + wqp, add0 ? ag.data() + o : nullptr,
+                               add1 ? ag.data() + o + wqp : nullptr};
+    }
+    B.cpu->key_switch_extended_many(level, digits, job_count, jobs_c.data());
+    B.gpu->key_switch_extended_many(level, digits, job_count, jobs_g.data());
+    ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "key_switch_extended_many, level " << level;
+    {  // the cpu's results are the inner product plus the addend, permuted
+      const size_t j = 4;  // g = 2N - 1, an addend on the first half
+      Buffer ip(B.cpu, 2 * wqp, false, true), perm(B.cpu, wqp, false, true);
+      B.cpu->key_switch_apply(level, digits, jobs_c[j].decomposed, jobs_c[j].ntt, jobs_c[j].key, ip.data(),
+                              ip.data() + wqp);
+      B.cpu->add(qp, ip.data(), ip.data(), jobs_c[j].add0);
+      B.cpu->automorphism_ntt(qp, perm.data(), ip.data(), jobs_c[j].g);
+      const auto all = oc.to_host();
+      ASSERT_EQ(perm.to_host(), std::vector<uint64_t>(all.begin() + 2 * j * wqp, all.begin() + (2 * j + 1) * wqp));
+    }
+    for (const bool accumulate : {false, true}) {
+      auto [sc, sg] = B.put(B.random(qp, 2));
+      for (auto& j : jobs_c) j.out0 = j.out1 = nullptr;
+      for (auto& j : jobs_g) j.out0 = j.out1 = nullptr;
+      B.cpu->key_switch_extended_sum(level, digits, job_count, jobs_c.data(), sc.data(), sc.data() + wqp, accumulate);
+      B.gpu->key_switch_extended_sum(level, digits, job_count, jobs_g.data(), sg.data(), sg.data() + wqp, accumulate);
+      ASSERT_TRUE(same_words(sc.to_host(), sg.to_host(), B.n()))
+          << "key_switch_extended_sum, accumulate " << accumulate << ", level " << level;
+    }
+    KeySwitchJob bad = jobs_g[0];
+    bad.g = 4;  // even: not a Galois element
+    EXPECT_VEIL_ERROR(B.gpu->key_switch_extended_sum(level, digits, 1, &bad, og.data(), og.data() + wqp, false),
+                      ErrorCode::InvalidArgument);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Cuda, CudaPrimitives, ::testing::ValuesIn(all_cases(true)), case_name);
 
 // N = 2^12, the smallest ring Veil's parameters allow: the strided pass has a

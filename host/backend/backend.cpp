@@ -214,6 +214,59 @@ void Backend::key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_
   key_switch_one_by_one(level, num_digits, count, jobs, true);
 }
 
+void Backend::key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count,
+                                       const KeySwitchJob* jobs) {
+  if (count == 0) return;
+  const Basis qp{level + 1, true};
+  const size_t words = poly_words(qp);
+  Scratch acc(*this, 2 * words);
+  for (size_t i = 0; i < count; ++i) {
+    const KeySwitchJob& j = jobs[i];
+    require(j.decomposed && j.ntt && j.key && j.out0 && j.out1, ErrorCode::InvalidArgument,
+            "key_switch_extended_many: a job without its buffers");
+    uint64_t* sum[2] = {j.g ? acc.get() : j.out0, j.g ? acc.get() + words : j.out1};
+    key_switch_apply(level, num_digits, j.decomposed, j.ntt, j.key, sum[0], sum[1]);
+    if (j.add0) add(qp, sum[0], sum[0], j.add0);
+    if (j.add1) add(qp, sum[1], sum[1], j.add1);
+    if (j.g) {
+      automorphism_ntt(qp, j.out0, sum[0], j.g);
+      automorphism_ntt(qp, j.out1, sum[1], j.g);
+    }
+  }
+}
+
+void Backend::key_switch_extended_sum(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                                      uint64_t* sum0, uint64_t* sum1, bool accumulate) {
+  const Basis qp{level + 1, true};
+  const size_t words = poly_words(qp);
+  if (!accumulate) {
+    set_zero(sum0, words);
+    set_zero(sum1, words);
+  }
+  if (count == 0) return;
+  Scratch one(*this, 2 * words);
+  for (size_t i = 0; i < count; ++i) {
+    KeySwitchJob j = jobs[i];
+    j.out0 = one.get();
+    j.out1 = one.get() + words;
+    key_switch_extended_many(level, num_digits, 1, &j);
+    add(qp, sum0, sum0, j.out0);
+    add(qp, sum1, sum1, j.out1);
+  }
+}
+
+void Backend::multiply_by_p(uint32_t level, size_t count, uint64_t* const* outs, const uint64_t* const* ins) {
+  const RnsTables& t = *tables_;
+  for (size_t i = 0; i < count; ++i) {
+    multiply_scalar(Basis{level + 1, false}, outs[i], ins[i], t.mod_down.p_mod_q.data());
+    set_zero(outs[i] + static_cast<size_t>(level + 1) * t.n, static_cast<size_t>(t.alpha) * t.n);
+  }
+}
+
+void Backend::mod_down_many(uint32_t level, size_t count, uint64_t* const* outs, uint64_t* const* ins) {
+  for (size_t i = 0; i < count; ++i) mod_down(level, outs[i], ins[i]);
+}
+
 void Backend::key_switch_one_by_one(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
                                     bool rescale) {
   if (count == 0) return;

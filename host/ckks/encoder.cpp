@@ -15,15 +15,21 @@ Encoder::Encoder(ContextPtr ctx) : ctx_(std::move(ctx)) {
 }
 
 namespace {
-// The plaintext an encode call fills: scale 0 means the parameters' default, level -1
-// the top level.
-Plaintext blank_plaintext(const ContextPtr& ctx, double& scale, int level) {
+// An encode call's level, checked, and its scale: scale 0 means the parameters'
+// default, level -1 the top level.
+uint32_t encoding_level(const ContextPtr& ctx, double& scale, int level) {
   if (scale == 0) scale = ctx->params().default_scale();
   if (level < 0) level = static_cast<int>(ctx->max_level());
   require(std::isfinite(scale) && scale >= 1, ErrorCode::InvalidArgument, "scale must be finite and >= 1");
   require(level <= static_cast<int>(ctx->max_level()), ErrorCode::LevelMismatch,
           "level " + std::to_string(level) + " above the top level " + std::to_string(ctx->max_level()));
-  return Plaintext(ctx, static_cast<uint32_t>(level), scale);
+  return static_cast<uint32_t>(level);
+}
+
+// The plaintext an encode call fills.
+Plaintext blank_plaintext(const ContextPtr& ctx, double& scale, int level) {
+  const uint32_t l = encoding_level(ctx, scale, level);
+  return Plaintext(ctx, l, scale);
 }
 }  // namespace
 
@@ -40,6 +46,15 @@ Plaintext Encoder::encode(std::span<const cd> values, double scale, int level) c
 Plaintext Encoder::encode(std::span<const double> values, double scale, int level) const {
   std::vector<cd> c(values.begin(), values.end());
   return encode(std::span<const cd>(c), scale, level);
+}
+
+ExtendedPlaintext Encoder::encode_extended(std::span<const double> values, double scale, int level) const {
+  const uint32_t l = encoding_level(ctx_, scale, level);
+  ExtendedPlaintext pt(ctx_, l, scale);
+  std::vector<cd> c(values.begin(), values.end());
+  ctx_->backend().encode_slots(pt.basis(), pt.data(), c.data(), c.size(), scale);
+  ctx_->backend().ntt_forward(pt.basis(), pt.data());
+  return pt;
 }
 
 Plaintext Encoder::encode_constant(double value, double scale, int level) const {

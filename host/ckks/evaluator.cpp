@@ -13,42 +13,13 @@
 namespace veil {
 
 using ckks::q_basis;
+using ckks::product_scale;
+using ckks::result_scale;
+using ckks::scale_str;
 using ckks::scales_equal;
 
 namespace {
 
-// Calls f(level, inputs) for each level's inputs in runs of the backend's
-// key_switch_batch(): each run is one batch of key switches.
-template <class F>
-void for_each_batch(const Context& ctx, const std::map<uint32_t, std::vector<size_t>>& by_level, F&& f) {
-  const size_t batch = ctx.backend().key_switch_batch();
-  for (const auto& [level, idx] : by_level)
-    for (size_t first = 0; first < idx.size(); first += batch)
-      f(level, std::span<const size_t>(idx).subspan(first, std::min(batch, idx.size() - first)));
-}
-
-std::string scale_str(double s) {
-  std::ostringstream os;
-  os << "2^" << std::log2(s);
-  return os.str();
-}
-
-// The scale of a result, refused when it is not one a ciphertext can carry (finite and
-// > 0, as the loaders require): a huge scale times a prime overflows, a tiny one divided
-// by a prime underflows.
-double result_scale(double s, const char* op) {
-  require(std::isfinite(s) && s > 0 && std::isnormal(s), ErrorCode::ScaleMismatch,
-          std::string(op) + ": the result's scale (" + scale_str(s) +
-              ") is not a finite positive number; encode at a scale near the primes' size");
-  return s;
-}
-
-// The scale of a product, refused when it reaches Q P: the product would not fit the modulus.
-double product_scale(const Context& ctx, double s, const char* remedy) {
-  require(std::isfinite(s) && std::log2(s) < ctx.params().log_qp(), ErrorCode::ScaleMismatch,
-          "product scale " + scale_str(s) + " is too large; " + remedy);
-  return s;
-}
 
 }  // namespace
 
@@ -223,7 +194,7 @@ void switch_c2(const ContextPtr& ctx, std::span<const Ciphertext> as,
   require(!rk.key.empty(), ErrorCode::MissingKey, "relinearization key is empty");
   require(rk.key.context()->id() == ctx->id(), ErrorCode::ContextMismatch,
           "relinearization key belongs to a different context");
-  for_each_batch(*ctx, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+  keyswitch::for_each_batch(*ctx, by_level, [&](uint32_t level, std::span<const size_t> idx) {
     std::vector<const uint64_t*> c2;
     for (size_t i : idx) c2.push_back(as[i].poly(2));
     const auto decs = keyswitch::decompose_many(*ctx, c2, level);
@@ -374,18 +345,10 @@ static Ciphertext rotate_from_decomposition(const Context& ctx, const Ciphertext
   return out;
 }
 
-static const SwitchingKey& find_key(const Context& ctx, const GaloisKeys& gk, uint64_t g) {
-  auto it = gk.keys.find(g);
-  require(it != gk.keys.end(), ErrorCode::MissingKey, "no Galois key for element " + std::to_string(g));
-  require(it->second.context()->id() == ctx.id(), ErrorCode::ContextMismatch,
-          "Galois key belongs to a different context");
-  return it->second;
-}
-
 Ciphertext Evaluator::apply_galois(const Ciphertext& a, uint64_t g, const GaloisKeys& gk) const {
   VEIL_CHECK_CT(a);
   require(a.size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
-  const SwitchingKey& key = find_key(*ctx_, gk, g);
+  const SwitchingKey& key = keyswitch::galois_key(*ctx_, gk, g);
   auto dec = keyswitch::decompose(*ctx_, a.poly(1), a.level());
   return rotate_from_decomposition(*ctx_, a, dec, g, key);
 }
@@ -454,7 +417,7 @@ std::vector<std::vector<Ciphertext>> Evaluator::rotate_hoisted_many(const std::v
     for (int64_t step : steps[i]) {
       const int64_t s = ((step % slots) + slots) % slots;
       const uint64_t g = s == 0 ? 0 : galois_element_for_step(*ctx_, s);
-      if (g) find_key(*ctx_, gk, g);
+      if (g) keyswitch::galois_key(*ctx_, gk, g);
       elements[i].push_back(g);
     }
     if (std::any_of(elements[i].begin(), elements[i].end(), [](uint64_t g) { return g != 0; }))
@@ -471,7 +434,7 @@ std::vector<std::vector<Ciphertext>> Evaluator::rotate_hoisted_many(const std::v
     }
   }
   // One decomposition per input, each run's rotations one batch.
-  for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+  keyswitch::for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
     std::vector<const uint64_t*> c1;
     for (size_t i : idx) c1.push_back(xs[i]->poly(1));
     const auto decs = keyswitch::decompose_many(*ctx_, c1, level);
@@ -481,7 +444,7 @@ std::vector<std::vector<Ciphertext>> Evaluator::rotate_hoisted_many(const std::v
       for (size_t k = 0; k < steps[i].size(); ++k) {
         const uint64_t g = elements[i][k];
         if (g)
-          jobs.push_back({&decs[d], &find_key(*ctx_, gk, g), g, out[i][k].poly(0), out[i][k].poly(1),
+          jobs.push_back({&decs[d], &keyswitch::galois_key(*ctx_, gk, g), g, out[i][k].poly(0), out[i][k].poly(1),
                           xs[i]->poly(0), nullptr});
       }
     }

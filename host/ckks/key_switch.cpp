@@ -24,8 +24,10 @@ std::vector<Decomposition> decompose_many(const Context& ctx, const std::vector<
   return decs;
 }
 
-void apply_many(const Context& ctx, const std::vector<Job>& jobs, bool rescale) {
-  if (jobs.empty()) return;
+namespace {
+
+// The backend's jobs of `jobs`, checked: keys of this context, decompositions of one level.
+std::vector<KeySwitchJob> backend_jobs(const Context& ctx, const std::vector<Job>& jobs) {
   const uint32_t level = jobs.front().dec->level;
   std::vector<KeySwitchJob> be_jobs(jobs.size());
   for (size_t i = 0; i < jobs.size(); ++i) {
@@ -35,10 +37,42 @@ void apply_many(const Context& ctx, const std::vector<Job>& jobs, bool rescale) 
     require(j.dec->level == level, ErrorCode::InvalidArgument, "apply_many: decompositions of different levels");
     be_jobs[i] = KeySwitchJob{j.dec->digits.data(), j.dec->input, j.key->data(), j.g, j.out0, j.out1, j.add0, j.add1};
   }
+  return be_jobs;
+}
+
+}  // namespace
+
+void apply_many(const Context& ctx, const std::vector<Job>& jobs, bool rescale) {
+  if (jobs.empty()) return;
+  const uint32_t level = jobs.front().dec->level;
+  const auto be_jobs = backend_jobs(ctx, jobs);
   if (rescale)
     ctx.backend().key_switch_rescale_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
   else
     ctx.backend().key_switch_many(level, jobs.front().dec->count, be_jobs.size(), be_jobs.data());
+}
+
+void apply_extended_many(const Context& ctx, const std::vector<Job>& jobs) {
+  if (jobs.empty()) return;
+  const auto be_jobs = backend_jobs(ctx, jobs);
+  ctx.backend().key_switch_extended_many(jobs.front().dec->level, jobs.front().dec->count, be_jobs.size(),
+                                         be_jobs.data());
+}
+
+void apply_extended_sum(const Context& ctx, const std::vector<Job>& jobs, uint64_t* sum0, uint64_t* sum1,
+                        bool accumulate) {
+  if (jobs.empty()) return;
+  const auto be_jobs = backend_jobs(ctx, jobs);
+  ctx.backend().key_switch_extended_sum(jobs.front().dec->level, jobs.front().dec->count, be_jobs.size(),
+                                        be_jobs.data(), sum0, sum1, accumulate);
+}
+
+const SwitchingKey& galois_key(const Context& ctx, const GaloisKeys& gk, uint64_t g) {
+  auto it = gk.keys.find(g);
+  require(it != gk.keys.end(), ErrorCode::MissingKey, "no Galois key for element " + std::to_string(g));
+  require(it->second.context()->id() == ctx.id(), ErrorCode::ContextMismatch,
+          "Galois key belongs to a different context");
+  return it->second;
 }
 
 void apply_automorphism(const Context& ctx, const Decomposition& dec, const SwitchingKey& key, uint64_t g,

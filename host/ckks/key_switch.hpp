@@ -5,6 +5,9 @@
 //              addends, e.g. relinearization's c0 and c1).
 #pragma once
 
+#include <algorithm>
+#include <map>
+#include <span>
 #include <vector>
 
 #include "veil/backend.hpp"
@@ -52,5 +55,26 @@ struct Job {
 // rescale: the outputs are over Q_{l-1}, each divided by q_l together with the
 // ModDown's P (Backend::key_switch_rescale_many; every g must be 0).
 void apply_many(const Context& ctx, const std::vector<Job>& jobs, bool rescale = false);
+// apply_many's jobs with results kept over Q_l u P, no ModDown (Backend::
+// key_switch_extended_many: the addends are over Q_l u P too).
+void apply_extended_many(const Context& ctx, const std::vector<Job>& jobs);
+// Their results summed into (sum0, sum1) over Q_l u P (Backend::key_switch_extended_sum;
+// the jobs' outputs unused).
+void apply_extended_sum(const Context& ctx, const std::vector<Job>& jobs, uint64_t* sum0, uint64_t* sum1,
+                        bool accumulate);
+
+// The key of Galois element g: MissingKey when gk has none, ContextMismatch when it
+// belongs to another context.
+const SwitchingKey& galois_key(const Context& ctx, const GaloisKeys& gk, uint64_t g);
+
+// Calls f(level, inputs) for each level's inputs in runs of the backend's
+// key_switch_batch(): each run is one batch of key switches.
+template <class F>
+void for_each_batch(const Context& ctx, const std::map<uint32_t, std::vector<size_t>>& by_level, F&& f) {
+  const size_t batch = ctx.backend().key_switch_batch();
+  for (const auto& [level, idx] : by_level)
+    for (size_t first = 0; first < idx.size(); first += batch)
+      f(level, std::span<const size_t>(idx).subspan(first, std::min(batch, idx.size() - first)));
+}
 
 }  // namespace veil::keyswitch

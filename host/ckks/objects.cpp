@@ -1,6 +1,8 @@
-// Constructors of the data-holding objects (plaintexts, ciphertexts, keys).
+// Constructors of the data-holding objects (plaintexts, ciphertexts, their extended
+// forms, keys).
 #include "veil/ciphertext.hpp"
 #include "veil/error.hpp"
+#include "veil/extended.hpp"
 #include "veil/keys.hpp"
 
 #include <string>
@@ -30,6 +32,22 @@ Ciphertext::Ciphertext(ContextPtr ctx, uint32_t size, uint32_t level, double sca
 }
 
 size_t Ciphertext::poly_words() const { return static_cast<size_t>(level_ + 1) * ctx_->n(); }
+
+ExtendedPlaintext::ExtendedPlaintext(ContextPtr ctx, uint32_t level, double scale)
+    : ctx_(std::move(ctx)), level_(level), scale_(scale) {
+  checked(ctx_);
+  require(level <= ctx_->max_level(), ErrorCode::LevelMismatch, "plaintext level above the top level");
+  buf_ = ctx_->allocate(basis());
+}
+
+ExtendedCiphertext::ExtendedCiphertext(ContextPtr ctx, uint32_t level, double scale, bool zero)
+    : ctx_(std::move(ctx)), level_(level), scale_(scale) {
+  checked(ctx_);
+  require(level <= ctx_->max_level(), ErrorCode::LevelMismatch, "ciphertext level above the top level");
+  buf_ = zero ? ctx_->allocate(basis(), 2) : ctx_->allocate_scratch(basis(), 2);
+}
+
+size_t ExtendedCiphertext::poly_words() const { return ctx_->words(basis()); }
 
 SecretKey::SecretKey(ContextPtr ctx) : ctx_(std::move(ctx)) {
   checked(ctx_);

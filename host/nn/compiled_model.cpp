@@ -145,13 +145,13 @@ struct Sizes {
   std::set<size_t> compacted;
 
   // The largest layer's plaintext bytes with G channels per ciphertext (an upper
-  // bound: SpatialConv2d skips the zero ones).
-  size_t largest_weights(size_t g, uint32_t in_level, size_t n) const {
+  // bound: SpatialConv2d skips the zero ones), over Q_l u P (alpha special limbs).
+  size_t largest_weights(size_t g, uint32_t in_level, size_t n, uint32_t alpha) const {
     size_t most = 0;
     for (const Conv& c : convs) {
       const size_t in_cts = (c.in + g - 1) / g, terms = c.out == 0 ? in_cts * c.taps
                                                                       : (c.out + g - 1) / g * in_cts * c.taps * g;
-      most = std::max(most, terms * (in_level - c.depth_before + 1) * n * sizeof(uint64_t));
+      most = std::max(most, terms * (in_level - c.depth_before + 1 + alpha) * n * sizeof(uint64_t));
     }
     return most;
   }
@@ -356,7 +356,7 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
       // One channel per ciphertext is the fastest per image while its weights fit the
       // budget; encoding them per run costs more than packing channels (docs/models.md).
       const size_t most = std::min(std::bit_ceil(z.max_channels), slots / z.block);
-      while (blocks < most && z.largest_weights(blocks, m.in_level, ctx->params().n()) > opt.plaintext_budget)
+      while (blocks < most && z.largest_weights(blocks, m.in_level, ctx->params().n(), ctx->tables().alpha) > opt.plaintext_budget)
         blocks *= 2;
     }
     block = z.block * blocks;

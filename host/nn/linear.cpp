@@ -2,7 +2,9 @@
 // With k = g*n1 + b and rot() a left rotation over all slots:
 //   y = sum_k D_k * rot(x, k) = sum_g rot( sum_b rot(D_k, -g*n1) * rot(x, b), g*n1 )
 // so one hoisted decomposition serves the n1 baby rotations, the pre-rotated
-// diagonals are plain, and only n2 - 1 giant rotations are full key switches.
+// diagonals are plain, and only n2 - 1 giant rotations are full key switches. The
+// baby rotations and their products stay over Q_l u P (double hoisting,
+// veil/extended.hpp): one ModDown per giant step instead of one per rotation.
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -17,8 +19,6 @@
 namespace veil::nn {
 
 namespace {
-
-Basis q_basis(uint32_t level) { return Basis{level + 1, false}; }
 
 bool is_pow2(size_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
@@ -122,16 +122,9 @@ LinearLayer::LinearLayer(ContextPtr ctx, const std::vector<double>& weights, siz
         const double value = w(r, (r + k) % d_);
         for (size_t b = 0; b < batch_; ++b) v[l * batch_ + b] = value;
       }
-      diag_[in * d_ + k] = encoder.encode(v, diag_scale, static_cast<int>(level_));
+      diag_[in * d_ + k] = encoder.encode_extended(v, diag_scale, static_cast<int>(level_));
     }
   }
-  std::vector<bool> giant(n2_, false);  // the giant steps with a part
-  for (size_t i = 0; i < diag_.size(); ++i)
-    if (!diag_[i].empty()) giant[(i % d_) / n1_] = true;
-  std::vector<CombinationMatrix::Entry> parts;
-  for (size_t g = 0; g < n2_; ++g)
-    if (giant[g]) parts.push_back({static_cast<uint32_t>(parts.size()), 1.0});
-  if (parts.size() >= 2) giant_sum_ = CombinationMatrix(ctx_, parts.size(), {parts}, level_, 1.0);
   if (!bias.empty()) {
     std::vector<std::vector<double>> copies(batch_, bias);
     bias_ = encoder.encode(layout(copies, d_, slots, batch_), scale_, static_cast<int>(level_) - 1);
@@ -222,26 +215,22 @@ Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertex
   const auto steps = rotation_steps();
   for (const auto& x : xs_in) detail::check_layer_input("linear layer", *ctx_, eval, x, level_, scale_, gk, steps);
 
-  Backend& be = ctx_->backend();
-  const Basis bs = q_basis(level_);
   const auto stride = static_cast<int64_t>(batch_);
-  const double prod_scale = xs_in.front().scale() * static_cast<double>(ctx_->tables().primes[level_]);
-
-  // inner[g] = sum over inputs and baby steps b of diag(in, g*n1+b) * rot(x_in, b).
-  std::vector<Ciphertext> inner(n2_);
-  std::vector<std::vector<int64_t>> baby(inputs_);  // the baby steps input `in` uses
+  // inner[g] = sum over inputs and baby steps b of diag(in, g*n1+b) * rot(x_in, b), over Q_l u P.
+  std::vector<ExtendedCiphertext> inner(n2_);
+  std::vector<std::vector<size_t>> baby(inputs_);  // the baby steps input `in` uses (0 included)
   for (size_t in = 0; in < inputs_; ++in) {
     std::vector<bool> used(n1_, false);
     for (size_t k = 0; k < d_; ++k)
       if (!diag_[in * d_ + k].empty()) used[k % n1_] = true;
-    for (size_t b = 1; b < n1_; ++b)
-      if (used[b]) baby[in].push_back(static_cast<int64_t>(b) * stride);
+    for (size_t b = 0; b < n1_; ++b)
+      if (used[b]) baby[in].push_back(b);
   }
   // Inputs in groups of the backend's key_switch_batch() whose rotations fit in 256 MiB,
   // each group's rotations one batch of key switches (one decomposition per input).
-  const size_t rotation_bytes = 2 * ctx_->words(bs) * sizeof(uint64_t);
+  const size_t rotation_bytes = 2 * ctx_->words(Basis{level_ + 1, true}) * sizeof(uint64_t);
   const size_t group_rotations = std::max<size_t>(1, (size_t{256} << 20) / rotation_bytes);
-  const size_t group_inputs = be.key_switch_batch();
+  const size_t group_inputs = ctx_->backend().key_switch_batch();
   for (size_t first = 0; first < inputs_;) {
     size_t end = first + 1, rotations = baby[first].size();
     while (end < inputs_ && end - first < group_inputs && rotations + baby[end].size() <= group_rotations)
@@ -249,58 +238,54 @@ Ciphertext LinearLayer::apply(const Evaluator& eval, const std::vector<Ciphertex
     // Drop to the layer's level first: every rotation and product then runs on fewer limbs.
     std::vector<Ciphertext> lows(end - first);
     std::vector<const Ciphertext*> xs;
-    std::vector<std::vector<int64_t>> steps;
+    std::vector<std::vector<int64_t>> group_steps;
     for (size_t in = first; in < end; ++in) {
       if (xs_in[in].level() != level_) lows[in - first] = eval.mod_switch_to(xs_in[in], level_);
       xs.push_back(lows[in - first].empty() ? &xs_in[in] : &lows[in - first]);
-      steps.push_back(baby[in]);
+      group_steps.emplace_back();
+      for (size_t b : baby[in]) group_steps.back().push_back(static_cast<int64_t>(b) * stride);
     }
-    const auto rotated = eval.rotate_hoisted_many(xs, steps, gk);
+    const auto rotated = eval.rotate_hoisted_extended(xs, group_steps, gk);
 
-    // rot[in - first][b] = input `in` rotated left by b (logical).
-    std::vector<std::vector<const Ciphertext*>> rot(end - first, std::vector<const Ciphertext*>(n1_, nullptr));
-    for (size_t in = first; in < end; ++in) {
-      rot[in - first][0] = xs[in - first];
-      for (size_t i = 0; i < baby[in].size(); ++i)
-        rot[in - first][static_cast<size_t>(baby[in][i] / stride)] = &rotated[in - first][i];
-    }
-    // One multiply_sum per giant step: every product of the group's inputs and baby
-    // steps, both polynomials.
-    std::vector<const uint64_t*> xps, ps;
+    // rot[in - first][b] = input `in` rotated left by b (logical), times P.
+    std::vector<std::vector<const ExtendedCiphertext*>> rot(end - first,
+                                                            std::vector<const ExtendedCiphertext*>(n1_, nullptr));
+    for (size_t in = first; in < end; ++in)
+      for (size_t i = 0; i < baby[in].size(); ++i) rot[in - first][baby[in][i]] = &rotated[in - first][i];
+    // One multiply_sum per giant step: every product of the group's inputs and baby steps.
+    std::vector<const ExtendedCiphertext*> terms;
+    std::vector<const ExtendedPlaintext*> plains;
     for (size_t g = 0; g < n2_; ++g) {
-      xps.clear();
-      ps.clear();
+      terms.clear();
+      plains.clear();
       for (size_t in = first; in < end; ++in)
         for (size_t b = 0; b < n1_; ++b) {
-          const Plaintext& p = diag_[in * d_ + g * n1_ + b];
+          const ExtendedPlaintext& p = diag_[in * d_ + g * n1_ + b];
           if (p.empty()) continue;
-          xps.push_back(rot[in - first][b]->poly(0));
-          ps.push_back(p.data());
+          terms.push_back(rot[in - first][b]);
+          plains.push_back(&p);
         }
-      if (xps.empty()) continue;
-      const bool accumulate = !inner[g].empty();
-      if (!accumulate) inner[g] = Ciphertext(ctx_, 2, level_, prod_scale, false);
-      be.multiply_sum(bs, 2, xps.size(), xps.data(), ps.data(), inner[g].poly(0), accumulate);
+      if (!terms.empty()) eval.multiply_sum_extended(inner[g], terms, plains, !inner[g].empty());
     }
     first = end;
   }
 
-  // The giant steps' rotations are independent: one batch.
-  std::vector<const Ciphertext*> parts;
+  // The giant rotations and the sum: one ModDown of each rotated part's c1 and one,
+  // with the rescale, of the total.
+  std::vector<ExtendedCiphertext> parts;
   std::vector<int64_t> part_steps;
-  for (size_t g = 1; g < n2_; ++g) {
+  for (size_t g = 0; g < n2_; ++g) {
     if (inner[g].empty()) continue;
-    parts.push_back(&inner[g]);
+    parts.push_back(std::move(inner[g]));
     part_steps.push_back(static_cast<int64_t>(g * n1_) * stride);
   }
-  std::vector<Ciphertext> terms;  // inner[0] (when not empty), then the rotated parts
-  if (!inner[0].empty()) terms.push_back(std::move(inner[0]));
-  for (Ciphertext& part : eval.rotate_many(parts, part_steps, gk)) terms.push_back(std::move(part));
-  Ciphertext sum;
-  if (terms.size() == 1) sum = std::move(terms[0]);
-  if (terms.size() >= 2) sum = std::move(eval.combine(terms, giant_sum_).front());  // one launch for the sum
-  if (sum.empty()) sum = Ciphertext(ctx_, 2, level_, prod_scale, true);  // W = 0: a trivial encryption of 0
-  Ciphertext y = eval.rescale(sum);
+  Ciphertext y;
+  if (parts.empty()) {  // W = 0: a trivial encryption of 0
+    const double prod_scale = xs_in.front().scale() * static_cast<double>(ctx_->tables().primes[level_]);
+    y = eval.rescale(Ciphertext(ctx_, 2, level_, prod_scale, true));
+  } else {
+    y = eval.rotate_sum_extended(parts, part_steps, gk, /*rescale=*/true);
+  }
   if (!bias_.empty()) y = eval.add_plain(y, bias_);
   return y;
 }

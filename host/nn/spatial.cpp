@@ -197,7 +197,7 @@ SpatialConv2d::SpatialConv2d(ContextPtr ctx, const SpatialLayout& in, const Conv
           const auto v = slot_values(o, i, t, j);
           if (!std::all_of(v.begin(), v.end(), [](double x) { return x == 0.0; })) terms_.push_back({o, i, t, j});
         }
-  plaintext_bytes_ = terms_.size() * (level_ + 1) * limb_bytes;
+  plaintext_bytes_ = terms_.size() * (level_ + 1 + ctx_->tables().alpha) * limb_bytes;  // over Q_l u P
   pre_encoded_ = plaintext_bytes_ <= opt.plaintext_budget;
   if (pre_encoded_) {
     plain_.reserve(terms_.size());
@@ -250,10 +250,10 @@ std::vector<double> SpatialConv2d::slot_values(size_t o, size_t i, size_t t, siz
   return v;
 }
 
-Plaintext SpatialConv2d::encode_term(size_t index) const {
+ExtendedPlaintext SpatialConv2d::encode_term(size_t index) const {
   const Term& term = terms_[index];
   const Encoder encoder(ctx_);
-  return encoder.encode(slot_values(term.o, term.i, term.t, term.j),
+  return encoder.encode_extended(slot_values(term.o, term.i, term.t, term.j),
                         static_cast<double>(ctx_->tables().primes[level_]), static_cast<int>(level_));
 }
 
@@ -283,69 +283,68 @@ std::vector<Ciphertext> SpatialConv2d::apply(const Evaluator& eval, const std::v
   const auto per = static_cast<int64_t>(in_.period()), batch = static_cast<int64_t>(in_.batch);
   auto physical = [&](int64_t r) { return (((r % per) + per) % per) * batch; };
 
-  // rotated[i][t]: input i rotated left by r_t; the rotations of one input share one decomposition.
+  // rotated[i][t]: input i rotated left by r_t, over Q_l u P (double hoisting: no
+  // ModDown); the rotations of one input share one decomposition, all inputs one batch.
   const size_t taps = offsets_.size();
   std::vector<Ciphertext> low(xs_in.size());
-  std::vector<std::vector<Ciphertext>> hoisted(xs_in.size());
-  std::vector<std::vector<const Ciphertext*>> rotated(xs_in.size(), std::vector<const Ciphertext*>(taps, nullptr));
+  std::vector<const Ciphertext*> xs(xs_in.size());
+  std::vector<std::vector<int64_t>> wanted(xs_in.size());  // physical steps, 0 included
   for (size_t i = 0; i < xs_in.size(); ++i) {
     if (xs_in[i].level() != level_) low[i] = eval.mod_switch_to(xs_in[i], level_);
-    const Ciphertext& x = low[i].empty() ? xs_in[i] : low[i];
-    std::vector<int64_t> wanted;
-    for (const Term& term : terms_)
-      if (term.i == i && physical(offsets_[term.t]) != 0) wanted.push_back(physical(offsets_[term.t]));
-    std::sort(wanted.begin(), wanted.end());
-    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
-    hoisted[i] = eval.rotate_hoisted(x, wanted, gk);
-    for (size_t t = 0; t < taps; ++t) {
-      const int64_t s = physical(offsets_[t]);
-      if (s == 0) {
-        rotated[i][t] = &x;
-      } else {
-        const auto at = std::lower_bound(wanted.begin(), wanted.end(), s);
-        if (at != wanted.end() && *at == s) rotated[i][t] = &hoisted[i][static_cast<size_t>(at - wanted.begin())];
-      }
-    }
+    xs[i] = low[i].empty() ? &xs_in[i] : &low[i];
   }
+  for (const Term& term : terms_) wanted[term.i].push_back(physical(offsets_[term.t]));
+  for (auto& w : wanted) {
+    std::sort(w.begin(), w.end());
+    w.erase(std::unique(w.begin(), w.end()), w.end());
+  }
+  const auto hoisted = eval.rotate_hoisted_extended(xs, wanted, gk);
+  std::vector<std::vector<const ExtendedCiphertext*>> rotated(xs_in.size(),
+                                                              std::vector<const ExtendedCiphertext*>(taps, nullptr));
+  for (size_t i = 0; i < xs_in.size(); ++i)
+    for (size_t t = 0; t < taps; ++t) {
+      const auto at = std::lower_bound(wanted[i].begin(), wanted[i].end(), physical(offsets_[t]));
+      if (at != wanted[i].end() && *at == physical(offsets_[t]))
+        rotated[i][t] = &hoisted[i][static_cast<size_t>(at - wanted[i].begin())];
+    }
 
-  Backend& be = ctx_->backend();
-  const Basis bs{level_ + 1, false};
-  const double prod_scale = xs_in.front().scale() * static_cast<double>(ctx_->tables().primes[level_]);
   std::vector<Ciphertext> out;
   size_t n = 0;
   for (size_t o = 0; o < out_.ciphertexts(); ++o) {
-    Ciphertext sum;
+    // parts[k]: sum_{i,t} rot(x_i, r_t) * P'[o, i, t, j] for the k-th channel diagonal j.
+    std::vector<ExtendedCiphertext> parts;
+    std::vector<int64_t> part_steps;
     while (n < terms_.size() && terms_[n].o == o) {
       const size_t j = terms_[n].j;
       // The group's products in multiply_sum calls of up to kSumTerms terms (weights
       // encoded per run live only for their call).
       constexpr size_t kSumTerms = 64;
-      Ciphertext inner(ctx_, 2, level_, prod_scale, false);
-      bool first = true;
-      std::vector<Plaintext> lazy;
+      ExtendedCiphertext inner;
+      std::vector<ExtendedPlaintext> lazy;
       lazy.reserve(kSumTerms);
-      std::vector<const uint64_t*> xs, ps;
+      std::vector<const ExtendedCiphertext*> group;
+      std::vector<const ExtendedPlaintext*> plains;
       while (n < terms_.size() && terms_[n].o == o && terms_[n].j == j) {
         lazy.clear();
-        xs.clear();
-        ps.clear();
-        for (; n < terms_.size() && terms_[n].o == o && terms_[n].j == j && xs.size() < kSumTerms; ++n) {
+        group.clear();
+        plains.clear();
+        for (; n < terms_.size() && terms_[n].o == o && terms_[n].j == j && group.size() < kSumTerms; ++n) {
           if (!pre_encoded_) lazy.push_back(encode_term(n));
-          xs.push_back(rotated[terms_[n].i][terms_[n].t]->poly(0));
-          ps.push_back(pre_encoded_ ? plain_[n].data() : lazy.back().data());
+          group.push_back(rotated[terms_[n].i][terms_[n].t]);
+          plains.push_back(pre_encoded_ ? &plain_[n] : &lazy.back());
         }
-        be.multiply_sum(bs, 2, xs.size(), xs.data(), ps.data(), inner.poly(0), !first);
-        first = false;
+        eval.multiply_sum_extended(inner, group, plains, !inner.empty());
       }
-      if (j != 0) inner = eval.rotate(inner, static_cast<int64_t>(j * in_.block) * batch, gk);
-      if (sum.empty()) {
-        sum = std::move(inner);
-      } else {
-        for (uint32_t c = 0; c < 2; ++c) be.add(bs, sum.poly(c), sum.poly(c), inner.poly(c));
-      }
+      parts.push_back(std::move(inner));
+      part_steps.push_back(static_cast<int64_t>(j * in_.block) * batch);
     }
-    if (sum.empty()) sum = Ciphertext(ctx_, 2, level_, prod_scale, true);  // all weights zero
-    Ciphertext y = eval.rescale(sum);
+    Ciphertext y;
+    if (parts.empty()) {  // all weights zero
+      const double prod_scale = xs_in.front().scale() * static_cast<double>(ctx_->tables().primes[level_]);
+      y = eval.rescale(Ciphertext(ctx_, 2, level_, prod_scale, true));
+    } else {
+      y = eval.rotate_sum_extended(parts, part_steps, gk, /*rescale=*/true);
+    }
     if (!bias_.empty()) y = eval.add_plain(y, bias_[o]);
     out.push_back(std::move(y));
   }

@@ -390,6 +390,31 @@ class Backend {
   // words equal the jobs run one by one. Default: that; cuda: groups as key_switch_many.
   virtual void key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs);
 
+  // ---- double hoisting (veil/extended.hpp): key switches without their ModDown ----
+  // Each job's inner product (ip0, ip1) as key_switch_apply computes it, plus the
+  // addends, then X -> X^g (g = 0: none): out0 = (ip0 + add0)(X^g), out1 = (ip1 +
+  // add1)(X^g), every buffer over Q_l u P in NTT form, addends included (null: nothing
+  // added). An output must not alias any job's inputs, addends or other outputs. Exact
+  // modular arithmetic: every backend gives the same words. Default: key_switch_apply,
+  // add, automorphism_ntt per job; cuda: the inner products of up to 16 jobs in one
+  // launch, their additions and permutations in one more.
+  virtual void key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs);
+  // The same jobs' results summed (their out0 / out1 unused): sum0 = sum_j (ip0_j +
+  // add0_j)(X^g_j), sum1 likewise, added to sum0 / sum1's words with `accumulate`. The
+  // sums must not alias any job's inputs or addends. Default: key_switch_extended_many
+  // into scratch, then add; cuda: per group of 16 jobs one inner-product launch and one
+  // launch gathering every job's permuted words into the sums.
+  virtual void key_switch_extended_sum(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                                       uint64_t* sum0, uint64_t* sum1, bool accumulate);
+  // outs[i] (Q_l u P) = P * ins[i] (Q_l): (P mod q_i) times limb i, zero P limbs (exact:
+  // its ModDown gives ins[i] back). Outputs must not alias inputs. Default: multiply_scalar
+  // and set_zero each; cuda: one launch.
+  virtual void multiply_by_p(uint32_t level, size_t count, uint64_t* const* outs, const uint64_t* const* ins);
+  // mod_down of `count` polynomials of one level (ins[i]: Q_l u P, used as scratch;
+  // outs[i]: Q_l). Default: one mod_down each; cuda: a gathering copy and one launch
+  // sequence per 32.
+  virtual void mod_down_many(uint32_t level, size_t count, uint64_t* const* outs, uint64_t* const* ins);
+
  protected:
   explicit Backend(std::shared_ptr<const RnsTables> tables) : tables_(std::move(tables)) {}
   // key_switch_many's and key_switch_rescale_many's default: each job's inner product,

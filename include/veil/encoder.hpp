@@ -9,6 +9,7 @@
 
 #include "veil/ciphertext.hpp"
 #include "veil/context.hpp"
+#include "veil/extended.hpp"
 
 namespace veil {
 
@@ -22,6 +23,9 @@ class Encoder {
                    int level = -1) const;
   // The same value in every slot.
   Plaintext encode_constant(double value, double scale = 0, int level = -1) const;
+  // encode() over Q_level u P (veil/extended.hpp): the plaintexts of double hoisting.
+  // Its Q limbs are encode()'s words; the P limbs hold the same integers mod p_k.
+  ExtendedPlaintext encode_extended(std::span<const double> values, double scale = 0, int level = -1) const;
 
   std::vector<std::complex<double>> decode_complex(const Plaintext& pt) const;
   std::vector<double> decode(const Plaintext& pt) const;  // real parts

@@ -14,6 +14,7 @@
 
 #include "veil/ciphertext.hpp"
 #include "veil/combination.hpp"
+#include "veil/extended.hpp"
 #include "veil/keys.hpp"
 
 namespace veil {
@@ -103,6 +104,37 @@ class Evaluator {
   std::vector<Ciphertext> combine(std::span<const Ciphertext> inputs, const CombinationMatrix& m) const;
   void combine_into(std::span<Ciphertext> outputs, std::span<const Ciphertext> inputs,
                     const CombinationMatrix& m) const;
+
+  // ---- double hoisting (veil/extended.hpp) ----
+  // A baby-step/giant-step sum  sum_g rot( sum_t p_t * rot(x_{i_t}, b_t), G_g ):
+  //   auto babies = rotate_hoisted_extended(xs, steps, gk);        // no ModDown
+  //   multiply_sum_extended(parts[g], terms of giant step g, ...);  // over Q_l u P
+  //   Ciphertext y = rotate_sum_extended(parts, giant steps, gk);  // one ModDown each
+  // rotate_hoisted_many's rotations kept over Q_l u P: result[i][k] is P times
+  // rotate(*xs[i], steps[i][k]) before its ModDown (the ModDown of it gives rotate()'s
+  // words but for a rounding tie, of probability ~2^-50 per coefficient); a step of 0
+  // gives P * xs[i] exactly. One decomposition per input, every rotation of a level
+  // one batch. Each nonzero step needs its own key (MissingKey); inputs of size 2
+  // (InvalidArgument); InvalidArgument when the counts differ.
+  std::vector<std::vector<ExtendedCiphertext>> rotate_hoisted_extended(
+      const std::vector<const Ciphertext*>& xs, const std::vector<std::vector<int64_t>>& steps,
+      const GaloisKeys& gk) const;
+  // out = sum_t xs[t] * ps[t] over Q_l u P (accumulate: out += that sum), one pass.
+  // Every term of one level and one product scale xs[t].scale * ps[t].scale (relative
+  // difference below 2^-40; ScaleMismatch otherwise), plaintexts of their ciphertext's
+  // level (LevelMismatch); out takes that level and scale (accumulate: it must have
+  // them). InvalidArgument when the counts differ or are 0.
+  void multiply_sum_extended(ExtendedCiphertext& out, std::span<const ExtendedCiphertext* const> xs,
+                             std::span<const ExtendedPlaintext* const> ps, bool accumulate) const;
+  // sum_i rotate(ModDown(parts[i]), steps[i]), then rescaled when `rescale` (level - 1,
+  // scale / q_level; LevelMismatch at level 0). A rotated part costs a ModDown of its c1
+  // and a key switch kept over Q_l u P; the sum one ModDown (merged with the rescale).
+  // Within a rounding of each ModDown of the two-step result (not its words). Parts of
+  // one level and scale (LevelMismatch, ScaleMismatch), nonzero steps with their own
+  // keys (MissingKey). The parts are used as scratch: their contents are unspecified
+  // afterwards.
+  Ciphertext rotate_sum_extended(std::span<ExtendedCiphertext> parts, const std::vector<int64_t>& steps,
+                                 const GaloisKeys& gk, bool rescale = true) const;
 
   const ContextPtr& context() const { return ctx_; }
 

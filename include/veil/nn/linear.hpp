@@ -31,15 +31,20 @@
 // rotations, so G inputs cost G * (n1 - 1) hoisted baby rotations but only
 // n2 - 1 giant ones (not G * (n2 - 1)). Used for a flattened multi-channel
 // tensor (one ciphertext per channel) without packing it first.
+//
+// Double hoisting (veil/extended.hpp): the baby rotations stay over Q_l u P (no
+// ModDown), the diagonals are encoded over Q_l u P, and a ModDown is paid once per
+// giant step and once for the result (merged with the rescale), instead of once per
+// rotation and per giant step.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "veil/ciphertext.hpp"
-#include "veil/combination.hpp"
 #include "veil/context.hpp"
 #include "veil/evaluator.hpp"
+#include "veil/extended.hpp"
 #include "veil/keys.hpp"
 
 namespace veil::nn {
@@ -120,12 +125,9 @@ class LinearLayer {
   uint32_t level_;
   double scale_;
   // diag_[in * d + g * n1 + b]: diagonal g*n1+b of input part `in`, pre-rotated
-  // right by g*n1; empty when zero.
-  std::vector<Plaintext> diag_;
+  // right by g*n1, over Q_level u P; empty when zero.
+  std::vector<ExtendedPlaintext> diag_;
   Plaintext bias_;  // empty when there is no bias
-  // Sums the giant steps' parts (inner[0] and the rotated others) in one combine;
-  // empty when there are fewer than two parts.
-  CombinationMatrix giant_sum_;
 };
 
 }  // namespace veil::nn

@@ -29,7 +29,12 @@
 // rotations in_cts * (kernel^2 - 1) + out_cts * (G - 1), one level. The plaintexts are
 // encoded at scale q_level, so the rescale restores the input scale exactly.
 //
-// Plaintext memory: one plaintext of level + 1 limbs per non-zero (o, i, t, j). Up to
+// Double hoisting (veil/extended.hpp): the tap rotations stay over Q_level u P, the
+// plaintexts are encoded there, and one ModDown per giant rotation and one per output
+// (merged with the rescale) replace one per rotation.
+//
+// Plaintext memory: one plaintext of level + 1 + alpha limbs (Q_level u P) per
+// non-zero (o, i, t, j). Up to
 // `plaintext_budget` bytes they are encoded once at construction; beyond it apply()
 // encodes them as it goes (same result, slower, no memory).
 #pragma once
@@ -43,6 +48,7 @@
 #include "veil/ciphertext.hpp"
 #include "veil/context.hpp"
 #include "veil/evaluator.hpp"
+#include "veil/extended.hpp"
 #include "veil/keys.hpp"
 
 namespace veil::nn {
@@ -121,7 +127,7 @@ class SpatialConv2d {
   SpatialConv2d(ContextPtr ctx, const SpatialLayout& in, const Conv2dGeometry& g, const WeightFn& weight,
                 const std::vector<double>& bias, const SpatialConvOptions& options, const std::string& what);
   std::vector<double> slot_values(size_t o, size_t i, size_t t, size_t j) const;
-  Plaintext encode_term(size_t index) const;
+  ExtendedPlaintext encode_term(size_t index) const;
 
   struct Term { size_t o, i, t, j; };
   ContextPtr ctx_;
@@ -132,7 +138,7 @@ class SpatialConv2d {
   double scale_ = 0;
   std::vector<int64_t> offsets_;  // r_t per tap (logical, signed)
   std::vector<Term> terms_;       // non-zero (o, i, t, j), sorted by o, then j
-  std::vector<Plaintext> plain_;  // per term when pre-encoded
+  std::vector<ExtendedPlaintext> plain_;  // per term when pre-encoded
   std::vector<Plaintext> bias_;   // per output ciphertext (empty: no bias)
   size_t plaintext_bytes_ = 0;
   bool pre_encoded_ = false;

@@ -1,0 +1,200 @@
+// Double hoisting (veil/extended.hpp): rotations kept over Q_l u P, plaintext products
+// there, and one ModDown per giant step (Bossuat et al., Eurocrypt 2021; Lattigo's
+// linear transformations work the same way).
+//
+// Why it is exact where it matters: ModDown(x + P c) = c + ModDown(x) for any c over
+// Q_l (the P limbs of P c are zero, so the rounding residue [x]_P is unchanged), and
+// X -> X^g commutes with ModDown, so keeping the rotation's addend as P c0 over Q_l u P
+// and permuting before the ModDown gives rotate()'s result once divided by P.
+#include <map>
+#include <string>
+
+#include "ckks/key_switch.hpp"
+#include "ckks/operand_rules.hpp"
+#include "veil/error.hpp"
+#include "veil/evaluator.hpp"
+
+namespace veil {
+
+using ckks::product_scale;
+using ckks::result_scale;
+using ckks::scales_equal;
+
+namespace {
+
+void check_mine(const Context& ctx, const ContextPtr& of, bool empty, const char* what) {
+  require(!empty && of->id() == ctx.id(), ErrorCode::ContextMismatch,
+          std::string(what) + " is empty or belongs to a different context");
+}
+
+// The Galois element of a left rotation by `step` slots (0: none, the identity).
+uint64_t rotation_element(const Context& ctx, int64_t step) {
+  const auto slots = static_cast<int64_t>(ctx.params().slots());
+  const int64_t s = ((step % slots) + slots) % slots;
+  return s == 0 ? 0 : galois_element_for_step(ctx, s);
+}
+
+}  // namespace
+
+std::vector<std::vector<ExtendedCiphertext>> Evaluator::rotate_hoisted_extended(
+    const std::vector<const Ciphertext*>& xs, const std::vector<std::vector<int64_t>>& steps,
+    const GaloisKeys& gk) const {
+  require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
+          "rotate_hoisted_extended: " + std::to_string(xs.size()) + " ciphertexts but " +
+              std::to_string(steps.size()) + " lists of steps");
+  std::vector<std::vector<uint64_t>> elements(xs.size());
+  std::vector<bool> rotates(xs.size(), false);
+  std::map<uint32_t, std::vector<size_t>> by_level;  // the inputs with a real rotation
+  for (size_t i = 0; i < xs.size(); ++i) {            // every input and key checked before any work
+    check_mine(*ctx_, xs[i]->context(), xs[i]->empty(), "ciphertext");
+    require(xs[i]->size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
+    for (int64_t step : steps[i]) {
+      const uint64_t g = rotation_element(*ctx_, step);
+      if (g) keyswitch::galois_key(*ctx_, gk, g);
+      elements[i].push_back(g);
+      rotates[i] = rotates[i] || g != 0;
+    }
+    if (rotates[i]) by_level[xs[i]->level()].push_back(i);
+  }
+  // Step 0 is P x itself; its c0 (or a scratch P c0) is every rotation's addend. All the
+  // products by P of the call in one multiply_by_p per level.
+  std::vector<std::vector<ExtendedCiphertext>> out(xs.size());
+  std::vector<Buffer> scratch_c0(xs.size());
+  std::vector<const uint64_t*> addend(xs.size(), nullptr);
+  std::map<uint32_t, std::pair<std::vector<uint64_t*>, std::vector<const uint64_t*>>> lifts;  // per level
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const uint32_t level = xs[i]->level();
+    auto& [to, from] = lifts[level];
+    for (size_t k = 0; k < steps[i].size(); ++k) {
+      out[i].emplace_back(ctx_, level, xs[i]->scale(), false);
+      if (elements[i][k] != 0) continue;
+      for (uint32_t c = 0; c < 2; ++c) {
+        to.push_back(out[i][k].poly(c));
+        from.push_back(xs[i]->poly(c));
+      }
+      if (!addend[i]) addend[i] = out[i][k].poly(0);
+    }
+    if (rotates[i] && !addend[i]) {
+      scratch_c0[i] = ctx_->allocate_scratch(Basis{level + 1, true});
+      to.push_back(scratch_c0[i].data());
+      from.push_back(xs[i]->poly(0));
+      addend[i] = scratch_c0[i].data();
+    }
+  }
+  for (auto& [level, lift] : lifts)
+    ctx_->backend().multiply_by_p(level, lift.first.size(), lift.first.data(), lift.second.data());
+
+  keyswitch::for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+    std::vector<const uint64_t*> c1;
+    for (size_t i : idx) c1.push_back(xs[i]->poly(1));
+    const auto decs = keyswitch::decompose_many(*ctx_, c1, level);
+    std::vector<keyswitch::Job> jobs;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      const size_t i = idx[d];
+      for (size_t k = 0; k < steps[i].size(); ++k) {
+        const uint64_t g = elements[i][k];
+        if (g)
+          jobs.push_back({&decs[d], &keyswitch::galois_key(*ctx_, gk, g), g, out[i][k].poly(0), out[i][k].poly(1),
+                          addend[i], nullptr});
+      }
+    }
+    keyswitch::apply_extended_many(*ctx_, jobs);
+  });
+  return out;
+}
+
+void Evaluator::multiply_sum_extended(ExtendedCiphertext& out, std::span<const ExtendedCiphertext* const> xs,
+                                      std::span<const ExtendedPlaintext* const> ps, bool accumulate) const {
+  require(!xs.empty() && xs.size() == ps.size(), ErrorCode::InvalidArgument,
+          "multiply_sum_extended: " + std::to_string(xs.size()) + " ciphertexts and " + std::to_string(ps.size()) +
+              " plaintexts (the counts must be equal and nonzero)");
+  const uint32_t level = xs[0]->level();
+  const double scale = xs[0]->scale() * ps[0]->scale();
+  std::vector<const uint64_t*> xw(xs.size()), pw(ps.size());
+  for (size_t t = 0; t < xs.size(); ++t) {
+    check_mine(*ctx_, xs[t]->context(), xs[t]->empty(), "extended ciphertext");
+    check_mine(*ctx_, ps[t]->context(), ps[t]->empty(), "extended plaintext");
+    require(xs[t]->level() == level && ps[t]->level() == level, ErrorCode::LevelMismatch,
+            "multiply_sum_extended: every term must be of level " + std::to_string(level));
+    require(scales_equal(xs[t]->scale() * ps[t]->scale(), scale), ErrorCode::ScaleMismatch,
+            "multiply_sum_extended: the terms' product scales differ");
+    xw[t] = xs[t]->poly(0);
+    pw[t] = ps[t]->data();
+  }
+  if (accumulate) {
+    check_mine(*ctx_, out.context(), out.empty(), "the accumulator");
+    require(out.level() == level, ErrorCode::LevelMismatch, "multiply_sum_extended: accumulator of another level");
+    require(scales_equal(out.scale(), scale), ErrorCode::ScaleMismatch,
+            "multiply_sum_extended: the accumulator's scale is not the products'");
+  } else {
+    out = ExtendedCiphertext(ctx_, level, product_scale(*ctx_, scale, "encode the plaintexts at a smaller scale"),
+                             false);
+  }
+  for (const uint64_t* x : xw)
+    require(x != out.poly(0), ErrorCode::InvalidArgument, "multiply_sum_extended: the accumulator is a term");
+  ctx_->backend().multiply_sum(out.basis(), 2, xs.size(), xw.data(), pw.data(), out.poly(0), accumulate);
+}
+
+Ciphertext Evaluator::rotate_sum_extended(std::span<ExtendedCiphertext> parts, const std::vector<int64_t>& steps,
+                                          const GaloisKeys& gk, bool rescale) const {
+  require(!parts.empty() && parts.size() == steps.size(), ErrorCode::InvalidArgument,
+          "rotate_sum_extended: " + std::to_string(parts.size()) + " parts and " + std::to_string(steps.size()) +
+              " steps (the counts must be equal and nonzero)");
+  const uint32_t level = parts[0].level();
+  const double scale = parts[0].scale();
+  std::vector<uint64_t> elements(parts.size());
+  std::map<uint32_t, std::vector<size_t>> rotated;  // one level: for_each_batch's runs
+  for (size_t i = 0; i < parts.size(); ++i) {
+    check_mine(*ctx_, parts[i].context(), parts[i].empty(), "extended ciphertext");
+    require(parts[i].level() == level, ErrorCode::LevelMismatch, "rotate_sum_extended: parts of different levels");
+    require(scales_equal(parts[i].scale(), scale), ErrorCode::ScaleMismatch,
+            "rotate_sum_extended: parts of different scales");
+    elements[i] = rotation_element(*ctx_, steps[i]);
+    if (elements[i]) {
+      keyswitch::galois_key(*ctx_, gk, elements[i]);
+      rotated[level].push_back(i);
+    }
+  }
+  require(!rescale || level >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
+
+  Backend& be = ctx_->backend();
+  const Basis qp{level + 1, true};
+  ExtendedCiphertext acc;  // the first unrotated part, when there is one
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (elements[i] != 0) continue;
+    if (acc.empty()) acc = std::move(parts[i]);
+    else be.add_polys(qp, 2, acc.poly(0), acc.poly(0), parts[i].poly(0));
+  }
+  // The rotated parts: the ModDown of each c1 alone (the parts' c1 are its scratch),
+  // decomposed and key-switched over Q_l u P with the part's c0 as the addend, every
+  // result summed into acc.
+  keyswitch::for_each_batch(*ctx_, rotated, [&](uint32_t, std::span<const size_t> idx) {
+    std::vector<Buffer> c1(idx.size());
+    std::vector<uint64_t*> c1_out(idx.size()), c1_in(idx.size());
+    for (size_t d = 0; d < idx.size(); ++d) {
+      c1[d] = ctx_->allocate_scratch(Basis{level + 1, false});
+      c1_out[d] = c1[d].data();
+      c1_in[d] = parts[idx[d]].poly(1);
+    }
+    be.mod_down_many(level, idx.size(), c1_out.data(), c1_in.data());
+    const auto decs =
+        keyswitch::decompose_many(*ctx_, std::vector<const uint64_t*>(c1_out.begin(), c1_out.end()), level);
+    std::vector<keyswitch::Job> jobs;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      const size_t i = idx[d];
+      jobs.push_back({&decs[d], &keyswitch::galois_key(*ctx_, gk, elements[i]), elements[i], nullptr, nullptr,
+                      parts[i].poly(0), nullptr});
+    }
+    const bool accumulate = !acc.empty();
+    if (!accumulate) acc = ExtendedCiphertext(ctx_, level, scale, false);
+    keyswitch::apply_extended_sum(*ctx_, jobs, acc.poly(0), acc.poly(1), accumulate);
+  });
+
+  const double q = static_cast<double>(ctx_->tables().primes[level]);
+  Ciphertext out(ctx_, 2, rescale ? level - 1 : level, rescale ? result_scale(scale / q, "rescale") : scale, false);
+  if (rescale) be.mod_down_rescale_pair(level, out.poly(0), out.poly(1), acc.poly(0), nullptr, nullptr);
+  else be.mod_down_pair(level, out.poly(0), out.poly(1), acc.poly(0), nullptr, nullptr);
+  return out;
+}
+
+}  // namespace veil
