@@ -21,7 +21,8 @@ import sys
 
 UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 ORDER = ["NTT", "INTT", "Encode", "Encrypt", "EncryptSecretKey", "EncryptValues", "Decrypt", "Add", "Mul",
-         "MulRelin", "MulRelinRescale", "MulRelinRescaleTwoSteps", "Relin", "Rescale", "Rotate", "RotateHoisted8", "RotateMany8", "RelinMany8", "KeySwitchInner",
+         "MulRelin", "MulRelinRescale", "MulRelinRescaleTwoSteps", "Relin", "Rescale", "Rotate", "RotateHoisted8", "RotateMany8", "RelinMany8",
+         "Bsgs16", "Bsgs16Classic", "KeySwitchInner",
          "KeySwitchApply"]
 TARGETS = {"MulRelin": 50.0, "Rotate": 50.0}  # the brief: >= 50x the cpu path at N = 2^16
 

@@ -412,6 +412,13 @@ class CudaBackend final : public Backend {
                       uint32_t keep, bool merge);
   // key_switch_many, or key_switch_rescale_many with `rescale`.
   void key_switch_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs, bool rescale);
+  // The jobs (checked: level, digits, buffers, `outputs` named, g) in groups of up to
+  // kMaxBatch, fewer when their scratch would pass 512 MiB: per group one inner-product
+  // launch into contiguous scratch (job i's halves at 2 i words and (2 i + 1) words,
+  // words = one polynomial over Q_l u P), then finish(first job, chunk, scratch, words).
+  template <class Finish>
+  void inner_product_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                            bool outputs, const char* what, Finish&& finish);
   // The inner products of `count` key switches from their decompositions, split or fused.
   void inner_products(uint32_t level, uint32_t num_digits, uint32_t count, const KeySwitchBatch& batch);
   ModDownPolys pair(uint32_t level, uint64_t* out0, uint64_t* out1, const uint64_t* add0, const uint64_t* add1) const;
@@ -1021,11 +1028,12 @@ void CudaBackend::key_switch_rescale_many(uint32_t level, uint32_t num_digits, s
   key_switch_groups(level, num_digits, count, jobs, true);
 }
 
-void CudaBackend::key_switch_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
-                                    bool rescale) {
+template <class Finish>
+void CudaBackend::inner_product_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                                       bool outputs, const char* what, Finish&& finish) {
   const RnsTables& t = *tables_;
   require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
-          "key_switch_many: bad level/digits");
+          std::string(what) + ": bad level/digits");
   if (count == 0) return;
   use_device(device_);
   const size_t words = poly_words(Basis{level + 1, true});
@@ -1035,116 +1043,95 @@ void CudaBackend::key_switch_groups(uint32_t level, uint32_t num_digits, size_t 
     const auto chunk = static_cast<uint32_t>(std::min(group, count - first));
     Scratch acc(*this, 2 * chunk * words);
     KeySwitchBatch batch{};
-    ModDownPolys mp;
-    mp.polys = 2 * chunk;
-    mp.in_stride = words;
     for (uint32_t i = 0; i < chunk; ++i) {
       const KeySwitchJob& j = jobs[first + i];
-      require(j.decomposed && j.ntt && j.key && j.out0 && j.out1, ErrorCode::InvalidArgument,
-              "key_switch_many: a job without its buffers");
-      batch.decomposed[i] = j.decomposed;
-      batch.ntt[i] = j.ntt;
-      batch.key[i] = j.key;
-      batch.out0[i] = acc.get() + 2 * i * words;  // the ModDown's inputs: in_stride words apart
-      batch.out1[i] = batch.out0[i] + words;
-      mp.out[2 * i] = j.out0;
-      mp.out[2 * i + 1] = j.out1;
-      mp.add[2 * i] = j.add0;
-      mp.add[2 * i + 1] = j.add1;
-      mp.g_inv[2 * i] = mp.g_inv[2 * i + 1] = galois_inverse(j.g, "key_switch_many");
-    }
-    inner_products(level, num_digits, chunk, batch);
-    if (rescale) mod_down_rescale_polys(level, mp, acc.get());
-    else mod_down_polys(level, mp, acc.get());
-  }
-}
-
-// Groups as key_switch_groups: one inner-product launch into scratch, then one launch
-// adding every job's addends and applying its permutation into its outputs.
-void CudaBackend::key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count,
-                                           const KeySwitchJob* jobs) {
-  const RnsTables& t = *tables_;
-  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
-          "key_switch_extended_many: bad level/digits");
-  if (count == 0) return;
-  use_device(device_);
-  const Basis qp{level + 1, true};
-  const size_t words = poly_words(qp);
-  const size_t budget_words = (size_t{512} << 20) / sizeof(uint64_t);
-  const size_t group = std::clamp<size_t>(budget_words / (2 * words), 1, kMaxBatch);
-  static_assert(2 * kMaxBatch <= kAutomorphismBatch, "a group's halves must fit one permutation launch");
-  for (size_t first = 0; first < count; first += group) {
-    const auto chunk = static_cast<uint32_t>(std::min(group, count - first));
-    Scratch acc(*this, 2 * chunk * words);
-    KeySwitchBatch batch{};
-    AutomorphismBatch perm{};
-    for (uint32_t i = 0; i < chunk; ++i) {
-      const KeySwitchJob& j = jobs[first + i];
-      require(j.decomposed && j.ntt && j.key && j.out0 && j.out1, ErrorCode::InvalidArgument,
-              "key_switch_extended_many: a job without its buffers");
-      galois_inverse(j.g, "key_switch_extended_many");  // checks g
+      require(j.decomposed && j.ntt && j.key && (!outputs || (j.out0 && j.out1)), ErrorCode::InvalidArgument,
+              std::string(what) + ": a job without its buffers");
+      galois_inverse(j.g, what);  // checks g
       batch.decomposed[i] = j.decomposed;
       batch.ntt[i] = j.ntt;
       batch.key[i] = j.key;
       batch.out0[i] = acc.get() + 2 * i * words;
       batch.out1[i] = batch.out0[i] + words;
-      perm.in[2 * i] = batch.out0[i];
-      perm.in[2 * i + 1] = batch.out1[i];
-      perm.out[2 * i] = j.out0;
-      perm.out[2 * i + 1] = j.out1;
-      perm.add[2 * i] = j.add0;
-      perm.add[2 * i + 1] = j.add1;
-      perm.g[2 * i] = perm.g[2 * i + 1] = j.g;
     }
     inner_products(level, num_digits, chunk, batch);
-    cuda::add_automorphism_batch(view_, map(qp), perm, 2 * chunk, stream());
+    finish(first, chunk, acc.get(), words);
   }
 }
 
-// Per group: one inner-product launch into scratch, one gathering every job's permuted
-// words (and addends) into the sums.
+// Per group: the inner products, then one ModDown launch sequence for both halves of
+// every job (its inputs in_stride words apart), each with its own output, addend and
+// permutation.
+void CudaBackend::key_switch_groups(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
+                                    bool rescale) {
+  inner_product_groups(level, num_digits, count, jobs, true, "key_switch_many",
+                       [&](size_t first, uint32_t chunk, uint64_t* acc, size_t words) {
+                         ModDownPolys mp;
+                         mp.polys = 2 * chunk;
+                         mp.in_stride = words;
+                         for (uint32_t i = 0; i < chunk; ++i) {
+                           const KeySwitchJob& j = jobs[first + i];
+                           mp.out[2 * i] = j.out0;
+                           mp.out[2 * i + 1] = j.out1;
+                           mp.add[2 * i] = j.add0;
+                           mp.add[2 * i + 1] = j.add1;
+                           mp.g_inv[2 * i] = mp.g_inv[2 * i + 1] = galois_inverse(j.g, "key_switch_many");
+                         }
+                         if (rescale) mod_down_rescale_polys(level, mp, acc);
+                         else mod_down_polys(level, mp, acc);
+                       });
+}
+
+// Per group: the inner products, then one launch adding every job's addends and
+// applying its permutation into its outputs.
+void CudaBackend::key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count,
+                                           const KeySwitchJob* jobs) {
+  static_assert(2 * kMaxBatch <= kAutomorphismBatch, "a group's halves must fit one permutation launch");
+  const LimbMap qp = map(Basis{level + 1, true});
+  inner_product_groups(level, num_digits, count, jobs, true, "key_switch_extended_many",
+                       [&](size_t first, uint32_t chunk, uint64_t* acc, size_t words) {
+                         AutomorphismBatch perm{};
+                         for (uint32_t i = 0; i < chunk; ++i) {
+                           const KeySwitchJob& j = jobs[first + i];
+                           for (uint32_t h = 0; h < 2; ++h) {
+                             perm.in[2 * i + h] = acc + (2 * i + h) * words;
+                             perm.out[2 * i + h] = h ? j.out1 : j.out0;
+                             perm.add[2 * i + h] = h ? j.add1 : j.add0;
+                             perm.g[2 * i + h] = j.g;
+                           }
+                         }
+                         cuda::add_automorphism_batch(view_, qp, perm, 2 * chunk, stream());
+                       });
+}
+
+// Per group: the inner products, then one launch gathering every job's permuted words
+// (and addends) into the sums.
 void CudaBackend::key_switch_extended_sum(uint32_t level, uint32_t num_digits, size_t count,
                                           const KeySwitchJob* jobs, uint64_t* sum0, uint64_t* sum1,
                                           bool accumulate) {
-  const RnsTables& t = *tables_;
-  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
-          "key_switch_extended_sum: bad level/digits");
+  static_assert(kMaxBatch <= kSumBatch, "a group must fit one gathering launch");
   require(sum0 && sum1, ErrorCode::InvalidArgument, "key_switch_extended_sum: no sums");
-  use_device(device_);
+  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_extended_sum: bad level/digits");
   const Basis qp{level + 1, true};
-  const size_t words = poly_words(qp);
   if (count == 0 && !accumulate) {
-    set_zero(sum0, words);
-    set_zero(sum1, words);
+    set_zero(sum0, poly_words(qp));
+    set_zero(sum1, poly_words(qp));
   }
-  const size_t budget_words = (size_t{512} << 20) / sizeof(uint64_t);
-  const size_t group = std::clamp<size_t>(budget_words / (2 * words), 1, std::min(kMaxBatch, kSumBatch));
-  for (size_t first = 0; first < count; first += group) {
-    const auto chunk = static_cast<uint32_t>(std::min(group, count - first));
-    Scratch acc(*this, 2 * chunk * words);
-    KeySwitchBatch batch{};
-    PermutedSum sum{};
-    sum.out[0] = sum0;
-    sum.out[1] = sum1;
-    for (uint32_t i = 0; i < chunk; ++i) {
-      const KeySwitchJob& j = jobs[first + i];
-      require(j.decomposed && j.ntt && j.key, ErrorCode::InvalidArgument,
-              "key_switch_extended_sum: a job without its buffers");
-      galois_inverse(j.g, "key_switch_extended_sum");  // checks g
-      batch.decomposed[i] = j.decomposed;
-      batch.ntt[i] = j.ntt;
-      batch.key[i] = j.key;
-      batch.out0[i] = acc.get() + 2 * i * words;
-      batch.out1[i] = batch.out0[i] + words;
-      sum.in[0][i] = batch.out0[i];
-      sum.in[1][i] = batch.out1[i];
-      sum.add[0][i] = j.add0;
-      sum.add[1][i] = j.add1;
-      sum.g[i] = j.g;
-    }
-    inner_products(level, num_digits, chunk, batch);
-    cuda::permuted_sum(view_, map(qp), sum, chunk, accumulate || first > 0, stream());
-  }
+  inner_product_groups(level, num_digits, count, jobs, false, "key_switch_extended_sum",
+                       [&](size_t first, uint32_t chunk, uint64_t* acc, size_t words) {
+                         PermutedSum sum{};
+                         sum.out[0] = sum0;
+                         sum.out[1] = sum1;
+                         for (uint32_t i = 0; i < chunk; ++i) {
+                           const KeySwitchJob& j = jobs[first + i];
+                           for (uint32_t h = 0; h < 2; ++h) {
+                             sum.in[h][i] = acc + (2 * i + h) * words;
+                             sum.add[h][i] = h ? j.add1 : j.add0;
+                           }
+                           sum.g[i] = j.g;
+                         }
+                         cuda::permuted_sum(view_, map(qp), sum, chunk, accumulate || first > 0, stream());
+                       });
 }
 
 void CudaBackend::multiply_by_p(uint32_t level, size_t count, uint64_t* const* outs, const uint64_t* const* ins) {

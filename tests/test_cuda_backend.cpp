@@ -908,15 +908,16 @@ TEST_P(CudaPrimitives, DoubleHoisting) {
     B.cpu->key_switch_extended_many(level, digits, job_count, jobs_c.data());
     B.gpu->key_switch_extended_many(level, digits, job_count, jobs_g.data());
     ASSERT_TRUE(same_words(oc.to_host(), og.to_host(), B.n())) << "key_switch_extended_many, level " << level;
-    {  // the cpu's results are the inner product plus the addend, permuted
-      const size_t j = 4;  // g = 2N - 1, an addend on the first half
-      Buffer ip(B.cpu, 2 * wqp, false, true), perm(B.cpu, wqp, false, true);
+    {  // the cpu's results are the inner product plus the addends, permuted
+      const size_t j = 1;  // g = 2N - 1, an addend on the second half only
+      Buffer ip(B.cpu, 2 * wqp, false, true), perm(B.cpu, 2 * wqp, false, true);
       B.cpu->key_switch_apply(level, digits, jobs_c[j].decomposed, jobs_c[j].ntt, jobs_c[j].key, ip.data(),
                               ip.data() + wqp);
-      B.cpu->add(qp, ip.data(), ip.data(), jobs_c[j].add0);
-      B.cpu->automorphism_ntt(qp, perm.data(), ip.data(), jobs_c[j].g);
+      ASSERT_EQ(jobs_c[j].add0, nullptr);
+      B.cpu->add(qp, ip.data() + wqp, ip.data() + wqp, jobs_c[j].add1);
+      B.cpu->automorphism_ntt_polys(qp, 2, perm.data(), ip.data(), jobs_c[j].g);
       const auto all = oc.to_host();
-      ASSERT_EQ(perm.to_host(), std::vector<uint64_t>(all.begin() + 2 * j * wqp, all.begin() + (2 * j + 1) * wqp));
+      ASSERT_EQ(perm.to_host(), std::vector<uint64_t>(all.begin() + 2 * j * wqp, all.begin() + 2 * (j + 1) * wqp));
     }
     for (const bool accumulate : {false, true}) {
       auto [sc, sg] = B.put(B.random(qp, 2));

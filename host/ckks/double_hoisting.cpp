@@ -84,22 +84,12 @@ std::vector<std::vector<ExtendedCiphertext>> Evaluator::rotate_hoisted_extended(
   for (auto& [level, lift] : lifts)
     ctx_->backend().multiply_by_p(level, lift.first.size(), lift.first.data(), lift.second.data());
 
-  keyswitch::for_each_batch(*ctx_, by_level, [&](uint32_t level, std::span<const size_t> idx) {
-    std::vector<const uint64_t*> c1;
-    for (size_t i : idx) c1.push_back(xs[i]->poly(1));
-    const auto decs = keyswitch::decompose_many(*ctx_, c1, level);
-    std::vector<keyswitch::Job> jobs;
-    for (size_t d = 0; d < idx.size(); ++d) {
-      const size_t i = idx[d];
-      for (size_t k = 0; k < steps[i].size(); ++k) {
-        const uint64_t g = elements[i][k];
-        if (g)
-          jobs.push_back({&decs[d], &keyswitch::galois_key(*ctx_, gk, g), g, out[i][k].poly(0), out[i][k].poly(1),
-                          addend[i], nullptr});
-      }
-    }
-    keyswitch::apply_extended_many(*ctx_, jobs);
-  });
+  std::vector<const uint64_t*> c1;
+  for (const Ciphertext* x : xs) c1.push_back(x->poly(1));
+  keyswitch::rotate_hoisted_batches(
+      *ctx_, gk, by_level, c1, elements,
+      [&](size_t i, size_t k) { return keyswitch::RotationTarget{out[i][k].poly(0), out[i][k].poly(1), addend[i]}; },
+      /*extended=*/true);
   return out;
 }
 

@@ -67,6 +67,30 @@ void apply_extended_sum(const Context& ctx, const std::vector<Job>& jobs, uint64
                                         be_jobs.data(), sum0, sum1, accumulate);
 }
 
+void rotate_hoisted_batches(const Context& ctx, const GaloisKeys& gk,
+                            const std::map<uint32_t, std::vector<size_t>>& by_level,
+                            const std::vector<const uint64_t*>& c1,
+                            const std::vector<std::vector<uint64_t>>& elements,
+                            const std::function<RotationTarget(size_t, size_t)>& target, bool extended) {
+  for_each_batch(ctx, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+    std::vector<const uint64_t*> polys;
+    for (size_t i : idx) polys.push_back(c1[i]);
+    const auto decs = decompose_many(ctx, polys, level);
+    std::vector<Job> jobs;
+    for (size_t d = 0; d < idx.size(); ++d) {
+      const size_t i = idx[d];
+      for (size_t k = 0; k < elements[i].size(); ++k) {
+        const uint64_t g = elements[i][k];
+        if (!g) continue;
+        const RotationTarget t = target(i, k);
+        jobs.push_back({&decs[d], &galois_key(ctx, gk, g), g, t.out0, t.out1, t.add0, nullptr});
+      }
+    }
+    if (extended) apply_extended_many(ctx, jobs);
+    else apply_many(ctx, jobs);
+  });
+}
+
 const SwitchingKey& galois_key(const Context& ctx, const GaloisKeys& gk, uint64_t g) {
   auto it = gk.keys.find(g);
   require(it != gk.keys.end(), ErrorCode::MissingKey, "no Galois key for element " + std::to_string(g));

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <span>
 #include <vector>
@@ -66,6 +67,21 @@ void apply_extended_sum(const Context& ctx, const std::vector<Job>& jobs, uint64
 // The key of Galois element g: MissingKey when gk has none, ContextMismatch when it
 // belongs to another context.
 const SwitchingKey& galois_key(const Context& ctx, const GaloisKeys& gk, uint64_t g);
+
+// Hoisted rotations: for each level's inputs (by_level, in for_each_batch's runs) one
+// decomposition of each input's c1[i] and a job per nonzero Galois element
+// elements[i][k], writing where target(i, k) says (its add0: the c0 addend), all run by
+// apply_many, or by apply_extended_many when `extended`.
+struct RotationTarget {
+  uint64_t* out0;
+  uint64_t* out1;
+  const uint64_t* add0;
+};
+void rotate_hoisted_batches(const Context& ctx, const GaloisKeys& gk,
+                            const std::map<uint32_t, std::vector<size_t>>& by_level,
+                            const std::vector<const uint64_t*>& c1,
+                            const std::vector<std::vector<uint64_t>>& elements,
+                            const std::function<RotationTarget(size_t, size_t)>& target, bool extended);
 
 // Calls f(level, inputs) for each level's inputs in runs of the backend's
 // key_switch_batch(): each run is one batch of key switches.

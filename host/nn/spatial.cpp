@@ -254,7 +254,7 @@ ExtendedPlaintext SpatialConv2d::encode_term(size_t index) const {
   const Term& term = terms_[index];
   const Encoder encoder(ctx_);
   return encoder.encode_extended(slot_values(term.o, term.i, term.t, term.j),
-                        static_cast<double>(ctx_->tables().primes[level_]), static_cast<int>(level_));
+                                 static_cast<double>(ctx_->tables().primes[level_]), static_cast<int>(level_));
 }
 
 std::vector<int64_t> SpatialConv2d::rotation_steps() const {
