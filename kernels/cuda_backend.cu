@@ -1034,6 +1034,12 @@ void CudaBackend::inner_product_groups(uint32_t level, uint32_t num_digits, size
   const RnsTables& t = *tables_;
   require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
           std::string(what) + ": bad level/digits");
+  for (size_t i = 0; i < count; ++i) {  // every job checked before any work
+    const KeySwitchJob& j = jobs[i];
+    require(j.decomposed && j.ntt && j.key && (!outputs || (j.out0 && j.out1)), ErrorCode::InvalidArgument,
+            std::string(what) + ": a job without its buffers");
+    galois_inverse(j.g, what);  // checks g
+  }
   if (count == 0) return;
   use_device(device_);
   const size_t words = poly_words(Basis{level + 1, true});
@@ -1045,9 +1051,6 @@ void CudaBackend::inner_product_groups(uint32_t level, uint32_t num_digits, size
     KeySwitchBatch batch{};
     for (uint32_t i = 0; i < chunk; ++i) {
       const KeySwitchJob& j = jobs[first + i];
-      require(j.decomposed && j.ntt && j.key && (!outputs || (j.out0 && j.out1)), ErrorCode::InvalidArgument,
-              std::string(what) + ": a job without its buffers");
-      galois_inverse(j.g, what);  // checks g
       batch.decomposed[i] = j.decomposed;
       batch.ntt[i] = j.ntt;
       batch.key[i] = j.key;
@@ -1111,7 +1114,8 @@ void CudaBackend::key_switch_extended_sum(uint32_t level, uint32_t num_digits, s
                                           bool accumulate) {
   static_assert(kMaxBatch <= kSumBatch, "a group must fit one gathering launch");
   require(sum0 && sum1, ErrorCode::InvalidArgument, "key_switch_extended_sum: no sums");
-  require(level <= tables_->max_level, ErrorCode::InvalidArgument, "key_switch_extended_sum: bad level/digits");
+  require(level <= tables_->max_level && num_digits >= 1 && num_digits <= tables_->digits(level),
+          ErrorCode::InvalidArgument, "key_switch_extended_sum: bad level/digits");
   const Basis qp{level + 1, true};
   if (count == 0 && !accumulate) {
     set_zero(sum0, poly_words(qp));

@@ -861,24 +861,27 @@ TEST_P(CudaPrimitives, DoubleHoisting) {
     {  // multiply_by_p and mod_down_many of `inputs` polynomials
       auto [xc, xg] = B.put(B.random(q, inputs));
       auto [pc, pg] = B.scratch(inputs * wqp);
-      auto [dc, dg] = B.put(B.random(qp, inputs));
       auto [mc, mg] = B.scratch(inputs * wq);
-      std::vector<uint64_t*> pcs, pgs, dcs, dgs, mcs, mgs;
+      std::vector<uint64_t*> pcs, pgs, dcs(inputs), dgs(inputs), mcs, mgs;
       std::vector<const uint64_t*> xcs, xgs;
       for (size_t i = 0; i < inputs; ++i) {
         xcs.push_back(xc.data() + i * wq);
         xgs.push_back(xg.data() + i * wq);
         pcs.push_back(pc.data() + i * wqp);
         pgs.push_back(pg.data() + i * wqp);
-        dcs.push_back(dc.data() + i * wqp);
-        dgs.push_back(dg.data() + i * wqp);
         mcs.push_back(mc.data() + i * wq);
         mgs.push_back(mg.data() + i * wq);
       }
       B.cpu->multiply_by_p(level, inputs, pcs.data(), xcs.data());
       B.gpu->multiply_by_p(level, inputs, pgs.data(), xgs.data());
       ASSERT_TRUE(same_words(pc.to_host(), pg.to_host(), B.n())) << "multiply_by_p, level " << level;
+      const auto qp_inputs = B.random(qp, inputs);
       for (size_t count : {size_t{1}, inputs}) {
+        auto [dc, dg] = B.put(qp_inputs);  // fresh: the inputs are scratch
+        for (size_t i = 0; i < inputs; ++i) {
+          dcs[i] = dc.data() + i * wqp;
+          dgs[i] = dg.data() + i * wqp;
+        }
         B.cpu->mod_down_many(level, count, mcs.data(), dcs.data());
         B.gpu->mod_down_many(level, count, mgs.data(), dgs.data());
         ASSERT_TRUE(same_words(mc.to_host(), mg.to_host(), B.n())) << "mod_down_many of " << count << ", level "

@@ -26,18 +26,46 @@ TEST(DoubleHoisting, ExtendedRotationsModDownToRotateWords) {
   Keyed k(two_digit_params(), 41, true, BackendKind::Cpu, {1, 5, -3});
   const auto x = k.encrypt(random_reals(k.slots(), 42));
   const auto low = k.eval->mod_switch_to(x, 2);  // below the top: fewer digits
-  for (const Ciphertext* ct : {&x, &low}) {
-    const std::vector<int64_t> steps{0, 1, 5, -3};
-    const auto extended = k.eval->rotate_hoisted_extended({ct}, {steps}, k.gk);
-    const auto classic = k.eval->rotate_hoisted(*ct, steps, k.gk);
-    ASSERT_EQ(extended.size(), 1u);
-    ASSERT_EQ(extended[0].size(), steps.size());
-    for (size_t i = 0; i < steps.size(); ++i) {
-      EXPECT_EQ(extended[0][i].level(), ct->level());
-      EXPECT_EQ(extended[0][i].scale(), ct->scale());
-      EXPECT_EQ(words_of(mod_down(*k.eval, extended[0][i])), words_of(classic[i]))
-          << "step " << steps[i] << " at level " << ct->level();
+  // Inputs of two levels in one call; with step 0 (its c0 is the rotations' addend) and
+  // without it (a scratch P c0).
+  for (const std::vector<int64_t>& steps : {std::vector<int64_t>{0, 1, 5, -3}, std::vector<int64_t>{1, 5, -3}}) {
+    const auto extended = k.eval->rotate_hoisted_extended({&x, &low}, {steps, steps}, k.gk);
+    ASSERT_EQ(extended.size(), 2u);
+    for (size_t in = 0; in < 2; ++in) {
+      const Ciphertext& ct = in == 0 ? x : low;
+      const auto classic = k.eval->rotate_hoisted(ct, steps, k.gk);
+      ASSERT_EQ(extended[in].size(), steps.size());
+      for (size_t i = 0; i < steps.size(); ++i) {
+        EXPECT_EQ(extended[in][i].level(), ct.level());
+        EXPECT_EQ(extended[in][i].scale(), ct.scale());
+        EXPECT_EQ(words_of(mod_down(*k.eval, extended[in][i])), words_of(classic[i]))
+            << "step " << steps[i] << " at level " << ct.level();
+      }
     }
+  }
+}
+
+// A rotated part: a ModDown of its c1, a key switch kept over Q_l u P and the final
+// ModDown. For P x exactly (c1's ModDown exact) that is rotate()'s words; for an extended
+// rotation (c1's ModDown rounds) rotate()'s values within the roundings.
+TEST(DoubleHoisting, RotatedPartsDecryptAsRotations) {
+  Keyed k(two_digit_params(), 51, true, BackendKind::Cpu, {1, 5, -3});
+  const auto x = k.encrypt(random_reals(k.slots(), 52));
+  const Ciphertext x1 = k.eval->rotate(x, 1, k.gk);
+  for (const int64_t step : {5, -3}) {
+    auto px = k.eval->rotate_hoisted_extended({&x}, {{0, 1}}, k.gk);  // P x, P rot(x, 1)
+    const Ciphertext y = k.eval->rotate_sum_extended(std::span(px[0]).first(1), {step}, k.gk, /*rescale=*/false);
+    EXPECT_EQ(y.level(), x.level());
+    EXPECT_EQ(y.scale(), x.scale());
+    EXPECT_EQ(words_of(y), words_of(k.eval->rotate(x, step, k.gk))) << "step " << step;
+
+    const Ciphertext z = k.eval->rotate_sum_extended(std::span(px[0]).subspan(1), {step}, k.gk, false);
+    const Ciphertext classic = k.eval->rotate(x1, step, k.gk);
+    EXPECT_NE(words_of(z), words_of(classic));  // one rounding fewer
+    const auto want = k.decrypt(classic), got = k.decrypt(z);
+    double worst = 0;
+    for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(want[i] - got[i]));
+    EXPECT_LT(worst, std::ldexp(1.0, -30)) << "step " << step;  // values of size 1, noise ~2^-20: roundings only
   }
 }
 
@@ -122,6 +150,12 @@ TEST(DoubleHoisting, BadOperandsAreRefused) {
                     ErrorCode::InvalidArgument);
   EXPECT_VEIL_ERROR(k.eval->multiply_sum_extended(out, std::span(xs, 1), std::span(ps, 1), true),
                     ErrorCode::ContextMismatch);  // nothing to accumulate into
+  ExtendedCiphertext self = top[0][0];
+  const ExtendedCiphertext* own[1] = {&self};
+  EXPECT_VEIL_ERROR(k.eval->multiply_sum_extended(self, std::span(own, 1), std::span(ps, 1), false),
+                    ErrorCode::InvalidArgument);  // the output is a term
+  EXPECT_VEIL_ERROR(k.eval->multiply_sum_extended(self, std::span(own, 1), std::span(ps, 1), true),
+                    ErrorCode::InvalidArgument);
   ExtendedCiphertext scaled = top[0][1];
   scaled.set_scale(scaled.scale() * 2);
   const ExtendedCiphertext* mixed[2] = {&top[0][0], &scaled};

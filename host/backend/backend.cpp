@@ -214,16 +214,29 @@ void Backend::key_switch_rescale_many(uint32_t level, uint32_t num_digits, size_
   key_switch_one_by_one(level, num_digits, count, jobs, true);
 }
 
+// Level, digits, buffers and Galois elements of every job, before any work.
+static void check_extended_jobs(const RnsTables& t, uint32_t level, uint32_t num_digits, size_t count,
+                                const KeySwitchJob* jobs, bool outputs, const char* what) {
+  require(level <= t.max_level && num_digits >= 1 && num_digits <= t.digits(level), ErrorCode::InvalidArgument,
+          std::string(what) + ": bad level/digits");
+  for (size_t i = 0; i < count; ++i) {
+    const KeySwitchJob& j = jobs[i];
+    require(j.decomposed && j.ntt && j.key && (!outputs || (j.out0 && j.out1)), ErrorCode::InvalidArgument,
+            std::string(what) + ": a job without its buffers");
+    require(j.g == 0 || (j.g % 2 == 1 && j.g < 2 * t.n), ErrorCode::InvalidArgument,
+            std::string(what) + ": g must be odd and < 2N");
+  }
+}
+
 void Backend::key_switch_extended_many(uint32_t level, uint32_t num_digits, size_t count,
                                        const KeySwitchJob* jobs) {
+  check_extended_jobs(*tables_, level, num_digits, count, jobs, true, "key_switch_extended_many");
   if (count == 0) return;
   const Basis qp{level + 1, true};
   const size_t words = poly_words(qp);
   Scratch acc(*this, 2 * words);
   for (size_t i = 0; i < count; ++i) {
     const KeySwitchJob& j = jobs[i];
-    require(j.decomposed && j.ntt && j.key && j.out0 && j.out1, ErrorCode::InvalidArgument,
-            "key_switch_extended_many: a job without its buffers");
     uint64_t* sum[2] = {j.g ? acc.get() : j.out0, j.g ? acc.get() + words : j.out1};
     key_switch_apply(level, num_digits, j.decomposed, j.ntt, j.key, sum[0], sum[1]);
     if (j.add0) add(qp, sum[0], sum[0], j.add0);
@@ -237,6 +250,8 @@ void Backend::key_switch_extended_many(uint32_t level, uint32_t num_digits, size
 
 void Backend::key_switch_extended_sum(uint32_t level, uint32_t num_digits, size_t count, const KeySwitchJob* jobs,
                                       uint64_t* sum0, uint64_t* sum1, bool accumulate) {
+  check_extended_jobs(*tables_, level, num_digits, count, jobs, false, "key_switch_extended_sum");
+  require(sum0 && sum1, ErrorCode::InvalidArgument, "key_switch_extended_sum: no sums");
   const Basis qp{level + 1, true};
   const size_t words = poly_words(qp);
   if (!accumulate) {

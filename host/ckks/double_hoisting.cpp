@@ -65,6 +65,7 @@ std::vector<std::vector<ExtendedCiphertext>> Evaluator::rotate_hoisted_extended(
   for (size_t i = 0; i < xs.size(); ++i) {
     const uint32_t level = xs[i]->level();
     auto& [to, from] = lifts[level];
+    out[i].reserve(steps[i].size());  // the pointers taken below stay valid
     for (size_t k = 0; k < steps[i].size(); ++k) {
       out[i].emplace_back(ctx_, level, xs[i]->scale(), false);
       if (elements[i][k] != 0) continue;
@@ -108,6 +109,7 @@ void Evaluator::multiply_sum_extended(ExtendedCiphertext& out, std::span<const E
             "multiply_sum_extended: every term must be of level " + std::to_string(level));
     require(scales_equal(xs[t]->scale() * ps[t]->scale(), scale), ErrorCode::ScaleMismatch,
             "multiply_sum_extended: the terms' product scales differ");
+    require(xs[t] != &out, ErrorCode::InvalidArgument, "multiply_sum_extended: the output is also a term");
     xw[t] = xs[t]->poly(0);
     pw[t] = ps[t]->data();
   }
@@ -120,8 +122,6 @@ void Evaluator::multiply_sum_extended(ExtendedCiphertext& out, std::span<const E
     out = ExtendedCiphertext(ctx_, level, product_scale(*ctx_, scale, "encode the plaintexts at a smaller scale"),
                              false);
   }
-  for (const uint64_t* x : xw)
-    require(x != out.poly(0), ErrorCode::InvalidArgument, "multiply_sum_extended: the accumulator is a term");
   ctx_->backend().multiply_sum(out.basis(), 2, xs.size(), xw.data(), pw.data(), out.poly(0), accumulate);
 }
 
@@ -146,6 +146,8 @@ Ciphertext Evaluator::rotate_sum_extended(std::span<ExtendedCiphertext> parts, c
     }
   }
   require(!rescale || level >= 1, ErrorCode::LevelMismatch, "cannot rescale at level 0: the modulus chain is exhausted");
+  const double out_scale =
+      rescale ? result_scale(scale / static_cast<double>(ctx_->tables().primes[level]), "rescale") : scale;
 
   Backend& be = ctx_->backend();
   const Basis qp{level + 1, true};
@@ -180,8 +182,7 @@ Ciphertext Evaluator::rotate_sum_extended(std::span<ExtendedCiphertext> parts, c
     keyswitch::apply_extended_sum(*ctx_, jobs, acc.poly(0), acc.poly(1), accumulate);
   });
 
-  const double q = static_cast<double>(ctx_->tables().primes[level]);
-  Ciphertext out(ctx_, 2, rescale ? level - 1 : level, rescale ? result_scale(scale / q, "rescale") : scale, false);
+  Ciphertext out(ctx_, 2, rescale ? level - 1 : level, out_scale, false);
   if (rescale) be.mod_down_rescale_pair(level, out.poly(0), out.poly(1), acc.poly(0), nullptr, nullptr);
   else be.mod_down_pair(level, out.poly(0), out.poly(1), acc.poly(0), nullptr, nullptr);
   return out;

@@ -123,7 +123,7 @@ class Evaluator {
   // Every term of one level and one product scale xs[t].scale * ps[t].scale (relative
   // difference below 2^-40; ScaleMismatch otherwise), plaintexts of their ciphertext's
   // level (LevelMismatch); out takes that level and scale (accumulate: it must have
-  // them). InvalidArgument when the counts differ or are 0.
+  // them). InvalidArgument when the counts differ or are 0, or when out is a term.
   void multiply_sum_extended(ExtendedCiphertext& out, std::span<const ExtendedCiphertext* const> xs,
                              std::span<const ExtendedPlaintext* const> ps, bool accumulate) const;
   // sum_i rotate(ModDown(parts[i]), steps[i]), then rescaled when `rescale` (level - 1,
