@@ -6,6 +6,7 @@
 // Q_l (the P limbs of P c are zero, so the rounding residue [x]_P is unchanged), and
 // X -> X^g commutes with ModDown, so keeping the rotation's addend as P c0 over Q_l u P
 // and permuting before the ModDown gives rotate()'s result once divided by P.
+#include <algorithm>
 #include <map>
 #include <string>
 
@@ -20,42 +21,14 @@ using ckks::product_scale;
 using ckks::result_scale;
 using ckks::scales_equal;
 
-namespace {
-
-void check_mine(const Context& ctx, const ContextPtr& of, bool empty, const char* what) {
-  require(!empty && of->id() == ctx.id(), ErrorCode::ContextMismatch,
-          std::string(what) + " is empty or belongs to a different context");
-}
-
-// The Galois element of a left rotation by `step` slots (0: none, the identity).
-uint64_t rotation_element(const Context& ctx, int64_t step) {
-  const auto slots = static_cast<int64_t>(ctx.params().slots());
-  const int64_t s = ((step % slots) + slots) % slots;
-  return s == 0 ? 0 : galois_element_for_step(ctx, s);
-}
-
-}  // namespace
+using ckks::check_owned;
+using keyswitch::rotation_element;
 
 std::vector<std::vector<ExtendedCiphertext>> Evaluator::rotate_hoisted_extended(
     const std::vector<const Ciphertext*>& xs, const std::vector<std::vector<int64_t>>& steps,
     const GaloisKeys& gk) const {
-  require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
-          "rotate_hoisted_extended: " + std::to_string(xs.size()) + " ciphertexts but " +
-              std::to_string(steps.size()) + " lists of steps");
-  std::vector<std::vector<uint64_t>> elements(xs.size());
-  std::vector<bool> rotates(xs.size(), false);
-  std::map<uint32_t, std::vector<size_t>> by_level;  // the inputs with a real rotation
-  for (size_t i = 0; i < xs.size(); ++i) {            // every input and key checked before any work
-    check_mine(*ctx_, xs[i]->context(), xs[i]->empty(), "ciphertext");
-    require(xs[i]->size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
-    for (int64_t step : steps[i]) {
-      const uint64_t g = rotation_element(*ctx_, step);
-      if (g) keyswitch::galois_key(*ctx_, gk, g);
-      elements[i].push_back(g);
-      rotates[i] = rotates[i] || g != 0;
-    }
-    if (rotates[i]) by_level[xs[i]->level()].push_back(i);
-  }
+  const auto plan = keyswitch::plan_hoisted_rotations(*ctx_, xs, steps, gk, "rotate_hoisted_extended");
+  const auto& elements = plan.elements;
   // Step 0 is P x itself; its c0 (or a scratch P c0) is every rotation's addend. All the
   // products by P of the call in one multiply_by_p per level.
   std::vector<std::vector<ExtendedCiphertext>> out(xs.size());
@@ -75,7 +48,8 @@ std::vector<std::vector<ExtendedCiphertext>> Evaluator::rotate_hoisted_extended(
       }
       if (!addend[i]) addend[i] = out[i][k].poly(0);
     }
-    if (rotates[i] && !addend[i]) {
+    const bool rotates = std::any_of(elements[i].begin(), elements[i].end(), [](uint64_t g) { return g != 0; });
+    if (rotates && !addend[i]) {
       scratch_c0[i] = ctx_->allocate_scratch(Basis{level + 1, true});
       to.push_back(scratch_c0[i].data());
       from.push_back(xs[i]->poly(0));
@@ -88,7 +62,7 @@ std::vector<std::vector<ExtendedCiphertext>> Evaluator::rotate_hoisted_extended(
   std::vector<const uint64_t*> c1;
   for (const Ciphertext* x : xs) c1.push_back(x->poly(1));
   keyswitch::rotate_hoisted_batches(
-      *ctx_, gk, by_level, c1, elements,
+      *ctx_, gk, plan, c1,
       [&](size_t i, size_t k) { return keyswitch::RotationTarget{out[i][k].poly(0), out[i][k].poly(1), addend[i]}; },
       /*extended=*/true);
   return out;
@@ -103,8 +77,8 @@ void Evaluator::multiply_sum_extended(ExtendedCiphertext& out, std::span<const E
   const double scale = xs[0]->scale() * ps[0]->scale();
   std::vector<const uint64_t*> xw(xs.size()), pw(ps.size());
   for (size_t t = 0; t < xs.size(); ++t) {
-    check_mine(*ctx_, xs[t]->context(), xs[t]->empty(), "extended ciphertext");
-    check_mine(*ctx_, ps[t]->context(), ps[t]->empty(), "extended plaintext");
+    check_owned(*ctx_, xs[t]->context(), xs[t]->empty(), "extended ciphertext");
+    check_owned(*ctx_, ps[t]->context(), ps[t]->empty(), "extended plaintext");
     require(xs[t]->level() == level && ps[t]->level() == level, ErrorCode::LevelMismatch,
             "multiply_sum_extended: every term must be of level " + std::to_string(level));
     require(scales_equal(xs[t]->scale() * ps[t]->scale(), scale), ErrorCode::ScaleMismatch,
@@ -114,7 +88,7 @@ void Evaluator::multiply_sum_extended(ExtendedCiphertext& out, std::span<const E
     pw[t] = ps[t]->data();
   }
   if (accumulate) {
-    check_mine(*ctx_, out.context(), out.empty(), "the accumulator");
+    check_owned(*ctx_, out.context(), out.empty(), "the accumulator");
     require(out.level() == level, ErrorCode::LevelMismatch, "multiply_sum_extended: accumulator of another level");
     require(scales_equal(out.scale(), scale), ErrorCode::ScaleMismatch,
             "multiply_sum_extended: the accumulator's scale is not the products'");
@@ -135,7 +109,7 @@ Ciphertext Evaluator::rotate_sum_extended(std::span<ExtendedCiphertext> parts, c
   std::vector<uint64_t> elements(parts.size());
   std::map<uint32_t, std::vector<size_t>> rotated;  // one level: for_each_batch's runs
   for (size_t i = 0; i < parts.size(); ++i) {
-    check_mine(*ctx_, parts[i].context(), parts[i].empty(), "extended ciphertext");
+    check_owned(*ctx_, parts[i].context(), parts[i].empty(), "extended ciphertext");
     require(parts[i].level() == level, ErrorCode::LevelMismatch, "rotate_sum_extended: parts of different levels");
     require(scales_equal(parts[i].scale(), scale), ErrorCode::ScaleMismatch,
             "rotate_sum_extended: parts of different scales");

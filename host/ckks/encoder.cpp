@@ -31,15 +31,19 @@ Plaintext blank_plaintext(const ContextPtr& ctx, double& scale, int level) {
   const uint32_t l = encoding_level(ctx, scale, level);
   return Plaintext(ctx, l, scale);
 }
+
+// Slot values to an NTT-form polynomial of basis b at `scale`.
+void encode_into(const Context& ctx, Basis b, uint64_t* dst, std::span<const cd> values, double scale) {
+  ctx.backend().encode_slots(b, dst, values.data(), values.size(), scale);
+  ctx.backend().ntt_forward(b, dst);
+}
 }  // namespace
 
 // Inverse of the canonical embedding restricted to the 5^j orbit (HEAAN's
 // "special FFT"): slot values -> coefficients (real part, imaginary part).
 Plaintext Encoder::encode(std::span<const cd> values, double scale, int level) const {
   Plaintext pt = blank_plaintext(ctx_, scale, level);
-  const Basis b{pt.level() + 1, false};
-  ctx_->backend().encode_slots(b, pt.data(), values.data(), values.size(), scale);
-  ctx_->backend().ntt_forward(b, pt.data());
+  encode_into(*ctx_, Basis{pt.level() + 1, false}, pt.data(), values, scale);
   return pt;
 }
 
@@ -51,9 +55,8 @@ Plaintext Encoder::encode(std::span<const double> values, double scale, int leve
 ExtendedPlaintext Encoder::encode_extended(std::span<const double> values, double scale, int level) const {
   const uint32_t l = encoding_level(ctx_, scale, level);
   ExtendedPlaintext pt(ctx_, l, scale);
-  std::vector<cd> c(values.begin(), values.end());
-  ctx_->backend().encode_slots(pt.basis(), pt.data(), c.data(), c.size(), scale);
-  ctx_->backend().ntt_forward(pt.basis(), pt.data());
+  const std::vector<cd> c(values.begin(), values.end());
+  encode_into(*ctx_, pt.basis(), pt.data(), c, scale);
   return pt;
 }
 

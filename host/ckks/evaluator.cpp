@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <sstream>
 
 #include "ckks/key_switch.hpp"
 #include "ckks/operand_rules.hpp"
@@ -28,12 +27,8 @@ Evaluator::Evaluator(ContextPtr ctx) : ctx_(std::move(ctx)) {
 }
 
 // ---- checks shared by every operation ----
-#define VEIL_CHECK_CT(ct)                                                                            \
-  require(!(ct).empty() && (ct).context()->id() == ctx_->id(), ErrorCode::ContextMismatch,           \
-          "ciphertext is empty or belongs to a different context")
-#define VEIL_CHECK_PT(pt)                                                                            \
-  require(!(pt).empty() && (pt).context()->id() == ctx_->id(), ErrorCode::ContextMismatch,           \
-          "plaintext is empty or belongs to a different context")
+#define VEIL_CHECK_CT(ct) ckks::check_owned(*ctx_, (ct).context(), (ct).empty(), "ciphertext")
+#define VEIL_CHECK_PT(pt) ckks::check_owned(*ctx_, (pt).context(), (pt).empty(), "plaintext")
 
 Ciphertext Evaluator::mod_switch_to(const Ciphertext& a, uint32_t level) const {
   VEIL_CHECK_CT(a);
@@ -405,24 +400,8 @@ std::vector<Ciphertext> Evaluator::rotate_hoisted(const Ciphertext& a, const std
 std::vector<std::vector<Ciphertext>> Evaluator::rotate_hoisted_many(const std::vector<const Ciphertext*>& xs,
                                                                     const std::vector<std::vector<int64_t>>& steps,
                                                                     const GaloisKeys& gk) const {
-  require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
-          "rotate_hoisted_many: " + std::to_string(xs.size()) + " ciphertexts but " +
-              std::to_string(steps.size()) + " lists of steps");
-  const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
-  std::vector<std::vector<uint64_t>> elements(xs.size());  // 0: the identity
-  std::map<uint32_t, std::vector<size_t>> by_level;       // the inputs with a real rotation
-  for (size_t i = 0; i < xs.size(); ++i) {  // check every input and key before doing any work
-    VEIL_CHECK_CT(*xs[i]);
-    require(xs[i]->size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
-    for (int64_t step : steps[i]) {
-      const int64_t s = ((step % slots) + slots) % slots;
-      const uint64_t g = s == 0 ? 0 : galois_element_for_step(*ctx_, s);
-      if (g) keyswitch::galois_key(*ctx_, gk, g);
-      elements[i].push_back(g);
-    }
-    if (std::any_of(elements[i].begin(), elements[i].end(), [](uint64_t g) { return g != 0; }))
-      by_level[xs[i]->level()].push_back(i);
-  }
+  const auto plan = keyswitch::plan_hoisted_rotations(*ctx_, xs, steps, gk, "rotate_hoisted_many");
+  const auto& elements = plan.elements;
   std::vector<std::vector<Ciphertext>> out(xs.size());
   for (size_t i = 0; i < xs.size(); ++i) {
     out[i].resize(steps[i].size());
@@ -437,7 +416,7 @@ std::vector<std::vector<Ciphertext>> Evaluator::rotate_hoisted_many(const std::v
   std::vector<const uint64_t*> c1;
   for (const Ciphertext* x : xs) c1.push_back(x->poly(1));
   keyswitch::rotate_hoisted_batches(
-      *ctx_, gk, by_level, c1, elements,
+      *ctx_, gk, plan, c1,
       [&](size_t i, size_t k) { return keyswitch::RotationTarget{out[i][k].poly(0), out[i][k].poly(1), xs[i]->poly(0)}; },
       /*extended=*/false);
   return out;
@@ -448,15 +427,14 @@ std::vector<Ciphertext> Evaluator::rotate_many(const std::vector<const Ciphertex
   require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
           "rotate_many: " + std::to_string(xs.size()) + " ciphertexts but " + std::to_string(steps.size()) +
               " steps");
-  const int64_t slots = static_cast<int64_t>(ctx_->params().slots());
   std::vector<Ciphertext> out(xs.size());
   std::vector<size_t> keyed;  // the ones with their own key: hoisted rotations of one step each, one batch
   std::vector<const Ciphertext*> keyed_xs;
   std::vector<std::vector<int64_t>> keyed_steps;
   for (size_t i = 0; i < xs.size(); ++i) {
     VEIL_CHECK_CT(*xs[i]);
-    const int64_t s = ((steps[i] % slots) + slots) % slots;
-    if (s != 0 && xs[i]->size() == 2 && gk.has(galois_element_for_step(*ctx_, s))) {
+    const uint64_t g = keyswitch::rotation_element(*ctx_, steps[i]);
+    if (g != 0 && xs[i]->size() == 2 && gk.has(g)) {
       keyed.push_back(i);
       keyed_xs.push_back(xs[i]);
       keyed_steps.push_back({steps[i]});

@@ -1,5 +1,6 @@
 #include "ckks/key_switch.hpp"
 
+#include "ckks/operand_rules.hpp"
 #include "veil/error.hpp"
 
 namespace veil::keyswitch {
@@ -67,20 +68,47 @@ void apply_extended_sum(const Context& ctx, const std::vector<Job>& jobs, uint64
                                         be_jobs.data(), sum0, sum1, accumulate);
 }
 
-void rotate_hoisted_batches(const Context& ctx, const GaloisKeys& gk,
-                            const std::map<uint32_t, std::vector<size_t>>& by_level,
+uint64_t rotation_element(const Context& ctx, int64_t step) {
+  const auto slots = static_cast<int64_t>(ctx.params().slots());
+  const int64_t s = ((step % slots) + slots) % slots;
+  return s == 0 ? 0 : galois_element_for_step(ctx, s);
+}
+
+HoistedRotations plan_hoisted_rotations(const Context& ctx, const std::vector<const Ciphertext*>& xs,
+                                        const std::vector<std::vector<int64_t>>& steps, const GaloisKeys& gk,
+                                        const char* what) {
+  require(xs.size() == steps.size(), ErrorCode::InvalidArgument,
+          std::string(what) + ": " + std::to_string(xs.size()) + " ciphertexts but " + std::to_string(steps.size()) +
+              " lists of steps");
+  HoistedRotations plan;
+  plan.elements.resize(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    ckks::check_owned(ctx, xs[i]->context(), xs[i]->empty(), "ciphertext");
+    require(xs[i]->size() == 2, ErrorCode::InvalidArgument, "relinearize before rotating");
+    bool rotates = false;
+    for (int64_t step : steps[i]) {
+      const uint64_t g = rotation_element(ctx, step);
+      if (g) galois_key(ctx, gk, g);
+      plan.elements[i].push_back(g);
+      rotates = rotates || g != 0;
+    }
+    if (rotates) plan.by_level[xs[i]->level()].push_back(i);
+  }
+  return plan;
+}
+
+void rotate_hoisted_batches(const Context& ctx, const GaloisKeys& gk, const HoistedRotations& plan,
                             const std::vector<const uint64_t*>& c1,
-                            const std::vector<std::vector<uint64_t>>& elements,
                             const std::function<RotationTarget(size_t, size_t)>& target, bool extended) {
-  for_each_batch(ctx, by_level, [&](uint32_t level, std::span<const size_t> idx) {
+  for_each_batch(ctx, plan.by_level, [&](uint32_t level, std::span<const size_t> idx) {
     std::vector<const uint64_t*> polys;
     for (size_t i : idx) polys.push_back(c1[i]);
     const auto decs = decompose_many(ctx, polys, level);
     std::vector<Job> jobs;
     for (size_t d = 0; d < idx.size(); ++d) {
       const size_t i = idx[d];
-      for (size_t k = 0; k < elements[i].size(); ++k) {
-        const uint64_t g = elements[i][k];
+      for (size_t k = 0; k < plan.elements[i].size(); ++k) {
+        const uint64_t g = plan.elements[i][k];
         if (!g) continue;
         const RotationTarget t = target(i, k);
         jobs.push_back({&decs[d], &galois_key(ctx, gk, g), g, t.out0, t.out1, t.add0, nullptr});

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "veil/backend.hpp"
+#include "veil/ciphertext.hpp"
 #include "veil/context.hpp"
 #include "veil/keys.hpp"
 
@@ -68,19 +69,32 @@ void apply_extended_sum(const Context& ctx, const std::vector<Job>& jobs, uint64
 // belongs to another context.
 const SwitchingKey& galois_key(const Context& ctx, const GaloisKeys& gk, uint64_t g);
 
-// Hoisted rotations: for each level's inputs (by_level, in for_each_batch's runs) one
-// decomposition of each input's c1[i] and a job per nonzero Galois element
-// elements[i][k], writing where target(i, k) says (its add0: the c0 addend), all run by
-// apply_many, or by apply_extended_many when `extended`.
+// The Galois element of a left rotation by `step` slots (0: none, the identity).
+uint64_t rotation_element(const Context& ctx, int64_t step);
+
+// Hoisted rotations of inputs xs by steps[i]: elements[i][k] the Galois element of
+// steps[i][k] (0: the identity), by_level the inputs with a real rotation, per level.
+struct HoistedRotations {
+  std::vector<std::vector<uint64_t>> elements;
+  std::map<uint32_t, std::vector<size_t>> by_level;
+};
+// Checks everything before any work: the counts (InvalidArgument, naming `what`), each
+// input this context's (ContextMismatch) and of size 2 (InvalidArgument), each nonzero
+// step's key (MissingKey).
+HoistedRotations plan_hoisted_rotations(const Context& ctx, const std::vector<const Ciphertext*>& xs,
+                                        const std::vector<std::vector<int64_t>>& steps, const GaloisKeys& gk,
+                                        const char* what);
+
+// Runs a plan: per level, in for_each_batch's runs, one decomposition of each input's
+// c1[i] and a job per nonzero element, writing where target(i, k) says (its add0: the
+// c0 addend), all run by apply_many, or by apply_extended_many when `extended`.
 struct RotationTarget {
   uint64_t* out0;
   uint64_t* out1;
   const uint64_t* add0;
 };
-void rotate_hoisted_batches(const Context& ctx, const GaloisKeys& gk,
-                            const std::map<uint32_t, std::vector<size_t>>& by_level,
+void rotate_hoisted_batches(const Context& ctx, const GaloisKeys& gk, const HoistedRotations& plan,
                             const std::vector<const uint64_t*>& c1,
-                            const std::vector<std::vector<uint64_t>>& elements,
                             const std::function<RotationTarget(size_t, size_t)>& target, bool extended);
 
 // Calls f(level, inputs) for each level's inputs in runs of the backend's

@@ -19,6 +19,13 @@ inline Basis q_basis(uint32_t level) { return Basis{level + 1, false}; }
 
 inline bool scales_equal(double a, double b) { return std::fabs(a - b) <= std::ldexp(std::max(a, b), -40); }
 
+// ContextMismatch unless an object (its context `of`, whether it is empty) is this
+// context's: "<what> is empty or belongs to a different context".
+inline void check_owned(const Context& ctx, const ContextPtr& of, bool empty, const char* what) {
+  require(!empty && of->id() == ctx.id(), ErrorCode::ContextMismatch,
+          std::string(what) + " is empty or belongs to a different context");
+}
+
 inline std::string scale_str(double s) {
   std::ostringstream os;
   os << "2^" << std::log2(s);

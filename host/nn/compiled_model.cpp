@@ -356,7 +356,8 @@ CompiledModel::CompiledModel(ContextPtr ctx, const Sequential& model, const Comp
       // One channel per ciphertext is the fastest per image while its weights fit the
       // budget; encoding them per run costs more than packing channels (docs/models.md).
       const size_t most = std::min(std::bit_ceil(z.max_channels), slots / z.block);
-      while (blocks < most && z.largest_weights(blocks, m.in_level, ctx->params().n(), ctx->tables().alpha) > opt.plaintext_budget)
+      while (blocks < most &&
+             z.largest_weights(blocks, m.in_level, ctx->params().n(), ctx->tables().alpha) > opt.plaintext_budget)
         blocks *= 2;
     }
     block = z.block * blocks;
